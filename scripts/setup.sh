@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One set-up for a fresh machine: Debian tools the tests need, the pinned CPU
+# torch where none is installed, then llmaccel itself (editable) with its extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for tool in iverilog yosys verilator; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: missing ${need_apt[*]} and no apt-get; RTL tests will be skipped" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if ! $PY -c "import torch" >/dev/null 2>&1; then
+  # The pinned CPU build; an unpinned torch would pull several GB of CUDA wheels.
+  $PY -m pip install -q torch==2.13.0
+fi
+$PY -m pip install -q -e ".[test,hls,rtl]"
