@@ -39,6 +39,8 @@ from typing import Optional
 
 import numpy as np
 
+from sparse_dsp.errors import LlmaccelError
+
 FORMAT_VERSION = 1
 SUPPORTED_BITS: tuple[int, ...] = (2, 3, 4, 8)
 ASYMMETRIC_BITS: tuple[int, ...] = (2, 3, 4)
@@ -46,7 +48,7 @@ SUPPORTED_NM: tuple[tuple[int, int], ...] = ((2, 4), (4, 8), (2, 16), (4, 16), (
 WORD_BITS = 32
 
 
-class PackedFormatError(ValueError):
+class PackedFormatError(LlmaccelError):
     """A packed-format parameter or array that the format does not allow."""
 
 
