@@ -154,6 +154,8 @@ def pack_bitstream(values: np.ndarray, width: int) -> np.ndarray:
         return np.zeros((rows, nwords), dtype=np.uint32)
     if values.size and (values.min() < 0 or values.max() >= (1 << width)):
         raise PackedFormatError(f"values do not fit in {width} bits: range [{values.min()}, {values.max()}]")
+    if WORD_BITS % width == 0:
+        return _pack_aligned(values, width, nwords)
     out = np.empty((rows, nwords), dtype=np.uint32)
     shifts = np.arange(width, dtype=np.uint8)
     chunk = max(1, (1 << 24) // max(1, n * width))  # bound the temporary bit array to ~16 MB
@@ -177,6 +179,11 @@ def unpack_bitstream(words: np.ndarray, width: int, n: int) -> np.ndarray:
     if words.shape[1] != _words(n * width):
         raise PackedFormatError(f"bit stream has {words.shape[1]} words per row, expected {_words(n * width)} "
                                 f"for {n} values of {width} bits")
+    if WORD_BITS % width == 0:
+        per = WORD_BITS // width
+        shifts = (np.arange(per, dtype=np.uint32) * width)
+        vals = (words[:, :, None] >> shifts) & np.uint32((1 << width) - 1)
+        return vals.reshape(rows, nwords_of(words) * per)[:, :n].astype(np.uint8 if width <= 8 else np.uint32)
     out = np.empty((rows, n), dtype=np.uint8 if width <= 8 else np.uint32)
     weights = (1 << np.arange(width)).astype(np.uint32)
     chunk = max(1, (1 << 24) // max(1, n * width))
@@ -185,6 +192,27 @@ def unpack_bitstream(words: np.ndarray, width: int, n: int) -> np.ndarray:
         bits = np.unpackbits(w.view(np.uint8).reshape(w.shape[0], -1), axis=1, bitorder="little")
         bits = bits[:, : n * width].reshape(w.shape[0], n, width).astype(np.uint32)
         out[r0:r0 + chunk] = (bits * weights).sum(axis=2)
+    return out
+
+
+def nwords_of(words: np.ndarray) -> int:
+    return words.shape[1]
+
+
+def _pack_aligned(values: np.ndarray, width: int, nwords: int) -> np.ndarray:
+    """Fast path for widths that divide 32 (1, 2, 4, 8, 16): same layout, shifts instead of bit arrays."""
+    rows, n = values.shape
+    per = WORD_BITS // width
+    out = np.empty((rows, nwords), dtype=np.uint32)
+    shifts = (np.arange(per, dtype=np.uint32) * width)
+    chunk = max(1, (1 << 22) // max(1, n))
+    for r0 in range(0, rows, chunk):
+        v = values[r0:r0 + chunk].astype(np.uint32)
+        pad = nwords * per - n
+        if pad:
+            v = np.concatenate([v, np.zeros((v.shape[0], pad), np.uint32)], axis=1)
+        v = v.reshape(v.shape[0], nwords, per) << shifts
+        out[r0:r0 + chunk] = np.bitwise_or.reduce(v, axis=2)
     return out
 
 
