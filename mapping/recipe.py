@@ -54,12 +54,20 @@ class LayerRule:
                 raise RecipeError(f"N:M pattern {self.nm[0]}:{self.nm[1]} is not supported; allowed: "
                                   + ", ".join(f"{n}:{m}" for n, m in SUPPORTED_NM) + " or null (dense)")
 
+    def at_bits(self, bits: Optional[int]) -> "LayerRule":
+        """This rule at another width (mixed precision): 2/3-bit codes are asymmetric (a symmetric 2-bit
+        grid has one positive level), 8-bit codes symmetric (code-zero must fit INT8), 4-bit as the rule says."""
+        if bits is None or bits == self.bits:
+            return dataclasses.replace(self, bits=bits)
+        sym = True if bits == 8 else (self.symmetric if bits == 4 else False)
+        return dataclasses.replace(self, bits=bits, symmetric=sym)
+
     def layer_format(self, out_features: int, in_features: int, bits: Optional[int] = None) -> Optional[LayerFormat]:
         """The packed format of a layer of this shape, or None for FP32 weights."""
-        b = self.bits if bits is None else bits
-        if b is None:
+        rule = self if bits is None else self.at_bits(bits)
+        if rule.bits is None:
             return None
-        return LayerFormat(out_features, in_features, b, self.group_size, self.symmetric, self.nm)
+        return LayerFormat(out_features, in_features, rule.bits, rule.group_size, rule.symmetric, rule.nm)
 
 
 @dataclass(frozen=True)

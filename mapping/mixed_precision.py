@@ -1,0 +1,58 @@
+"""Per-layer bit allocation under an average-bits budget.
+
+Sensitivity is measured, not assumed: for every linear and every candidate
+width we quantize (RTN, with the layer's own N:M mask) and measure the
+relative output error tr(dW H dW^T) / tr(W H W^T) on the calibration
+inputs (H = X^T X / n), the quantity GPTQ minimizes. The allocator starts
+every layer at the narrowest width and repeatedly upgrades the layer whose
+next width buys the largest error reduction per extra bit stored, while the
+budget (average code bits per kept weight) allows. Greedy marginal
+allocation is optimal for convex error-vs-bits curves, which these are in
+practice.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from mapping.calibration import InputStats
+from mapping.quantize import quantize_rtn, reconstruction_error
+from mapping.recipe import MIXED_CHOICES, LayerRule
+
+
+def layer_sensitivity(weight: torch.Tensor, rule: LayerRule, stats: InputStats,
+                      keep: Optional[torch.Tensor]) -> dict[int, float]:
+    out = {}
+    for bits in MIXED_CHOICES:
+        fmt = rule.layer_format(*weight.shape, bits=bits)
+        packed = quantize_rtn(weight, fmt, keep)
+        out[bits] = reconstruction_error(weight, torch.from_numpy(packed.dense_float()), stats.hessian)
+    return out
+
+
+def allocate_bits(sensitivity: dict[str, dict[int, float]], sizes: dict[str, int], avg_bits: float) -> dict[str, int]:
+    """Bits per layer minimizing the summed sensitivity with sum(size*bits)/sum(size) <= avg_bits."""
+    choices = sorted(MIXED_CHOICES)
+    total = sum(sizes.values())
+    budget = avg_bits * total
+    alloc = {k: choices[0] for k in sensitivity}
+    used = sum(sizes[k] * alloc[k] for k in alloc)
+    while True:
+        best, best_gain = None, 0.0
+        for k, b in alloc.items():
+            i = choices.index(b)
+            if i + 1 == len(choices):
+                continue
+            nb = choices[i + 1]
+            extra = sizes[k] * (nb - b)
+            if used + extra > budget + 1e-9:
+                continue
+            gain = (sensitivity[k][b] - sensitivity[k][nb]) / extra
+            if gain > best_gain or (gain == best_gain and best is not None and k < best):
+                best, best_gain = k, gain
+        if best is None:
+            return alloc
+        nb = choices[choices.index(alloc[best]) + 1]
+        used += sizes[best] * (nb - alloc[best])
+        alloc[best] = nb

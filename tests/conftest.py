@@ -1,0 +1,41 @@
+"""Shared fixtures: small real Llama checkpoints built by the tests themselves."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+
+def make_llama_checkpoint(path: Path, seed: int = 0, hidden: int = 128, inter: int = 256, layers: int = 2,
+                          heads: int = 4, kv_heads: int = 2, vocab: int = 256, max_pos: int = 256,
+                          dtype=torch.float32) -> Path:
+    """A randomly initialised transformers LlamaForCausalLM saved as a local checkpoint."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+                      num_attention_heads=heads, num_key_value_heads=kv_heads, vocab_size=vocab,
+                      max_position_embeddings=max_pos, rms_norm_eps=1e-5, tie_word_embeddings=False)
+    model = LlamaForCausalLM(cfg).to(dtype)
+    # larger-than-default init so that quantization error is visible in logits
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.08)
+    model.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return make_llama_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def calib_text() -> str:
+    words = ("the accelerator maps every layer onto sparse chains of digital signal processing slices "
+             "while weights stream from high bandwidth memory channels and activations stay on chip").split()
+    import random
+    rng = random.Random(0)
+    return " ".join(rng.choice(words) for _ in range(3000))
