@@ -1,0 +1,39 @@
+"""Helpers shared by subcommands: the bundled model, progress lines, tokenization."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+from sparse_dsp.errors import LlmaccelError
+
+
+def bundled_model_dir() -> Path:
+    from llmaccel.assets import bundled_model_dir as _dir
+    return _dir()
+
+
+def model_dir_arg(value: Optional[str]) -> Path:
+    """--model: a checkpoint directory; default the bundled trained model."""
+    if value is None:
+        return bundled_model_dir()
+    p = Path(value)
+    if not p.is_dir():
+        raise LlmaccelError(f"--model '{value}' is not a checkpoint directory (config.json + *.safetensors)")
+    return p
+
+
+def progress(enabled: bool):
+    """A progress printer on stderr (stdout stays clean for --json)."""
+    def say(msg: str) -> None:
+        if enabled:
+            print(f"  .. {msg}", file=sys.stderr, flush=True)
+    return say
+
+
+def load_tokenizer(model_dir: Path):
+    from transformers import AutoTokenizer
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir))
+    except (OSError, ValueError) as exc:
+        raise LlmaccelError(f"checkpoint '{model_dir}' has no usable tokenizer: {exc}") from None

@@ -1,0 +1,84 @@
+"""`llmaccel compress`: compress a checkpoint with a recipe; `--eval` compares recipes by perplexity."""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from llmaccel.commands._common import load_tokenizer, model_dir_arg, progress
+
+NAME = "compress"
+HELP = "compress a Llama checkpoint (quantize, prune, pack); --eval compares recipes by held-out perplexity"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="checkpoint directory (default: the bundled trained tiny Llama)")
+    p.add_argument("--recipe", default=None, help="recipe name or YAML file (default: 2:4+w4)")
+    p.add_argument("--out", help="artifact directory to write (default: out/<model>-<recipe>)")
+    p.add_argument("--eval", action="store_true", help="evaluate recipes on the held-out text instead")
+    p.add_argument("--recipes", help="comma-separated recipes for --eval (default: the standard table)")
+    p.add_argument("--eval-text", help="held-out text file (default: the bundled held-out text)")
+    p.add_argument("--calibration-text", help="calibration text file (default: the bundled calibration text)")
+    p.add_argument("--max-eval-tokens", type=int, default=None, help="evaluate on the first N tokens only")
+    p.add_argument("--plot", help="with --eval: write a perplexity-vs-bits plot (PNG) here")
+
+
+def _read_text(path: str | None, default_fn) -> str:
+    from sparse_dsp.errors import LlmaccelError
+    p = Path(path) if path else default_fn()
+    if not p.is_file():
+        raise LlmaccelError(f"text file '{p}' does not exist")
+    return p.read_text(encoding="utf-8")
+
+
+def evaluate_recipes(model_dir: Path, recipe_names: list[str], eval_text: str, calib_text: str,
+                     max_eval_tokens: int | None, say) -> list[dict]:
+    from gpu_baseline.evaluate import perplexity
+    from gpu_baseline.reference import ReferenceModel
+    from mapping.compress import compress_checkpoint, load_compressed
+    from mapping.recipe import get_recipe
+    recipes = [get_recipe(n) for n in recipe_names]   # validate all names before any work
+    tok = load_tokenizer(model_dir)
+    ids = tok(eval_text, add_special_tokens=False)["input_ids"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for recipe in recipes:
+            say(f"recipe {recipe.name}: compressing")
+            stats = compress_checkpoint(model_dir, recipe, Path(tmp) / "artifact", calibration=calib_text)
+            model = ReferenceModel.from_compressed(load_compressed(Path(tmp) / "artifact"))
+            ppl = perplexity(model, ids, max_tokens=max_eval_tokens)
+            say(f"recipe {recipe.name}: perplexity {ppl:.3f}")
+            rows.append({"name": recipe.name, "avg_bits": round(stats["avg_bits"], 4),
+                         "storage_bits_per_weight": round(stats["storage_bits_per_weight"], 4),
+                         "sparsity": round(stats["sparsity"], 4), "perplexity": round(ppl, 4),
+                         "layer_bits": stats["layer_bits"] or None})
+    return rows
+
+
+def run(args) -> dict:
+    from llmaccel.assets import calibration_text_path, heldout_text_path
+    from mapping.recipe import DEFAULT_RECIPE, EVAL_RECIPES, get_recipe
+    from reports.compression import plot_recipes, recipe_table
+    model_dir = model_dir_arg(args.model)
+    say = progress(True)
+    calib = _read_text(args.calibration_text, calibration_text_path)
+    if args.eval:
+        names = [n.strip() for n in args.recipes.split(",")] if args.recipes else list(EVAL_RECIPES)
+        text = _read_text(args.eval_text, heldout_text_path)
+        rows = evaluate_recipes(model_dir, names, text, calib, args.max_eval_tokens, say)
+        result = {"model": str(model_dir), "recipes": rows}
+        if args.plot:
+            result["plot"] = str(plot_recipes(rows, args.plot, f"{model_dir.name}: held-out perplexity"))
+        if not args.json:
+            print(recipe_table(rows))
+            if args.plot:
+                print(f"plot: {result['plot']}")
+        return result
+    from mapping.compress import compress_checkpoint
+    recipe = get_recipe(args.recipe or DEFAULT_RECIPE)
+    out = Path(args.out) if args.out else Path("out") / f"{model_dir.name}-{recipe.name.replace(':', '_')}"
+    stats = compress_checkpoint(model_dir, recipe, out, calibration=calib, progress=say)
+    if not args.json:
+        print(f"wrote {out}: {stats['avg_bits']:.2f} code bits/weight, "
+              f"{stats['storage_bits_per_weight']:.2f} stored bits/weight, sparsity {stats['sparsity']:.2f}")
+    return {"recipe": recipe.name, **stats}
