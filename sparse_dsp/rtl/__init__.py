@@ -1,0 +1,1 @@
+"""RTL of the sparse DSP chain, weight decoder and MV tile engine: Verilog, cocotb benches, yosys runs."""
