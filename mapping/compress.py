@@ -81,23 +81,21 @@ def _validate_recipe_for_shape(recipe: Recipe, shape: lm.LlamaShape) -> None:
 
 
 def compress_linear(weight: torch.Tensor, rule: LayerRule, bits: Optional[int],
-                    stats: Optional[InputStats]) -> tuple[LinearWeight, torch.Tensor]:
-    """One linear: prune, then quantize. Returns the stored weight and its dense FP32 equivalent."""
+                    stats: Optional[InputStats]) -> LinearWeight:
+    """One linear: prune, then quantize. Returns the stored weight (packed, or FP32 if bits is None)."""
     keep = None
     if rule.nm is not None:
         n, m = rule.nm
         keep = nm_mask(prune_scores(weight, rule.prune_method, None if stats is None else stats.col_norm), n, m)
     if bits is None:
         w = weight if keep is None else weight * keep
-        return w.numpy().astype(np.float32), w
+        return w.numpy().astype(np.float32)
     fmt = rule.layer_format(*weight.shape, bits=bits)
     if rule.method == "gptq":
         if stats is None:
             raise LlmaccelError("method='gptq' needs calibration activations")
-        packed = quantize_gptq(weight, stats.hessian, fmt, keep)
-    else:
-        packed = quantize_rtn(weight, fmt, keep)
-    return packed, torch.from_numpy(packed.dense_float())
+        return quantize_gptq(weight, stats.hessian, fmt, keep)
+    return quantize_rtn(weight, fmt, keep)
 
 
 def compress_checkpoint(checkpoint_dir: str | Path, recipe: Recipe, out_dir: str | Path,
@@ -199,8 +197,10 @@ def compress_checkpoint(checkpoint_dir: str | Path, recipe: Recipe, out_dir: str
             dense_after = dict(w)
             for leaf in LINEAR_PATHS:
                 key = _layer_key(i, leaf)
-                stored, dense_after[leaf] = compress_linear(w[leaf], recipe.rule_for(leaf), recipe.bits_for(key),
-                                                            None if st is None else st[leaf])
+                stored = compress_linear(w[leaf], recipe.rule_for(leaf), recipe.bits_for(key),
+                                         None if st is None else st[leaf])
+                if x is not None:  # the next layer is calibrated on what this compressed layer outputs
+                    dense_after[leaf] = torch.from_numpy(dense_weight(stored))
                 o, k = w[leaf].shape
                 record(key, stored, o, k, True)
                 if isinstance(stored, PackedLinear):
@@ -208,10 +208,11 @@ def compress_checkpoint(checkpoint_dir: str | Path, recipe: Recipe, out_dir: str
                         shard[f"{LINEAR_PATHS[leaf]}.{name}"] = arr
                 else:
                     shard[f"{LINEAR_PATHS[leaf]}.weight"] = stored
+            del w
             save_file(shard, str(tmp / f"layer_{i:03d}.safetensors"))
             if x is not None:
                 x = layer_forward(x, dense_after, shape, freqs)
-            del w, dense_after, shard
+            del dense_after, shard
         head_name = "lm_head.weight" if "lm_head.weight" in ckpt else "model.embed_tokens.weight"
         head = torch.from_numpy(ckpt.get(head_name))
         head_shard = {"norm": ckpt.get("model.norm.weight")}
