@@ -1,0 +1,59 @@
+"""Golden decode attention over an INT8 KV cache (contract section 4), grouped-query.
+
+One query token at position ``pos`` attends keys ``0..pos`` (causality in
+decode is just the cache length). Scores are an exact INT32 dot product of the
+INT8 query and key, rescaled in FP32 as ``(float(dot) * (s_q * s_k)) * inv_sqrt_d``;
+the softmax and the value sum run sequentially over positions, as the
+hardware streams the cache.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.golden.linear import quantize_activation
+from simulator.golden.sfu import softmax
+
+F32 = np.float32
+
+
+def inv_sqrt_head_dim(head_dim: int) -> np.float32:
+    """1 / sqrt(head_dim) computed in FP32 (sqrt, then divide: two roundings)."""
+    return F32(F32(1.0) / np.sqrt(F32(head_dim)))
+
+
+def quantize_heads(x: np.ndarray, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-head symmetric INT8 of [..., heads*head_dim] -> (int8 [..., heads, head_dim], fp32 [..., heads])."""
+    x = np.asarray(x, dtype=F32)
+    xh = x.reshape(*x.shape[:-1], x.shape[-1] // head_dim, head_dim)
+    return quantize_activation(xh)
+
+
+def attention_scores(q8: np.ndarray, s_q: np.ndarray, k8: np.ndarray, s_k: np.ndarray,
+                     n_kv_heads: int) -> np.ndarray:
+    """FP32 scores [H, L] of one query (q8 [H, D], s_q [H]) against the cache (k8 [L, KVH, D], s_k [L, KVH])."""
+    n_heads, head_dim = q8.shape
+    rep = n_heads // n_kv_heads
+    kv_of_head = np.arange(n_heads) // rep                      # Llama's repeat_kv (interleave)
+    k = k8[:, kv_of_head, :].astype(np.int64)                   # [L, H, D]
+    dot = np.einsum("hd,lhd->hl", q8.astype(np.int64), k).astype(np.int32)
+    sk = np.asarray(s_k, dtype=F32)[:, kv_of_head].T             # [H, L]
+    qk_scale = (np.asarray(s_q, dtype=F32)[:, None] * sk).astype(F32)
+    return ((dot.astype(F32) * qk_scale).astype(F32) * inv_sqrt_head_dim(head_dim)).astype(F32)
+
+
+def decode_attention(q8: np.ndarray, s_q: np.ndarray, k8: np.ndarray, s_k: np.ndarray,
+                     v8: np.ndarray, s_v: np.ndarray, n_kv_heads: int) -> np.ndarray:
+    """FP32 attention output [H, D] of one query token over L cached tokens.
+
+    attn[h, :] = sum over t = 0..L-1 (in order) of (p[h, t] * s_v[t, kv(h)]) * float(v8[t, kv(h), :]).
+    """
+    n_heads, head_dim = q8.shape
+    if n_heads % n_kv_heads:
+        raise ValueError(f"n_heads={n_heads} must be a multiple of n_kv_heads={n_kv_heads}")
+    p = softmax(attention_scores(q8, s_q, k8, s_k, n_kv_heads))  # [H, L]
+    kv_of_head = np.arange(n_heads) // (n_heads // n_kv_heads)
+    out = np.zeros((n_heads, head_dim), dtype=F32)
+    for t in range(k8.shape[0]):
+        w = (p[:, t] * np.asarray(s_v, dtype=F32)[t, kv_of_head]).astype(F32)      # [H]
+        out = (out + (w[:, None] * v8[t, kv_of_head, :].astype(F32)).astype(F32)).astype(F32)
+    return out
