@@ -116,7 +116,7 @@ class ReferenceModel:
     def from_checkpoint(cls, checkpoint_dir: str | Path, device: str = "cpu") -> "ReferenceModel":
         """Uncompressed FP32 reference straight from a Hugging Face checkpoint directory."""
         ckpt = SafetensorsCheckpoint(checkpoint_dir)
-        shape = lm.LlamaShape.from_hf_config(ckpt.config)
+        shape = lm.shape_from_config(ckpt.config, str(Path(checkpoint_dir) / 'config.json'))
         dev = torch.device(device)
         norms = {"norm": torch.from_numpy(ckpt.get("model.norm.weight")).to(dev)}
         linears = {}

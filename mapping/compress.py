@@ -50,7 +50,7 @@ class CompressedModel:
 
     @property
     def shape(self) -> lm.LlamaShape:
-        return lm.LlamaShape.from_hf_config(self.config)
+        return lm.shape_from_config(self.config)
 
     @property
     def content_hash(self) -> Optional[str]:
@@ -110,7 +110,7 @@ def compress_checkpoint(checkpoint_dir: str | Path, recipe: Recipe, out_dir: str
     """
     say = progress or (lambda msg: None)
     ckpt = SafetensorsCheckpoint(checkpoint_dir)
-    shape = lm.LlamaShape.from_hf_config(ckpt.config)
+    shape = lm.shape_from_config(ckpt.config, str(Path(checkpoint_dir) / 'config.json'))
     _validate_recipe_for_shape(recipe, shape)
     t0 = time.perf_counter()
     freqs = lm.inv_freq(shape)

@@ -9,71 +9,25 @@ section 4 states the same operations.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
+from simulator.specs.model import ModelSpec, model_spec_from_hf_config
 from sparse_dsp.errors import LlmaccelError
 
-LLAMA_MODEL_TYPES = ("llama",)
-LLAMA_ARCHITECTURES = ("LlamaForCausalLM",)
 ROPE_TYPES = ("default", "llama3")
+LlamaShape = ModelSpec
 
 
-@dataclass(frozen=True)
-class LlamaShape:
-    """What the forward pass needs from a Hugging Face Llama config."""
-
-    hidden_size: int
-    intermediate_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
-    vocab_size: int
-    max_position_embeddings: int
-    rms_norm_eps: float
-    rope_theta: float
-    rope_scaling: Optional[dict]
-    tie_word_embeddings: bool
-
-    @classmethod
-    def from_hf_config(cls, cfg: dict[str, Any]) -> "LlamaShape":
-        mt = cfg.get("model_type")
-        archs = cfg.get("architectures") or ["LlamaForCausalLM"]
-        if mt not in LLAMA_MODEL_TYPES or not set(archs) <= set(LLAMA_ARCHITECTURES):
-            raise LlmaccelError(f"config model_type='{mt}', architectures={archs} is not a Llama-family decoder; "
-                                f"allowed: model_type in {list(LLAMA_MODEL_TYPES)}, "
-                                f"architectures in {list(LLAMA_ARCHITECTURES)}")
-        for key in ("attention_bias", "mlp_bias"):
-            if cfg.get(key):
-                raise LlmaccelError(f"config {key}=true is not supported; allowed: false (Llama has no biases)")
-        rope = dict(cfg.get("rope_parameters") or {})
-        if cfg.get("rope_scaling"):
-            rope.update(cfg["rope_scaling"])
-        theta = float(rope.get("rope_theta", cfg.get("rope_theta", 10000.0)))
-        rope_type = rope.get("rope_type", rope.get("type", "default"))
-        if rope_type not in ROPE_TYPES:
-            raise LlmaccelError(f"config rope_type='{rope_type}' is not supported; allowed: {list(ROPE_TYPES)}")
-        heads = int(cfg["num_attention_heads"])
-        try:
-            return cls(
-                hidden_size=int(cfg["hidden_size"]),
-                intermediate_size=int(cfg["intermediate_size"]),
-                num_layers=int(cfg["num_hidden_layers"]),
-                num_heads=heads,
-                num_kv_heads=int(cfg.get("num_key_value_heads") or heads),
-                head_dim=int(cfg.get("head_dim") or int(cfg["hidden_size"]) // heads),
-                vocab_size=int(cfg["vocab_size"]),
-                max_position_embeddings=int(cfg.get("max_position_embeddings", 2048)),
-                rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
-                rope_theta=theta,
-                rope_scaling=None if rope_type == "default" else rope,
-                tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-            )
-        except KeyError as exc:
-            raise LlmaccelError(f"config is missing field {exc.args[0]!r}, required for a Llama model") from None
+def shape_from_config(cfg: dict[str, Any], where: str = "config.json") -> ModelSpec:
+    """The model's shapes from a Hugging Face config (validated by simulator.specs: Llama family only)."""
+    spec = model_spec_from_hf_config(cfg, name=str(cfg.get("_name_or_path") or "checkpoint"), where=where)
+    rope_type = (spec.rope_scaling or {}).get("rope_type", "default")
+    if rope_type not in ROPE_TYPES:
+        raise LlmaccelError(f"{where}: rope_type='{rope_type}' is not supported by the reference; "
+                            f"allowed: {list(ROPE_TYPES)}")
+    return spec
 
 
 def inv_freq(shape: LlamaShape) -> torch.Tensor:
