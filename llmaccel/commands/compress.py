@@ -31,13 +31,14 @@ def _read_text(path: str | None, default_fn) -> str:
     return p.read_text(encoding="utf-8")
 
 
-def evaluate_recipes(model_dir: Path, recipe_names: list[str], eval_text: str, calib_text: str,
+def evaluate_recipes(model_dir: Path, recipe_names: list[str], eval_text: str, calib_text,
                      max_eval_tokens: int | None, say) -> list[dict]:
     from gpu_baseline.evaluate import perplexity
     from gpu_baseline.reference import ReferenceModel
     from mapping.compress import compress_checkpoint, load_compressed
     from mapping.recipe import get_recipe
     recipes = [get_recipe(n) for n in recipe_names]   # validate all names before any work
+    calib_text = calib_text() if any(r.needs_calibration for r in recipes) else None
     tok = load_tokenizer(model_dir)
     ids = tok(eval_text, add_special_tokens=False)["input_ids"]
     rows = []
@@ -61,7 +62,8 @@ def run(args) -> dict:
     from reports.compression import plot_recipes, recipe_table
     model_dir = model_dir_arg(args.model)
     say = progress(True)
-    calib = _read_text(args.calibration_text, calibration_text_path)
+    # calibration text is read only when a recipe needs it (GPTQ, Wanda, mixed precision)
+    calib = lambda: _read_text(args.calibration_text, calibration_text_path)
     if args.eval:
         names = [n.strip() for n in args.recipes.split(",")] if args.recipes else list(EVAL_RECIPES)
         text = _read_text(args.eval_text, heldout_text_path)
@@ -76,6 +78,7 @@ def run(args) -> dict:
         return result
     from mapping.compress import compress_checkpoint
     recipe = get_recipe(args.recipe or DEFAULT_RECIPE)
+    calib = calib() if recipe.needs_calibration else None
     out = Path(args.out) if args.out else Path("out") / f"{model_dir.name}-{recipe.name.replace(':', '_')}"
     stats = compress_checkpoint(model_dir, recipe, out, calibration=calib, progress=say)
     if not args.json:
