@@ -191,6 +191,7 @@ class DecoderCycleModel:
         self.m_valid = False
         self.bcnt = 0
         self.gcnt = 0
+        self.m_last = False  # group-last flag of the beat in the output register
 
     def step(self, code_valid: bool, idx_valid: bool, meta_valid: bool, m_ready: bool):
         """One clock edge; returns (code taken, index taken, meta taken, beat taken)."""
@@ -222,6 +223,7 @@ class DecoderCycleModel:
             self.meta_valid = False
         if fire:
             self.m_valid = True
+            self.m_last = glast
         elif m_ready:
             self.m_valid = False
         return code_take, idx_take, meta_take, out_take

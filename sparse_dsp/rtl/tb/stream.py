@@ -189,3 +189,43 @@ class Scoreboard:
     def _say(self, msg: str) -> None:
         if self.log is not None:
             self.log.error(msg)
+
+
+class VectorPort:
+    """A packed vector port shared by several streams (e.g. ``s_code_valid[NCH-1:0]``).
+
+    Writes go through one shadow value, so lanes written in the same step do not clobber
+    each other (a read-modify-write of the signal would see the old value).
+    """
+
+    def __init__(self, sig) -> None:
+        self.sig = sig
+        self.shadow = 0
+        sig.value = 0
+
+    def lane(self, offset: int, width: int = 1) -> "Lane":
+        return Lane(self, offset, width)
+
+
+class _Val(int):
+    """An int that also answers ``.value`` style reads (``int(x)``)."""
+
+
+class Lane:
+    """A slice of a :class:`VectorPort` (or of any signal, read-only) usable where a signal is."""
+
+    def __init__(self, port, offset: int, width: int) -> None:
+        self.port, self.offset, self.width = port, offset, width
+
+    @property
+    def value(self) -> int:
+        sig = self.port.sig if isinstance(self.port, VectorPort) else self.port
+        return _Val((int(sig.value) >> self.offset) & ((1 << self.width) - 1))
+
+    @value.setter
+    def value(self, v: int) -> None:
+        if not isinstance(self.port, VectorPort):
+            raise TypeError("read-only lane")
+        mask = ((1 << self.width) - 1) << self.offset
+        self.port.shadow = (self.port.shadow & ~mask) | ((int(v) << self.offset) & mask)
+        self.port.sig.value = self.port.shadow
