@@ -1,0 +1,298 @@
+"""Accelerator design specs: what a FlightLLM-style accelerator is built from.
+
+A design is counted in *units* (cores, sparse DSP chains, SFU lanes, weight
+decoders, on-chip buffers, HBM ports); its resource usage is derived from the
+unit counts by :mod:`simulator.resources`, never written down, so a sweep
+that changes a count changes the resources with it. Everything the timing
+engine and the compiler need (peak MACs, buffer sizes and ports, decoder
+count per core) is a property here, in one place.
+
+The matrix engine follows the RTL of ``sparse_dsp`` (``sparse_dsp/dsp_chain.py``):
+a chain is ``groups_per_chain`` groups of two DSP48E2-style slices; each slice
+does two INT8 MACs sharing one weight (two token lanes, AMD WP486), so a chain
+consumes one beat of ``chain_len`` kept weights per cycle for up to two
+tokens. Decode (MV, one token) uses one lane, prefill (MM) both.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+from simulator.isa import MAX_BUFFER_BYTES, MAX_BUFFERS_PER_CORE, MISC_OPS
+from simulator.specs._yaml import SpecError, load, preset_names, preset_path
+from sparse_dsp.dsp_chain import ChainConfig
+from sparse_dsp.errors import LlmaccelError
+from sparse_dsp.packed_format import SUPPORTED_BITS
+
+BUFFER_ROLES = ("weight", "activation", "kv", "output", "sfu", "misc")
+
+
+def parse_nm(text: str) -> Optional[tuple[int, int]]:
+    """``"dense"`` -> None, ``"2:16"`` -> (2, 16); N == M means dense."""
+    if text == "dense":
+        return None
+    try:
+        n, m = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise SpecError(f"N:M pattern '{text}' must be 'dense' or 'N:M' (e.g. '2:16')") from None
+    return None if n == m else (n, m)
+
+
+@dataclass(frozen=True)
+class MatrixEngineSpec:
+    """Sparse DSP chains of one core."""
+
+    groups_per_chain: int
+    chains_per_core: int
+    dsps_per_group: int = 2       # FlightLLM: 2 DSP48E2 per group (hardware.yaml flightllm_u280.dsp_group)
+    int8_macs_per_dsp: int = 2    # AMD WP486 packing: two INT8 products sharing one operand (hardware.yaml)
+    supported_nm: tuple[str, ...] = ("dense", "2:16", "4:16", "8:16")
+    cascade_groups: Optional[int] = None  # groups per packed cascade segment; None = longest legal (RTL)
+
+    def __post_init__(self) -> None:
+        if self.dsps_per_group != 2:
+            raise SpecError(f"dsps_per_group={self.dsps_per_group} is not supported; allowed: 2 "
+                            f"(the RTL chain groups two DSP48E2 with a fixed cascade)")
+        if self.int8_macs_per_dsp != 2:
+            raise SpecError(f"int8_macs_per_dsp={self.int8_macs_per_dsp} is not supported; allowed: 2 (WP486 packing)")
+        if self.groups_per_chain <= 0 or self.chains_per_core <= 0:
+            raise SpecError(f"groups_per_chain={self.groups_per_chain} and chains_per_core={self.chains_per_core} "
+                            f"must be positive")
+        if not self.supported_nm:
+            raise SpecError("supported_nm must list at least one pattern (e.g. 'dense')")
+        for text in self.supported_nm:
+            # The RTL's own validation: chain_len even, <= one DSP column, a multiple of N, legal cascade.
+            nm = parse_nm(text)
+            try:
+                ChainConfig(self.chain_len, nm, self.cascade_groups)
+            except LlmaccelError as exc:  # sparse_dsp.dsp_chain.ChainConfigError
+                raise SpecError(f"supported_nm '{text}' with groups_per_chain={self.groups_per_chain}: {exc}") from None
+
+    @property
+    def chain_len(self) -> int:
+        """DSPs in one chain."""
+        return self.groups_per_chain * self.dsps_per_group
+
+    @property
+    def dsps_per_core(self) -> int:
+        return self.chains_per_core * self.chain_len
+
+    @property
+    def nm_patterns(self) -> tuple[Optional[tuple[int, int]], ...]:
+        return tuple(parse_nm(t) for t in self.supported_nm)
+
+    @property
+    def mv_rows_parallel(self) -> int:
+        """Output rows computed at once in decode (one row per chain)."""
+        return self.chains_per_core
+
+    @property
+    def mv_int8_macs_per_cycle(self) -> int:
+        """Decode (one token): one lane of every DSP does useful work."""
+        return self.dsps_per_core
+
+    @property
+    def mm_tokens_parallel(self) -> int:
+        """Tokens sharing one weight beat in prefill (the packed lanes)."""
+        return self.int8_macs_per_dsp
+
+    @property
+    def mm_int8_macs_per_cycle(self) -> int:
+        return self.dsps_per_core * self.int8_macs_per_dsp
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    """One on-chip buffer: ``banks`` independent memories of ``width_bits`` each."""
+
+    name: str
+    role: Literal["weight", "activation", "kv", "output", "sfu", "misc"]
+    memory: Literal["URAM", "BRAM"]
+    size_bytes: int
+    banks: int = 1
+    width_bits: int = 72          # port width of one bank
+    scope: Literal["core", "device"] = "core"
+
+    def __post_init__(self) -> None:
+        if self.size_bytes <= 0 or self.banks <= 0 or self.width_bits <= 0:
+            raise SpecError(f"buffer '{self.name}': size_bytes, banks and width_bits must be positive")
+        bits = self.size_bytes * 8
+        if bits % (self.banks * self.width_bits):
+            raise SpecError(f"buffer '{self.name}': size_bytes={self.size_bytes} is not a whole number of "
+                            f"{self.banks} banks x {self.width_bits}-bit words")
+        if self.size_bytes > MAX_BUFFER_BYTES:
+            raise SpecError(f"buffer '{self.name}': size_bytes={self.size_bytes} exceeds what the ISA addresses "
+                            f"({MAX_BUFFER_BYTES} bytes: 16-bit offsets in 64-byte lines)")
+
+    @property
+    def depth(self) -> int:
+        """Words per bank."""
+        return self.size_bytes * 8 // (self.banks * self.width_bits)
+
+    @property
+    def read_bytes_per_cycle(self) -> int:
+        """One read port per bank (the second port is the writer)."""
+        return self.banks * self.width_bits // 8
+
+
+@dataclass(frozen=True)
+class SfuSpec:
+    """Special-function unit of one core: element-wise and two-phase (reduce, then map) ops."""
+
+    lanes: int
+    precision: Literal["fp16", "fp32"] = "fp16"   # FlightLLM: FP16 softmax/norms (hardware.yaml)
+    ops: tuple[str, ...] = MISC_OPS
+
+    def __post_init__(self) -> None:
+        if self.lanes <= 0:
+            raise SpecError(f"sfu lanes={self.lanes} must be positive")
+        bad = [o for o in self.ops if o not in MISC_OPS]
+        if bad:
+            raise SpecError(f"sfu op '{bad[0]}' is not supported; allowed: {', '.join(MISC_OPS)}")
+
+
+@dataclass(frozen=True)
+class WeightDecoderSpec:
+    """On-chip decoders from packed low-bit weights to INT8 chain beats (sparse_dsp/weight_decoder.py)."""
+
+    decoders_per_channel: int
+    in_bits_per_cycle: int        # packed code bits one decoder takes from its channel per cycle
+    supported_bits: tuple[int, ...] = SUPPORTED_BITS
+
+    def __post_init__(self) -> None:
+        if self.decoders_per_channel <= 0 or self.in_bits_per_cycle <= 0:
+            raise SpecError("decoders_per_channel and in_bits_per_cycle must be positive")
+        bad = [b for b in self.supported_bits if b not in SUPPORTED_BITS]
+        if bad:
+            raise SpecError(f"weight decoder bits={bad[0]} is not supported; allowed: {list(SUPPORTED_BITS)}")
+
+
+@dataclass(frozen=True)
+class AcceleratorDesign:
+    """A whole accelerator: ``cores`` identical cores sharing ``hbm_channels`` HBM channels."""
+
+    name: str
+    device: str                   # device preset it targets (simulator/presets/devices)
+    clock_MHz: float
+    cores: int
+    matrix_engine: MatrixEngineSpec
+    sfu: SfuSpec
+    weight_decoder: WeightDecoderSpec
+    buffers: tuple[BufferSpec, ...]
+    hbm_channels: int             # pseudo channels the design uses; each core owns hbm_channels/cores
+    hbm_port_bits: int = 256      # AXI data width per channel port
+    description: str = ""
+    notes: dict[str, str] = field(default_factory=dict)  # provenance of design choices
+
+    def __post_init__(self) -> None:
+        if not self.clock_MHz > 0:
+            raise SpecError(f"clock_MHz={self.clock_MHz} must be > 0")
+        if self.cores <= 0 or self.hbm_channels <= 0 or self.hbm_port_bits <= 0:
+            raise SpecError("cores, hbm_channels and hbm_port_bits must be positive")
+        if self.hbm_channels % self.cores:
+            raise SpecError(f"hbm_channels={self.hbm_channels} must be a multiple of cores={self.cores} "
+                            f"(each core owns whole channels, so no access crosses channels)")
+        names = [b.name for b in self.buffers]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise SpecError(f"buffer name '{dup[0]}' is used twice; buffer names must be unique")
+        n_core = sum(1 for b in self.buffers if b.scope == "core")
+        if n_core > MAX_BUFFERS_PER_CORE:
+            raise SpecError(f"{n_core} per-core buffers; the ISA's 3-bit buffer ids allow at most "
+                            f"{MAX_BUFFERS_PER_CORE}")
+        for role in ("weight", "activation"):
+            if not any(b.role == role and b.scope == "core" for b in self.buffers):
+                raise SpecError(f"buffers: a per-core '{role}' buffer is required")
+
+    # ----- what the timing engine and compiler read ------------------------------------------------
+    @property
+    def clock_hz(self) -> float:
+        return self.clock_MHz * 1e6
+
+    @property
+    def chain_len(self) -> int:
+        return self.matrix_engine.chain_len
+
+    @property
+    def chains_per_core(self) -> int:
+        return self.matrix_engine.chains_per_core
+
+    @property
+    def matrix_dsps(self) -> int:
+        return self.cores * self.matrix_engine.dsps_per_core
+
+    @property
+    def channels_per_core(self) -> int:
+        return self.hbm_channels // self.cores
+
+    @property
+    def decoders_per_core(self) -> int:
+        return self.weight_decoder.decoders_per_channel * self.channels_per_core
+
+    @property
+    def num_decoders(self) -> int:
+        return self.weight_decoder.decoders_per_channel * self.hbm_channels
+
+    @property
+    def sfu_lanes_per_core(self) -> int:
+        return self.sfu.lanes
+
+    @property
+    def peak_int8_macs_per_s(self) -> float:
+        """Prefill peak (both packed lanes busy) of the whole design."""
+        return self.cores * self.matrix_engine.mm_int8_macs_per_cycle * self.clock_hz
+
+    @property
+    def peak_int8_tops(self) -> float:
+        return 2 * self.peak_int8_macs_per_s / 1e12
+
+    def buffer(self, name: str) -> BufferSpec:
+        for b in self.buffers:
+            if b.name == name:
+                return b
+        raise SpecError(f"design '{self.name}' has no buffer '{name}'; buffers: "
+                        f"{', '.join(b.name for b in self.buffers)}")
+
+    def buffer_id(self, name: str) -> int:
+        """The ISA buffer id of a per-core buffer: its position among the per-core buffers."""
+        core = [b.name for b in self.buffers if b.scope == "core"]
+        if name not in core:
+            raise SpecError(f"'{name}' is not a per-core buffer of design '{self.name}'; per-core buffers: "
+                            f"{', '.join(core)}")
+        return core.index(name)
+
+    def buffer_bytes_per_core(self, role: str) -> int:
+        if role not in BUFFER_ROLES:
+            raise SpecError(f"buffer role '{role}' is unknown; allowed: {', '.join(BUFFER_ROLES)}")
+        return sum(b.size_bytes for b in self.buffers if b.role == role and b.scope == "core")
+
+    @property
+    def weight_buf_bytes_per_core(self) -> int:
+        return self.buffer_bytes_per_core("weight")
+
+    @property
+    def act_buf_bytes_per_core(self) -> int:
+        return self.buffer_bytes_per_core("activation")
+
+    @property
+    def kv_buf_bytes_per_core(self) -> int:
+        return self.buffer_bytes_per_core("kv")
+
+    @property
+    def buf_read_bytes_per_cycle_per_core(self) -> int:
+        """Weight-buffer read bandwidth of one core (banks x port width)."""
+        return sum(b.read_bytes_per_cycle for b in self.buffers if b.role == "weight" and b.scope == "core")
+
+
+def list_designs() -> list[str]:
+    """Names of the bundled design presets."""
+    return preset_names("designs")
+
+
+def load_design(name_or_path: str | Path) -> AcceleratorDesign:
+    """A design preset by name (``flightllm-u280``) or a user design YAML file."""
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or "/" in text:
+        return load(AcceleratorDesign, Path(text))
+    return load(AcceleratorDesign, preset_path("designs", text))
