@@ -1,0 +1,490 @@
+"""Compiler: model shape (or compressed model) + recipe + design -> per-bucket Programs.
+
+Input abstraction: ``ModelFormats`` = a ``ModelSpec`` plus the packed
+``LayerFormat`` of every linear (from a recipe for timing-only runs, or read
+off a ``CompressedModel``). Nothing else about the weights matters to timing.
+
+What the compiler decides:
+
+* **Placement** (``mapping.placement``): every layer's weights, split by
+  output rows over the cores, and the INT8 KV cache, split by KV head over the
+  cores, are placed in lockstep over the core's own HBM channels; no access
+  crosses a channel. Too little HBM -> one ``PlacementError``.
+* **Tiling / buffers** (``mapping.tiling``): weight tiles of whole rows that
+  double-buffer in the weight buffer, K/V tiles in the KV buffer, prefill
+  chunks whose activations fit the activation buffer. Decode keeps one token's
+  activations on chip for the whole layer (always-on-chip decode) or the
+  design is rejected.
+* **Fusion**: element-wise ops following a linear (RoPE on q/k, SiLU x up,
+  residual adds, INT8 quantization of the next input and of K/V) run in the
+  matrix engine's output path (``OpDesc.fused``) instead of as separate SFU
+  instructions; QK^T streams into the SFU softmax, whose output feeds PV
+  directly (attention with softmax fused).
+* **Dependencies**: wait/release tokens between LD, ST, MPE and SFU of a core,
+  cross-core barriers for the all-gathers (after attention, o_proj, up/gate,
+  down). Weight/KV tiles use a double-buffer token loop (2 initial tokens).
+* **Length-adaptive compilation**: one program per bucket (decode every 16
+  context tokens, prefill every 128 prompt tokens, up to ``max_len``); a
+  program compiled for a bucket's upper end serves every length in it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from mapping.placement import HbmPlacement
+from mapping.recipe import MIXED_CHOICES, Recipe, RecipeError, get_recipe
+from mapping import tiling as T
+from simulator.specs.model import ModelSpec
+from simulator.timing import Program
+from simulator.timing_costs import OpDesc
+from simulator.timing_engine import UNIT_INDEX
+from simulator.timing_params import HwParams
+from sparse_dsp.errors import LlmaccelError
+from sparse_dsp.packed_format import LayerFormat
+
+DECODE_BUCKET = 16      # FlightLLM length-adaptive compilation (anchors/hardware.yaml length_buckets)
+PREFILL_BUCKET = 128
+DEFAULT_MAX_LEN = 2048
+# Instruction words (32-bit) per opcode, FlightLLM ISA (anchors/hardware.yaml flightllm_u280.isa);
+# replaced by the ISA module's own encoding length when simulator.isa is importable.
+FLIGHTLLM_WORDS = {"LD": 7, "ST": 3, "MM": 4, "MV": 4, "MISC": 3, "SYS": 1}
+INITIAL_SLOT_TOKENS = T.BUFFER_SLOTS
+
+B_LD, B_ST, B_MPE, B_SFU = (1 << UNIT_INDEX[u] for u in ("LD", "ST", "MPE", "SFU"))
+ATTN_LEAVES = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP_LEAVES = ("gate_proj", "up_proj", "down_proj")
+LEAF_PATH = {**{k: f"self_attn.{k}" for k in ATTN_LEAVES}, **{k: f"mlp.{k}" for k in MLP_LEAVES}}
+
+
+class CompileError(LlmaccelError):
+    """A model/recipe/design combination the compiler cannot map, or a length beyond the compiled maximum."""
+
+
+# --------------------------------------------------------------------------- formats
+
+@dataclass(frozen=True)
+class ModelFormats:
+    """The compiler's input: shapes plus the packed format of every linear."""
+
+    spec: ModelSpec
+    layers: tuple[tuple[tuple[str, LayerFormat], ...], ...]   # per layer: ((leaf, fmt), ...) in execution order
+    lm_head: LayerFormat
+    source: str = ""
+
+    def layer(self, i: int) -> dict[str, LayerFormat]:
+        return dict(self.layers[i])
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(f.total_bytes for lay in self.layers for _, f in lay) + self.lm_head.total_bytes
+
+    def layer_groups(self) -> list[tuple[tuple, list[int]]]:
+        """Layers with identical formats (timing is simulated once per group)."""
+        groups: dict[tuple, list[int]] = {}
+        for i, lay in enumerate(self.layers):
+            groups.setdefault(lay, []).append(i)
+        return list(groups.items())
+
+
+def _shape_only_bits(spec: ModelSpec, recipe: Recipe) -> dict[str, int]:
+    """A deterministic stand-in for the sensitivity-driven allocator when no weights exist.
+
+    Bits are chosen per linear *type* (uniform over layers, so every layer
+    has the same program): start every type at the recipe's bits, then lower
+    the largest types one step (in MIXED_CHOICES) until the weighted average
+    is within ``mixed_avg_bits``. With weights, the real allocation
+    (``Recipe.layer_bits``) is used instead.
+    """
+    shapes = {n: (o, k) for n, o, k in spec.linear_shapes()}
+    bits = {n: recipe.rule_for(n).bits for n in shapes}
+    size = {n: shapes[n][0] * recipe.rule_for(n).layer_format(*shapes[n], bits=8).kept_per_row for n in shapes}
+    total = sum(size.values())
+    order = sorted(shapes, key=lambda n: (-size[n], n))
+    choices = sorted(MIXED_CHOICES)
+
+    def avg() -> float:
+        return sum(size[n] * bits[n] for n in shapes) / total
+
+    while avg() > recipe.mixed_avg_bits + 1e-9:
+        for n in order:
+            i = choices.index(bits[n]) if bits[n] in choices else 0
+            if i > 0:
+                bits[n] = choices[i - 1]
+                break
+        else:
+            break
+    return bits
+
+
+def formats_from_recipe(spec: ModelSpec, recipe: Recipe | str) -> ModelFormats:
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    if not recipe.quantized:
+        raise CompileError(f"recipe '{recipe.name}' keeps FP32 weights; the accelerator runs integer weights "
+                           "only: allowed recipes have attn.bits and mlp.bits in 2, 3, 4, 8")
+    type_bits = _shape_only_bits(spec, recipe) if (recipe.mixed_avg_bits and not recipe.layer_bits) else {}
+    layers = []
+    for i in range(spec.num_layers):
+        lay = []
+        for leaf, o, k in spec.linear_shapes():
+            key = f"layers.{i}.{LEAF_PATH[leaf]}"
+            b = recipe.layer_bits.get(key) or type_bits.get(leaf) or recipe.rule_for(leaf).bits
+            try:
+                lay.append((leaf, recipe.rule_for(leaf).layer_format(o, k, bits=b)))
+            except LlmaccelError as exc:
+                raise CompileError(f"recipe '{recipe.name}' does not fit {spec.name} {leaf} ({o}x{k}): {exc}") from None
+        layers.append(tuple(lay))
+    head_bits = recipe.lm_head_bits or 8
+    lm_head = LayerFormat(spec.vocab_size, spec.hidden_size, head_bits, recipe.attn.group_size, True, None)
+    return ModelFormats(spec, tuple(layers), lm_head, source=f"recipe:{recipe.name}")
+
+
+def formats_from_compressed(cm: Any) -> ModelFormats:
+    """Formats of a ``mapping.compress.CompressedModel`` (its PackedLinear layers)."""
+    from simulator.specs.model import model_spec_from_hf_config
+    spec = model_spec_from_hf_config(cm.config, name=str(getattr(cm, "path", None) or "compressed"))
+    layers = []
+    for i in range(spec.num_layers):
+        lay = []
+        for leaf, o, k in spec.linear_shapes():
+            w = cm.linears[f"layers.{i}.{LEAF_PATH[leaf]}"]
+            if not hasattr(w, "fmt"):
+                raise CompileError(f"layers.{i}.{LEAF_PATH[leaf]} is FP32 in this compressed model; the accelerator "
+                                   "needs packed integer weights (compress with a quantized recipe)")
+            lay.append((leaf, w.fmt))
+        layers.append(tuple(lay))
+    head = cm.linears.get("lm_head")
+    lm_head = head.fmt if hasattr(head, "fmt") else LayerFormat(spec.vocab_size, spec.hidden_size, 8, 128, True, None)
+    return ModelFormats(spec, tuple(layers), lm_head, source="compressed")
+
+
+# --------------------------------------------------------------------------- programs
+
+def _split(n: int, parts: int) -> list[int]:
+    base, rem = divmod(n, parts)
+    return [base + (1 if i < rem else 0) for i in range(parts)]
+
+
+@dataclass
+class _CoreSlices:
+    kv_heads: list[int]
+    q_heads: list[int]
+    hidden_rows: list[int]
+    ffn_rows: list[int]
+    vocab_rows: list[int]
+
+
+class Compiler:
+    """Compiles ModelFormats onto a design (HwParams) with a fixed max length."""
+
+    def __init__(self, formats: ModelFormats, hw: HwParams, max_len: int = DEFAULT_MAX_LEN,
+                 decode_bucket: int = DECODE_BUCKET, prefill_bucket: int = PREFILL_BUCKET, fuse: bool = True):
+        spec = formats.spec
+        if max_len <= 0 or max_len % decode_bucket or max_len % prefill_bucket:
+            raise CompileError(f"max_len={max_len} must be a positive multiple of the bucket sizes "
+                               f"(decode {decode_bucket}, prefill {prefill_bucket})")
+        if max_len > spec.max_position_embeddings:
+            raise CompileError(f"max_len={max_len} exceeds {spec.name}'s max_position_embeddings="
+                               f"{spec.max_position_embeddings}")
+        self.f, self.hw, self.spec = formats, hw, spec
+        self.max_len, self.decode_bucket, self.prefill_bucket, self.fuse = max_len, decode_bucket, prefill_bucket, fuse
+        C = hw.n_cores
+        if spec.num_kv_heads < C:
+            raise CompileError(f"design has {C} cores but {spec.name} has {spec.num_kv_heads} KV heads; "
+                               f"allowed: cores <= num_kv_heads (attention is split by KV head)")
+        kvh = _split(spec.num_kv_heads, C)
+        self.sl = _CoreSlices(kvh, [h * spec.gqa_group_size for h in kvh], _split(spec.hidden_size, C),
+                              _split(spec.intermediate_size, C), _split(spec.vocab_size, C))
+        self.cpc = hw.channels_per_core
+        self.kv_tile = T.kv_tile_tokens(spec.head_dim, self.cpc, hw.kv_buf_bytes_per_core, spec.gqa_group_size)
+        self._check_tiles()
+        self._check_decode_on_chip()
+        self.placement = self._place()
+        self._cache: dict[tuple, Program] = {}
+
+    # ---------------------------------------------------------------- checks
+    def _linear_rows(self, leaf: str, core: int) -> int:
+        hd = self.spec.head_dim
+        return {"q_proj": self.sl.q_heads[core] * hd, "k_proj": self.sl.kv_heads[core] * hd,
+                "v_proj": self.sl.kv_heads[core] * hd, "o_proj": self.sl.hidden_rows[core],
+                "gate_proj": self.sl.ffn_rows[core], "up_proj": self.sl.ffn_rows[core],
+                "down_proj": self.sl.hidden_rows[core]}[leaf]
+
+    def _check_tiles(self) -> None:
+        for lay in set(self.f.layers):
+            for leaf, fmt in lay:
+                T.weight_tiling(fmt, max(self._linear_rows(leaf, 0), 1), self.cpc, self.hw.weight_buf_bytes_per_core, leaf)
+        T.weight_tiling(self.f.lm_head, self.sl.vocab_rows[0], self.cpc, self.hw.weight_buf_bytes_per_core, "lm_head")
+
+    def _act_per_token(self, ctx: int) -> int:
+        s, c = self.spec, 0
+        return T.act_bytes_per_token(s.hidden_size, self.sl.q_heads[c] * s.head_dim, s.q_dim, s.intermediate_size,
+                                     self.sl.ffn_rows[c], s.gqa_group_size, ctx)
+
+    def _check_decode_on_chip(self) -> None:
+        need = self._act_per_token(self.max_len)
+        if need > self.hw.act_buf_bytes_per_core:
+            raise CompileError(f"always-on-chip decode needs {need} bytes of activation buffer per core at "
+                               f"max_len={self.max_len}; the design has {self.hw.act_buf_bytes_per_core}: "
+                               "enlarge the activation buffer or lower max_len")
+
+    # ---------------------------------------------------------------- placement
+    def _place(self) -> HbmPlacement:
+        hw, s = self.hw, self.spec
+        total_w = self.f.weight_bytes
+        kv_total = 2 * s.num_layers * s.num_kv_heads * self.max_len * T.kv_row_bytes(s.head_dim)
+        cap = hw.hbm_capacity_bytes
+        if total_w > cap:
+            raise CompileError(f"{s.name} weights need {total_w / 2**30:.2f} GiB with {self.f.source}; the device "
+                               f"HBM holds {cap / 2**30:.2f} GiB: weights exceed HBM capacity (use fewer bits, "
+                               "more sparsity, or a device with more HBM)")
+        pl = HbmPlacement(hw.hbm_channels, hw.hbm_channel_bytes, hw.n_cores)
+        tpc = math.ceil(self.max_len / self.cpc)
+        kvrb = T.kv_row_bytes(s.head_dim)
+        for i in range(s.num_layers):
+            lay = self.f.layer(i)
+            for c in range(hw.n_cores):
+                for leaf, fmt in lay.items():
+                    rows = self._linear_rows(leaf, c)
+                    pl.allocate(f"L{i}.{leaf}.c{c}", c, math.ceil(rows / self.cpc) * fmt.row_bytes)
+                for kv in ("k", "v"):
+                    pl.allocate(f"L{i}.kv_{kv}.c{c}", c, self.sl.kv_heads[c] * tpc * kvrb)
+        for c in range(hw.n_cores):
+            pl.allocate(f"lm_head.c{c}", c, math.ceil(self.sl.vocab_rows[c] / self.cpc) * self.f.lm_head.row_bytes)
+            pl.allocate(f"embed.c{c}", c, math.ceil(s.vocab_size / hw.n_cores / self.cpc) * s.hidden_size * 2)
+        self.kv_bytes_total = kv_total
+        return pl
+
+    # ---------------------------------------------------------------- buckets
+    def decode_bucket_of(self, ctx_len: int) -> int:
+        if not (1 <= ctx_len <= self.max_len):
+            raise CompileError(f"context length {ctx_len} is beyond the compiled maximum max_len={self.max_len} "
+                               f"(allowed 1..{self.max_len}); recompile with a larger --max-len")
+        return math.ceil(ctx_len / self.decode_bucket) * self.decode_bucket
+
+    def prefill_bucket_of(self, prompt_len: int) -> int:
+        if not (1 <= prompt_len <= self.max_len):
+            raise CompileError(f"prompt length {prompt_len} is beyond the compiled maximum max_len={self.max_len} "
+                               f"(allowed 1..{self.max_len}); recompile with a larger --max-len")
+        return math.ceil(prompt_len / self.prefill_bucket) * self.prefill_bucket
+
+    def prefill_chunk(self, bucket_len: int) -> int:
+        return T.prefill_chunk_tokens(lambda t: self._act_per_token(bucket_len), bucket_len,
+                                      self.hw.act_buf_bytes_per_core)
+
+    # ---------------------------------------------------------------- emission
+    def layer_program(self, phase: str, ctx_len: int, tokens: int, group: int = 0, layer: int = 0,
+                      sink: Optional[Callable] = None) -> Program:
+        """One decoder layer for ``tokens`` new tokens ending at context ``ctx_len``."""
+        key = (phase, ctx_len, tokens, group, layer)
+        if sink is None and key in self._cache:
+            return self._cache[key]
+        ops: list[OpDesc] = []
+        emit = sink or ops.append
+        s, hw = self.spec, self.hw
+        lay = self.f.layer(layer)
+        q0 = ctx_len - tokens        # first new token position
+        entry = []
+        mv = "MV" if tokens == 1 else "MM"
+        for c in range(hw.n_cores):
+            n_before = len(ops)
+            # 1. input RMSNorm (+ fused INT8 quantize); first op of the layer on this core
+            emit(OpDesc("MISC", c, "rmsnorm_in", release=B_MPE, func="rmsnorm+quantize", elems=tokens * s.hidden_size))
+            if sink is None:
+                entry.append(len(ops) - 1)
+            # 2. q, k, v projections; RoPE and KV quantization fused into the output path
+            self._linear(emit, c, layer, "q_proj", lay["q_proj"], tokens, mv, first_wait=B_SFU,
+                         fused="rope+quantize" if self.fuse else "")
+            self._linear(emit, c, layer, "k_proj", lay["k_proj"], tokens, mv, last_release=B_ST,
+                         fused="rope+quantize" if self.fuse else "")
+            self._linear(emit, c, layer, "v_proj", lay["v_proj"], tokens, mv, last_release=B_ST,
+                         fused="quantize" if self.fuse else "")
+            if not self.fuse:
+                for fn in ("rope", "rope", "quantize"):
+                    emit(OpDesc("MISC", c, f"{fn}_unfused", func=fn, elems=tokens * self._linear_rows("q_proj", c)))
+            # 3. store the new K and V rows into this core's KV channels
+            self._store_kv(emit, c, layer, q0, tokens)
+            # 4. attention, head group by head group
+            self._attention(emit, c, layer, q0, ctx_len, tokens, barrier_arrive=0)
+            # 5. o_proj + residual, after the all-gather of attention outputs (barrier 0)
+            self._linear(emit, c, layer, "o_proj", lay["o_proj"], tokens, mv, first_barrier=0, last_arrive=1,
+                         fused="add" if self.fuse else "")
+            # 6. post-attention RMSNorm after the o_proj all-gather (barrier 1)
+            emit(OpDesc("MISC", c, "rmsnorm_post", release=B_MPE, barrier=1, func="rmsnorm+quantize",
+                        elems=tokens * s.hidden_size))
+            # 7. gate, up (SiLU(gate) * up fused on up's output), all-gather (barrier 2)
+            self._linear(emit, c, layer, "gate_proj", lay["gate_proj"], tokens, mv, first_wait=B_SFU)
+            self._linear(emit, c, layer, "up_proj", lay["up_proj"], tokens, mv, last_arrive=2,
+                         fused="silu_mul+quantize" if self.fuse else "")
+            if not self.fuse:
+                emit(OpDesc("MISC", c, "silu_mul_unfused", func="silu_mul", elems=tokens * self.sl.ffn_rows[c]))
+            # 8. down + residual, all-gather (barrier 3 = exit)
+            self._linear(emit, c, layer, "down_proj", lay["down_proj"], tokens, mv, first_barrier=2, last_arrive=3,
+                         fused="add" if self.fuse else "")
+            del n_before
+        prog = Program(phase, ctx_len, tokens, ops, exit_barrier=3, n_barriers=4, entry_ops=entry, layer_group=group)
+        if sink is None:
+            self._cache[key] = prog
+        return prog
+
+    def head_program(self, sink: Optional[Callable] = None) -> Program:
+        """Final RMSNorm + LM head for one token (decode, and the last prompt token of prefill)."""
+        ops: list[OpDesc] = []
+        emit = sink or ops.append
+        entry = []
+        for c in range(self.hw.n_cores):
+            emit(OpDesc("MISC", c, "rmsnorm_final", release=B_MPE, func="rmsnorm+quantize",
+                        elems=self.spec.hidden_size))
+            entry.append(len(ops) - 1)
+            self._linear(emit, c, -1, "lm_head", self.f.lm_head, 1, "MV", first_wait=B_SFU, last_arrive=0)
+        return Program("head", 0, 1, ops, exit_barrier=0, n_barriers=1, entry_ops=entry)
+
+    def _linear(self, emit, c: int, layer: int, leaf: str, fmt: LayerFormat, tokens: int, opcode: str,
+                first_wait: int = 0, first_barrier: int = -1, last_release: int = 0, last_arrive: int = -1,
+                fused: str = "") -> None:
+        rows = self.sl.vocab_rows[c] if leaf == "lm_head" else self._linear_rows(leaf, c)
+        tl = T.weight_tiling(fmt, rows, self.cpc, self.hw.weight_buf_bytes_per_core, leaf)
+        region = self.placement.region(f"lm_head.c{c}" if leaf == "lm_head" else f"L{max(layer, 0)}.{leaf}.c{c}")
+        rpt_ch = tl.rows_per_tile // self.cpc
+        for t in range(tl.n_tiles):
+            r0_ch = t * rpt_ch
+            r_ch = min(rpt_ch, tl.rows_per_channel - r0_ch)
+            r_tile = min(r_ch * self.cpc, rows - t * tl.rows_per_tile) if rows > t * tl.rows_per_tile else r_ch * self.cpc
+            emit(OpDesc("LD", c, f"ld_{leaf}[{t}]", wait=B_MPE, release=B_MPE, kind="weight",
+                        channel0=region.channel0, n_channels=region.n_channels,
+                        hbm_addr=region.addr + r0_ch * fmt.row_bytes, bytes_per_channel=r_ch * fmt.row_bytes,
+                        bits=fmt.bits, index_bits=fmt.index_bits, kept=r_tile * fmt.kept_per_row, rows=r_tile,
+                        nm=fmt.nm, k_dense=fmt.in_features, group_size=fmt.group_size))
+            last = t == tl.n_tiles - 1
+            emit(OpDesc(opcode, c, f"{opcode.lower()}_{leaf}[{t}]",
+                        wait=B_LD | (first_wait if t == 0 else 0), release=B_LD | (last_release if last else 0),
+                        barrier=first_barrier if t == 0 else -1, arrive=last_arrive if last else -1,
+                        rows=r_tile, cols=fmt.kept_per_row, tokens=tokens, nm=fmt.nm, k_dense=fmt.in_features,
+                        group_size=fmt.group_size, macs=tokens * r_tile * fmt.kept_per_row,
+                        fused=fused))
+
+    def _store_kv(self, emit, c: int, layer: int, q0: int, tokens: int) -> None:
+        kvrb = T.kv_row_bytes(self.spec.head_dim)
+        tpc = math.ceil(self.max_len / self.cpc)
+        for kv in ("k", "v"):
+            region = self.placement.region(f"L{layer}.kv_{kv}.c{c}")
+            for h in range(self.sl.kv_heads[c]):
+                base = region.addr + h * tpc * kvrb
+                if tokens == 1:   # one token lands in one channel: channel (pos mod cpc), row pos // cpc
+                    emit(OpDesc("ST", c, f"st_{kv}[h{h}]", wait=B_MPE if h == 0 else 0, kind=f"kv_{kv}",
+                                channel0=region.channel0 + q0 % self.cpc, n_channels=1,
+                                hbm_addr=base + (q0 // self.cpc) * kvrb, bytes_per_channel=kvrb))
+                else:
+                    emit(OpDesc("ST", c, f"st_{kv}[h{h}]", wait=B_MPE if h == 0 else 0, kind=f"kv_{kv}",
+                                channel0=region.channel0, n_channels=self.cpc,
+                                hbm_addr=base + (q0 // self.cpc) * kvrb,
+                                bytes_per_channel=math.ceil(tokens / self.cpc) * kvrb))
+
+    def _attention(self, emit, c: int, layer: int, q0: int, ctx: int, tokens: int, barrier_arrive: int) -> None:
+        s = self.spec
+        hd, g = s.head_dim, s.gqa_group_size
+        kvrb = T.kv_row_bytes(hd)
+        tpc = math.ceil(self.max_len / self.cpc)
+        rk, rv = self.placement.region(f"L{layer}.kv_k.c{c}"), self.placement.region(f"L{layer}.kv_v.c{c}")
+        n_tiles = math.ceil(ctx / self.kv_tile)
+        q_rows = tokens * g                         # query vectors sharing one K/V head
+        op_mm = "MV" if q_rows == 1 else "MM"
+        nh = self.sl.kv_heads[c]
+        for h in range(nh):
+            for kv, region in (("k", rk), ("v", rv)):
+                for j in range(n_tiles):
+                    k0, k1 = j * self.kv_tile, min(ctx, (j + 1) * self.kv_tile)
+                    n_tok = k1 - k0
+                    emit(OpDesc("LD", c, f"ld_{kv}[h{h},{j}]", wait=B_MPE, release=B_MPE, kind=f"kv_{kv}",
+                                channel0=region.channel0, n_channels=region.n_channels,
+                                hbm_addr=region.addr + h * tpc * kvrb + (k0 // self.cpc) * kvrb,
+                                bytes_per_channel=math.ceil(n_tok / self.cpc) * kvrb))
+                    pairs = T.causal_pairs(q0, q0 + tokens, k0, k1) * g
+                    dens = T.block_density(q0, q0 + tokens, k0, k1) if tokens > 1 else 1.0
+                    last = j == n_tiles - 1
+                    if kv == "k":   # scores = q . K^T: the K tile is the matrix (rows = keys), q the vectors
+                        emit(OpDesc(op_mm, c, f"qk[h{h},{j}]", wait=B_LD, release=B_LD | (B_SFU if last else 0),
+                                    rows=n_tok, cols=hd, tokens=q_rows, density=dens, macs=pairs * hd,
+                                    fused="scale"))
+                    else:           # out = p . V: rows = head_dim outputs, cols = keys of the tile
+                        is_last_head = h == nh - 1 and last
+                        emit(OpDesc(op_mm, c, f"pv[h{h},{j}]", wait=B_LD | (B_SFU if j == 0 else 0), release=B_LD,
+                                    arrive=barrier_arrive if is_last_head else -1,
+                                    rows=hd, cols=n_tok, tokens=q_rows, density=dens, macs=pairs * hd))
+                if kv == "k":
+                    emit(OpDesc("MISC", c, f"softmax[h{h}]", wait=B_MPE, release=B_MPE, func="softmax",
+                                elems=T.causal_pairs(q0, q0 + tokens, 0, ctx) * g))
+        if nh == 0:
+            raise CompileError("a core without KV heads")
+
+    # ---------------------------------------------------------------- storage
+    def instruction_words(self) -> dict[str, int]:
+        try:
+            from simulator import isa  # noqa: F401
+            words = getattr(isa, "WORDS_PER_OPCODE", None)
+            if isinstance(words, dict) and words:
+                return {k: int(v) for k, v in words.items()}
+        except ImportError:
+            pass
+        return dict(FLIGHTLLM_WORDS)
+
+    def _count_words(self, build: Callable[[Callable], Any]) -> int:
+        words = self.instruction_words()
+        total = [0]
+
+        def sink(op: OpDesc) -> None:
+            total[0] += words[op.opcode]
+        build(sink)
+        return total[0]
+
+    def storage_report(self) -> dict[str, Any]:
+        """Instruction bytes of bucketed programs vs one program per length (decode and prefill).
+
+        A program is per layer (addresses differ per layer), so both totals
+        count ``num_layers`` layer streams plus the LM head per length/bucket.
+        """
+        nl = self.spec.num_layers
+        head = self._count_words(lambda sk: self.head_program(sink=sk))
+        cache: dict[tuple, int] = {}
+
+        def layer_words(phase: str, ctx: int) -> int:
+            key = (phase, ctx)
+            if key not in cache:
+                if phase == "decode":
+                    cache[key] = self._count_words(lambda sk: self.layer_program("decode", ctx, 1, sink=sk))
+                else:
+                    cache[key] = self._prefill_words(ctx)
+            return cache[key]
+
+        per_len = bucketed = 0
+        n_dec = n_pre = 0
+        for L in range(1, self.max_len + 1):
+            per_len += nl * layer_words("decode", L) + head
+            per_len += nl * layer_words("prefill", L) + head
+        for b in range(self.decode_bucket, self.max_len + 1, self.decode_bucket):
+            bucketed += nl * layer_words("decode", b) + head
+            n_dec += 1
+        for b in range(self.prefill_bucket, self.max_len + 1, self.prefill_bucket):
+            bucketed += nl * layer_words("prefill", b) + head
+            n_pre += 1
+        return {"decode_buckets": n_dec, "prefill_buckets": n_pre, "programs_bucketed": n_dec + n_pre,
+                "programs_per_length": 2 * self.max_len,
+                "instruction_bytes_bucketed": 4 * bucketed, "instruction_bytes_per_length": 4 * per_len,
+                "instruction_storage_saving": 1.0 - bucketed / per_len}
+
+    def _prefill_words(self, length: int) -> int:
+        chunk = self.prefill_chunk(math.ceil(length / self.prefill_bucket) * self.prefill_bucket)
+        total = 0
+        for q0 in range(0, length, chunk):
+            n = min(chunk, length - q0)
+            total += self._count_words(lambda sk: self.layer_program("prefill", q0 + n, n, sink=sk))
+        return total
+
+    def prefill_programs(self, bucket_len: int, group: int = 0, layer: int = 0) -> list[Program]:
+        chunk = self.prefill_chunk(bucket_len)
+        progs = []
+        for q0 in range(0, bucket_len, chunk):
+            n = min(chunk, bucket_len - q0)
+            progs.append(self.layer_program("prefill", q0 + n, n, group=group, layer=layer))
+        return progs

@@ -1,0 +1,38 @@
+"""One call from names to a timing result: load presets, compile, simulate.
+
+Lives in ``mapping`` (not ``simulator``) because it compiles, and imports
+go sparse_dsp <- simulator <- mapping. The demo and reports call this.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from mapping.compiler import DEFAULT_MAX_LEN, Compiler, ModelFormats, formats_from_compressed, formats_from_recipe
+from mapping.recipe import Recipe, get_recipe
+from simulator.api import SimResult, simulate_compiled
+from simulator.design import AcceleratorDesign, load_design
+from simulator.specs.device import load_device
+from simulator.specs.model import ModelSpec, load_model_spec
+from simulator.timing_params import hw_from_design
+
+
+def build_compiler(model: str | ModelSpec | Any, design: str | AcceleratorDesign, recipe: str | Recipe | None = None,
+                   max_len: int = DEFAULT_MAX_LEN, fuse: bool = True) -> tuple[Compiler, AcceleratorDesign, Any]:
+    """``model``: a preset name / config path / ModelSpec (with ``recipe``), or a CompressedModel."""
+    d = load_design(design) if isinstance(design, str) else design
+    dev = load_device(d.device)
+    if hasattr(model, "linears") and hasattr(model, "config"):
+        formats: ModelFormats = formats_from_compressed(model)
+    else:
+        spec = load_model_spec(model) if isinstance(model, str) else model
+        formats = formats_from_recipe(spec, recipe if recipe is not None else "flightllm")
+    comp = Compiler(formats, hw_from_design(d, dev), max_len=max_len, fuse=fuse)
+    return comp, d, dev
+
+
+def simulate(model: str | ModelSpec | Any, design: str | AcceleratorDesign, recipe: str | Recipe | None = "flightllm",
+             prefill: int = 512, decode: int = 512, max_len: int = DEFAULT_MAX_LEN,
+             fuse: bool = True) -> SimResult:
+    comp, d, dev = build_compiler(model, design, recipe, max_len=max_len, fuse=fuse)
+    rname = recipe if isinstance(recipe, str) else getattr(recipe, "name", comp.f.source)
+    return simulate_compiled(comp, prefill, decode, design_name=d.name, device_name=dev.name, recipe_name=rname)

@@ -1,0 +1,122 @@
+"""On-chip buffer allocation and tile sizes, chosen so that every tile fits its buffer.
+
+Three per-core buffers (sizes from the design): the weight buffer holds two
+decoded weight tiles (double buffering: the LD unit fills one while the
+matrix engine reads the other), the KV buffer two K/V tiles, and the
+activation buffer everything a chunk of tokens needs to stay on chip for a
+whole decoder layer (FlightLLM's "always-on-chip decode": decode keeps one
+token's activations on chip through the layer, so its activation footprint
+must fit, or the design is rejected). Prefill processes the prompt in chunks
+of as many tokens as the activation buffer holds.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sparse_dsp.errors import LlmaccelError
+from sparse_dsp.packed_format import LayerFormat
+
+KV_SCALE_BYTES = 4        # one FP32 scale per (token, kv head) (docs/numerics.md section 4)
+ATTN_BLOCK = 64           # FlightLLM block-sparse attention block (64x64), anchors/hardware.yaml
+BUFFER_SLOTS = 2          # double buffering
+
+
+class BufferError_(LlmaccelError):
+    """A design whose on-chip buffers cannot hold the smallest tile the mapping needs."""
+
+
+def decoded_row_bytes(fmt: LayerFormat) -> int:
+    """Bytes one weight row occupies on chip after decoding: INT8 kept weights + FP16 scales (+ zeros)."""
+    zeros = 0 if fmt.symmetric else fmt.groups_per_row
+    return fmt.kept_per_row + 2 * fmt.groups_per_row + zeros
+
+
+def kv_row_bytes(head_dim: int) -> int:
+    return head_dim + KV_SCALE_BYTES
+
+
+@dataclass(frozen=True)
+class WeightTiling:
+    rows_per_tile: int        # multiple of channels_per_core
+    n_tiles: int
+    rows_per_channel: int     # of this core's slice
+
+
+def weight_tiling(fmt: LayerFormat, rows: int, channels_per_core: int, weight_buf_bytes: int,
+                  what: str) -> WeightTiling:
+    rb = decoded_row_bytes(fmt)
+    min_rows = channels_per_core
+    if BUFFER_SLOTS * min_rows * rb > weight_buf_bytes:
+        raise BufferError_(f"design weight buffer ({weight_buf_bytes} bytes per core) cannot double-buffer "
+                           f"{min_rows} decoded rows of {what} ({rb} bytes each); allowed: weight buffer >= "
+                           f"{BUFFER_SLOTS * min_rows * rb} bytes")
+    rpc = math.ceil(rows / channels_per_core)
+    fit = weight_buf_bytes // (BUFFER_SLOTS * rb)
+    r = min(fit // channels_per_core, rpc) * channels_per_core
+    return WeightTiling(rows_per_tile=r, n_tiles=math.ceil(rpc * channels_per_core / r), rows_per_channel=rpc)
+
+
+def kv_tile_tokens(head_dim: int, channels_per_core: int, kv_buf_bytes: int, gqa_group: int) -> int:
+    """Tokens of one K (or V) tile, a multiple of the channels per core."""
+    rb = kv_row_bytes(head_dim)
+    n = kv_buf_bytes // (BUFFER_SLOTS * rb)
+    n = n // channels_per_core * channels_per_core
+    if n < channels_per_core:
+        raise BufferError_(f"design KV buffer ({kv_buf_bytes} bytes per core) cannot double-buffer "
+                           f"{channels_per_core} tokens of one head ({rb} bytes each); allowed: KV buffer >= "
+                           f"{BUFFER_SLOTS * channels_per_core * rb} bytes")
+    return n
+
+
+def act_bytes_per_token(hidden: int, q_dim_core: int, q_dim: int, ffn: int, ffn_core: int, heads_core: int,
+                        ctx: int) -> int:
+    """On-chip activation bytes one token needs through a decoder layer on one core.
+
+    FP32 residual (4*hidden), INT8 normed input (hidden), INT8 q of this core's heads,
+    gathered INT8 attention output (q_dim), FP16 SiLU(gate)*up of this core's rows
+    before quantization (2*ffn_core; SiLU*up is fused into up's output path, so gate
+    and up are never held in FP32), gathered INT8 MLP intermediate (ffn), and the
+    FP16 scores of one KV-head group over the context (2*group*ctx; FP16 SFU as FlightLLM).
+    """
+    return 4 * hidden + hidden + q_dim_core + q_dim + 2 * ffn_core + ffn + 2 * heads_core * ctx
+
+
+def prefill_chunk_tokens(per_token_bytes_at: "callable", bucket_len: int, act_buf_bytes: int) -> int:
+    """Largest chunk (a multiple of the attention block, or the whole bucket) whose activations fit."""
+    t = bucket_len
+    while t > 0 and t * per_token_bytes_at(t) > act_buf_bytes:
+        t = (t - 1) // ATTN_BLOCK * ATTN_BLOCK if t > ATTN_BLOCK else t // 2
+    if t <= 0:
+        raise BufferError_(f"design activation buffer ({act_buf_bytes} bytes per core) cannot hold one prompt "
+                           f"token's activations ({per_token_bytes_at(1)} bytes)")
+    return t
+
+
+def causal_pairs(q0: int, q1: int, k0: int, k1: int) -> int:
+    """Number of (query, key) pairs with key <= query, query in [q0, q1), key in [k0, k1)."""
+    total = 0
+    # for query q the keys counted are [k0, min(k1, q+1))
+    # split queries into those below k0 (none), between, and >= k1-1 (full)
+    full_from = max(q0, k1 - 1)
+    if q1 > full_from:
+        total += (q1 - full_from) * (k1 - k0)
+    lo, hi = max(q0, k0), min(q1, full_from)
+    if hi > lo:
+        # sum_{q=lo}^{hi-1} (q + 1 - k0)
+        n = hi - lo
+        total += n * (lo + 1 - k0) + n * (n - 1) // 2
+    return total
+
+
+def block_density(q0: int, q1: int, k0: int, k1: int, block: int = ATTN_BLOCK) -> float:
+    """Fraction of the block grid of a causal score tile that is not fully masked (computed blocks)."""
+    nq = math.ceil((q1 - q0) / block)
+    nk = math.ceil((k1 - k0) / block)
+    active = 0
+    for bq in range(nq):
+        q_last = min(q1, q0 + (bq + 1) * block) - 1
+        for bk in range(nk):
+            if k0 + bk * block <= q_last:
+                active += 1
+    return active / (nq * nk)

@@ -1,0 +1,160 @@
+"""Run a compiled model through the timing engine: TTFT, decode latency, utilization, roofline, energy.
+
+``simulate_compiled`` takes anything that looks like ``mapping.compiler.Compiler``
+(the simulator does not import mapping: imports go sparse_dsp <- simulator <-
+mapping); ``mapping.sim_api.simulate`` is the one-call entry that compiles
+first. ``SimResult`` is what the CLI prints and the demo/reports read.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+from simulator.energy import EnergyConstants, PhaseEnergy, load_energy, phase_energy
+from simulator.timing import Program, Work, layer_timing, program_work
+from simulator.timing_engine import UNITS
+from sparse_dsp.errors import LlmaccelError
+
+
+@dataclass
+class SimResult:
+    model: str
+    design: str
+    recipe: str
+    prefill_tokens: int
+    decode_tokens: int
+    ttft_s: float
+    prefill_s: float
+    decode_s: float
+    decode_ms_per_token: float
+    decode_tokens_per_s: float
+    prefill_tokens_per_s: float
+    power_W: Optional[float]                 # decode phase (the steady state of generation)
+    prefill_power_W: Optional[float]
+    tokens_per_J: Optional[float]            # decode: generated tokens / decode energy
+    prefill_tokens_per_J: Optional[float]
+    hbm_bw_utilization: float                # decode phase: achieved / peak HBM bandwidth
+    prefill_hbm_bw_utilization: float
+    decode_hbm_GBps: float
+    prefill_mac_utilization: float           # prefill MACs / (peak MACs x time)
+    unit_busy_decode: dict[str, float]
+    unit_busy_prefill: dict[str, float]
+    roofline_decode_tokens_per_s: float
+    roofline_decode_bw_tokens_per_s: float
+    roofline_decode_compute_tokens_per_s: float
+    roofline_prefill_s: float
+    decode_bytes_per_token: float            # weights + scales + indices + KV actually read per token (mean)
+    weight_bytes: int
+    peak_hbm_GBps: float
+    peak_TOPS: float
+    clock_MHz: float
+    buckets_simulated: int
+    energy_breakdown_decode_J: dict[str, float] = field(default_factory=dict)
+    energy_sources: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _busy(work: Work, n_cores: int) -> dict[str, float]:
+    if work.cycles <= 0:
+        return {u: 0.0 for u in UNITS}
+    return {u: work.busy.get(u, 0.0) / (n_cores * work.cycles) for u in UNITS}
+
+
+def _model_work(comp: Any, phase: str, ctx: int, tokens: int) -> Work:
+    """All layers of the model for one decode step (phase='decode') or one prefill chunk."""
+    w = Work()
+    for g, (fmts, layers) in enumerate(comp.f.layer_groups()):
+        prog = comp.layer_program(phase, ctx, tokens, group=g, layer=layers[0])
+        w.add(layer_timing(prog, comp.hw).total(len(layers)))
+    return w
+
+
+def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str = "", device_name: str = "",
+                      recipe_name: str = "", energy: Optional[EnergyConstants] = None) -> SimResult:
+    if prefill < 1:
+        raise LlmaccelError(f"prefill={prefill} must be >= 1 (a prompt has at least one token)")
+    if decode < 0:
+        raise LlmaccelError(f"decode={decode} must be >= 0")
+    if prefill + decode > comp.max_len:
+        raise LlmaccelError(f"prefill + decode = {prefill + decode} tokens is beyond the compiled maximum "
+                            f"max_len={comp.max_len}; allowed: prefill + decode <= {comp.max_len}")
+    hw, spec = comp.hw, comp.spec
+    f = hw.clock_hz
+    ec = energy or load_energy(device_name)
+    head = program_work(comp.head_program(), hw)
+
+    # ---- prefill: the prompt's bucket, chunk by chunk, all layers, then the LM head on the last token
+    pb = comp.prefill_bucket_of(prefill)
+    pre = Work()
+    chunk = comp.prefill_chunk(pb)
+    for q0 in range(0, pb, chunk):
+        n = min(chunk, pb - q0)
+        pre.add(_model_work(comp, "prefill", q0 + n, n))
+    pre.add(head)
+    prefill_s = pre.cycles / f
+
+    # ---- decode: one simulation per 16-token bucket, times the steps that fall in it
+    dec = Work()
+    steps_per_bucket: dict[int, int] = {}
+    for i in range(decode):
+        b = comp.decode_bucket_of(prefill + i + 1)
+        steps_per_bucket[b] = steps_per_bucket.get(b, 0) + 1
+    for b, n in sorted(steps_per_bucket.items()):
+        step = _model_work(comp, "decode", b, 1)
+        step.add(head)
+        dec.add(step, n)
+    decode_s = dec.cycles / f
+
+    # ---- roofline for the same work: bytes each token must read at its true context length
+    w_bytes = comp.f.weight_bytes
+    kv_row = spec.head_dim + 4
+    peak_bw = hw.hbm_peak_Bps
+    peak_macs = hw.peak_macs_per_s
+    t_bw = t_cmp = bytes_sum = 0.0
+    linear_macs = (sum(fm.out_features * fm.kept_per_row for lay in comp.f.layers for _, fm in lay)
+                   + comp.f.lm_head.out_features * comp.f.lm_head.kept_per_row)
+    for i in range(decode):
+        L = prefill + i + 1
+        kv_bytes = 2 * spec.num_layers * spec.num_kv_heads * L * kv_row
+        by = w_bytes + kv_bytes
+        macs = linear_macs + 2 * spec.num_layers * spec.num_heads * L * spec.head_dim
+        bytes_sum += by
+        t_bw += by / peak_bw
+        t_cmp += macs / peak_macs
+    roof_bw = decode / t_bw if decode else 0.0
+    roof_cmp = decode / t_cmp if decode else 0.0
+    roof = decode / max(t_bw, t_cmp) if decode else 0.0
+    pre_macs = pre.macs
+    roof_prefill_s = max(pre_macs / peak_macs, (w_bytes + pre.hbm_write_bytes) / peak_bw)
+
+    e_dec = phase_energy(dec, decode_s, ec)
+    e_pre = phase_energy(pre, prefill_s, ec)
+    notes = []
+    if ec.static_W is None:
+        notes.append(f"power_W/tokens_per_J not reported: {ec.sources['static_W']}")
+    dec_bw = (dec.hbm_read_bytes + dec.hbm_write_bytes) / decode_s if decode_s else 0.0
+    pre_bw = (pre.hbm_read_bytes + pre.hbm_write_bytes) / prefill_s if prefill_s else 0.0
+    return SimResult(
+        model=spec.name, design=design_name, recipe=recipe_name,
+        prefill_tokens=prefill, decode_tokens=decode,
+        ttft_s=prefill_s, prefill_s=prefill_s, decode_s=decode_s,
+        decode_ms_per_token=1e3 * decode_s / decode if decode else 0.0,
+        decode_tokens_per_s=decode / decode_s if decode_s else 0.0,
+        prefill_tokens_per_s=prefill / prefill_s,
+        power_W=e_dec.power_W, prefill_power_W=e_pre.power_W,
+        tokens_per_J=(decode / e_dec.total_J) if (decode and e_dec.total_J) else None,
+        prefill_tokens_per_J=(prefill / e_pre.total_J) if e_pre.total_J else None,
+        hbm_bw_utilization=dec_bw / peak_bw, prefill_hbm_bw_utilization=pre_bw / peak_bw,
+        decode_hbm_GBps=dec_bw / 1e9,
+        prefill_mac_utilization=pre_macs / (peak_macs * prefill_s),
+        unit_busy_decode=_busy(dec, hw.n_cores), unit_busy_prefill=_busy(pre, hw.n_cores),
+        roofline_decode_tokens_per_s=roof, roofline_decode_bw_tokens_per_s=roof_bw,
+        roofline_decode_compute_tokens_per_s=roof_cmp, roofline_prefill_s=roof_prefill_s,
+        decode_bytes_per_token=bytes_sum / decode if decode else 0.0,
+        weight_bytes=w_bytes, peak_hbm_GBps=peak_bw / 1e9, peak_TOPS=2 * peak_macs / 1e12,
+        clock_MHz=f / 1e6, buckets_simulated=len(steps_per_bucket) + math.ceil(pb / chunk),
+        energy_breakdown_decode_J=e_dec.dynamic_breakdown_J, energy_sources=ec.sources, notes=notes)
