@@ -85,20 +85,25 @@ def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def rope_tables(positions: np.ndarray, head_dim: int, theta: float = 10000.0) -> tuple[np.ndarray, np.ndarray]:
-    """FP32 cos/sin tables [len(positions), head_dim] as Hugging Face Llama builds them.
+    """FP32 cos/sin tables [len(positions), head_dim], bit-identical to Hugging Face Llama's default RoPE.
 
-    inv_freq = 1 / theta^(2i/d) (FP32 power), angle = float(pos) * inv_freq
-    (FP32), duplicated over both halves. The hardware receives these tables
-    from the host (the compiler writes them); the RoPE unit does not compute
-    transcendental functions, so its output is exact given the tables.
+    The tables are an input of every implementation (the host/compiler
+    writes them; the RoPE unit computes no transcendental function), so they
+    are made once, with torch's own float32 pow/cos/sin in HF's order:
+    inv_freq = 1 / theta ** (arange(0, d, 2) / d), angle = float(pos) * inv_freq,
+    duplicated over both halves. numpy's float32 pow differs from torch's by an
+    ULP for some entries, which grows to ~1e-5 in the angle at position 4095.
     """
+    import torch  # noqa: PLC0415  (a package dependency; only the table builder needs it)
+
     if head_dim % 2:
         raise ValueError(f"head_dim={head_dim} must be even for RoPE")
-    exponent = (np.arange(0, head_dim, 2, dtype=np.int64).astype(F32) / F32(head_dim)).astype(F32)
-    inv_freq = (F32(1.0) / np.power(F32(theta), exponent).astype(F32)).astype(F32)
-    ang = (np.asarray(positions, dtype=F32)[:, None] * inv_freq[None, :]).astype(F32)
-    ang = np.concatenate([ang, ang], axis=-1)
-    return np.cos(ang).astype(F32), np.sin(ang).astype(F32)
+    exponent = torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim
+    inv_freq = 1.0 / (float(theta) ** exponent)
+    pos = torch.as_tensor(np.asarray(positions), dtype=torch.int64).float()
+    ang = pos[:, None] * inv_freq[None, :]
+    emb = torch.cat([ang, ang], dim=-1)
+    return emb.cos().numpy().astype(F32), emb.sin().numpy().astype(F32)
 
 
 def rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
