@@ -15,7 +15,7 @@ from simulator.isa import (INSTRUCTIONS, LD, MISC, MM, MV, NM_CODES, ST, SYS, UN
                            disassemble, encode, program_bytes, units_mask)
 
 HW = "/work/shared/anchors/hardware.yaml"
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _field_strategy(f):
