@@ -52,7 +52,14 @@ DEFAULT_MAX_LEN = 2048
 FLIGHTLLM_WORDS = {"LD": 7, "ST": 3, "MM": 4, "MV": 4, "MISC": 3, "SYS": 1}
 INITIAL_SLOT_TOKENS = T.BUFFER_SLOTS
 
-B_LD, B_ST, B_MPE, B_SFU = (1 << UNIT_INDEX[u] for u in ("LD", "ST", "MPE", "SFU"))
+B_LD, B_ST, B_MPE, B_SFU, B_SYS = (1 << UNIT_INDEX[u] for u in ("LD", "ST", "MPE", "SFU", "SYS"))
+MISC_MAX_ROWS = 63          # simulator.isa MISC.rows is a 6-bit field (1..63)
+HBM_LINE = 64               # simulator.isa addresses HBM in 64-byte lines
+
+
+def hbm_row_bytes(fmt: LayerFormat) -> int:
+    """A weight row in HBM, padded to whole 64-byte lines (the ISA addresses lines)."""
+    return -(-fmt.row_bytes // HBM_LINE) * HBM_LINE
 ATTN_LEAVES = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_LEAVES = ("gate_proj", "up_proj", "down_proj")
 LEAF_PATH = {**{k: f"self_attn.{k}" for k in ATTN_LEAVES}, **{k: f"mlp.{k}" for k in MLP_LEAVES}}
@@ -247,11 +254,11 @@ class Compiler:
             for c in range(hw.n_cores):
                 for leaf, fmt in lay.items():
                     rows = self._linear_rows(leaf, c)
-                    pl.allocate(f"L{i}.{leaf}.c{c}", c, math.ceil(rows / self.cpc) * fmt.row_bytes)
+                    pl.allocate(f"L{i}.{leaf}.c{c}", c, math.ceil(rows / self.cpc) * hbm_row_bytes(fmt))
                 for kv in ("k", "v"):
                     pl.allocate(f"L{i}.kv_{kv}.c{c}", c, self.sl.kv_heads[c] * tpc * kvrb)
         for c in range(hw.n_cores):
-            pl.allocate(f"lm_head.c{c}", c, math.ceil(self.sl.vocab_rows[c] / self.cpc) * self.f.lm_head.row_bytes)
+            pl.allocate(f"lm_head.c{c}", c, math.ceil(self.sl.vocab_rows[c] / self.cpc) * hbm_row_bytes(self.f.lm_head))
             pl.allocate(f"embed.c{c}", c, math.ceil(s.vocab_size / hw.n_cores / self.cpc) * s.hidden_size * 2)
         self.kv_bytes_total = kv_total
         return pl
@@ -274,10 +281,23 @@ class Compiler:
                                       self.hw.act_buf_bytes_per_core)
 
     # ---------------------------------------------------------------- emission
+    @property
+    def symmetric(self) -> bool:
+        """Every core gets an identical slice (then timing needs core 0's stream only)."""
+        sl = self.sl
+        return all(len(set(v)) == 1 for v in (sl.kv_heads, sl.hidden_rows, sl.ffn_rows, sl.vocab_rows))
+
     def layer_program(self, phase: str, ctx_len: int, tokens: int, group: int = 0, layer: int = 0,
-                      sink: Optional[Callable] = None) -> Program:
-        """One decoder layer for ``tokens`` new tokens ending at context ``ctx_len``."""
-        key = (phase, ctx_len, tokens, group, layer)
+                      sink: Optional[Callable] = None, core0_only: bool = False) -> Program:
+        """One decoder layer for ``tokens`` new tokens ending at context ``ctx_len``.
+
+        Dependency protocol (per core): the layer starts with a SYS->SFU token (left by
+        the previous layer's last barrier, or an initial token), weight/KV tile LDs take
+        MPE->LD slot tokens (two initial), every tile's MV/MM returns one; each
+        all-gather is a SYS barrier between the producing and the consuming unit.
+        """
+        core0_only = core0_only and self.symmetric
+        key = (phase, ctx_len, tokens, group, layer, core0_only)
         if sink is None and key in self._cache:
             return self._cache[key]
         ops: list[OpDesc] = []
@@ -285,103 +305,125 @@ class Compiler:
         s, hw = self.spec, self.hw
         lay = self.f.layer(layer)
         q0 = ctx_len - tokens        # first new token position
-        entry = []
         mv = "MV" if tokens == 1 else "MM"
-        for c in range(hw.n_cores):
-            n_before = len(ops)
-            # 1. input RMSNorm (+ fused INT8 quantize); first op of the layer on this core
-            emit(OpDesc("MISC", c, "rmsnorm_in", release=B_MPE, func="rmsnorm+quantize", elems=tokens * s.hidden_size))
-            if sink is None:
-                entry.append(len(ops) - 1)
+        fz = self.fuse
+        for c in range(1 if core0_only else hw.n_cores):
+            # 1. input RMSNorm (+ INT8 quantize), after the previous layer's all-gather
+            self._misc(emit, c, "rmsnorm_in", "rmsnorm", tokens, s.hidden_size, wait=B_SYS, release=B_MPE)
             # 2. q, k, v projections; RoPE and KV quantization fused into the output path
             self._linear(emit, c, layer, "q_proj", lay["q_proj"], tokens, mv, first_wait=B_SFU,
-                         fused="rope+quantize" if self.fuse else "")
-            self._linear(emit, c, layer, "k_proj", lay["k_proj"], tokens, mv, last_release=B_ST,
-                         fused="rope+quantize" if self.fuse else "")
-            self._linear(emit, c, layer, "v_proj", lay["v_proj"], tokens, mv, last_release=B_ST,
-                         fused="quantize" if self.fuse else "")
-            if not self.fuse:
-                for fn in ("rope", "rope", "quantize"):
-                    emit(OpDesc("MISC", c, f"{fn}_unfused", func=fn, elems=tokens * self._linear_rows("q_proj", c)))
+                         fused="rope" if fz else "")
+            self._linear(emit, c, layer, "k_proj", lay["k_proj"], tokens, mv, fused="rope" if fz else "")
+            self._linear(emit, c, layer, "v_proj", lay["v_proj"], tokens, mv, last_release=B_ST if fz else B_SFU,
+                         fused="quantize" if fz else "")
+            if not fz:   # the same element-wise work as separate SFU instructions
+                self._misc(emit, c, "rope_q", "rope", tokens, self._linear_rows("q_proj", c), wait=B_MPE)
+                self._misc(emit, c, "rope_k", "rope", tokens, self._linear_rows("k_proj", c))
+                self._misc(emit, c, "quantize_kv", "quantize", tokens, 2 * self._linear_rows("k_proj", c),
+                           release=B_ST)
             # 3. store the new K and V rows into this core's KV channels
-            self._store_kv(emit, c, layer, q0, tokens)
-            # 4. attention, head group by head group
-            self._attention(emit, c, layer, q0, ctx_len, tokens, barrier_arrive=0)
-            # 5. o_proj + residual, after the all-gather of attention outputs (barrier 0)
-            self._linear(emit, c, layer, "o_proj", lay["o_proj"], tokens, mv, first_barrier=0, last_arrive=1,
-                         fused="add" if self.fuse else "")
-            # 6. post-attention RMSNorm after the o_proj all-gather (barrier 1)
-            emit(OpDesc("MISC", c, "rmsnorm_post", release=B_MPE, barrier=1, func="rmsnorm+quantize",
-                        elems=tokens * s.hidden_size))
-            # 7. gate, up (SiLU(gate) * up fused on up's output), all-gather (barrier 2)
+            self._store_kv(emit, c, layer, q0, tokens, wait=B_MPE if fz else B_SFU)
+            # 4. attention (QK^T -> softmax -> PV), KV head by KV head; then all-gather
+            self._attention(emit, c, layer, q0, ctx_len, tokens)
+            emit(OpDesc("SYS", c, "barrier_attn", wait=B_MPE, release=B_MPE, func="barrier"))
+            # 5. o_proj + residual add (fused)
+            self._linear(emit, c, layer, "o_proj", lay["o_proj"], tokens, mv, first_wait=B_SYS,
+                         last_release=B_SYS, fused="add" if fz else "")
+            emit(OpDesc("SYS", c, "barrier_o", wait=B_MPE, release=B_SFU, func="barrier"))
+            # 6. post-attention RMSNorm
+            self._misc(emit, c, "rmsnorm_post", "rmsnorm", tokens, s.hidden_size, wait=B_SYS, release=B_MPE)
+            # 7. gate, up (SiLU(gate) * up fused on up's output), all-gather
             self._linear(emit, c, layer, "gate_proj", lay["gate_proj"], tokens, mv, first_wait=B_SFU)
-            self._linear(emit, c, layer, "up_proj", lay["up_proj"], tokens, mv, last_arrive=2,
-                         fused="silu_mul+quantize" if self.fuse else "")
-            if not self.fuse:
-                emit(OpDesc("MISC", c, "silu_mul_unfused", func="silu_mul", elems=tokens * self.sl.ffn_rows[c]))
-            # 8. down + residual, all-gather (barrier 3 = exit)
-            self._linear(emit, c, layer, "down_proj", lay["down_proj"], tokens, mv, first_barrier=2, last_arrive=3,
-                         fused="add" if self.fuse else "")
-            del n_before
-        prog = Program(phase, ctx_len, tokens, ops, exit_barrier=3, n_barriers=4, entry_ops=entry, layer_group=group)
+            self._linear(emit, c, layer, "up_proj", lay["up_proj"], tokens, mv,
+                         last_release=B_SYS if fz else B_SFU, fused="silu_mul" if fz else "")
+            if not fz:
+                self._misc(emit, c, "silu_mul", "mul", tokens, 2 * self.sl.ffn_rows[c], wait=B_MPE, release=B_SYS)
+                emit(OpDesc("SYS", c, "barrier_mlp", wait=B_SFU, release=B_MPE, func="barrier"))
+            else:
+                emit(OpDesc("SYS", c, "barrier_mlp", wait=B_MPE, release=B_MPE, func="barrier"))
+            # 8. down + residual add, all-gather; the barrier leaves the next layer's SYS->SFU token
+            self._linear(emit, c, layer, "down_proj", lay["down_proj"], tokens, mv, first_wait=B_SYS,
+                         last_release=B_SYS, fused="add" if fz else "")
+            emit(OpDesc("SYS", c, "barrier_layer", wait=B_MPE, release=B_SFU, func="barrier"))
+        prog = Program(phase, ctx_len, tokens, ops, layer_group=group, replicas=hw.n_cores if core0_only else 1)
         if sink is None:
             self._cache[key] = prog
         return prog
 
-    def head_program(self, sink: Optional[Callable] = None) -> Program:
+    def head_program(self, sink: Optional[Callable] = None, core0_only: bool = False) -> Program:
         """Final RMSNorm + LM head for one token (decode, and the last prompt token of prefill)."""
         ops: list[OpDesc] = []
         emit = sink or ops.append
-        entry = []
-        for c in range(self.hw.n_cores):
-            emit(OpDesc("MISC", c, "rmsnorm_final", release=B_MPE, func="rmsnorm+quantize",
-                        elems=self.spec.hidden_size))
-            entry.append(len(ops) - 1)
-            self._linear(emit, c, -1, "lm_head", self.f.lm_head, 1, "MV", first_wait=B_SFU, last_arrive=0)
-        return Program("head", 0, 1, ops, exit_barrier=0, n_barriers=1, entry_ops=entry)
+        core0_only = core0_only and self.symmetric
+        for c in range(1 if core0_only else self.hw.n_cores):
+            self._misc(emit, c, "rmsnorm_final", "rmsnorm", 1, self.spec.hidden_size, wait=B_SYS, release=B_MPE)
+            self._linear(emit, c, -1, "lm_head", self.f.lm_head, 1, "MV", first_wait=B_SFU, last_release=B_SYS)
+            emit(OpDesc("SYS", c, "barrier_logits", wait=B_MPE, release=B_SFU, func="barrier"))
+        return Program("head", 0, 1, ops, replicas=self.hw.n_cores if core0_only else 1)
+
+    def _misc(self, emit, c: int, name: str, func: str, rows: int, row_len: int, wait: int = 0,
+              release: int = 0) -> None:
+        """An SFU op; the ISA's MISC holds at most 63 rows, so longer ones are split (deps on the ends)."""
+        chunks = [(r0, min(MISC_MAX_ROWS, rows - r0)) for r0 in range(0, rows, MISC_MAX_ROWS)]
+        for j, (r0, n) in enumerate(chunks):
+            emit(OpDesc("MISC", c, name if len(chunks) == 1 else f"{name}[{j}]", func=func,
+                        wait=wait if j == 0 else 0, release=release if j == len(chunks) - 1 else 0,
+                        tokens=n, elems=n * row_len, cols=row_len))
 
     def _linear(self, emit, c: int, layer: int, leaf: str, fmt: LayerFormat, tokens: int, opcode: str,
-                first_wait: int = 0, first_barrier: int = -1, last_release: int = 0, last_arrive: int = -1,
-                fused: str = "") -> None:
+                first_wait: int = 0, last_release: int = 0, fused: str = "") -> None:
+        """Weight tiles: one LD per channel (lockstep, same local range), then one MV/MM per tile."""
         rows = self.sl.vocab_rows[c] if leaf == "lm_head" else self._linear_rows(leaf, c)
         tl = T.weight_tiling(fmt, rows, self.cpc, self.hw.weight_buf_bytes_per_core, leaf)
         region = self.placement.region(f"lm_head.c{c}" if leaf == "lm_head" else f"L{max(layer, 0)}.{leaf}.c{c}")
         rpt_ch = tl.rows_per_tile // self.cpc
+        rb = hbm_row_bytes(fmt)
+        rows_of_ch = [max(0, min(tl.rows_per_channel, rows - ch * tl.rows_per_channel)) for ch in range(self.cpc)]
         for t in range(tl.n_tiles):
-            r0_ch = t * rpt_ch
-            r_ch = min(rpt_ch, tl.rows_per_channel - r0_ch)
-            r_tile = min(r_ch * self.cpc, rows - t * tl.rows_per_tile) if rows > t * tl.rows_per_tile else r_ch * self.cpc
-            emit(OpDesc("LD", c, f"ld_{leaf}[{t}]", wait=B_MPE, release=B_MPE, kind="weight",
-                        channel0=region.channel0, n_channels=region.n_channels,
-                        hbm_addr=region.addr + r0_ch * fmt.row_bytes, bytes_per_channel=r_ch * fmt.row_bytes,
-                        bits=fmt.bits, index_bits=fmt.index_bits, kept=r_tile * fmt.kept_per_row, rows=r_tile,
-                        nm=fmt.nm, k_dense=fmt.in_features, group_size=fmt.group_size))
+            r0 = t * rpt_ch
+            per_ch = [max(0, min(rpt_ch, rc - r0)) for rc in rows_of_ch]
+            chans = [ch for ch in range(self.cpc) if per_ch[ch] > 0]
+            r_tile = sum(per_ch)
+            for n_i, ch in enumerate(chans):
+                emit(OpDesc("LD", c, f"ld_{leaf}[{t}].ch{ch}", wait=B_MPE if n_i == 0 else 0,
+                            release=B_MPE if n_i == len(chans) - 1 else 0, kind="weight",
+                            channel0=region.channel0 + ch, n_channels=1,
+                            hbm_addr=region.addr + r0 * rb, bytes_per_channel=per_ch[ch] * rb,
+                            buf_addr=(t % T.BUFFER_SLOTS), tensor=region.tensor,
+                            bits=fmt.bits, index_bits=fmt.index_bits, kept=per_ch[ch] * fmt.kept_per_row,
+                            rows=per_ch[ch], nm=fmt.nm, k_dense=fmt.in_features, group_size=fmt.group_size,
+                            asymmetric=not fmt.symmetric))
             last = t == tl.n_tiles - 1
             emit(OpDesc(opcode, c, f"{opcode.lower()}_{leaf}[{t}]",
                         wait=B_LD | (first_wait if t == 0 else 0), release=B_LD | (last_release if last else 0),
-                        barrier=first_barrier if t == 0 else -1, arrive=last_arrive if last else -1,
                         rows=r_tile, cols=fmt.kept_per_row, tokens=tokens, nm=fmt.nm, k_dense=fmt.in_features,
-                        group_size=fmt.group_size, macs=tokens * r_tile * fmt.kept_per_row,
+                        group_size=fmt.group_size, macs=tokens * r_tile * fmt.kept_per_row, buf_addr=t % T.BUFFER_SLOTS,
                         fused=fused))
 
-    def _store_kv(self, emit, c: int, layer: int, q0: int, tokens: int) -> None:
+    def _kv_rows_in(self, ch: int, k0: int, k1: int) -> tuple[int, int]:
+        """Channel ch holds tokens t with t % cpc == ch at local row t // cpc: (first row, count) in [k0, k1)."""
+        first = -(-(k0 - ch) // self.cpc) if k0 > ch else 0
+        last = (k1 - 1 - ch) // self.cpc if k1 - 1 >= ch else -1
+        return first, max(0, last - first + 1)
+
+    def _store_kv(self, emit, c: int, layer: int, q0: int, tokens: int, wait: int) -> None:
         kvrb = T.kv_row_bytes(self.spec.head_dim)
         tpc = math.ceil(self.max_len / self.cpc)
+        first = True
         for kv in ("k", "v"):
             region = self.placement.region(f"L{layer}.kv_{kv}.c{c}")
             for h in range(self.sl.kv_heads[c]):
                 base = region.addr + h * tpc * kvrb
-                if tokens == 1:   # one token lands in one channel: channel (pos mod cpc), row pos // cpc
-                    emit(OpDesc("ST", c, f"st_{kv}[h{h}]", wait=B_MPE if h == 0 else 0, kind=f"kv_{kv}",
-                                channel0=region.channel0 + q0 % self.cpc, n_channels=1,
-                                hbm_addr=base + (q0 // self.cpc) * kvrb, bytes_per_channel=kvrb))
-                else:
-                    emit(OpDesc("ST", c, f"st_{kv}[h{h}]", wait=B_MPE if h == 0 else 0, kind=f"kv_{kv}",
-                                channel0=region.channel0, n_channels=self.cpc,
-                                hbm_addr=base + (q0 // self.cpc) * kvrb,
-                                bytes_per_channel=math.ceil(tokens / self.cpc) * kvrb))
+                for ch in range(self.cpc):
+                    r, n = self._kv_rows_in(ch, q0, q0 + tokens)
+                    if n == 0:
+                        continue
+                    emit(OpDesc("ST", c, f"st_{kv}[h{h}].ch{ch}", wait=wait if first else 0, kind="kv",
+                                channel0=region.channel0 + ch, n_channels=1, tensor=region.tensor,
+                                hbm_addr=base + r * kvrb, bytes_per_channel=n * kvrb))
+                    first = False
 
-    def _attention(self, emit, c: int, layer: int, q0: int, ctx: int, tokens: int, barrier_arrive: int) -> None:
+    def _attention(self, emit, c: int, layer: int, q0: int, ctx: int, tokens: int) -> None:
         s = self.spec
         hd, g = s.head_dim, s.gqa_group_size
         kvrb = T.kv_row_bytes(hd)
@@ -396,27 +438,30 @@ class Compiler:
                 for j in range(n_tiles):
                     k0, k1 = j * self.kv_tile, min(ctx, (j + 1) * self.kv_tile)
                     n_tok = k1 - k0
-                    emit(OpDesc("LD", c, f"ld_{kv}[h{h},{j}]", wait=B_MPE, release=B_MPE, kind=f"kv_{kv}",
-                                channel0=region.channel0, n_channels=region.n_channels,
-                                hbm_addr=region.addr + h * tpc * kvrb + (k0 // self.cpc) * kvrb,
-                                bytes_per_channel=math.ceil(n_tok / self.cpc) * kvrb))
+                    parts = [(ch,) + self._kv_rows_in(ch, k0, k1) for ch in range(self.cpc)]
+                    parts = [p for p in parts if p[2] > 0]
+                    for n_i, (ch, r, n) in enumerate(parts):
+                        emit(OpDesc("LD", c, f"ld_{kv}[h{h},{j}].ch{ch}", wait=B_MPE if n_i == 0 else 0,
+                                    release=B_MPE if n_i == len(parts) - 1 else 0, kind="kv",
+                                    channel0=region.channel0 + ch, n_channels=1, tensor=region.tensor,
+                                    hbm_addr=region.addr + h * tpc * kvrb + r * kvrb, bytes_per_channel=n * kvrb,
+                                    rows=n, buf_addr=j % T.BUFFER_SLOTS))
                     pairs = T.causal_pairs(q0, q0 + tokens, k0, k1) * g
                     dens = T.block_density(q0, q0 + tokens, k0, k1) if tokens > 1 else 1.0
                     last = j == n_tiles - 1
                     if kv == "k":   # scores = q . K^T: the K tile is the matrix (rows = keys), q the vectors
                         emit(OpDesc(op_mm, c, f"qk[h{h},{j}]", wait=B_LD, release=B_LD | (B_SFU if last else 0),
-                                    rows=n_tok, cols=hd, tokens=q_rows, density=dens, macs=pairs * hd,
-                                    fused="scale"))
+                                    rows=n_tok, cols=hd, k_dense=hd, tokens=q_rows, density=dens, macs=pairs * hd,
+                                    buf_addr=j % T.BUFFER_SLOTS))
                     else:           # out = p . V: rows = head_dim outputs, cols = keys of the tile
-                        is_last_head = h == nh - 1 and last
-                        emit(OpDesc(op_mm, c, f"pv[h{h},{j}]", wait=B_LD | (B_SFU if j == 0 else 0), release=B_LD,
-                                    arrive=barrier_arrive if is_last_head else -1,
-                                    rows=hd, cols=n_tok, tokens=q_rows, density=dens, macs=pairs * hd))
+                        emit(OpDesc(op_mm, c, f"pv[h{h},{j}]", wait=B_LD | (B_SFU if j == 0 else 0),
+                                    release=B_LD | (B_SYS if (h == nh - 1 and last) else 0),
+                                    rows=hd, cols=n_tok, k_dense=n_tok, tokens=q_rows, density=dens,
+                                    macs=pairs * hd, buf_addr=j % T.BUFFER_SLOTS))
                 if kv == "k":
-                    emit(OpDesc("MISC", c, f"softmax[h{h}]", wait=B_MPE, release=B_MPE, func="softmax",
-                                elems=T.causal_pairs(q0, q0 + tokens, 0, ctx) * g))
-        if nh == 0:
-            raise CompileError("a core without KV heads")
+                    self._misc(emit, c, f"softmax[h{h}]", "softmax", q_rows, ctx, wait=B_MPE, release=B_MPE)
+                    # causal: only the pairs below the diagonal are computed
+                    # (the MISC row length stays the context; elems counts real work)
 
     # ---------------------------------------------------------------- storage
     def instruction_words(self) -> dict[str, int]:

@@ -11,6 +11,7 @@ from mapping.compiler import DEFAULT_MAX_LEN, Compiler, ModelFormats, formats_fr
 from mapping.recipe import Recipe, get_recipe
 from simulator.api import SimResult, simulate_compiled
 from simulator.design import AcceleratorDesign, load_design
+from simulator.resources import fit_check
 from simulator.specs.device import load_device
 from simulator.specs.model import ModelSpec, load_model_spec
 from simulator.timing_params import hw_from_design
@@ -21,6 +22,7 @@ def build_compiler(model: str | ModelSpec | Any, design: str | AcceleratorDesign
     """``model``: a preset name / config path / ModelSpec (with ``recipe``), or a CompressedModel."""
     d = load_design(design) if isinstance(design, str) else design
     dev = load_device(d.device)
+    fit_check(d, dev)     # a design that does not fit its device is rejected before anything else
     if hasattr(model, "linears") and hasattr(model, "config"):
         formats: ModelFormats = formats_from_compressed(model)
     else:

@@ -68,7 +68,7 @@ def _model_work(comp: Any, phase: str, ctx: int, tokens: int) -> Work:
     """All layers of the model for one decode step (phase='decode') or one prefill chunk."""
     w = Work()
     for g, (fmts, layers) in enumerate(comp.f.layer_groups()):
-        prog = comp.layer_program(phase, ctx, tokens, group=g, layer=layers[0])
+        prog = comp.layer_program(phase, ctx, tokens, group=g, layer=layers[0], core0_only=True)
         w.add(layer_timing(prog, comp.hw).total(len(layers)))
     return w
 
@@ -85,7 +85,7 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
     hw, spec = comp.hw, comp.spec
     f = hw.clock_hz
     ec = energy or load_energy(device_name)
-    head = program_work(comp.head_program(), hw)
+    head = program_work(comp.head_program(core0_only=True), hw)
 
     # ---- prefill: the prompt's bucket, chunk by chunk, all layers, then the LM head on the last token
     pb = comp.prefill_bucket_of(prefill)

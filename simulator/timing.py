@@ -9,8 +9,8 @@ What is scaled, and why that is exact here:
 * **Layers.** All layers of a format group run the same program with other
   addresses, and addresses do not change timing. A layer is simulated once
   alone (``t1``) and twice back to back (``t2``, the second copy's first op
-  waiting on the first copy's exit barrier, and its LDs on the buffer-slot
-  tokens the first copy leaves). ``t2 - t1`` is the steady-state layer time
+  waiting on the SYS->SFU token of the first copy's last all-gather, and its
+  LDs on the buffer-slot tokens the first copy leaves). ``t2 - t1`` is the steady-state layer time
   including the overlap of one layer's weight prefetch with the previous
   layer's tail, so ``N`` layers take ``t1 + (N - 1) * (t2 - t1)``. This is exact
   as long as the overlap reaches at most one layer back, which the double
@@ -32,7 +32,7 @@ from simulator.timing_engine import UNIT_INDEX, UNITS, Schedule, TimedOp, run
 from simulator.timing_params import HwParams
 
 OPCODE_UNIT = {"LD": UNIT_INDEX["LD"], "ST": UNIT_INDEX["ST"], "MM": UNIT_INDEX["MPE"],
-               "MV": UNIT_INDEX["MPE"], "MISC": UNIT_INDEX["SFU"], "SYS": UNIT_INDEX["SFU"]}
+               "MV": UNIT_INDEX["MPE"], "MISC": UNIT_INDEX["SFU"], "SYS": UNIT_INDEX["SYS"]}
 SLOT_TOKENS = 2   # double-buffered weight/KV tiles: two free slots at start (MPE -> LD tokens)
 
 
@@ -44,9 +44,7 @@ class Program:
     ctx_len: int                # context length the program is compiled for (bucket upper end)
     tokens: int                 # tokens processed (1 for decode, chunk for prefill)
     ops: list[OpDesc]
-    exit_barrier: int = -1      # barrier the next layer's first ops wait on
-    n_barriers: int = 0
-    entry_ops: list[int] = field(default_factory=list)   # ops that wait on the previous layer's exit barrier
+    replicas: int = 1           # >1: only core 0 was emitted; every core runs the same stream
     layer_group: int = 0
 
     def counts(self) -> dict[str, int]:
@@ -89,44 +87,111 @@ class Work:
         return w
 
 
-def _op_cycles(prog: Program, hw: HwParams) -> list[int]:
+_COST_CACHE: dict = {}
+
+
+def _op_cycles(prog: Program, hw: HwParams) -> tuple[list[int], list[int]]:
     cache = getattr(prog, "_cycles", None)
     if cache is None or cache[0] is not hw:
-        cache = (hw, [cycles(op, hw) for op in prog.ops], [latency(op, hw) for op in prog.ops])
+        memo = _COST_CACHE.setdefault(id(hw), {})
+        cyc, lat = [], []
+        for op in prog.ops:
+            key = (op.opcode, op.bytes_per_channel, op.bits, op.index_bits, op.rows, op.cols, op.tokens, op.nm,
+                   op.k_dense, op.group_size, op.density, bool(op.fused), op.func, op.elems, op.kept)
+            v = memo.get(key)
+            if v is None:
+                v = memo[key] = (cycles(op, hw), latency(op, hw))
+            cyc.append(v[0])
+            lat.append(v[1])
+        cache = (hw, cyc, lat)
         prog._cycles = cache  # type: ignore[attr-defined]
     return cache[1], cache[2]
 
 
-def lower(prog: Program, hw: HwParams, copies: int = 1) -> list[TimedOp]:
-    """Program -> engine ops, ``copies`` times back to back (barrier ids offset per copy)."""
-    cyc, lat = _op_cycles(prog, hw)
-    entry = set(prog.entry_ops)
-    out: list[TimedOp] = []
-    nb = max(prog.n_barriers, 1)
-    for k in range(copies):
-        off = k * nb
+def lower(prog: Program, hw: HwParams, copies: int = 1, core: Optional[int] = None) -> list[TimedOp]:
+    """Program -> engine ops, ``copies`` times back to back (the tokens a copy leaves feed the next).
+
+    The engine never mutates a TimedOp, so the copies share the objects of the first.
+    """
+    key = ("_lowered", core)
+    cache = getattr(prog, "_lowered", {})
+    base = cache.get((id(hw), core))
+    if base is None:
+        cyc, lat = _op_cycles(prog, hw)
+        base = []
         for i, op in enumerate(prog.ops):
-            barrier = op.barrier + off if op.barrier >= 0 else -1
-            if k > 0 and i in entry:
-                barrier = prog.exit_barrier + off - nb
-            out.append(TimedOp(op.core, OPCODE_UNIT[op.opcode], cyc[i], op.wait, op.release,
-                               op.arrive + off if op.arrive >= 0 else -1, barrier, op.name,
-                               hbm_read_bytes=op.hbm_bytes if op.opcode == "LD" else 0,
-                               hbm_write_bytes=op.hbm_bytes if op.opcode == "ST" else 0,
-                               macs=op.macs, sfu_elems=op.elems if op.opcode == "MISC" else 0,
-                               buf_bytes=op.kept if op.opcode == "LD" else 0, latency=lat[i]))
-    return out
+            if core is not None and op.core != core:
+                continue
+            mem = op.opcode in ("LD", "ST")
+            base.append(TimedOp(op.core, OPCODE_UNIT[op.opcode], cyc[i], op.wait, op.release, op.name,
+                                hbm_read_bytes=op.hbm_bytes if op.opcode == "LD" else 0,
+                                hbm_write_bytes=op.hbm_bytes if op.opcode == "ST" else 0,
+                                macs=op.macs, sfu_elems=op.elems if op.opcode == "MISC" else 0,
+                                buf_bytes=op.kept if op.opcode == "LD" else 0, latency=lat[i],
+                                channel=op.channel0 if mem else -1, sync=op.opcode == "SYS" and op.func == "barrier"))
+        cache[(id(hw), core)] = base
+        prog._lowered = cache  # type: ignore[attr-defined]
+    del key
+    return base * copies
 
 
-def schedule(prog: Program, hw: HwParams, copies: int = 1) -> tuple[list[TimedOp], Schedule]:
-    ops = lower(prog, hw, copies)
-    init = {(c, UNIT_INDEX["MPE"], UNIT_INDEX["LD"]): SLOT_TOKENS for c in range(hw.n_cores)}
-    return ops, run(ops, hw.n_cores, hw.sync_cycles, initial_tokens=init)
+def initial_tokens(hw: HwParams) -> dict[tuple[int, int, int], int]:
+    """Tokens a program starts with on every core: two free tile slots (MPE -> LD) and the
+    previous layer's all-gather (SYS -> SFU) that the first RMSNorm waits on."""
+    init = {}
+    for c in range(hw.n_cores):
+        init[(c, UNIT_INDEX["MPE"], UNIT_INDEX["LD"])] = SLOT_TOKENS
+        init[(c, UNIT_INDEX["SYS"], UNIT_INDEX["SFU"])] = 1
+    return init
 
 
-def _work(ops: list[TimedOp], sch: Schedule, hw: HwParams) -> Work:
-    w = Work(cycles=sch.makespan)
-    for op in ops:
+def _symmetric(prog: Program, hw: HwParams) -> bool:
+    """True when every core runs the same instruction stream up to its channel numbers and addresses.
+
+    Then every core has the same schedule (barriers meet at the same time), so
+    simulating core 0 alone is exact: ``schedule`` does that and scales the
+    counts by the number of cores.
+    """
+    if hw.n_cores == 1:
+        return True
+    if getattr(prog, "replicas", 1) == hw.n_cores:
+        return True           # the compiler emitted core 0 only because every core's slice is the same
+    cached = getattr(prog, "_symmetric", None)
+    if cached is not None:
+        return cached
+    cyc, lat = _op_cycles(prog, hw)
+    cpc = hw.channels_per_core
+    per_core: list[list] = [[] for _ in range(hw.n_cores)]
+    for i, op in enumerate(prog.ops):
+        per_core[op.core].append((op.opcode, cyc[i], lat[i], op.wait, op.release, op.func,
+                                  op.channel0 - op.core * cpc if op.opcode in ("LD", "ST") else -1,
+                                  op.hbm_bytes, op.macs, op.elems, op.kept))
+    sym = all(pc == per_core[0] for pc in per_core[1:])
+    prog._symmetric = sym  # type: ignore[attr-defined]
+    return sym
+
+
+def schedule(prog: Program, hw: HwParams, copies: int = 1, allow_symmetry: bool = True
+             ) -> tuple[list[TimedOp], Schedule, int]:
+    """Schedule ``copies`` back-to-back copies; returns (ops, schedule, core multiplier)."""
+    mult = 1
+    n_cores = hw.n_cores
+    if allow_symmetry and _symmetric(prog, hw):
+        ops = lower(prog, hw, copies, core=0)
+        mult, n_cores = hw.n_cores, 1
+    else:
+        if getattr(prog, "replicas", 1) > 1:
+            raise ValueError("a core-0-only program can only be scheduled with symmetry")
+        ops = lower(prog, hw, copies)
+    init = {k: v for k, v in initial_tokens(hw).items() if k[0] < n_cores}
+    return ops, run(ops, n_cores, hw.sync_cycles, initial_tokens=init, channels_per_core=hw.channels_per_core), mult
+
+
+def _work(ops: list[TimedOp], sch: Schedule, hw: HwParams, mult: int = 1, n_ops: Optional[int] = None) -> Work:
+    """Counts of the first ``n_ops`` ops (all by default), times ``mult`` identical cores."""
+    n = len(ops) if n_ops is None else n_ops
+    w = Work(cycles=max(sch.end[:n]) if n else 0)
+    for op in ops[:n]:
         w.hbm_read_bytes += op.hbm_read_bytes
         w.hbm_write_bytes += op.hbm_write_bytes
         w.macs += op.macs
@@ -136,7 +201,9 @@ def _work(ops: list[TimedOp], sch: Schedule, hw: HwParams) -> Work:
     # every KV byte written once and read once
     w.buffer_bytes = 2 * w.decoded_weights + 2 * w.hbm_read_bytes
     for (core, unit), b in sch.busy.items():
-        w.busy[UNITS[unit]] = w.busy.get(UNITS[unit], 0.0) + b
+        w.busy[UNITS[unit]] = w.busy.get(UNITS[unit], 0.0) + b * mult
+    for k in ("hbm_read_bytes", "hbm_write_bytes", "macs", "sfu_elems", "decoded_weights", "buffer_bytes"):
+        setattr(w, k, getattr(w, k) * mult)
     return w
 
 
@@ -156,14 +223,23 @@ def layer_timing(prog: Program, hw: HwParams) -> LayerTiming:
     cache = getattr(prog, "_timing", None)
     if cache is not None and cache[0] is hw:
         return cache[1]
-    o1, s1 = schedule(prog, hw, 1)
-    o2, s2 = schedule(prog, hw, 2)
-    w1, w2 = _work(o1, s1, hw), _work(o2, s2, hw)
+    # In-order units: ops of the second copy queue behind the first copy's in every unit, so
+    # they never delay it; the first copy's end inside the two-copy run is the one-layer time.
+    o2, s2, mult = schedule(prog, hw, 2)
+    n1 = len(o2) // 2
+    w1 = _work(o2, s2, hw, mult, n_ops=n1)
+    w2 = _work(o2, s2, hw, mult)
+    # busy cycles of the first copy alone: the share of its ops
+    busy1: dict[str, float] = {}
+    for op in o2[:n1]:
+        u = UNITS[op.unit]
+        busy1[u] = busy1.get(u, 0.0) + (op.cycles / hw.channels_per_core if op.channel >= 0 else op.cycles) * mult
+    w1.busy = busy1
     lt = LayerTiming(w1, w2.scaled_diff(w1))
     prog._timing = (hw, lt)  # type: ignore[attr-defined]
     return lt
 
 
 def program_work(prog: Program, hw: HwParams) -> Work:
-    ops, sch = schedule(prog, hw, 1)
-    return _work(ops, sch, hw)
+    ops, sch, mult = schedule(prog, hw, 1)
+    return _work(ops, sch, hw, mult)

@@ -52,7 +52,9 @@ class OpDesc:
     n_channels: int = 0
     hbm_addr: int = 0         # channel-local byte address (same in every channel of the group)
     bytes_per_channel: int = 0
-    buf_addr: int = 0
+    buf_addr: int = 0         # double-buffer slot of the tile (0/1)
+    tensor: str = ""          # placed tensor the access belongs to (placement checks)
+    asymmetric: bool = False
     # weight decode (LD of packed weights)
     bits: int = 0
     index_bits: int = 0

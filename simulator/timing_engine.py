@@ -1,16 +1,17 @@
 """Event-driven execution of compiled programs: in-order units joined by dependency tokens.
 
-Each core has the units of FlightLLM's datapath (LD, ST, the matrix engine
-MPE that runs MM and MV, the SFU that runs MISC ops). Every unit executes
+Each core has the units of the ISA (``simulator.isa.UNITS``: LD, ST, the
+matrix engine MPE that runs MM and MV, the SFU that runs MISC, and SYS for
+barriers). Every unit executes
 its own instructions in program order. Instructions do not see each other's
 data; they synchronise only through the ISA's wait/release fields, which
 this engine treats as token FIFOs between unit pairs of one core (the
 scheme of VTA and FlightLLM): an instruction with release bit ``d`` pushes
 its end time into the FIFO (its unit -> d) when it finishes; an instruction
 with wait bit ``s`` pops the oldest token of FIFO (s -> its unit) and may
-not start before that time. Cross-core all-gathers are barriers: an op may
-"arrive" at barrier ``b``; an op waiting on ``b`` starts no earlier than the
-last arrival plus the sync latency. An op may carry a ``latency``: the unit is
+not start before that time (the ISA's counter semantics, with times). Cross-core
+all-gathers are SYS ``barrier`` instructions: the k-th barrier of every core
+completes at the last arrival plus the sync latency. An op may carry a ``latency``: the unit is
 free after ``cycles`` but the result (its tokens) is ready ``latency`` later,
 which is how a DMA with outstanding requests hides HBM latency behind the
 next transfer while a consumer still sees it.
@@ -28,7 +29,8 @@ from typing import Optional, Sequence
 
 from sparse_dsp.errors import LlmaccelError
 
-UNITS: tuple[str, ...] = ("LD", "ST", "MPE", "SFU")
+from simulator.isa import UNITS  # ("LD", "ST", "MPE", "SFU", "SYS"): bit i of wait/release = UNITS[i]
+
 UNIT_INDEX = {u: i for i, u in enumerate(UNITS)}
 
 
@@ -45,8 +47,6 @@ class TimedOp:
     cycles: int
     wait: int = 0             # bitmask over UNITS: pop one token from (src -> this unit)
     release: int = 0          # bitmask over UNITS: push one token (this unit -> dst)
-    arrive: int = -1          # barrier id this op arrives at when it ends (-1: none)
-    barrier: int = -1         # barrier id this op waits on before it starts (-1: none)
     name: str = ""
     # accounting only (not timing): what the op moved or computed
     hbm_read_bytes: int = 0
@@ -55,6 +55,8 @@ class TimedOp:
     sfu_elems: int = 0
     buf_bytes: int = 0
     latency: int = 0          # cycles after the unit frees until the result is usable (pipelined memory)
+    channel: int = -1         # LD/ST: the HBM channel it occupies (-1: none)
+    sync: bool = False        # SYS barrier: completes when every core's matching barrier has arrived
 
 
 @dataclass
@@ -62,18 +64,24 @@ class Schedule:
     start: list[int]
     end: list[int]
     makespan: int
-    busy: dict[tuple[int, int], int] = field(default_factory=dict)  # (core, unit) -> busy cycles
+    busy: dict[tuple[int, int], float] = field(default_factory=dict)  # (core, unit) -> busy cycles
 
 
 def run(ops: Sequence[TimedOp], n_cores: int, sync_cycles: int = 0,
-        initial_tokens: Optional[dict[tuple[int, int, int], int]] = None) -> Schedule:
+        initial_tokens: Optional[dict[tuple[int, int, int], int]] = None,
+        channels_per_core: int = 1) -> Schedule:
     """Start/end cycle of every op. Deterministic: same ops, same schedule.
 
     ``initial_tokens[(core, src, dst)] = n`` pre-loads n tokens at cycle 0 (free buffer slots).
+    LD/ST ops name a channel: the unit issues one per cycle, in order, while the
+    transfers of different channels overlap; a channel moves one transfer at a
+    time; completions are in order (a DMA retires requests in order), so the
+    last LD of a tile releasing its token implies the whole tile has landed.
+    SYS barriers: the k-th barrier of every core completes together, at the
+    last arrival plus ``sync_cycles``.
     """
     n_units = len(UNITS)
     queues: dict[tuple[int, int], list[int]] = {}
-    arrivals_needed: dict[int, int] = {}
     for i, op in enumerate(ops):
         if not (0 <= op.core < n_cores) or not (0 <= op.unit < n_units):
             raise ScheduleError(f"op {i} ({op.name}) names core {op.core}/unit {op.unit}; "
@@ -81,76 +89,93 @@ def run(ops: Sequence[TimedOp], n_cores: int, sync_cycles: int = 0,
         if op.cycles < 0:
             raise ScheduleError(f"op {i} ({op.name}) has negative cycles {op.cycles}")
         queues.setdefault((op.core, op.unit), []).append(i)
-        if op.arrive >= 0:
-            arrivals_needed[op.arrive] = arrivals_needed.get(op.arrive, 0) + 1
     keys = sorted(queues)
     ptr = {k: 0 for k in keys}
     free_at = {k: 0 for k in keys}
+    last_done = {k: 0 for k in keys}
     busy = {k: 0 for k in keys}
+    chan_free: dict[tuple[int, int], int] = {}
     tokens: dict[tuple[int, int, int], deque] = {k: deque([0] * n) for k, n in (initial_tokens or {}).items()}
-    arr_count: dict[int, int] = {}
-    arr_time: dict[int, int] = {}
+    sync_seq = [0] * n_cores
+    sync_groups: dict[int, list[tuple[int, int, tuple[int, int]]]] = {}
+    arrived: set[int] = set()
     start = [0] * len(ops)
     end = [0] * len(ops)
     remaining = len(ops)
     bits = [(s, 1 << s) for s in range(n_units)]
+
+    def push(core: int, unit: int, mask: int, t: int) -> None:
+        for d, b in bits:
+            if mask & b:
+                tokens.setdefault((core, unit, d), deque()).append(t)
+
     while remaining:
         progressed = False
         for key in keys:
             q = queues[key]
-            p = ptr[key]
             core, unit = key
-            t_free = free_at[key]
-            while p < len(q):
-                i = q[p]
+            while ptr[key] < len(q):
+                i = q[ptr[key]]
                 op = ops[i]
-                ready = True
+                if i in arrived:
+                    break                      # a barrier waiting for the other cores
                 if op.wait:
+                    ready = True
                     for s, b in bits:
                         if op.wait & b:
                             dq = tokens.get((core, s, unit))
                             if not dq:
                                 ready = False
                                 break
-                if ready and op.barrier >= 0:
-                    need = arrivals_needed.get(op.barrier, 0)
-                    if arr_count.get(op.barrier, 0) < need or need == 0:
-                        if need == 0:
-                            raise ScheduleError(f"op {i} ({op.name}) waits on barrier {op.barrier} "
-                                                "that no op arrives at")
-                        ready = False
-                if not ready:
-                    break
-                t0 = t_free
+                    if not ready:
+                        break
+                t0 = free_at[key]
                 if op.wait:
                     for s, b in bits:
                         if op.wait & b:
                             tt = tokens[(core, s, unit)].popleft()
                             if tt > t0:
                                 t0 = tt
-                if op.barrier >= 0:
-                    tb = arr_time[op.barrier] + sync_cycles
-                    if tb > t0:
-                        t0 = tb
-                t1 = t0 + op.cycles
-                t_done = t1 + op.latency
-                start[i] = t0
-                end[i] = t_done
-                busy[key] += op.cycles
-                t_free = t1
-                if op.release:
-                    for d, b in bits:
-                        if op.release & b:
-                            tokens.setdefault((core, unit, d), deque()).append(t_done)
-                if op.arrive >= 0:
-                    arr_count[op.arrive] = arr_count.get(op.arrive, 0) + 1
-                    if t_done > arr_time.get(op.arrive, -1):
-                        arr_time[op.arrive] = t_done
-                p += 1
-                remaining -= 1
                 progressed = True
-            ptr[key] = p
-            free_at[key] = t_free
+                if op.sync:
+                    seq = sync_seq[core]
+                    sync_seq[core] += 1
+                    grp = sync_groups.setdefault(seq, [])
+                    grp.append((i, t0, key))
+                    arrived.add(i)
+                    if len(grp) == n_cores:
+                        t_done = max(t for _, t, _ in grp) + sync_cycles
+                        for j, tj, kj in grp:
+                            start[j], end[j] = tj, t_done
+                            free_at[kj] = t_done
+                            push(kj[0], kj[1], ops[j].release, t_done)
+                            arrived.discard(j)
+                            ptr[kj] += 1
+                            remaining -= 1
+                        del sync_groups[seq]
+                        continue
+                    break
+                if op.channel >= 0:
+                    ck = (core, op.channel)
+                    tc = chan_free.get(ck, 0)
+                    if tc > t0:
+                        t0 = tc
+                    t1 = t0 + op.cycles
+                    chan_free[ck] = t1
+                    t_done = max(t1 + op.latency, last_done[key])
+                    last_done[key] = t_done
+                    free_at[key] = t0 + 1           # the unit issues one transfer per cycle
+                    busy[key] += op.cycles / channels_per_core
+                else:
+                    t1 = t0 + op.cycles
+                    t_done = t1 + op.latency
+                    free_at[key] = t1
+                    busy[key] += op.cycles
+                start[i], end[i] = t0, t_done
+                if op.release:
+                    push(core, unit, op.release, t_done)
+                ptr[key] += 1
+                remaining -= 1
         if not progressed:
             stuck = [(k, ops[queues[k][ptr[k]]].name) for k in keys if ptr[k] < len(queues[k])]
             desc = ", ".join(f"core{c}.{UNITS[u]} at '{n}'" for (c, u), n in stuck[:4])
