@@ -49,17 +49,18 @@ def require_cocotb() -> None:
                              "(cocotb>=2.0)") from None
 
 
-def sources(top: str) -> list[Path]:
+def sources(top: str, hdl_dir: Optional[Path] = None) -> list[Path]:
     if top not in SOURCES:
         raise LlmaccelError(f"top='{top}' is not an RTL unit; allowed: {sorted(SOURCES)}")
-    return [HDL_DIR / f for f in SOURCES[top]]
+    return [Path(hdl_dir or HDL_DIR) / f for f in SOURCES[top]]
 
 
 def run_bench(top: str, parameters: dict, spec: dict, build_dir: Path, *, waves: bool = False,
-              sim: str = "icarus") -> dict:
+              sim: str = "icarus", hdl_dir: Optional[Path] = None) -> dict:
     """Build ``top`` with ``parameters`` in ``build_dir`` (own directory per call), run its bench.
 
-    Returns the bench report (a dict with at least ``mismatches`` and ``failed``).
+    Returns the bench report (a dict with at least ``mismatches`` and ``failed``). ``hdl_dir``
+    replaces the shipped Verilog (the tests use it to prove a bench catches a broken design).
     """
     require_cocotb()
     require_tool("iverilog")
@@ -74,7 +75,7 @@ def run_bench(top: str, parameters: dict, spec: dict, build_dir: Path, *, waves:
         report_path.unlink()
     spec = dict(spec, report=str(report_path), parameters=parameters)
     runner = get_runner(sim)
-    runner.build(sources=sources(top), hdl_toplevel=top, parameters=parameters, build_dir=build_dir,
+    runner.build(sources=sources(top, hdl_dir), hdl_toplevel=top, parameters=parameters, build_dir=build_dir,
                  always=True, timescale=("1ns", "1ps"), waves=waves,
                  build_args=["-g2005"], log_file=build_dir / "build.log")
     results = build_dir / "results.xml"

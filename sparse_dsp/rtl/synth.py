@@ -1,0 +1,191 @@
+"""Resource counts of the RTL units from yosys ``synth_xilinx -family xcup`` (UltraScale+).
+
+``synth_unit`` runs yosys on one configuration and parses its ``stat -json``;
+``python -m sparse_dsp.rtl.synth --write`` synthesizes the standard grid and rewrites
+``resources.json`` (atomically), which :mod:`sparse_dsp.unit_costs` serves to the simulator.
+
+Counting rules (what a Vivado utilization report would call them):
+  DSP48E2 = DSP48E2 cells; LUT = LUT1..LUT6 plus LUT-based memories/shift registers
+  (SRL16E, SRLC32E, RAM32M/RAM64M/...), also split as LUT_logic/LUT_memory; FF = FDRE/FDSE/
+  FDCE/FDPE; BRAM36 = RAMB36E2 + RAMB18E2/2; CARRY = CARRY4/CARRY8 cells.
+Known limitation of yosys 0.23: for DSP48E2 (xcu/xcup) its xilinx_dsp pass packs the
+multiplier and its A/B/M registers but not the post-adder/PREG/PCIN cascade (it does for
+DSP48E1), so the chains' 48-bit cascade adders are counted in LUT/CARRY/FF: an upper bound
+on what Vivado would use.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+from sparse_dsp.dsp_chain import ChainConfig
+from sparse_dsp.errors import LlmaccelError
+from sparse_dsp.mv_tile import TileConfig
+from sparse_dsp.rtl.sim import HDL_DIR, SOURCES, require_tool
+from sparse_dsp.weight_decoder import DecoderConfig
+
+FAMILY = "xcup"
+RESOURCES_JSON = Path(__file__).resolve().parent / "resources.json"
+UNIT_TOPS = {"dsp_chain": "sdsp_chain", "weight_decoder": "sdsp_wdec", "mv_tile": "sdsp_mv_tile"}
+
+_LUT_LOGIC = {f"LUT{i}" for i in range(1, 7)}
+_LUT_MEMORY = {"SRL16E", "SRLC16E", "SRLC32E", "RAM32X1D", "RAM32X1S", "RAM64X1D", "RAM64X1S", "RAM128X1D",
+               "RAM128X1S", "RAM256X1S", "RAM32M", "RAM32M16", "RAM64M", "RAM64M8"}
+_FF = {"FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE"}
+
+
+def parse_stat_json(text: str) -> dict:
+    """Pure parser: yosys ``stat -json`` output -> resource counts (whole design)."""
+    data = json.loads(text)
+    design = data.get("design")
+    if design is None:
+        mods = data.get("modules", {})
+        if len(mods) != 1:
+            raise LlmaccelError("yosys stat JSON has no 'design' section and not exactly one module")
+        design = next(iter(mods.values()))
+    cells: dict[str, int] = {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
+    lut_logic = sum(v for k, v in cells.items() if k in _LUT_LOGIC)
+    lut_mem = sum(v for k, v in cells.items() if k in _LUT_MEMORY)
+    return {
+        "DSP48E2": cells.get("DSP48E2", 0),
+        "LUT": lut_logic + lut_mem,
+        "LUT_logic": lut_logic,
+        "LUT_memory": lut_mem,
+        "FF": sum(v for k, v in cells.items() if k in _FF),
+        "BRAM36": cells.get("RAMB36E2", 0) + cells.get("RAMB18E2", 0) / 2,
+        "URAM288": cells.get("URAM288", 0),
+        "CARRY": cells.get("CARRY4", 0) + cells.get("CARRY8", 0),
+        "cells": dict(sorted(cells.items())),
+    }
+
+
+def hdl_parameters(unit: str, params: dict) -> dict:
+    """Validated unit parameters (Python names) -> Verilog parameters of the unit's top."""
+    if unit == "dsp_chain":
+        c = ChainConfig(params.get("chain_len", 8), params.get("nm"), params.get("cascade_groups"))
+        return {"CHAIN_LEN": c.chain_len, "N": c.n, "M": c.m, "CASCADE_GROUPS": c.cascade_groups}
+    if unit == "weight_decoder":
+        d = DecoderConfig(bits=params.get("bits", 4), nm=params.get("nm"), k=params.get("k", 4096),
+                          group_size=params.get("group_size", 128), chain_len=params.get("chain_len", 8),
+                          symmetric=params.get("symmetric", True))
+        n, m = d.nm if d.nm else (1, 1)
+        return {"BITS": d.bits, "N": n, "M": m, "CHAIN_LEN": d.chain_len, "K": d.k, "GROUP": d.group_size,
+                "SYM": int(d.symmetric)}
+    if unit == "mv_tile":
+        t = TileConfig(params.get("n_chains", 2), params.get("chain_len", 8), params.get("nm"),
+                       params.get("cascade_groups"), params.get("bits", 4), params.get("k", 4096),
+                       params.get("group_size", 128), params.get("symmetric", True))
+        n, m = t.nm if t.nm else (1, 1)
+        return {"NCH": t.n_chains, "CHAIN_LEN": t.chain_len, "N": n, "M": m, "CASCADE_GROUPS": t.cascade_groups,
+                "BITS": t.bits, "K": t.k, "GROUP": t.group_size, "SYM": int(t.symmetric)}
+    raise LlmaccelError(f"unit='{unit}' is not an RTL unit; allowed: {sorted(UNIT_TOPS)}")
+
+
+def canonical_params(unit: str, params: dict) -> dict:
+    """The parameter record stored in resources.json (all knobs explicit, nm as a string)."""
+    hp = hdl_parameters(unit, params)
+    nm = "dense" if hp["M"] == 1 else f"{hp['N']}:{hp['M']}"
+    if unit == "dsp_chain":
+        return {"chain_len": hp["CHAIN_LEN"], "nm": nm, "cascade_groups": hp["CASCADE_GROUPS"]}
+    if unit == "weight_decoder":
+        return {"bits": hp["BITS"], "nm": nm, "chain_len": hp["CHAIN_LEN"], "k": hp["K"],
+                "group_size": hp["GROUP"], "symmetric": bool(hp["SYM"])}
+    return {"n_chains": hp["NCH"], "chain_len": hp["CHAIN_LEN"], "nm": nm, "cascade_groups": hp["CASCADE_GROUPS"],
+            "bits": hp["BITS"], "k": hp["K"], "group_size": hp["GROUP"], "symmetric": bool(hp["SYM"])}
+
+
+def yosys_script(top: str, hdl_params: dict, stat_path: Path) -> str:
+    srcs = " ".join(str(HDL_DIR / f) for f in SOURCES[top])
+    chparam = " ".join(f"-set {k} {v}" for k, v in hdl_params.items())
+    return "\n".join([
+        f"read_verilog -defer {srcs}",
+        f"chparam {chparam} {top}",
+        f"synth_xilinx -family {FAMILY} -flatten -noiopad -noclkbuf -top {top}",
+        f"tee -q -o {stat_path} stat -json",
+        "",
+    ])
+
+
+def synth_unit(unit: str, params: dict, workdir: Optional[Path] = None) -> dict:
+    """Run yosys on one unit configuration; returns counts + canonical params + tool info."""
+    yosys = require_tool("yosys")
+    hp = hdl_parameters(unit, params)
+    top = UNIT_TOPS[unit]
+    with tempfile.TemporaryDirectory(prefix="sdsp_synth_") as tmp:
+        wd = Path(workdir) if workdir else Path(tmp)
+        wd.mkdir(parents=True, exist_ok=True)
+        stat = wd / "stat.json"
+        script = wd / "synth.ys"
+        script.write_text(yosys_script(top, hp, stat))
+        t0 = time.time()
+        proc = subprocess.run([yosys, "-q", "-l", str(wd / "yosys.log"), "-s", str(script)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or not stat.exists():
+            tail = (proc.stderr or proc.stdout or "")[-800:]
+            raise LlmaccelError(f"yosys failed on {unit} {hp} (exit {proc.returncode}): {tail}")
+        counts = parse_stat_json(stat.read_text())
+    counts.update(params=canonical_params(unit, params), hdl_parameters=hp, yosys_seconds=round(time.time() - t0, 1))
+    return counts
+
+
+def yosys_version() -> str:
+    yosys = require_tool("yosys")
+    return subprocess.run([yosys, "-V"], capture_output=True, text=True).stdout.strip()
+
+
+# The measured grid: chain lengths / sparsity / cascade for the chain, every bit width for the
+# decoder, two tiles. Layer shape for decoder/tile: K=4096, G=128 (Llama-7B hidden size).
+STANDARD_GRID: list[tuple[str, dict]] = (
+    [("dsp_chain", {"chain_len": 2, "nm": None})]
+    + [("dsp_chain", {"chain_len": 8, "nm": None, "cascade_groups": c}) for c in (1, 2, 4)]
+    + [("dsp_chain", {"chain_len": 8, "nm": nm}) for nm in ((2, 4), (4, 8), (2, 16))]
+    + [("dsp_chain", {"chain_len": 16, "nm": nm}) for nm in (None, (2, 16), (4, 16), (8, 16))]
+    + [("dsp_chain", {"chain_len": 24, "nm": None})]
+    + [("weight_decoder", {"bits": b, "nm": None, "chain_len": 8}) for b in (2, 3, 4, 8)]
+    + [("weight_decoder", {"bits": b, "nm": (2, 16), "chain_len": 8}) for b in (3, 4)]
+    + [("weight_decoder", {"bits": 4, "nm": (8, 16), "chain_len": 16, "symmetric": False})]
+    + [("mv_tile", {"n_chains": 2, "chain_len": 8, "nm": None, "bits": 4, "k": 1024}),
+       ("mv_tile", {"n_chains": 4, "chain_len": 8, "nm": (2, 16), "bits": 4, "k": 4096})]
+)
+
+
+def synth_grid(grid=STANDARD_GRID, jobs: int = 2) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(lambda up: (up[0], synth_unit(up[0], up[1])), grid))
+    units: dict[str, list] = {}
+    for unit, res in results:
+        units.setdefault(unit, []).append(res)
+    return {"schema_version": 1, "status": "measured", "tool": f"{yosys_version()}, synth_xilinx -family {FAMILY}",
+            "counting": "LUT = LUT1-6 + LUT memories/SRLs; FF = FD*; BRAM36 = RAMB36E2 + RAMB18E2/2; "
+                        "chain cascade adders counted in fabric (yosys 0.23 does not pack the DSP48E2 post-adder)",
+            "units": units}
+
+
+def write_resources(table: dict, path: Path = RESOURCES_JSON) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(table, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true", help=f"rewrite {RESOURCES_JSON.name} with the standard grid")
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args(argv)
+    table = synth_grid(jobs=args.jobs)
+    if args.write:
+        write_resources(table)
+    print(json.dumps({u: [{k: e[k] for k in ("params", "DSP48E2", "LUT", "FF", "BRAM36")} for e in es]
+                      for u, es in table["units"].items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
