@@ -274,3 +274,21 @@ def get_config(name: str):
     if name not in REGISTRY:
         raise HlsConfigError(f"unknown kernel configuration {name!r}; known: {sorted(REGISTRY)}")
     return REGISTRY[name]
+
+
+def layer_config_from_packed(layers: dict, heads: int, kv_heads: int, head_dim: int, seq_max: int,
+                             chain: int = 4) -> DecoderLayerConfig:
+    """The DecoderLayerConfig whose projections have exactly the formats of ``layers`` (PackedLinear by name)."""
+    missing = [p for p in PROJECTIONS if p not in layers]
+    if missing:
+        raise HlsConfigError(f"layer weights lack projections {missing}; need {list(PROJECTIONS)}")
+    fmts = []
+    for p in PROJECTIONS:
+        f = getattr(layers[p], "fmt", None)
+        if f is None:
+            raise HlsConfigError(f"{p} is not a packed (quantized) linear; the HLS layer needs packed weights")
+        kept = f.kept_per_group
+        fmts.append((p, ProjectionFormat(f.bits, f.group_size, f.symmetric, f.nm, chain if kept % chain == 0 else 1)))
+    o_h = layers["o_proj"].fmt.out_features
+    i = layers["gate_proj"].fmt.out_features
+    return DecoderLayerConfig(o_h, i, heads, kv_heads, head_dim, seq_max, tuple(fmts))

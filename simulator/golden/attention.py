@@ -17,8 +17,13 @@ F32 = np.float32
 
 
 def inv_sqrt_head_dim(head_dim: int) -> np.float32:
-    """1 / sqrt(head_dim) computed in FP32 (sqrt, then divide: two roundings)."""
-    return F32(F32(1.0) / np.sqrt(F32(head_dim)))
+    """1 / sqrt(head_dim) as one constant: computed in float64, rounded once to FP32.
+
+    That is what the PyTorch reference gets from ``scores * (1.0 / math.sqrt(d))``
+    (a Python float cast to the tensor's FP32), and what an HLS kernel folds at
+    compile time. FP32 sqrt-then-divide gives a different FP32 for some d (96).
+    """
+    return F32(1.0 / np.sqrt(np.float64(head_dim)))
 
 
 def quantize_heads(x: np.ndarray, head_dim: int) -> tuple[np.ndarray, np.ndarray]:

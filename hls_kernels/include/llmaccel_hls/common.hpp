@@ -74,6 +74,14 @@ inline float fp16_bits_to_float(uint16_t h) {
     return cvt.f;
 }
 
+// Compile-time sqrt (Newton, fixed 64 steps) so that constants such as
+// 1/sqrt(head_dim) fold at compile time in g++ and in Vitis HLS alike.
+constexpr double constexpr_sqrt(double x) {
+    double r = x > 1.0 ? x : 1.0;
+    for (int i = 0; i < 64; i++) r = 0.5 * (r + x / r);
+    return r;
+}
+
 // exp in FP32: libm in C-simulation, hls::exp in synthesis (contract: 4 ULP).
 inline float exp_f32(float x) {
 #ifndef __SYNTHESIS__

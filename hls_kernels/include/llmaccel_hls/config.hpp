@@ -68,6 +68,8 @@ struct attention_config {
     static const int SEQ_MAX = SEQ_MAX_;
     static const int DOT_LANES = DOT_LANES_;
     static const int REP = HEADS_ / KV_HEADS_;
+    // 1/sqrt(head_dim) rounded once from double to FP32 (the reference's constant)
+    static constexpr float INV_SQRT_HEAD_DIM = (float)(1.0 / constexpr_sqrt((double)HEAD_DIM_));
     static_assert(HEADS_ % KV_HEADS_ == 0, "HEADS must be a multiple of KV_HEADS (GQA)");
     static_assert(HEAD_DIM_ % 2 == 0, "HEAD_DIM must be even (RoPE)");
     static_assert(HEAD_DIM_ % DOT_LANES_ == 0, "DOT_LANES must divide HEAD_DIM");

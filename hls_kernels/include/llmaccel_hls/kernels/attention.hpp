@@ -21,7 +21,7 @@ void decode_attention(const int8_t* q8, const float* s_q, const int8_t* k8, cons
 #endif
     typedef sfu_config<CFG::SEQ_MAX> softmax_cfg;
     const int D = CFG::HEAD_DIM;
-    const float inv_sqrt_d = 1.0f / sqrt_f32((float)D);
+    const float inv_sqrt_d = CFG::INV_SQRT_HEAD_DIM;  // compile-time constant
     float score[CFG::SEQ_MAX];
     float p[CFG::SEQ_MAX];
 ATTN_HEADS:
