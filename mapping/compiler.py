@@ -47,9 +47,6 @@ from sparse_dsp.packed_format import LayerFormat
 DECODE_BUCKET = 16      # FlightLLM length-adaptive compilation (anchors/hardware.yaml length_buckets)
 PREFILL_BUCKET = 128
 DEFAULT_MAX_LEN = 2048
-# Instruction words (32-bit) per opcode, FlightLLM ISA (anchors/hardware.yaml flightllm_u280.isa);
-# replaced by the ISA module's own encoding length when simulator.isa is importable.
-FLIGHTLLM_WORDS = {"LD": 7, "ST": 3, "MM": 4, "MV": 4, "MISC": 3, "SYS": 1}
 INITIAL_SLOT_TOKENS = T.BUFFER_SLOTS
 
 B_LD, B_ST, B_MPE, B_SFU, B_SYS = (1 << UNIT_INDEX[u] for u in ("LD", "ST", "MPE", "SFU", "SYS"))
@@ -463,68 +460,118 @@ class Compiler:
                     # causal: only the pairs below the diagonal are computed
                     # (the MISC row length stays the context; elems counts real work)
 
+    # ---------------------------------------------------------------- ISA
+    def to_isa(self, op: OpDesc):
+        """The ``simulator.isa`` instruction of a compiled op (one core's stream)."""
+        from simulator import isa
+        ids = self.hw.extras.get("buffer_ids", {})
+        wbuf, abuf = ids.get("weight", 0), ids.get("activation", 0)
+        kvbuf, obuf = ids.get("kv", wbuf), ids.get("output", abuf)
+        L = HBM_LINE
+        if op.opcode == "LD":
+            if op.kind == "weight":
+                row_lines = -(-op.bytes_per_channel // max(op.rows, 1) // L)
+                dec_row = op.kept // max(op.rows, 1) + 2 * (op.k_dense // op.group_size)
+                dst_row_lines = -(-dec_row // L)
+                slot_lines = self.hw.weight_buf_bytes_per_core // T.BUFFER_SLOTS // L
+                return isa.LD(wait=op.wait, release=op.release, mem="hbm", channel=op.channel0, dst_buffer=wbuf,
+                              kind="weight_codes", bits=op.bits, src_addr_lines=op.hbm_addr // L,
+                              length_lines=row_lines, nm=op.nm, asymmetric=op.asymmetric,
+                              dst_offset_lines=min(op.buf_addr * slot_lines, (1 << 16) - 1), rows=op.rows,
+                              src_row_stride_lines=row_lines, dst_row_stride_lines=min(dst_row_lines, (1 << 16) - 1),
+                              group_size=op.group_size)
+            first = op.hbm_addr // L
+            last = (op.hbm_addr + op.bytes_per_channel - 1) // L
+            slot_lines = self.hw.kv_buf_bytes_per_core // T.BUFFER_SLOTS // L
+            return isa.LD(wait=op.wait, release=op.release, mem="hbm", channel=op.channel0, dst_buffer=kvbuf,
+                          kind="kv_cache", bits=0, src_addr_lines=first, length_lines=last - first + 1,
+                          dst_offset_lines=min(op.buf_addr * slot_lines, (1 << 16) - 1), rows=1)
+        if op.opcode == "ST":
+            first = op.hbm_addr // L
+            last = (op.hbm_addr + op.bytes_per_channel - 1) // L
+            return isa.ST(wait=op.wait, release=op.release, mem="hbm", channel=op.channel0, src_buffer=obuf,
+                          kind="kv_cache", dst_addr_lines=first, length_lines=last - first + 1)
+        if op.opcode in ("MV", "MM"):
+            kw = dict(wait=op.wait, release=op.release, act_buffer=abuf,
+                      wt_buffer=kvbuf if op.name.startswith(("qk", "pv")) else wbuf, out_buffer=obuf,
+                      fuse=op.fused or "none", nm=op.nm, n=op.rows, k=op.k_dense or op.cols)
+            if op.opcode == "MM":
+                return isa.MM(m=op.tokens, **kw)
+            return isa.MV(**kw)
+        if op.opcode == "MISC":
+            return isa.MISC(wait=op.wait, release=op.release, op=op.func, src_buffer=abuf, dst_buffer=abuf,
+                            aux_buffer=abuf, rows=op.tokens, row_len=op.cols)
+        return isa.SYS(wait=op.wait, release=op.release, op="barrier")
+
+    def isa_streams(self, prog: Program) -> dict[int, list]:
+        """Per-core ISA instruction lists of a program (a program runs on one core in the ISA)."""
+        out: dict[int, list] = {}
+        for op in prog.ops:
+            out.setdefault(op.core, []).append(self.to_isa(op))
+        return out
+
     # ---------------------------------------------------------------- storage
     def instruction_words(self) -> dict[str, int]:
-        try:
-            from simulator import isa  # noqa: F401
-            words = getattr(isa, "WORDS_PER_OPCODE", None)
-            if isinstance(words, dict) and words:
-                return {k: int(v) for k, v in words.items()}
-        except ImportError:
-            pass
-        return dict(FLIGHTLLM_WORDS)
+        from simulator.isa import WORDS_PER_OP
+        return dict(WORDS_PER_OP)
 
-    def _count_words(self, build: Callable[[Callable], Any]) -> int:
+    def _words_of(self, emit_fn: Callable[[Callable], Any]) -> int:
         words = self.instruction_words()
         total = [0]
 
         def sink(op: OpDesc) -> None:
             total[0] += words[op.opcode]
-        build(sink)
+        emit_fn(sink)
         return total[0]
+
+    def _layer_words(self, q0: int, tokens: int, memo: dict) -> int:
+        """Words of one layer program (all cores) for tokens [q0, q0 + tokens).
+
+        Only attention (KV tiles) and the K/V stores depend on the position; the rest
+        depends on ``tokens`` only. Both parts come from the same emitters as the programs.
+        """
+        ctx = q0 + tokens
+        cores = range(self.hw.n_cores)
+        if ("fixed", tokens) not in memo:
+            full = self._words_of(lambda sk: self.layer_program("decode" if tokens == 1 else "prefill",
+                                                                 ctx, tokens, sink=sk))
+            var = self._words_of(lambda sk: [(self._attention(sk, c, 0, q0, ctx, tokens),
+                                              self._store_kv(sk, c, 0, q0, tokens, 0)) for c in cores])
+            memo[("fixed", tokens)] = full - var
+        key = ("var", q0, tokens)
+        if key not in memo:
+            memo[key] = self._words_of(lambda sk: [(self._attention(sk, c, 0, q0, ctx, tokens),
+                                                    self._store_kv(sk, c, 0, q0, tokens, 0)) for c in cores])
+        return memo[("fixed", tokens)] + memo[key]
 
     def storage_report(self) -> dict[str, Any]:
         """Instruction bytes of bucketed programs vs one program per length (decode and prefill).
 
-        A program is per layer (addresses differ per layer), so both totals
-        count ``num_layers`` layer streams plus the LM head per length/bucket.
+        Programs are per layer (addresses differ per layer), so both totals count
+        ``num_layers`` layer streams plus the LM head per program. A prefill program
+        for length L is its chunk programs; a decode program for context L covers
+        the token at position L - 1.
         """
         nl = self.spec.num_layers
-        head = self._count_words(lambda sk: self.head_program(sink=sk))
-        cache: dict[tuple, int] = {}
+        head = self._words_of(lambda sk: self.head_program(sink=sk))
+        memo: dict = {}
 
-        def layer_words(phase: str, ctx: int) -> int:
-            key = (phase, ctx)
-            if key not in cache:
-                if phase == "decode":
-                    cache[key] = self._count_words(lambda sk: self.layer_program("decode", ctx, 1, sink=sk))
-                else:
-                    cache[key] = self._prefill_words(ctx)
-            return cache[key]
+        def decode_words(ctx: int) -> int:
+            return nl * self._layer_words(ctx - 1, 1, memo) + head
 
-        per_len = bucketed = 0
-        n_dec = n_pre = 0
-        for L in range(1, self.max_len + 1):
-            per_len += nl * layer_words("decode", L) + head
-            per_len += nl * layer_words("prefill", L) + head
-        for b in range(self.decode_bucket, self.max_len + 1, self.decode_bucket):
-            bucketed += nl * layer_words("decode", b) + head
-            n_dec += 1
-        for b in range(self.prefill_bucket, self.max_len + 1, self.prefill_bucket):
-            bucketed += nl * layer_words("prefill", b) + head
-            n_pre += 1
-        return {"decode_buckets": n_dec, "prefill_buckets": n_pre, "programs_bucketed": n_dec + n_pre,
+        def prefill_words(length: int, bucket: int) -> int:
+            chunk = self.prefill_chunk(bucket)
+            return nl * sum(self._layer_words(q0, min(chunk, length - q0), memo)
+                            for q0 in range(0, length, chunk)) + head
+
+        per_len = sum(decode_words(L) + prefill_words(L, L) for L in range(1, self.max_len + 1))
+        dec_b = list(range(self.decode_bucket, self.max_len + 1, self.decode_bucket))
+        pre_b = list(range(self.prefill_bucket, self.max_len + 1, self.prefill_bucket))
+        bucketed = sum(decode_words(b) for b in dec_b) + sum(prefill_words(b, b) for b in pre_b)
+        return {"decode_buckets": len(dec_b), "prefill_buckets": len(pre_b), "programs_bucketed": len(dec_b) + len(pre_b),
                 "programs_per_length": 2 * self.max_len,
                 "instruction_bytes_bucketed": 4 * bucketed, "instruction_bytes_per_length": 4 * per_len,
                 "instruction_storage_saving": 1.0 - bucketed / per_len}
-
-    def _prefill_words(self, length: int) -> int:
-        chunk = self.prefill_chunk(math.ceil(length / self.prefill_bucket) * self.prefill_bucket)
-        total = 0
-        for q0 in range(0, length, chunk):
-            n = min(chunk, length - q0)
-            total += self._count_words(lambda sk: self.layer_program("prefill", q0 + n, n, sink=sk))
-        return total
 
     def prefill_programs(self, bucket_len: int, group: int = 0, layer: int = 0) -> list[Program]:
         chunk = self.prefill_chunk(bucket_len)

@@ -52,9 +52,10 @@ def weight_tiling(fmt: LayerFormat, rows: int, channels_per_core: int, weight_bu
                            f"{min_rows} decoded rows of {what} ({rb} bytes each); allowed: weight buffer >= "
                            f"{BUFFER_SLOTS * min_rows * rb} bytes")
     rpc = math.ceil(rows / channels_per_core)
-    fit = weight_buf_bytes // (BUFFER_SLOTS * rb)
-    r = min(fit // channels_per_core, rpc) * channels_per_core
-    return WeightTiling(rows_per_tile=r, n_tiles=math.ceil(rpc * channels_per_core / r), rows_per_channel=rpc)
+    fit_ch = weight_buf_bytes // (BUFFER_SLOTS * rb) // channels_per_core
+    n_tiles = math.ceil(rpc / fit_ch)
+    r_ch = math.ceil(rpc / n_tiles)          # balanced tiles: no runt tile at the end
+    return WeightTiling(rows_per_tile=r_ch * channels_per_core, n_tiles=n_tiles, rows_per_channel=rpc)
 
 
 def kv_tile_tokens(head_dim: int, channels_per_core: int, kv_buf_bytes: int, gqa_group: int) -> int:

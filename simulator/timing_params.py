@@ -192,6 +192,10 @@ def hw_from_design(design: Any, device: Any) -> HwParams:
         per_ch = hbm.total_GBps / n_ch
     port_GBps = design.hbm_port_bits / 8 * design.clock_hz / 1e9
     kv = design.kv_buf_bytes_per_core or design.weight_buf_bytes_per_core
+    buffer_ids = {}
+    for b in design.buffers:
+        if b.scope == "core" and b.role not in buffer_ids:
+            buffer_ids[b.role] = design.buffer_id(b.name)
     return HwParams(
         name=design.name, clock_hz=design.clock_hz, n_cores=design.cores,
         chains_per_core=design.chains_per_core, chain_len=design.chain_len,
@@ -203,5 +207,5 @@ def hw_from_design(design: Any, device: Any) -> HwParams:
         kv_buf_bytes_per_core=kv,
         buf_read_bytes_per_cycle_per_core=design.buf_read_bytes_per_cycle_per_core,
         hbm_total_bytes=design.hbm_channels * ch_bytes,
-        extras={"device": device.name, "hbm_channel_GBps_device": per_ch, "hbm_port_GBps": port_GBps, **notes},
+        extras={"device": device.name, "hbm_channel_GBps_device": per_ch, "hbm_port_GBps": port_GBps, "buffer_ids": buffer_ids, **notes},
     )

@@ -1,0 +1,111 @@
+"""`llmaccel compile`: compile a model (shape + recipe, or a compressed model) onto a design.
+
+Writes an artifact directory (``mapping.artifact_io``: schema version + content hash):
+
+* ``programs.bin``: the ISA words (uint32, little-endian) of every program, back to back;
+* ``programs.json``: index of the programs: phase, context length, tokens, core, word offset/count;
+  a decode bucket is one layer program, a prefill bucket a list of chunk programs (shared
+  between buckets where identical);
+* ``placement.json``: every tensor's HBM channels and channel-local address range;
+* manifest: model, design, recipe, max_len, bucket sizes and the instruction-storage report.
+
+Programs are layer templates (layer 0's addresses; layer i's tensors are in placement.json),
+one per bucket (length-adaptive compilation).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "compile"
+HELP = "compile a model onto an accelerator design: per-bucket ISA programs + HBM placement artifact"
+SCHEMA = "llmaccel.compiled_program"
+SCHEMA_VERSION = 1
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="llama2-7b",
+                   help="model preset / config.json path, or a compressed-model artifact directory")
+    p.add_argument("--design", default="flightllm-u280", help="design preset name or design YAML path")
+    p.add_argument("--recipe", default="flightllm", help="compression recipe (ignored for a compressed model)")
+    p.add_argument("--max-len", type=int, default=2048, help="compiled maximum length (tokens)")
+    p.add_argument("--out", required=True, help="artifact directory to write")
+    p.add_argument("--no-storage-report", action="store_true",
+                   help="skip the per-length instruction-storage comparison (it compiles every length)")
+
+
+def _load_model(arg: str):
+    from pathlib import Path
+    p = Path(arg)
+    if p.is_dir() and (p / "manifest.json").is_file():
+        from mapping.compress import load_compressed
+        return load_compressed(p)
+    return arg
+
+
+def compile_artifact(comp, design_name: str, recipe_name: str, out: str, storage: bool = True) -> dict:
+    import numpy as np
+
+    from mapping.artifact_io import write_artifact
+    from simulator.isa import encode
+
+    index: list[dict] = []
+    chunks: list = []
+    seen: dict[tuple, int] = {}
+
+    def add(prog) -> int:
+        key = (prog.phase, prog.ctx_len, prog.tokens)
+        if key in seen:
+            return seen[key]
+        pid = len(index)
+        seen[key] = pid
+        entry = {"id": pid, "phase": prog.phase, "ctx_len": prog.ctx_len, "tokens": prog.tokens, "cores": {}}
+        for core, instrs in sorted(comp.isa_streams(prog).items()):
+            words = encode(instrs)
+            off = sum(len(c) for c in chunks)
+            chunks.append(words)
+            entry["cores"][str(core)] = {"word_offset": int(off), "n_words": int(len(words)),
+                                         "n_instructions": len(instrs)}
+        index.append(entry)
+        return pid
+
+    head_id = add(comp.head_program())
+    decode = {str(b): add(comp.layer_program("decode", b, 1))
+              for b in range(comp.decode_bucket, comp.max_len + 1, comp.decode_bucket)}
+    prefill = {str(b): [add(p) for p in comp.prefill_programs(b)]
+               for b in range(comp.prefill_bucket, comp.max_len + 1, comp.prefill_bucket)}
+    words = np.concatenate(chunks).astype("<u4") if chunks else np.zeros(0, "<u4")
+    report = comp.storage_report() if storage else None
+
+    def write(tmp):
+        (tmp / "programs.bin").write_bytes(words.tobytes())
+        (tmp / "programs.json").write_text(json.dumps({"programs": index, "decode_buckets": decode,
+                                                       "prefill_buckets": prefill, "head": head_id}))
+        (tmp / "placement.json").write_text(json.dumps(comp.placement.to_dict()))
+
+    meta = {"model": comp.spec.name, "design": design_name, "recipe": recipe_name, "max_len": comp.max_len,
+            "decode_bucket": comp.decode_bucket, "prefill_bucket": comp.prefill_bucket,
+            "n_cores": comp.hw.n_cores, "weight_bytes": comp.f.weight_bytes,
+            "instruction_words": int(words.size), "storage": report}
+    path = write_artifact(out, SCHEMA, SCHEMA_VERSION, meta, write)
+    return {"artifact": str(path), "programs": len(index), "instruction_words": int(words.size),
+            "decode_buckets": len(decode), "prefill_buckets": len(prefill), "storage": report,
+            "hbm_bytes_placed": comp.placement.bytes_used}
+
+
+def run(args) -> dict:
+    from mapping.sim_api import build_compiler
+
+    model = _load_model(args.model)
+    comp, design, _ = build_compiler(model, args.design, args.recipe, max_len=args.max_len)
+    rname = comp.f.source if not isinstance(model, str) else str(args.recipe)
+    out = compile_artifact(comp, design.name, rname, args.out, storage=not args.no_storage_report)
+    if not args.json:
+        print(f"wrote {out['artifact']}: {out['programs']} programs, {out['instruction_words']} words "
+              f"({out['decode_buckets']} decode + {out['prefill_buckets']} prefill buckets)")
+        if out["storage"]:
+            s = out["storage"]
+            print(f"instruction storage: {s['instruction_bytes_bucketed'] / 2**20:.1f} MiB bucketed vs "
+                  f"{s['instruction_bytes_per_length'] / 2**20:.1f} MiB one program per length "
+                  f"({100 * s['instruction_storage_saving']:.1f} % saved)")
+    return out
