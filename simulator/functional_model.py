@@ -1,0 +1,126 @@
+"""Whole-model execution on the functional engine: prefill and decode steps, with their timing.
+
+Function and timing come from the same run of the same program objects: every
+program this module executes on :class:`~simulator.functional.FunctionalEngine`
+is also handed to the timing engine (``simulator.timing``), and the cycles of
+exactly those programs are what a step reports. As in ``simulator.api``, the
+first layer of a step is timed alone (pipeline fill) and each further layer by
+its steady-state increment (the overlap with the previous layer's tail).
+
+``comp`` is duck-typed (``mapping.compiler.Compiler``): simulator does not
+import mapping.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from simulator.functional import F32, FunctionalEngine, FunctionalError, ModelWeights
+from simulator.timing import Work, layer_timing, program_work
+
+
+@dataclass
+class StepResult:
+    """One prefill or decode step: the logits of its last token and the simulated work of the programs run."""
+
+    logits: np.ndarray
+    work: Work
+    seconds: float
+    programs: int
+    instructions: int
+
+
+@dataclass
+class FunctionalModel:
+    """Runs prefill/decode of one sequence on the functional engine; the KV cache lives in its HBM image."""
+
+    comp: Any
+    weights: ModelWeights
+    engine: FunctionalEngine = field(init=False)
+    length: int = 0                                # tokens in the KV cache
+
+    def __post_init__(self) -> None:
+        self.engine = FunctionalEngine(self.comp, self.weights)
+        self._group_of = {}
+        for g, (_, layers) in enumerate(self.comp.f.layer_groups()):
+            for i in layers:
+                self._group_of[i] = g
+
+    @property
+    def max_len(self) -> int:
+        return int(self.comp.max_len)
+
+    def reset(self) -> None:
+        self.engine.reset_kv()
+        self.length = 0
+
+    def _embed(self, ids: np.ndarray) -> np.ndarray:
+        vocab = self.weights.embed.shape[0]
+        if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+            raise FunctionalError(f"token id {int(ids.max() if ids.max() >= vocab else ids.min())} is outside "
+                                  f"the vocabulary 0..{vocab - 1}")
+        return self.weights.embed[ids].astype(F32)
+
+    def _layers(self, phase: str, ctx_len: int, tokens: int, x: np.ndarray, positions: np.ndarray,
+                work: Work) -> tuple[np.ndarray, int, int]:
+        hw = self.comp.hw
+        n0 = self.engine.instructions_executed
+        nl = self.comp.spec.num_layers
+        for i in range(nl):
+            prog = self.comp.layer_program(phase, ctx_len, tokens, group=self._group_of[i], layer=i)
+            self.engine.run(prog, positions, x if i == 0 else None, layer=i)
+            lt = layer_timing(prog, hw)
+            work.add(lt.first if i == 0 else lt.steady)
+        return self.engine.residual(), nl, self.engine.instructions_executed - n0
+
+    def _head(self, x_last: np.ndarray, work: Work) -> np.ndarray:
+        prog = self.comp.head_program()
+        self.engine.run(prog, np.zeros(1, np.int64), x_last.reshape(1, -1))
+        work.add(program_work(prog, self.comp.hw))
+        return self.engine.logits()
+
+    def prefill(self, ids: list[int]) -> StepResult:
+        """A new sequence: run the prompt's prefill bucket (padded, chunk by chunk), then the LM head.
+
+        The caller validates lengths (host.Session); ``prefill_bucket_of`` raises beyond the maximum.
+        """
+        ids = np.asarray(ids, np.int64)
+        n = len(ids)
+        if n == 0:
+            raise FunctionalError("prompt is empty; at least one token is required")
+        bucket = self.comp.prefill_bucket_of(n)
+        chunk = self.comp.prefill_chunk(bucket)
+        self.reset()
+        work = Work()
+        padded = np.zeros(bucket, np.int64)
+        padded[:n] = ids                    # padding after the prompt: causality keeps it out of real tokens
+        x_last, progs, instrs = None, 0, 0
+        for q0 in range(0, bucket, chunk):
+            t = min(chunk, bucket - q0)
+            pos = np.arange(q0, q0 + t)
+            x, p, k = self._layers("prefill", q0 + t, t, self._embed(padded[q0:q0 + t]), pos, work)
+            progs, instrs = progs + p, instrs + k
+            if q0 <= n - 1 < q0 + t:
+                x_last = x[n - 1 - q0]
+        n0 = self.engine.instructions_executed
+        logits = self._head(x_last, work)
+        self.length = n
+        return StepResult(logits, work, work.cycles / self.comp.hw.clock_hz, progs + 1,
+                          instrs + self.engine.instructions_executed - n0)
+
+    def decode(self, token: int) -> StepResult:
+        """Append one token at position ``length`` and return the next token's logits."""
+        if self.length == 0:
+            raise FunctionalError("decode before prefill: the KV cache is empty")
+        pos = self.length
+        bucket = self.comp.decode_bucket_of(pos + 1)
+        work = Work()
+        x, p, k = self._layers("decode", bucket, 1, self._embed(np.asarray([token], np.int64)),
+                               np.asarray([pos]), work)
+        n0 = self.engine.instructions_executed
+        logits = self._head(x[0], work)
+        self.length = pos + 1
+        return StepResult(logits, work, work.cycles / self.comp.hw.clock_hz, p + 1,
+                          k + self.engine.instructions_executed - n0)
