@@ -1,0 +1,107 @@
+"""`llmaccel hls emit|run|report`: the Vitis HLS flow of the kernel library.
+
+emit writes a project (sources, a golden-vector testbench, TCL) for one
+kernel configuration; run executes it with Vitis HLS where installed, or
+builds and runs its testbench with g++ (--gxx); report parses a csynth.xml.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from sparse_dsp.errors import LlmaccelError
+
+NAME = "hls"
+HELP = "Vitis HLS flow: emit a kernel project, run it (Vitis or g++ csim), parse csynth reports"
+DEVICE_ALIASES = {"u280": "alveo-u280", "u55c": "alveo-u55c"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="hls_command", required=True)
+    emit = sub.add_parser("emit", help="write a Vitis HLS project for one kernel configuration")
+    emit.add_argument("--kernel", required=True,
+                      help="configuration name (e.g. mv_n2m16_w4_g64_k256_o64_c4); 'list' prints the known ones")
+    emit.add_argument("--out", help="project directory to create (default: hls_<kernel>)")
+    emit.add_argument("--device", default="alveo-u280", help="FPGA device preset (alveo-u280, alveo-u55c, u280, u55c)")
+    emit.add_argument("--clock-mhz", type=float, default=None, help="kernel clock target (default 225 MHz)")
+    emit.add_argument("--seed", type=int, default=0, help="seed of the golden test vectors")
+    emit.add_argument("--force", action="store_true", help="replace an existing project directory")
+    run = sub.add_parser("run", help="run an emitted project with vitis_hls / vitis-run, or its testbench with g++")
+    run.add_argument("path", help="project directory written by 'llmaccel hls emit'")
+    run.add_argument("--steps", default="csim,csynth,cosim,export", help="comma list of csim,csynth,cosim,export")
+    run.add_argument("--gxx", action="store_true", help="build and run the testbench with g++ (no Vitis needed)")
+    rep = sub.add_parser("report", help="parse a csynth.xml (file or directory)")
+    rep.add_argument("path", help="csynth.xml, or a directory holding one")
+    rep.add_argument("--unit", help="also give simulator overrides for this unit name")
+    for p in (emit, run, rep):  # accept --json after the subcommand too (`llmaccel hls report X --json`)
+        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="print one JSON object on stdout")
+
+
+def _emit(args) -> dict[str, Any]:
+    from hls_kernels.configs import REGISTRY, get_config
+    from hls_kernels.flow.writer import write_project
+
+    if args.kernel == "list":
+        return {"kernels": sorted(REGISTRY)}
+    cfg = get_config(args.kernel)
+    device = DEVICE_ALIASES.get(args.device, args.device)
+    out = write_project(cfg, args.out or f"hls_{cfg.name}", device=device, clock_mhz=args.clock_mhz,
+                        seed=args.seed, overwrite=args.force)
+    return {"project": str(out), **json.loads((out / "project.json").read_text())}
+
+
+def _run(args) -> dict[str, Any]:
+    from hls_kernels.flow.backend import check_steps, run_gxx_testbench, run_vitis
+
+    if args.gxx:
+        result = run_gxx_testbench(args.path)
+        if not result["passed"]:
+            raise LlmaccelError(f"testbench of {result['name']} failed:\n{result['output']}")
+        return result
+    return run_vitis(args.path, check_steps([s.strip() for s in args.steps.split(",") if s.strip()]))
+
+
+def _report(args) -> dict[str, Any]:
+    from hls_kernels.flow.report import parse_csynth, unit_overrides
+
+    rep = parse_csynth(args.path)
+    if args.unit:
+        rep["simulator_overrides"] = unit_overrides(rep, args.unit)
+    return rep
+
+
+def _print_human(cmd: str, result: dict[str, Any]) -> None:
+    if cmd == "emit":
+        if "kernels" in result:
+            print("\n".join(result["kernels"]))
+        else:
+            print(f"wrote {result['project']} ({result['top']}, part {result['part']}, {result['clock_MHz']} MHz)")
+    elif cmd == "run":
+        if "passed" in result:
+            print(result["output"].rstrip())
+        else:
+            print(f"{result['tool']} ran {','.join(result['steps'])}; log {result['log']}; "
+                  f"csynth report {result['csynth_xml']}")
+    else:
+        lat, clock = result.get("latency_cycles", {}), result.get("clock", {})
+        print(f"{result.get('top', '?')} on {result.get('part', '?')} (HLS {result.get('tool_version', '?')}): "
+              f"latency best/avg/worst {lat.get('best')}/{lat.get('average')}/{lat.get('worst')} cycles, "
+              f"estimated clock {clock.get('estimated_ns')} ns")
+        used, avail = result.get("resources_used", {}), result.get("resources_available", {})
+        for res, n in used.items():
+            print(f"  {res:9s} {n} / {avail.get(res)}")
+        for lp in result.get("loops") or []:
+            print(f"  loop {lp['path']}: trip {lp.get('trip_count')}, latency {lp.get('latency_cycles')}, "
+                  f"II {lp.get('pipeline_ii', '-')}")
+        if result.get("missing"):
+            print(f"  missing from the report: {', '.join(result['missing'])}")
+
+
+def run(args) -> dict[str, Any]:
+    handler = {"emit": _emit, "run": _run, "report": _report}[args.hls_command]
+    result = handler(args)
+    if not args.json:
+        _print_human(args.hls_command, result)
+    return result
