@@ -202,6 +202,7 @@ class Compiler:
                               _split(spec.intermediate_size, C), _split(spec.vocab_size, C))
         self.cpc = hw.channels_per_core
         self.kv_tile = T.kv_tile_tokens(spec.head_dim, self.cpc, hw.kv_buf_bytes_per_core, spec.gqa_group_size)
+        self._check_formats()
         self._check_tiles()
         self._check_decode_on_chip()
         self.placement = self._place()
@@ -214,6 +215,19 @@ class Compiler:
                 "v_proj": self.sl.kv_heads[core] * hd, "o_proj": self.sl.hidden_rows[core],
                 "gate_proj": self.sl.ffn_rows[core], "up_proj": self.sl.ffn_rows[core],
                 "down_proj": self.sl.hidden_rows[core]}[leaf]
+
+    def _check_formats(self) -> None:
+        nm_ok = self.hw.extras.get("supported_nm")
+        bits_ok = self.hw.extras.get("supported_bits")
+        for lay in set(self.f.layers):
+            for leaf, fmt in lay:
+                if nm_ok is not None and fmt.nm not in nm_ok:
+                    allowed = ", ".join("dense" if p is None else f"{p[0]}:{p[1]}" for p in nm_ok)
+                    raise CompileError(f"{leaf} uses N:M {fmt.nm[0]}:{fmt.nm[1]}, which design '{self.hw.name}' "
+                                       f"does not support; allowed: {allowed}")
+                if bits_ok is not None and fmt.bits not in bits_ok:
+                    raise CompileError(f"{leaf} uses {fmt.bits}-bit weights; design '{self.hw.name}' decodes "
+                                       f"{list(bits_ok)}")
 
     def _check_tiles(self) -> None:
         for lay in set(self.f.layers):

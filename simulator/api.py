@@ -37,7 +37,8 @@ class SimResult:
     hbm_bw_utilization: float                # decode phase: achieved / peak HBM bandwidth
     prefill_hbm_bw_utilization: float
     decode_hbm_GBps: float
-    prefill_mac_utilization: float           # prefill MACs / (peak MACs x time)
+    prefill_mac_utilization: float           # prefill MACs / (MM peak: both packed lanes, x time)
+    decode_mac_utilization: float            # decode MACs / (MV peak: one lane per DSP, x time)
     unit_busy_decode: dict[str, float]
     unit_busy_prefill: dict[str, float]
     roofline_decode_tokens_per_s: float
@@ -151,6 +152,7 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
         hbm_bw_utilization=dec_bw / peak_bw, prefill_hbm_bw_utilization=pre_bw / peak_bw,
         decode_hbm_GBps=dec_bw / 1e9,
         prefill_mac_utilization=pre_macs / (peak_macs * prefill_s),
+        decode_mac_utilization=dec.macs / (hw.n_cores * hw.dsp_per_core * f * decode_s) if decode_s else 0.0,
         unit_busy_decode=_busy(dec, hw.n_cores), unit_busy_prefill=_busy(pre, hw.n_cores),
         roofline_decode_tokens_per_s=roof, roofline_decode_bw_tokens_per_s=roof_bw,
         roofline_decode_compute_tokens_per_s=roof_cmp, roofline_prefill_s=roof_prefill_s,

@@ -92,8 +92,17 @@ def ld_st_cycles(op: OpDesc, hw: HwParams) -> int:
 
 
 def latency(op: OpDesc, hw: HwParams) -> int:
-    """Cycles between an op leaving its unit and its result being usable (HBM read latency for LD)."""
-    return hw.hbm_latency_cycles if op.opcode == "LD" else 0
+    """Cycles between an op leaving its unit and its result being usable.
+
+    LD: the HBM read latency. MV/MM: the chain's fill/drain (the chain accepts the
+    next job's beats while this one drains, II = 1) plus the fused element-wise
+    op's pipeline depth when one is fused into the output path.
+    """
+    if op.opcode == "LD":
+        return hw.hbm_latency_cycles
+    if op.opcode in ("MV", "MM") and op.rows > 0:
+        return chain_latency(hw.chain_len, op.nm) + (hw.sfu_pipeline_cycles if op.fused else 0)
+    return 0
 
 
 @lru_cache(maxsize=256)
@@ -114,7 +123,8 @@ def chain_latency(chain_len: int, nm) -> int:
 
 
 def mpe_cycles(op: OpDesc, hw: HwParams) -> int:
-    """Beats of ``chain_len`` kept weights, one per cycle per chain (II = 1, sparse_dsp.dsp_chain).
+    """Beats of ``chain_len`` kept weights, one per cycle per chain (II = 1, sparse_dsp.dsp_chain);
+    the fill/drain is charged as latency (``latency``), not as occupancy.
 
     A beat carries two token lanes sharing each weight (WP486 packing), so MM
     processes token pairs and MV (one token) leaves the second lane idle: the
@@ -130,8 +140,7 @@ def mpe_cycles(op: OpDesc, hw: HwParams) -> int:
         # each beat reads chain_len INT8 weights per chain from the weight buffer's ports
         port = math.ceil(op.rows * op.cols / hw.buf_read_bytes_per_cycle_per_core)
         busy = max(busy, port)
-    fused = hw.sfu_pipeline_cycles if op.fused else 0
-    return busy + chain_latency(hw.chain_len, op.nm) + fused
+    return busy
 
 
 def sfu_cycles(op: OpDesc, hw: HwParams) -> int:

@@ -207,5 +207,7 @@ def hw_from_design(design: Any, device: Any) -> HwParams:
         kv_buf_bytes_per_core=kv,
         buf_read_bytes_per_cycle_per_core=design.buf_read_bytes_per_cycle_per_core,
         hbm_total_bytes=design.hbm_channels * ch_bytes,
-        extras={"device": device.name, "hbm_channel_GBps_device": per_ch, "hbm_port_GBps": port_GBps, "buffer_ids": buffer_ids, **notes},
+        extras={"device": device.name, "hbm_channel_GBps_device": per_ch, "hbm_port_GBps": port_GBps, "buffer_ids": buffer_ids,
+                "supported_nm": tuple(design.matrix_engine.nm_patterns),
+                "supported_bits": tuple(design.weight_decoder.supported_bits), **notes},
     )

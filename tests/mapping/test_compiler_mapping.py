@@ -1,0 +1,204 @@
+"""Compiler: placement never crosses channels, buffers fit, buckets and storage are counted right,
+fusion and the ISA encoding hold, and every bad input is one clear error."""
+import math
+from pathlib import Path
+
+import pytest
+
+from mapping import tiling as T
+from mapping.compiler import CompileError, hbm_row_bytes
+from mapping.placement import PlacementError
+from mapping.sim_api import build_compiler, simulate
+from simulator.isa import WORDS_PER_OP, decode, encode
+from simulator.resources import DesignFitError
+from simulator.specs._yaml import SpecError
+from sparse_dsp.errors import LlmaccelError
+
+TINY = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_compiler("tiny", TINY, "w4-g128-rtn", max_len=256)[0]
+
+
+def _all_programs(comp, decode_ctx=(16, 128, 256), prefill=(128, 256)):
+    progs = [comp.head_program()] + [comp.layer_program("decode", c, 1) for c in decode_ctx]
+    for b in prefill:
+        progs += comp.prefill_programs(b)
+    return progs
+
+
+def _check_placement(comp, progs):
+    pl = comp.placement
+    cpc = comp.hw.channels_per_core
+    n_access = 0
+    for prog in progs:
+        for op in prog.ops:
+            if op.opcode not in ("LD", "ST"):
+                continue
+            n_access += 1
+            r = pl.region(op.tensor)
+            assert op.n_channels == 1                               # one access, one channel
+            assert op.core * cpc <= op.channel0 < (op.core + 1) * cpc  # a core reads only its own channels
+            assert r.channel0 <= op.channel0 < r.channel0 + r.n_channels
+            assert r.addr <= op.hbm_addr and op.hbm_addr + op.bytes_per_channel <= r.end
+            assert op.hbm_addr + op.bytes_per_channel <= comp.hw.hbm_channel_bytes
+    # regions of one channel never overlap
+    by_ch = {}
+    for r in pl.regions:
+        for ch in range(r.channel0, r.channel0 + r.n_channels):
+            by_ch.setdefault(ch, []).append((r.addr, r.end))
+    for spans in by_ch.values():
+        spans.sort()
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+    return n_access
+
+
+def test_placement_never_crosses_channels_tiny(tiny):
+    assert _check_placement(tiny, _all_programs(tiny)) > 100
+
+
+def test_placement_never_crosses_channels_llama2_7b():
+    comp = build_compiler("llama2-7b", "flightllm-u280", "flightllm")[0]
+    progs = [comp.head_program(), comp.layer_program("decode", 1024, 1), comp.prefill_programs(128)[-1]]
+    assert _check_placement(comp, progs) > 1000
+    assert comp.placement.bytes_used >= comp.f.weight_bytes + comp.kv_bytes_total
+
+
+def test_check_access_rejects_out_of_region(tiny):
+    r = tiny.placement.regions[0]
+    with pytest.raises(PlacementError, match="leaves its region"):
+        tiny.placement.check_access(r.tensor, r.channel0, r.n_channels, r.end - 64, 128)
+    with pytest.raises(PlacementError, match="channels"):
+        tiny.placement.check_access(r.tensor, r.channel0 + 1, r.n_channels, r.addr, 64)
+
+
+def test_tiles_fit_their_buffers(tiny):
+    for prog in _all_programs(tiny):
+        for op in prog.ops:
+            if op.opcode == "LD" and op.kind == "weight":
+                dec_row = op.kept // op.rows + 2 * (op.k_dense // op.group_size)
+                # every channel's share of a tile, times the channels, double-buffered, fits
+                assert T.BUFFER_SLOTS * op.rows * tiny.cpc * dec_row <= tiny.hw.weight_buf_bytes_per_core
+            if op.opcode == "LD" and op.kind == "kv":
+                assert T.BUFFER_SLOTS * op.bytes_per_channel * tiny.cpc <= tiny.hw.kv_buf_bytes_per_core + \
+                    T.BUFFER_SLOTS * tiny.cpc * T.kv_row_bytes(tiny.spec.head_dim)
+
+
+def test_design_with_too_small_weight_buffer_is_rejected(tmp_path):
+    y = Path(TINY).read_text().replace("size_bytes: 65536, banks: 8, width_bits: 64", "size_bytes: 1024, banks: 8, width_bits: 64")
+    p = tmp_path / "small.yaml"
+    p.write_text(y)
+    with pytest.raises(LlmaccelError, match="weight buffer"):
+        build_compiler("tiny", str(p), "w4-g128-rtn", max_len=256)
+
+
+def test_bucket_counts_and_storage_saving_match_brute_force(tiny):
+    rep = tiny.storage_report()
+    assert rep["decode_buckets"] == 256 // 16 and rep["prefill_buckets"] == 256 // 128
+    assert rep["programs_per_length"] == 2 * 256
+    words = dict(WORDS_PER_OP)
+
+    def w(prog):
+        return sum(words[o.opcode] for o in prog.ops)
+    nl, head = tiny.spec.num_layers, w(tiny.head_program())
+
+    def prefill(L, bucket):
+        ch = tiny.prefill_chunk(bucket)
+        return nl * sum(w(tiny.layer_program("prefill", q0 + min(ch, L - q0), min(ch, L - q0)))
+                        for q0 in range(0, L, ch)) + head
+    per_len = sum(nl * w(tiny.layer_program("decode", L, 1)) + head + prefill(L, L) for L in range(1, 257))
+    bucketed = sum(nl * w(tiny.layer_program("decode", b, 1)) + head for b in range(16, 257, 16)) + \
+        sum(prefill(b, b) for b in (128, 256))
+    assert rep["instruction_bytes_per_length"] == 4 * per_len
+    assert rep["instruction_bytes_bucketed"] == 4 * bucketed
+    assert rep["instruction_storage_saving"] == pytest.approx(1 - bucketed / per_len)
+
+
+def test_bucket_of_lengths_and_beyond_max_len(tiny):
+    assert tiny.decode_bucket_of(1) == 16 and tiny.decode_bucket_of(17) == 32 and tiny.decode_bucket_of(256) == 256
+    assert tiny.prefill_bucket_of(129) == 256
+    with pytest.raises(CompileError, match="beyond the compiled maximum"):
+        tiny.decode_bucket_of(257)
+    with pytest.raises(LlmaccelError, match="beyond the compiled maximum"):
+        simulate("tiny", TINY, "w4-g128-rtn", prefill=200, decode=100, max_len=256)
+
+
+def test_fusion_removes_sfu_instructions_and_is_not_slower():
+    fused = build_compiler("tiny", TINY, "w4-g128-rtn", max_len=256)[0]
+    unfused = build_compiler("tiny", TINY, "w4-g128-rtn", max_len=256, fuse=False)[0]
+    pf, pu = fused.layer_program("decode", 64, 1), unfused.layer_program("decode", 64, 1)
+    assert pu.counts()["MISC"] > pf.counts()["MISC"]
+    assert any(op.fused == "rope" for op in pf.ops) and not any(op.fused for op in pu.ops)
+    from simulator.timing import layer_timing
+    assert layer_timing(pf, fused.hw).steady.cycles <= layer_timing(pu, unfused.hw).steady.cycles
+
+
+def test_compiled_streams_encode_and_decode(tiny):
+    for prog in (tiny.layer_program("decode", 48, 1), tiny.prefill_programs(128)[0], tiny.head_program()):
+        for core, instrs in tiny.isa_streams(prog).items():
+            assert decode(encode(instrs)) == instrs
+
+
+def test_hbm_row_padding_to_lines():
+    from sparse_dsp.packed_format import LayerFormat
+    f = LayerFormat(8, 256, 4, 128, True, None)   # 128 code bytes + 4 scale bytes = 132
+    assert f.row_bytes == 132 and hbm_row_bytes(f) == 192
+
+
+# ---------------------------------------------------------------- bad input: one clear error each
+
+def test_weights_exceeding_hbm_capacity():
+    with pytest.raises(CompileError, match="exceed HBM capacity"):
+        build_compiler("llama2-13b", "flightllm-u280", "w8")
+
+
+def test_design_that_does_not_fit_the_device(tmp_path):
+    y = Path(TINY).read_text().replace("chains_per_core: 8", "chains_per_core: 4000")
+    p = tmp_path / "huge.yaml"
+    p.write_text(y)
+    with pytest.raises(DesignFitError, match="DSP"):
+        build_compiler("tiny", str(p), "w4-g128-rtn", max_len=256)
+
+
+def test_unknown_presets():
+    with pytest.raises(SpecError, match="unknown design preset"):
+        build_compiler("tiny", "no-such-design", "w4-g128-rtn")
+    with pytest.raises(SpecError, match="unknown model preset"):
+        build_compiler("no-such-model", TINY, "w4-g128-rtn")
+    with pytest.raises(LlmaccelError, match="unknown recipe"):
+        build_compiler("tiny", TINY, "no-such-recipe")
+
+
+def test_malformed_design_yaml(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: x\ncores: [1, 2\n")
+    with pytest.raises(SpecError, match="malformed YAML"):
+        build_compiler("tiny", str(p), "w4-g128-rtn")
+    p.write_text(Path(TINY).read_text().replace("cores: 2", "cores: two"))
+    with pytest.raises(SpecError, match="cores"):
+        build_compiler("tiny", str(p), "w4-g128-rtn")
+
+
+def test_fp32_recipe_and_unsupported_nm():
+    with pytest.raises(CompileError, match="FP32"):
+        build_compiler("tiny", TINY, "fp32")
+    with pytest.raises(CompileError, match="does not support"):
+        build_compiler("llama2-7b", "flightllm-u280", "2:4+w4")
+
+
+def test_max_len_validation():
+    with pytest.raises(CompileError, match="max_len"):
+        build_compiler("tiny", TINY, "w4-g128-rtn", max_len=100)
+    with pytest.raises(CompileError, match="max_position_embeddings"):
+        build_compiler("tiny", TINY, "w4-g128-rtn", max_len=1024)
+
+
+def test_mixed_recipe_without_weights_meets_its_budget():
+    comp = build_compiler("llama2-7b", "flightllm-u280", "mixed-3.5")[0]
+    lay = comp.f.layer(0)
+    kept = {k: f.out_features * f.kept_per_row for k, f in lay.items()}
+    avg = sum(kept[k] * f.bits for k, f in lay.items()) / sum(kept.values())
+    assert avg <= 3.5 and len({f.bits for f in lay.values()}) > 1
+    assert math.isclose(comp.f.lm_head.bits, 8)

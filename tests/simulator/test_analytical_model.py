@@ -1,0 +1,46 @@
+"""The Allo-study equations, checked against the per-layer MAC counts written out by hand."""
+import pytest
+
+from mapping.compiler import formats_from_recipe
+from mapping.sim_api import build_compiler
+from simulator.analytical import estimate, layer_macs_decode, layer_macs_prefill
+from simulator.specs.model import load_model_spec
+
+
+def test_llama2_7b_layer_macs():
+    s = load_model_spec("llama2-7b")
+    d, f = 4096, 11008
+    # decode: q/k/v 3d^2, o d^2, FFN (SwiGLU) 3 d f, QK^T and SV (l+1) d each
+    assert layer_macs_decode(s, 511) == 3 * d * d + d * d + 3 * d * f + 2 * 512 * d
+    # prefill: 3 l d^2 + l d^2 + 3 l d f + 2 l^2 d (full), half of the l^2 terms with a causal mask
+    l = 512
+    assert layer_macs_prefill(s, l) == 3 * l * d * d + l * d * d + 3 * l * d * f + 2 * l * l * d
+    assert layer_macs_prefill(s, l, causal=True) == 3 * l * d * d + l * d * d + 3 * l * d * f + l * l * d
+    # N:M only thins the weight MACs
+    assert layer_macs_decode(s, 0, nm_frac=0.5) == 0.5 * (4 * d * d + 3 * d * f) + 2 * d
+
+
+def test_gqa_shrinks_k_v_projections():
+    s = load_model_spec("llama-3.2-1b")   # 32 heads, 8 KV heads, head_dim 64
+    d, dkv, f = 2048, 512, 8192
+    assert layer_macs_decode(s, 0) == d * (d + 2 * dkv) + d * d + 3 * d * f + 2 * d
+
+
+def test_decode_is_bandwidth_bound_prefill_compute_bound_on_u280():
+    comp, _, _ = build_compiler("llama2-7b", "flightllm-u280", "w4-g128-rtn")
+    a = estimate(comp.spec, comp.hw, comp.f, 512, 64)
+    assert a["decode_bound"] == "bandwidth" and a["prefill_bound"] == "compute"
+    # bandwidth bound by hand: (weights + KV of every layer at each context) / peak HBM
+    kv_row = 128 + 4
+    by = sum(comp.f.weight_bytes + 2 * 32 * 32 * (512 + i + 1) * kv_row for i in range(64))
+    assert a["decode"]["t_bandwidth_s"] == pytest.approx(by / 460e9)
+
+
+def test_more_bandwidth_or_macs_never_slower():
+    spec = load_model_spec("llama2-7b")
+    comp, _, _ = build_compiler(spec, "flightllm-u280", "w4-g128-rtn")
+    comp2, _, _ = build_compiler(spec, "flightllm-vhk158", "w4-g128-rtn")
+    f = formats_from_recipe(spec, "w4-g128-rtn")
+    a1 = estimate(spec, comp.hw, f, 256, 32)
+    a2 = estimate(spec, comp2.hw, f, 256, 32)
+    assert a2["decode_ms_per_token"] < a1["decode_ms_per_token"] and a2["ttft_s"] < a1["ttft_s"]
