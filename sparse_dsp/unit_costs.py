@@ -84,14 +84,22 @@ def unit_resources(unit_name: str, **params) -> dict:
     table = _table()
     want = _norm(params)
     entries = table["units"].get(unit_name, [])
-    for e in entries:
-        if all(e["params"].get(k) == v for k, v in want.items()) and set(want) >= set(e["params"]) - {"cascade_groups"}:
-            out = {k: e[k] for k in RESOURCE_KEYS}
-            out.update(status=table["status"], params=dict(e["params"]))
-            return out
+    hits = [e for e in entries if all(e["params"].get(k) == v for k, v in want.items())]
+    if unit_name in ("dsp_chain", "mv_tile") and "cascade_groups" not in want and len(hits) > 1:
+        # unspecified cascade: the chain's default (longest legal segment)
+        hits = [e for e in hits if e["params"]["cascade_groups"] ==
+                ChainConfig(e["params"]["chain_len"], e["params"]["nm"]).cascade_groups]
+    if len(hits) == 1:
+        e = hits[0]
+        out = {k: e[k] for k in RESOURCE_KEYS}
+        out.update(status=table["status"], params=dict(e["params"]))
+        return out
     if table["status"] == "pending yosys":
         return {"DSP48E2": None, "LUT": None, "FF": None, "BRAM36": None, "status": "pending yosys",
                 "params": want}
+    if len(hits) > 1:
+        raise LlmaccelError(f"{unit_name} with {want} matches {len(hits)} measured configurations; name more "
+                            "parameters: " + "; ".join(str(e["params"]) for e in hits))
     raise LlmaccelError(
         f"no yosys result for {unit_name} with {want}; measured configurations: "
         + "; ".join(str(e["params"]) for e in entries))

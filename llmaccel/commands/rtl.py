@@ -1,0 +1,143 @@
+"""`llmaccel rtl gen|sim|synth`: the sparse DSP chain, weight decoder and MV tile in RTL.
+
+gen   writes a configuration's Verilog (sources + a configured top + config.json) to a directory;
+sim   runs the unit's cocotb bench on Icarus and prints pass/fail and the measured cycles;
+synth runs yosys synth_xilinx -family xcup and prints DSP48E2 / LUT / FF / BRAM36.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from sparse_dsp.errors import LlmaccelError
+
+NAME = "rtl"
+HELP = "sparse DSP chain / weight decoder / MV tile RTL: generate Verilog, simulate (cocotb), synthesize (yosys)"
+
+UNITS = {"chain": "dsp_chain", "dsp_chain": "dsp_chain", "decoder": "weight_decoder",
+         "weight_decoder": "weight_decoder", "tile": "mv_tile", "mv_tile": "mv_tile"}
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    # `llmaccel rtl synth --json` as well as `llmaccel rtl --json synth` (SUPPRESS keeps the outer flag)
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
+    p.add_argument("--unit", default="chain", help="chain | decoder | tile (default chain)")
+    p.add_argument("--chain-len", type=int, default=8, help="DSP slices per chain (even, 2..24)")
+    p.add_argument("--nm", default="dense", help="dense or N:M (2:4, 4:8, 2:16, 4:16, 8:16)")
+    p.add_argument("--cascade-groups", type=int, default=None,
+                   help="groups per packed cascade segment (power of 2, <= 4; default longest legal)")
+    p.add_argument("--bits", type=int, default=4, help="weight code width: 2, 3, 4 or 8 (decoder, tile)")
+    p.add_argument("--asym", action="store_true", help="asymmetric codes with a per-group zero (2-4 bits)")
+    p.add_argument("--k", type=int, default=256, help="dense row length K (decoder, tile, sim stimulus)")
+    p.add_argument("--group-size", type=int, default=128, help="quantization group size G")
+    p.add_argument("--n-chains", type=int, default=2, help="chains in the MV tile")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="rtl_action", required=True)
+    g = sub.add_parser("gen", help="write the Verilog of one configuration to a directory")
+    _config_args(g)
+    g.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
+    s = sub.add_parser("sim", help="run the cocotb bench (Icarus) of one configuration")
+    _config_args(s)
+    s.add_argument("--rows", type=int, default=2, help="output rows (per chain for the tile)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--gap-prob", type=float, default=0.3, help="random valid gaps on the inputs")
+    s.add_argument("--stall-prob", type=float, default=0.3, help="random back-pressure on the output")
+    s.add_argument("--build-dir", default=None, help="build directory (default: a temporary one)")
+    y = sub.add_parser("synth", help="yosys synth_xilinx -family xcup resource counts")
+    _config_args(y)
+    y.add_argument("--workdir", default=None, help="keep yosys script, log and stat here")
+
+
+def _unit(args) -> str:
+    if args.unit not in UNITS:
+        raise LlmaccelError(f"--unit '{args.unit}' is not an RTL unit; allowed: chain, decoder, tile")
+    return UNITS[args.unit]
+
+
+def _params(unit: str, args) -> dict:
+    nm = None if args.nm in (None, "dense") else args.nm
+    if unit == "dsp_chain":
+        return {"chain_len": args.chain_len, "nm": nm, "cascade_groups": args.cascade_groups}
+    if unit == "weight_decoder":
+        return {"bits": args.bits, "nm": nm, "chain_len": args.chain_len, "k": args.k,
+                "group_size": args.group_size, "symmetric": not args.asym}
+    return {"n_chains": args.n_chains, "chain_len": args.chain_len, "nm": nm, "cascade_groups": args.cascade_groups,
+            "bits": args.bits, "k": args.k, "group_size": args.group_size, "symmetric": not args.asym}
+
+
+def _validate(unit: str, params: dict) -> dict:
+    from sparse_dsp.rtl.synth import canonical_params
+    return canonical_params(unit, params)       # raises one LlmaccelError naming the bad field
+
+
+def _gen(unit, params, args) -> dict:
+    from sparse_dsp.rtl.gen import generate
+    manifest = generate(unit, params, Path(args.out))
+    if not args.json:
+        print(f"wrote {len(manifest['files'])} files for {manifest['top']} to {args.out}")
+    return manifest
+
+
+def _sim(unit, params, args) -> dict:
+    from sparse_dsp.rtl.sim import require_cocotb, require_tool, run_bench
+    from sparse_dsp.rtl.synth import UNIT_TOPS, hdl_parameters
+    require_cocotb()
+    require_tool("iverilog")
+    if args.rows <= 0:
+        raise LlmaccelError(f"--rows {args.rows} must be positive")
+    for name in ("gap_prob", "stall_prob"):
+        if not 0.0 <= getattr(args, name) < 1.0:
+            raise LlmaccelError(f"--{name.replace('_', '-')} {getattr(args, name)} must be in [0, 1)")
+    hp = hdl_parameters(unit, params)
+    spec = {"seed": args.seed, "gap_prob": args.gap_prob, "stall_prob": args.stall_prob}
+    if unit == "dsp_chain":
+        from sparse_dsp.dsp_chain import ChainConfig
+        ChainConfig(params["chain_len"], params["nm"], params["cascade_groups"]).beats_per_group(args.group_size)
+        if args.k % args.group_size:
+            raise LlmaccelError(f"--k {args.k} must be a multiple of --group-size {args.group_size}")
+        spec.update(rows=args.rows, k=args.k, group_size=args.group_size)
+    elif unit == "weight_decoder":
+        spec.update(rows=args.rows)
+    else:
+        spec.update(rows_per_chain=args.rows)
+    top = UNIT_TOPS[unit]
+    if args.build_dir:
+        report = run_bench(top, hp, spec, Path(args.build_dir))
+    else:
+        with tempfile.TemporaryDirectory(prefix="llmaccel_rtl_sim_") as tmp:
+            report = run_bench(top, hp, spec, Path(tmp) / "build")
+    passed = report.get("failed", 1) == 0 and report.get("mismatches", 1) == 0
+    out = {"unit": unit, "config": report.get("config"), "passed": passed,
+           "mismatches": report.get("mismatches"), "model": report.get("model"),
+           "timing_phase": report.get("timing_phase"), "random_phase": report.get("random_phase"),
+           "hdl_parameters": hp}
+    if not args.json:
+        t, m = out["timing_phase"] or {}, out["model"] or {}
+        line = f"{'PASS' if passed else 'FAIL'} {out['config']}: mismatches {out['mismatches']}, " \
+               f"total cycles {t.get('total_cycles_seen')} (model {m.get('total_cycles')})"
+        if unit == "dsp_chain":
+            line += f", latency {t.get('latency_cycles_seen')} (model {m.get('latency_cycles')}), II 1 beat/cycle"
+        print(line)
+    if not passed:
+        raise LlmaccelError(f"RTL bench of {out['config']} failed: {out['mismatches']} mismatches "
+                            f"(build dir: {report.get('build_dir')})")
+    return out
+
+
+def _synth(unit, params, args) -> dict:
+    from sparse_dsp.rtl.synth import synth_unit
+    res = synth_unit(unit, params, Path(args.workdir) if args.workdir else None)
+    if not args.json:
+        print(f"{unit} {res['params']}: DSP48E2 {res['DSP48E2']}, LUT {res['LUT']}, FF {res['FF']}, "
+              f"BRAM36 {res['BRAM36']}")
+    return res
+
+
+def run(args) -> dict:
+    unit = _unit(args)
+    params = _params(unit, args)
+    _validate(unit, params)
+    return {"gen": _gen, "sim": _sim, "synth": _synth}[args.rtl_action](unit, params, args)
