@@ -1,0 +1,18 @@
+"""Backends a Session runs on: the functional+timing simulator (default) and XRT (a real board)."""
+from __future__ import annotations
+
+from typing import Any
+
+from host.errors import SessionError
+
+BACKENDS = ("simulator", "xrt")
+
+
+def make_backend(name: str, artifact: Any, **kw: Any):
+    if name == "simulator":
+        from host.backends.simulator import SimulatorBackend
+        return SimulatorBackend(artifact)
+    if name == "xrt":
+        from host.backends.xrt import XrtBackend
+        return XrtBackend(artifact, **kw)
+    raise SessionError(f"backend='{name}' is unknown; allowed: {', '.join(BACKENDS)}")

@@ -1,0 +1,55 @@
+"""The simulator backend: the functional engine computes the logits, the timing engine times the same programs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from simulator.energy import load_energy, phase_energy
+from simulator.functional import ModelWeights
+from simulator.functional_model import FunctionalModel
+from simulator.timing import Work
+
+
+@dataclass
+class StepOutcome:
+    """Logits of the step's last token plus what the step cost (simulated on this backend)."""
+
+    logits: np.ndarray
+    seconds: Optional[float]          # simulated device seconds (None where not known)
+    energy_J: Optional[float]
+    work: Optional[Work] = None
+    instructions: int = 0
+
+
+class SimulatorBackend:
+    name = "simulator"
+    simulated = True
+
+    def __init__(self, artifact: Any):
+        self.artifact = artifact
+        self.model = FunctionalModel(artifact.comp, ModelWeights.from_compressed(artifact.compressed),
+                                     check_program=artifact.check_program)
+        self.energy = load_energy(artifact.device.name)
+
+    @property
+    def length(self) -> int:
+        return self.model.length
+
+    @property
+    def max_len(self) -> int:
+        return self.model.max_len
+
+    def _outcome(self, st) -> StepOutcome:
+        e = phase_energy(st.work, st.seconds, self.energy).total_J
+        return StepOutcome(st.logits, st.seconds, e, st.work, st.instructions)
+
+    def prefill(self, ids: list[int]) -> StepOutcome:
+        return self._outcome(self.model.prefill(ids))
+
+    def decode(self, token: int) -> StepOutcome:
+        return self._outcome(self.model.decode(token))
+
+    def reset(self) -> None:
+        self.model.reset()

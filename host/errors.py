@@ -1,0 +1,12 @@
+"""Errors of the host driver (all are LlmaccelError: one clear line at the CLI)."""
+from __future__ import annotations
+
+from sparse_dsp.errors import LlmaccelError
+
+
+class SessionError(LlmaccelError):
+    """A request the session cannot serve (bad prompt, bad sampling parameters, beyond the compiled length)."""
+
+
+class BackendUnavailable(LlmaccelError):
+    """A backend whose runtime or hardware is missing on this machine."""
