@@ -35,7 +35,8 @@ def _nm_tag(nm: Optional[tuple[int, int]]) -> str:
 
 @dataclass(frozen=True)
 class LinearKernelConfig:
-    """A linear layer kernel: ``kind`` is ``mv`` (decode), ``mm`` (tokens) or ``decode`` (weight decoder only)."""
+    """A linear layer kernel: ``kind`` is ``mv`` (decode), ``mm`` (tokens), ``decode`` (weight decoder
+    only, m_axi) or ``decode_stream`` (weight decoder on AXI streams)."""
 
     kind: str
     bits: int
@@ -53,7 +54,8 @@ class LinearKernelConfig:
 
     @property
     def family(self) -> str:
-        return {"mv": "linear_mv", "mm": "linear_mm", "decode": "weight_decode"}[self.kind]
+        return {"mv": "linear_mv", "mm": "linear_mm", "decode": "weight_decode",
+                "decode_stream": "weight_decode_stream"}[self.kind]
 
     @property
     def name(self) -> str:
@@ -67,8 +69,9 @@ class LinearKernelConfig:
         return self.nm if self.nm is not None else (1, 1)
 
     def validate(self) -> None:
-        if self.kind not in ("mv", "mm", "decode"):
-            raise HlsConfigError(f"kind={self.kind!r} is not a linear kernel; allowed: 'mv', 'mm', 'decode'")
+        if self.kind not in ("mv", "mm", "decode", "decode_stream"):
+            raise HlsConfigError(f"kind={self.kind!r} is not a linear kernel; allowed: 'mv', 'mm', 'decode', "
+                                 "'decode_stream'")
         try:
             validate_format(self.o_max, self.k_max, self.bits, self.group_size, self.symmetric,
                             tuple(self.nm) if self.nm else None)
@@ -263,6 +266,7 @@ for _cfg in (
     LinearKernelConfig("mm", 4, (4, 16), 64, 256, 32, t_max=8),
     LinearKernelConfig("mm", 8, None, 64, 256, 32, t_max=8, chain=8),
     LinearKernelConfig("decode", 3, (2, 16), 64, 256, 32),
+    LinearKernelConfig("decode_stream", 3, (4, 16), 32, 256, 32, symmetric=False),
     SfuKernelConfig(1024),
     AttentionKernelConfig(8, 4, 32, 64, dot_lanes=4),
     uniform_layer(),

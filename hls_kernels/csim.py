@@ -71,6 +71,22 @@ class LinearKernel:
                                         _ptr(d), _ptr(col))
         return d, col
 
+    def decode_stream(self, layer: PackedLinear) -> tuple[np.ndarray, np.ndarray]:
+        """Same as :meth:`decode`, through the AXI-stream decoder (words streamed row by row)."""
+        if self.config.kind != "decode_stream":
+            raise HlsConfigError(f"kernel {self.config.name} is not a streaming decoder (kind='decode_stream')")
+        self._check(layer)
+        f = layer.fmt
+        codes, idx, _, zeros = self._arrays(layer)
+        n = f.out_features * f.kept_per_row
+        d = np.zeros((f.out_features, f.kept_per_row), np.int8)
+        col = np.zeros((f.out_features, f.kept_per_row), np.int32)
+        rc = self.lib.llmaccel_weight_decode_stream(_ptr(codes), layer.codes.size, _ptr(idx), layer.indices.size,
+                                                    _ptr(zeros), f.out_features, f.in_features, _ptr(d), _ptr(col), n)
+        if rc != 0:
+            raise HlsConfigError(f"streaming decoder of {self.config.name} left words unconsumed (rc={rc})")
+        return d, col
+
     def mv(self, layer: PackedLinear, xq: np.ndarray, s_x: float) -> tuple[np.ndarray, np.ndarray]:
         """(FP32 y [O], INT32 group partial sums [O, K/G]) for one INT8 token."""
         if self.config.kind != "mv":

@@ -64,6 +64,9 @@ def write_project(config, out_dir: str | os.PathLike, device: str = "alveo-u280"
         raise LlmaccelError(f"output directory {out} already exists (pass overwrite/--force to replace it)")
     target = device_target(device, clock_mhz)
     family = config.family
+    if family not in TOPS:
+        raise HlsConfigError(f"emit has no testbench for kernel family '{family}'; families with one: "
+                             f"{sorted(TOPS)}")
     top = TOPS[family]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
