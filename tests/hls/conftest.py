@@ -16,13 +16,6 @@ def _csim_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def csim_available() -> None:
-    reason = _csim_missing()
-    if reason:
-        pytest.skip(f"C-simulation unavailable: {reason}")
-
-
 def pytest_collection_modifyitems(config, items):
     reason = None
     checked = False

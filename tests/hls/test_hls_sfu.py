@@ -76,6 +76,15 @@ def test_elementwise_and_quantize_bit_exact(n, seed):
     assert s.tobytes() == np.float32(s_want).tobytes()
 
 
+def test_quantize_rounds_half_to_even():
+    """x / s lands exactly on .5: rint gives the even neighbour (round-half-away would give 1, 2, 3)."""
+    x = np.array([254.0, 1.0, 3.0, 5.0, -1.0, -3.0, -5.0], np.float32)  # s = 2 exactly
+    q, s = _kernel().quantize(x)
+    assert s == 2.0
+    assert q.tolist() == [127, 0, 2, 2, 0, -2, -2]
+    assert bit_equal(q, sfu.quantize_activation(x)[0])
+
+
 def test_quantize_all_zero_vector_uses_unit_scale():
     q, s = _kernel().quantize(np.zeros(17, np.float32))
     assert s == 1.0 and not q.any()
