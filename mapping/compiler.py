@@ -373,13 +373,17 @@ class Compiler:
         return Program("head", 0, 1, ops, replicas=self.hw.n_cores if core0_only else 1)
 
     def _misc(self, emit, c: int, name: str, func: str, rows: int, row_len: int, wait: int = 0,
-              release: int = 0) -> None:
-        """An SFU op; the ISA's MISC holds at most 63 rows, so longer ones are split (deps on the ends)."""
+              release: int = 0, elems_per_row: Optional[list[int]] = None) -> None:
+        """An SFU op; the ISA's MISC holds at most 63 rows, so longer ones are split (deps on the ends).
+
+        ``elems_per_row`` gives the elements really processed per row where fewer than
+        ``row_len`` are (a causal softmax row stops at the diagonal)."""
         chunks = [(r0, min(MISC_MAX_ROWS, rows - r0)) for r0 in range(0, rows, MISC_MAX_ROWS)]
         for j, (r0, n) in enumerate(chunks):
+            elems = n * row_len if elems_per_row is None else sum(elems_per_row[r0:r0 + n])
             emit(OpDesc("MISC", c, name if len(chunks) == 1 else f"{name}[{j}]", func=func,
                         wait=wait if j == 0 else 0, release=release if j == len(chunks) - 1 else 0,
-                        tokens=n, elems=n * row_len, cols=row_len))
+                        tokens=n, elems=elems, cols=row_len))
 
     def _linear(self, emit, c: int, layer: int, leaf: str, fmt: LayerFormat, tokens: int, opcode: str,
                 first_wait: int = 0, last_release: int = 0, fused: str = "") -> None:
@@ -470,9 +474,10 @@ class Compiler:
                                     rows=hd, cols=n_tok, k_dense=n_tok, tokens=q_rows, density=dens,
                                     macs=pairs * hd, buf_addr=j % T.BUFFER_SLOTS))
                 if kv == "k":
-                    self._misc(emit, c, f"softmax[h{h}]", "softmax", q_rows, ctx, wait=B_MPE, release=B_MPE)
-                    # causal: only the pairs below the diagonal are computed
-                    # (the MISC row length stays the context; elems counts real work)
+                    # causal: query q0 + i sees keys 0..q0 + i (rows of one query share its length)
+                    per_row = [q0 + 1 + i // g for i in range(q_rows)]
+                    self._misc(emit, c, f"softmax[h{h}]", "softmax", q_rows, ctx, wait=B_MPE, release=B_MPE,
+                               elems_per_row=per_row)
 
     # ---------------------------------------------------------------- ISA
     def to_isa(self, op: OpDesc):

@@ -38,14 +38,9 @@ SYNC_CYCLES_DEFAULT = 64
 # DSP48E2 INT8 packing: two INT8 x INT8 products per DSP per cycle sharing one
 # operand. Source: AMD WP486 (in shared/anchors/hardware.yaml dsp_primitives).
 MACS_PER_DSP = 2
-# DSP48E2 pipeline registers when fully pipelined (AREG/BREG=2, MREG, PREG):
-# 4 cycles. Source: AMD UG579 (UltraScale DSP48E2 user guide), "fully pipelined".
-DSP_PIPELINE_CYCLES = 4
 # SFU pipeline depth per phase: GUESS 16 cycles (an FP32 exp/div pipeline in
 # HLS is ~10-30 stages); used only for per-op latency, stated as a guess.
 SFU_PIPELINE_CYCLES_DEFAULT = 16
-# URAM288 port: 72 bits, two ports. Source: AMD UG573 (UltraScale memory resources).
-URAM_PORT_BYTES = 9
 
 
 class TimingParamsError(LlmaccelError):
@@ -70,8 +65,7 @@ class HwParams:
     act_buf_bytes_per_core: int
     kv_buf_bytes_per_core: int
     buf_read_bytes_per_cycle_per_core: int  # weight-buffer read ports (URAM/BRAM banks x port width)
-    chain_fill_cycles: int = 0            # 0: derive from chain_len (see chain_fill)
-    chain_ii: int = 1                     # initiation interval of the chain (cycles per MAC wave)
+    chain_ii: int = 1                     # chain initiation interval: one beat per cycle (sparse_dsp.dsp_chain)
     sfu_pipeline_cycles: int = SFU_PIPELINE_CYCLES_DEFAULT
     sync_cycles: int = SYNC_CYCLES_DEFAULT
     hbm_read_latency_ns: float = HBM_READ_LATENCY_NS
@@ -114,14 +108,6 @@ class HwParams:
     @property
     def hbm_capacity_bytes(self) -> int:
         return self.hbm_total_bytes or self.hbm_channels * self.hbm_channel_bytes
-
-    @property
-    def chain_fill(self) -> int:
-        """Pipeline fill+drain of one chain pass: from unit_costs when given, else the DSP cascade depth."""
-        if self.chain_fill_cycles:
-            return self.chain_fill_cycles
-        # a cascade of chain_len DSPs adds one cycle per DSP, plus one DSP's internal pipeline
-        return self.chain_len + DSP_PIPELINE_CYCLES
 
     @property
     def hbm_latency_cycles(self) -> int:
