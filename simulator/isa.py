@@ -1,7 +1,7 @@
 """The accelerator's instruction set: the ONE definition of instructions, fields and binary encoding.
 
 The compiler (``mapping``) emits these instructions, the timing and functional
-engines execute them, :func:`disassemble` prints them, and
+engines execute them, :func:`disassemble` prints them (and :func:`assemble` reads the listing back), and
 :func:`encode`/:func:`decode` round-trip them (property-tested).
 
 Shape of the ISA (after FlightLLM, hardware.yaml
@@ -499,6 +499,77 @@ def disassemble(program: Union[Iterable[Instr], np.ndarray, Sequence[int]]) -> s
         lines.append(f"{pos:06d}  {ins.MNEMONIC:<4} wait={_deps(ins.wait)} rel={_deps(ins.release)}  {fields}")
         pos += ins.WORDS
     return "\n".join(lines)
+
+
+def _parse_value(f: Field, text: str, where: str) -> Any:
+    if f.kind == "nm":
+        if text == "dense":
+            return None
+        try:
+            n, m = (int(v) for v in text.split(":"))
+        except ValueError:
+            raise IsaError(f"{where}: field 'nm'={text!r} must be 'dense' or 'N:M'") from None
+        return (n, m)
+    if f.kind == "bool":
+        if text not in ("0", "1"):
+            raise IsaError(f"{where}: field '{f.name}'={text!r} must be 0 or 1")
+        return text == "1"
+    if f.kind == "enum":
+        return text
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise IsaError(f"{where}: field '{f.name}'={text!r} must be an integer") from None
+
+
+def _parse_deps(text: str, where: str, name: str) -> int:
+    if text == "-":
+        return 0
+    try:
+        return units_mask(*text.split("|"))
+    except IsaError as exc:
+        raise IsaError(f"{where}: field '{name}': {exc}") from None
+
+
+def assemble(text: str) -> list[Instr]:
+    """Parse :func:`disassemble` output (or hand-written lines of the same form) back to instructions.
+
+    A line is ``[offset]  MNEMONIC wait=U|U rel=U  field=value ...``; fields left out take their
+    defaults; blank lines and ``#`` comments are skipped. Unknown mnemonics or fields are errors.
+    """
+    by_name = {cls.MNEMONIC: cls for cls in INSTRUCTIONS}
+    out: list[Instr] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        tokens = line.split()
+        if tokens[0].isdigit():
+            tokens = tokens[1:]
+        where = f"line {lineno}"
+        if not tokens or tokens[0] not in by_name:
+            raise IsaError(f"{where}: {tokens[0] if tokens else line!r} is not a mnemonic; allowed: "
+                           f"{', '.join(by_name)}")
+        cls = by_name[tokens[0]]
+        fields = {f.name: f for f in cls.LAYOUT}
+        kwargs: dict[str, Any] = {}
+        for tok in tokens[1:]:
+            key, sep, val = tok.partition("=")
+            if not sep:
+                raise IsaError(f"{where}: '{tok}' is not field=value")
+            if key in ("wait", "rel", "release"):
+                name = "wait" if key == "wait" else "release"
+                kwargs[name] = _parse_deps(val, where, name)
+            elif key in fields:
+                kwargs[key] = _parse_value(fields[key], val, where)
+            else:
+                raise IsaError(f"{where}: {cls.MNEMONIC} has no field '{key}'; fields: wait, rel, "
+                               f"{', '.join(fields)}")
+        try:
+            out.append(cls(**kwargs))
+        except IsaError as exc:
+            raise IsaError(f"{where}: {exc}") from None
+    return out
 
 
 def program_bytes(instrs: Iterable[Instr]) -> int:

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulator import isa
-from simulator.isa import (INSTRUCTIONS, LD, MISC, MM, MV, NM_CODES, ST, SYS, UNIT_BIT, IsaError, decode,
-                           disassemble, encode, program_bytes, units_mask)
+from simulator.isa import (INSTRUCTIONS, LD, MISC, MM, MV, NM_CODES, ST, SYS, UNIT_BIT, IsaError, assemble,
+                           decode, disassemble, encode, program_bytes, units_mask)
 
 HW = "/work/shared/anchors/hardware.yaml"
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -67,6 +67,28 @@ def test_disassembly_is_stable(prog):
     assert len(lines) == len(prog)
     for line, ins in zip(lines, prog):
         assert re.match(rf"^\d{{6}}  {ins.MNEMONIC}\s", line)
+    assert assemble(text) == prog  # the listing is complete: it parses back to the same program
+
+
+def test_assemble_hand_written_and_errors():
+    prog = assemble("""
+        # decode step of one layer (fragment)
+        SYS  op=set_position imm=7 rel=LD
+        LD   wait=SYS rel=MPE kind=weight_codes bits=4 nm=2:16 group_size=128 channel=3 length_lines=8 rows=96
+        MV   wait=LD rel=SFU n=4096 k=4096 nm=2:16 fuse=silu_mul
+        MISC wait=MPE op=rmsnorm rows=1 row_len=4096
+    """)
+    assert [i.MNEMONIC for i in prog] == ["SYS", "LD", "MV", "MISC"]
+    assert prog[1] == LD(wait=units_mask("SYS"), release=units_mask("MPE"), kind="weight_codes", bits=4,
+                         nm=(2, 16), group_size=128, channel=3, length_lines=8, rows=96)
+    with pytest.raises(IsaError, match=r"line 1: 'JMP' is not a mnemonic"):
+        assemble("JMP 3")
+    with pytest.raises(IsaError, match=r"line 1: MV has no field 'm'"):
+        assemble("MV m=3")
+    with pytest.raises(IsaError, match=r"line 2: MV: field 'k'=70000 does not fit its 16-bit field"):
+        assemble("SYS\nMV k=70000")
+    with pytest.raises(IsaError, match=r"line 1: field 'wait': unit 'DMA' is unknown"):
+        assemble("MV wait=DMA")
 
 
 @SETTINGS
