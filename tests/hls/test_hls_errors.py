@@ -92,3 +92,23 @@ def test_build_cache_is_content_addressed(tmp_path, monkeypatch):
     assert build.build_key(cfg_a, cxx, ap) == build.build_key(cfg_a, cxx, ap)
     assert build.build_key(cfg_a, cxx, ap) != build.build_key(cfg_b, cxx, ap)
     assert build.cache_dir() == tmp_path
+
+
+def test_layer_config_needs_packed_projections_of_the_configured_format():
+    import numpy as np
+
+    from hls_kernels.configs import PROJECTIONS, layer_config_from_packed
+    from hls_kernels.csim import layer_weight_buffers
+    from hls_kernels.vectors import random_packed_linear
+
+    cfg = uniform_layer()
+    rng = np.random.default_rng(0)
+    layers = {p: random_packed_linear(rng, cfg.linear_config(p).layer_format(*cfg.shape(p))) for p in PROJECTIONS}
+    assert layer_config_from_packed(layers, 8, 4, 32, 64) == cfg
+    with pytest.raises(HlsConfigError, match="o_proj is not a packed"):
+        layer_config_from_packed({**layers, "o_proj": np.zeros((256, 256), np.float32)}, 8, 4, 32, 64)
+    with pytest.raises(HlsConfigError, match="lack projections \\['down_proj'\\]"):
+        layer_config_from_packed({p: layers[p] for p in PROJECTIONS[:-1]}, 8, 4, 32, 64)
+    other = LinearKernelConfig("mv", 8, None, 64, 256, 256).layer_format(256, 256)
+    with pytest.raises(HlsConfigError, match="q_proj: packed layer .* does not match"):
+        layer_weight_buffers(cfg, {**layers, "q_proj": random_packed_linear(rng, other)})
