@@ -18,11 +18,17 @@ from simulator.timing_params import hw_from_design
 
 
 def build_compiler(model: str | ModelSpec | Any, design: str | AcceleratorDesign, recipe: str | Recipe | None = None,
-                   max_len: int = DEFAULT_MAX_LEN, fuse: bool = True) -> tuple[Compiler, AcceleratorDesign, Any]:
-    """``model``: a preset name / config path / ModelSpec (with ``recipe``), or a CompressedModel."""
+                   max_len: int = DEFAULT_MAX_LEN, fuse: bool = True,
+                   check_fit: bool = True) -> tuple[Compiler, AcceleratorDesign, Any]:
+    """``model``: a preset name / config path / ModelSpec (with ``recipe``), or a CompressedModel.
+
+    ``check_fit=False`` skips the resource fit check: only for measuring the simulator itself
+    (benchmarks), never for reporting a design's figures.
+    """
     d = load_design(design) if isinstance(design, str) else design
     dev = load_device(d.device)
-    fit_check(d, dev)     # a design that does not fit its device is rejected before anything else
+    if check_fit:
+        fit_check(d, dev)     # a design that does not fit its device is rejected before anything else
     if hasattr(model, "linears") and hasattr(model, "config"):
         formats: ModelFormats = formats_from_compressed(model)
     else:
@@ -34,7 +40,7 @@ def build_compiler(model: str | ModelSpec | Any, design: str | AcceleratorDesign
 
 def simulate(model: str | ModelSpec | Any, design: str | AcceleratorDesign, recipe: str | Recipe | None = "flightllm",
              prefill: int = 512, decode: int = 512, max_len: int = DEFAULT_MAX_LEN,
-             fuse: bool = True) -> SimResult:
-    comp, d, dev = build_compiler(model, design, recipe, max_len=max_len, fuse=fuse)
+             fuse: bool = True, check_fit: bool = True) -> SimResult:
+    comp, d, dev = build_compiler(model, design, recipe, max_len=max_len, fuse=fuse, check_fit=check_fit)
     rname = recipe if isinstance(recipe, str) else getattr(recipe, "name", comp.f.source)
     return simulate_compiled(comp, prefill, decode, design_name=d.name, device_name=dev.name, recipe_name=rname)

@@ -15,7 +15,7 @@ CASES = [("llama2-7b", "flightllm-u280", "flightllm"), ("llama2-7b", "flightllm-
 
 @functools.lru_cache(maxsize=None)
 def _sim(model, design, recipe, prefill=128, decode=32):
-    return simulate(model, design, recipe, prefill=prefill, decode=decode)
+    return simulate(model, design, recipe, prefill=prefill, decode=decode, check_fit=False)
 
 
 @pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
@@ -67,7 +67,7 @@ def test_more_sparsity_never_slower_in_decode():
 def test_analytical_and_cycle_agree_within_band(case):
     """Stated band (docs/simulator.md): the analytical bounds are lower bounds, and on large shapes
     the cycle model is within 1.0-1.2x of them in decode and 1.0-1.4x in prefill."""
-    comp, d, dev = build_compiler(*case)
+    comp, d, dev = build_compiler(*case, check_fit=False)
     r = simulate_compiled(comp, 512, 128, device_name=dev.name)
     a = estimate(comp.spec, comp.hw, comp.f, 512, 128, comp.prefill_chunk(512))
     assert 1.0 <= r.decode_ms_per_token / a["decode_ms_per_token"] <= 1.2
