@@ -269,6 +269,7 @@ for _cfg in (
     LinearKernelConfig("decode_stream", 3, (4, 16), 32, 256, 32, symmetric=False),
     SfuKernelConfig(1024),
     AttentionKernelConfig(8, 4, 32, 64, dot_lanes=4),
+    AttentionKernelConfig(4, 1, 64, 32, dot_lanes=8),
     uniform_layer(),
 ):
     register(_cfg)

@@ -13,18 +13,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hls_kernels.compare import bit_equal
-from hls_kernels.configs import REGISTRY
+from hls_kernels.configs import REGISTRY, AttentionKernelConfig
 from hls_kernels.csim import AttentionKernel
 from hls_kernels.vectors import random_activation
 from simulator.golden import attention
 
 pytestmark = pytest.mark.gxx
-CFG = REGISTRY["attn_h8kv4_d32_s64_l4"]
+ATTENTION = sorted(n for n, c in REGISTRY.items() if isinstance(c, AttentionKernelConfig))
 TERM_ULP_BOUND = 8  # 4 ULP (exp) + normalisation rounding, relative to sum |term| (see module doc)
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _inputs(seed: int, seq_len: int):
+def _inputs(CFG, seed: int, seq_len: int):
     rng = np.random.default_rng(seed)
     q8, s_q = attention.quantize_heads(random_activation(rng, (CFG.heads * CFG.head_dim,)), CFG.head_dim)
     k8, s_k = attention.quantize_heads(random_activation(rng, (seq_len, CFG.kv_heads * CFG.head_dim)), CFG.head_dim)
@@ -32,18 +32,23 @@ def _inputs(seed: int, seq_len: int):
     return q8, s_q, k8, s_k, v8, s_v
 
 
+@pytest.mark.parametrize("name", ATTENTION)
 @SETTINGS
 @given(seed=st.integers(0, 2**32 - 1))
-def test_single_token_attention_bit_exact(seed):
-    args = _inputs(seed, 1)
+def test_single_token_attention_bit_exact(name, seed):
+    CFG = REGISTRY[name]
+    args = _inputs(CFG, seed, 1)
     got = AttentionKernel(CFG).run(*args)
     assert bit_equal(got, attention.decode_attention(*args, CFG.kv_heads))
 
 
+@pytest.mark.parametrize("name", ATTENTION)
 @SETTINGS
-@given(seq_len=st.integers(2, CFG.seq_max), seed=st.integers(0, 2**32 - 1))
-def test_attention_within_propagated_exp_bound(seq_len, seed):
-    q8, s_q, k8, s_k, v8, s_v = args = _inputs(seed, seq_len)
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_attention_within_propagated_exp_bound(name, data, seed):
+    CFG = REGISTRY[name]
+    seq_len = data.draw(st.integers(2, CFG.seq_max), label="seq_len")
+    q8, s_q, k8, s_k, v8, s_v = args = _inputs(CFG, seed, seq_len)
     got = AttentionKernel(CFG).run(*args)
     want = attention.decode_attention(*args, CFG.kv_heads)
     kv = np.arange(CFG.heads) // (CFG.heads // CFG.kv_heads)
@@ -53,9 +58,11 @@ def test_attention_within_propagated_exp_bound(seq_len, seed):
     assert np.all(np.abs(got - want) <= bound)
 
 
-def test_gqa_uses_interleaved_kv_heads():
-    """Heads 2h and 2h+1 read kv head h (Llama repeat_kv); swapping kv heads must change the output."""
-    q8, s_q, k8, s_k, v8, s_v = _inputs(7, 1)
+@pytest.mark.parametrize("name", ATTENTION)
+def test_gqa_uses_interleaved_kv_heads(name):
+    """Head h reads kv head h // (heads / kv_heads) (Llama's repeat_kv)."""
+    CFG = REGISTRY[name]
+    q8, s_q, k8, s_k, v8, s_v = _inputs(CFG, 7, 1)
     q8[:] = q8[0]
     s_q[:] = s_q[0]
     out = AttentionKernel(CFG).run(q8, s_q, k8, s_k, v8, s_v)

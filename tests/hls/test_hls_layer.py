@@ -121,7 +121,11 @@ def test_layer_matches_pytorch_reference_first_layer(compressed):
     one_layer = ReferenceModel(dataclasses.replace(ref.shape, num_layers=1), ref.embed, ref.norms, ref.linears,
                                ref.act_int8, ref.kv_int8, ref.device, ref.name)
     cache = one_layer.new_cache(SEQ_MAX)
-    cos, sin = sfu.rope_tables(np.arange(SEQ_MAX), shape.head_dim, shape.rope_theta)
+    # the host's RoPE tables, as the compiler would write them (covers rope_scaling too)
+    from mapping import llama_math as lm
+
+    cos_t, sin_t = lm.rope_cos_sin(shape, torch.arange(SEQ_MAX), lm.inv_freq(shape))
+    cos, sin = cos_t.numpy(), sin_t.numpy()
     embed = t["embed_tokens"].astype(np.float32)
     ids = np.random.default_rng(7).integers(0, shape.vocab_size, size=10)
     for pos, tok in enumerate(ids):
