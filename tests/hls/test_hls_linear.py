@@ -142,3 +142,14 @@ def test_kernel_rejects_layer_beyond_its_bounds():
     big = random_packed_linear(np.random.default_rng(0), LinearKernelConfig("mv", 4, None, 64, 512, 8).layer_format(8, 512))
     with pytest.raises(HlsConfigError, match="k_max=256"):
         LinearKernel(cfg).mv(big, np.zeros(512, np.int8), 1.0)
+
+
+@pytest.mark.parametrize("chain", [1, 8])
+def test_dsp48e2_pair_packing_exhaustive(chain):
+    """Each lane over every int8 (shared, operand) pair against the other lane's edge values, and every
+    extreme sign pattern through a chain of `chain` DSPs: exact (see abi_linear_mv.cpp)."""
+    import ctypes
+
+    lib = LinearKernel(REGISTRY["mv_dense_w4_g64_k256_o64_c4"]).lib
+    lib.llmaccel_dsp_pair_exhaustive.restype = ctypes.c_long
+    assert lib.llmaccel_dsp_pair_exhaustive(chain) == 0
