@@ -21,7 +21,11 @@ Bounds (each a lower bound on time; the estimate is their maximum):
   share; we sum the terms explicitly instead of using the closed form.
 * bandwidth:  T_b = bytes / BW_HBM (weights with scales/indices once per
   token in decode and once per prefill chunk, KV cache reads and writes).
-* port:  T_p = decoded INT8 weight bytes / (weight-buffer read bytes per cycle * f).
+* port:  T_p = the busier of the weight-buffer read ports (decoded INT8 bytes /
+  (port bytes per cycle * f)) and the weight decoders' input ports (each decoder
+  takes one 32-bit code word and one index word per cycle and emits one beat:
+  rows x max(beats, code words, index words) per row, the steady state of
+  ``sparse_dsp.weight_decoder.decoder_row_period``, over all decoders).
 * memory capacity: weights + KV cache must fit HBM, and one token's
   activations the on-chip buffers; a violated capacity is an error, not a time.
 
@@ -67,16 +71,24 @@ def layer_macs_decode(spec: Any, l: int, nm_frac: float = 1.0) -> float:
     return nm_frac * (d * (spec.q_dim + 2 * dkv) + spec.q_dim * d + 3 * d * f) + 2 * (l + 1) * spec.q_dim
 
 
-def _linear_stats(formats: Any) -> tuple[float, float, float]:
-    """(kept fraction of decoder-linear weights, packed bytes of all weights, decoded INT8 bytes)."""
-    dense = kept = 0
+def _row_period(fm: Any, chain_len: int) -> int:
+    """Decoder cycles per row in steady state: one beat, one code word, one index word per cycle."""
+    return max(-(-fm.kept_per_row // chain_len), fm.code_words_per_row, fm.index_words_per_row)
+
+
+def _linear_stats(formats: Any, chain_len: int = 16) -> tuple[float, float, float, float]:
+    """(kept fraction of decoder-linear weights, packed bytes of all weights, decoded INT8 bytes,
+    decoder row-cycles of all weights)."""
+    dense = kept = dec_cycles = 0
     for lay in formats.layers:
         for _, fm in lay:
             dense += fm.out_features * fm.in_features
             kept += fm.out_features * fm.kept_per_row
+            dec_cycles += fm.out_features * _row_period(fm, chain_len)
     head = formats.lm_head
     decoded = kept + head.out_features * head.kept_per_row
-    return kept / dense, float(formats.weight_bytes), float(decoded)
+    dec_cycles += head.out_features * _row_period(head, chain_len)
+    return kept / dense, float(formats.weight_bytes), float(decoded), float(dec_cycles)
 
 
 def check_capacity(spec: Any, hw: Any, formats: Any, max_len: int) -> None:
@@ -89,8 +101,10 @@ def check_capacity(spec: Any, hw: Any, formats: Any, max_len: int) -> None:
 
 def estimate(spec: Any, hw: Any, formats: Any, prefill: int, decode: int, prefill_chunk: int | None = None) -> dict:
     """Analytical prefill time, decode time per token and tokens/s (no events, microseconds to run)."""
-    frac, w_bytes, dec_bytes = _linear_stats(formats)
+    frac, w_bytes, dec_bytes, dec_cycles = _linear_stats(formats, hw.chain_len)
     f = hw.clock_hz
+    n_dec = hw.n_cores * hw.decoders_per_core
+    t_decoder = dec_cycles / (n_dec * f)                      # all weights through the decoders once
     m_mm = hw.n_cores * hw.macs_per_cycle_per_core          # both lanes
     m_mv = hw.n_cores * hw.dsp_per_core                       # one lane (decode)
     bw = hw.hbm_peak_Bps
@@ -102,18 +116,20 @@ def estimate(spec: Any, hw: Any, formats: Any, prefill: int, decode: int, prefil
     kv_row = spec.head_dim + 4
     p_macs = n * layer_macs_prefill(spec, prefill, frac, causal=True) + head_macs
     p_bytes = n_chunks * w_bytes + 2 * n * spec.num_kv_heads * prefill * kv_row
-    pre = PhaseEstimate(p_macs, p_bytes, p_macs / (f * m_mm), p_bytes / bw, n_chunks * dec_bytes / port)
+    pre = PhaseEstimate(p_macs, p_bytes, p_macs / (f * m_mm), p_bytes / bw,
+                        n_chunks * max(dec_bytes / port, t_decoder))
     t_dec = 0.0
     d_macs = d_bytes = 0.0
     for i in range(decode):
         L = prefill + i + 1
         macs = n * layer_macs_decode(spec, L - 1, frac) + head_macs
         by = w_bytes + 2 * n * spec.num_kv_heads * L * kv_row
-        e = PhaseEstimate(macs, by, macs / (f * m_mv), by / bw, dec_bytes / port)
+        e = PhaseEstimate(macs, by, macs / (f * m_mv), by / bw, max(dec_bytes / port, t_decoder))
         t_dec += e.seconds
         d_macs += macs
         d_bytes += by
-    dec = PhaseEstimate(d_macs, d_bytes, d_macs / (f * m_mv), d_bytes / bw, decode * dec_bytes / port)
+    dec = PhaseEstimate(d_macs, d_bytes, d_macs / (f * m_mv), d_bytes / bw,
+                        decode * max(dec_bytes / port, t_decoder))
     return {
         "ttft_s": pre.seconds, "prefill_bound": pre.bound,
         "decode_ms_per_token": 1e3 * t_dec / decode if decode else 0.0,

@@ -93,7 +93,7 @@ _COST_CACHE: dict = {}
 def _op_cycles(prog: Program, hw: HwParams) -> tuple[list[int], list[int]]:
     cache = getattr(prog, "_cycles", None)
     if cache is None or cache[0] is not hw:
-        memo = _COST_CACHE.setdefault(id(hw), {})
+        memo = _COST_CACHE.setdefault(hw, {})   # by value: ids of dead objects get reused
         cyc, lat = [], []
         for op in prog.ops:
             key = (op.opcode, op.bytes_per_channel, op.bits, op.index_bits, op.rows, op.cols, op.tokens, op.nm,

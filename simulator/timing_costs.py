@@ -111,8 +111,10 @@ def _decoder_cycles(bits: int, nm, k: int, rows: int, chain_len: int, group_size
 
 
 def decoder_cycles(op: OpDesc, hw: HwParams) -> int:
-    """Weight-decoder time of a tile: rows spread over the core's decoders, each the RTL-exact model."""
-    rows_per_dec = math.ceil(op.rows / hw.decoders_per_core)
+    """Weight-decoder time of a tile: the rows an LD brings spread over the decoders of the channels it
+    reads (``decoders_per_core / channels_per_core`` per channel), each decoder the RTL-exact model."""
+    decoders = max(1, hw.decoders_per_core * max(op.n_channels, 1) // hw.channels_per_core)
+    rows_per_dec = math.ceil(op.rows / decoders)
     return _decoder_cycles(op.bits, op.nm, op.k_dense, rows_per_dec, hw.chain_len, op.group_size)
 
 

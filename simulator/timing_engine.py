@@ -14,7 +14,9 @@ all-gathers are SYS ``barrier`` instructions: the k-th barrier of every core
 completes at the last arrival plus the sync latency. An op may carry a ``latency``: the unit is
 free after ``cycles`` but the result (its tokens) is ready ``latency`` later,
 which is how a DMA with outstanding requests hides HBM latency behind the
-next transfer while a consumer still sees it.
+next transfer while a consumer still sees it. Tokens released back to LD mean
+"buffer slot read, free to refill" and are pushed when the op leaves its
+unit; all other tokens announce results and are pushed after the latency.
 
 Why tokens rather than a full dataflow graph: the hardware has exactly this
 information (a few bits per instruction), so a schedule that needs more is
@@ -32,6 +34,8 @@ from sparse_dsp.errors import LlmaccelError
 from simulator.isa import UNITS  # ("LD", "ST", "MPE", "SFU", "SYS"): bit i of wait/release = UNITS[i]
 
 UNIT_INDEX = {u: i for i, u in enumerate(UNITS)}
+LD_UNIT = UNIT_INDEX["LD"]
+LD_BIT = 1 << LD_UNIT
 
 
 class ScheduleError(LlmaccelError):
@@ -173,7 +177,13 @@ def run(ops: Sequence[TimedOp], n_cores: int, sync_cycles: int = 0,
                     busy[key] += op.cycles
                 start[i], end[i] = t0, t_done
                 if op.release:
-                    push(core, unit, op.release, t_done)
+                    # a token back to LD frees a buffer slot: the slot is free once the op has
+                    # read it (end of occupancy); every other token announces results (t_done)
+                    if op.release & LD_BIT and unit != LD_UNIT:
+                        push(core, unit, LD_BIT, t1)
+                        push(core, unit, op.release & ~LD_BIT, t_done)
+                    else:
+                        push(core, unit, op.release, t_done)
                 ptr[key] += 1
                 remaining -= 1
         if not progressed:

@@ -1,4 +1,6 @@
 """The Allo-study equations, checked against the per-layer MAC counts written out by hand."""
+from pathlib import Path
+
 import pytest
 
 from mapping.compiler import formats_from_recipe
@@ -26,14 +28,22 @@ def test_gqa_shrinks_k_v_projections():
     assert layer_macs_decode(s, 0) == d * (d + 2 * dkv) + d * d + 3 * d * f + 2 * d
 
 
-def test_decode_is_bandwidth_bound_prefill_compute_bound_on_u280():
-    comp, _, _ = build_compiler("llama2-7b", "flightllm-u280", "w4-g128-rtn", check_fit=False)
+BIG = str(Path(__file__).resolve().parent / "data" / "big-u280.yaml")
+
+
+def test_bandwidth_and_decoder_port_bounds_by_hand():
+    comp, _, _ = build_compiler("llama2-7b", BIG, "w4-g128-rtn", check_fit=False)
     a = estimate(comp.spec, comp.hw, comp.f, 512, 64)
-    assert a["decode_bound"] == "bandwidth" and a["prefill_bound"] == "compute"
-    # bandwidth bound by hand: (weights + KV of every layer at each context) / peak HBM
+    # bandwidth: (weights + KV of every layer at each context) / peak HBM (32 x 14.375 GB/s)
     kv_row = 128 + 4
     by = sum(comp.f.weight_bytes + 2 * 32 * 32 * (512 + i + 1) * kv_row for i in range(64))
     assert a["decode"]["t_bandwidth_s"] == pytest.approx(by / 460e9)
+    # decoder port: per row max(beats of 16, 32-bit code words), 4-bit dense rows of K=4096 -> 512,
+    # K=11008 -> 1376; INT8 lm_head rows of 4096 -> 1024; 4 cores x 96 decoders at 225 MHz
+    per_layer = 4 * 4096 * 512 + 2 * 11008 * 512 + 4096 * 1376
+    cycles = 32 * per_layer + 32000 * 1024
+    assert a["decode"]["t_port_s"] == pytest.approx(64 * cycles / (4 * 96 * 225e6))
+    assert a["decode_bound"] == "port" and a["prefill_bound"] == "compute"
 
 
 def test_more_bandwidth_or_macs_never_slower():

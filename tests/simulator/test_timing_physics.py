@@ -1,6 +1,7 @@
 """Physics as tests: no phase of any design beats its HBM bandwidth or its DSP peak; decode never
 beats the bandwidth roofline of the bytes it must read; fewer bits / more sparsity is never slower."""
 import functools
+from pathlib import Path
 
 import pytest
 
@@ -62,16 +63,19 @@ def test_more_sparsity_never_slower_in_decode():
     assert ms[0] > ms[-1]
 
 
-@pytest.mark.parametrize("case", [("llama2-7b", "flightllm-u280", "flightllm"),
+BIG = str(Path(__file__).resolve().parent / "data" / "big-u280.yaml")
+
+
+@pytest.mark.parametrize("case", [("llama2-7b", BIG, "flightllm"), ("llama2-7b", BIG, "w8"),
                                   ("llama2-13b", "flightllm-vhk158", "w4-g128-rtn")])
 def test_analytical_and_cycle_agree_within_band(case):
     """Stated band (docs/simulator.md): the analytical bounds are lower bounds, and on large shapes
-    the cycle model is within 1.0-1.2x of them in decode and 1.0-1.4x in prefill."""
+    the cycle model is within 1.0-1.25x of them in decode and 1.0-1.3x in prefill."""
     comp, d, dev = build_compiler(*case, check_fit=False)
     r = simulate_compiled(comp, 512, 128, device_name=dev.name)
     a = estimate(comp.spec, comp.hw, comp.f, 512, 128, comp.prefill_chunk(512))
-    assert 1.0 <= r.decode_ms_per_token / a["decode_ms_per_token"] <= 1.2
-    assert 1.0 <= r.ttft_s / a["ttft_s"] <= 1.4
+    assert 1.0 <= r.decode_ms_per_token / a["decode_ms_per_token"] <= 1.25
+    assert 1.0 <= r.ttft_s / a["ttft_s"] <= 1.3
 
 
 def test_layer_scaling_matches_full_simulation():
