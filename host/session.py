@@ -94,6 +94,8 @@ class Session:
     # ---------------------------------------------------------------- tokenizer
     def encode_prompt(self, prompt: Prompt) -> list[int]:
         if isinstance(prompt, str):
+            if not prompt:
+                raise SessionError("prompt is empty; allowed: at least one token")
             if self.tokenizer is None:
                 raise SessionError("prompt is text but this session has no tokenizer; pass token ids, or compile "
                                    "the artifact with the checkpoint's tokenizer")

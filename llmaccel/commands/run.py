@@ -1,0 +1,94 @@
+"""`llmaccel run`: generate text on the accelerator (simulated by default) and report its stats.
+
+With no ``--artifact`` the bundled model is compressed with ``--recipe`` and
+compiled for ``--design`` into a temporary directory first.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from llmaccel.commands._common import bundled_model_dir, progress
+
+NAME = "run"
+HELP = "generate tokens with a compiled model on the simulator (default) or an XRT board, with stats"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prompt", required=True, help="prompt text (tokenized with the checkpoint's tokenizer)")
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--artifact", default=None, help="compiled artifact directory (default: compile the bundled model)")
+    p.add_argument("--compressed", default=None,
+                   help="compressed model the artifact was compiled from (default: the one its manifest names)")
+    p.add_argument("--recipe", default="w8", help="recipe when compressing the bundled model (no --artifact)")
+    p.add_argument("--design", default=None, help="design preset (default flightllm-u280; with --artifact it must "
+                                                  "be the artifact's)")
+    p.add_argument("--max-len", type=int, default=None, help="compiled maximum length when compiling here")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=0, help="0 = off")
+    p.add_argument("--top-p", type=float, default=1.0, help="1 = off")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="simulator", choices=("simulator", "xrt"))
+    p.add_argument("--xclbin", default=None, help="xclbin for --backend xrt")
+
+
+def run(args) -> dict:
+    from host.artifact import compile_artifact
+    from host.session import Session
+    from sparse_dsp.errors import LlmaccelError
+
+    say = progress(not args.json)
+    backend_kw = {"xclbin": args.xclbin} if args.backend == "xrt" else {}
+    with tempfile.TemporaryDirectory(prefix="llmaccel-run-") as tmp:
+        if args.artifact:
+            say(f"loading {args.artifact}")
+            sess = Session.load(args.artifact, args.compressed, args.design, backend=args.backend, **backend_kw)
+        else:
+            from llmaccel.assets import calibration_text_path
+            from mapping.compress import compress_checkpoint
+            from mapping.recipe import get_recipe
+
+            model_dir = bundled_model_dir()
+            if not (model_dir / "config.json").is_file():
+                raise LlmaccelError(f"the bundled model is missing at '{model_dir}'; give --artifact")
+            recipe = get_recipe(args.recipe)
+            say(f"compressing the bundled model with recipe {recipe.name}")
+            calib = calibration_text_path().read_text(encoding="utf-8") if recipe.needs_calibration else None
+            compress_checkpoint(model_dir, recipe, Path(tmp) / "compressed", calibration=calib)
+            design = args.design or "flightllm-u280"
+            say(f"compiling for {design}")
+            art = compile_artifact(Path(tmp) / "compressed", Path(tmp) / "artifact", design, args.max_len,
+                                   tokenizer_dir=model_dir)
+            sess = Session.load(art, backend=args.backend, **backend_kw)
+        say(f"generating {args.max_new_tokens} tokens on the {args.backend}")
+        toks = []
+
+        def show(tok: int) -> None:
+            toks.append(tok)
+            if not args.json:
+                print(sess.decode_text([tok]), end="", flush=True)
+
+        if not args.json:
+            print(args.prompt, end="", flush=True)
+        for _ in sess.stream(args.prompt, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                             top_p=args.top_p, seed=args.seed, on_token=show):
+            pass
+        st = sess.last_stats.to_dict()
+        if not args.json:
+            print()
+            print(f"[{st['backend']} {st['design']}] prompt {st['prompt_tokens']} tokens, generated "
+                  f"{st['generated_tokens']}; simulated TTFT {_ms(st['ttft_s'])}, decode "
+                  f"{_num(st['decode_tokens_per_s'])} tokens/s, {_num(st['tokens_per_J'])} tokens/J; "
+                  f"host {st['wall_s']:.2f} s", file=sys.stderr)
+        return {"prompt": args.prompt, "token_ids": toks, "text": sess.decode_text(toks),
+                "recipe": sess.artifact.compressed.recipe.name, "max_len": sess.max_len, "stats": st}
+
+
+def _ms(s) -> str:
+    return "n/a" if s is None else f"{1e3 * s:.3f} ms"
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:,.0f}"

@@ -1,0 +1,54 @@
+"""The XRT buffer layout against the compiler's placement (no hardware needed)."""
+from __future__ import annotations
+
+import pytest
+
+from host.artifact import load_artifact
+from host.backends.xrt_layout import REGION_ALIGN, buffer_layout, layout_for_artifact
+from host.errors import SessionError
+
+
+@pytest.fixture(scope="module")
+def art(host_w8):
+    return load_artifact(host_w8[1])
+
+
+def test_every_placed_region_is_in_its_own_bank_at_its_address(art):
+    layout = layout_for_artifact(art)
+    pl = art.comp.placement
+    for r in pl.regions:
+        for ch in range(r.channel0, r.channel0 + r.n_channels):
+            hits = [p for p in layout[ch].contents if p.name == r.tensor]
+            assert len(hits) == 1, (r.tensor, ch)
+            assert hits[0].offset == r.addr and hits[0].size == r.bytes_per_channel
+    # nothing else sneaks into a bank, and nothing overlaps
+    for bank, buf in layout.items():
+        assert buf.tag == f"HBM[{bank}]"
+        spans = sorted((p.offset, p.offset + p.size) for p in buf.contents)
+        assert all(a_end <= b0 for (_, a_end), (b0, _) in zip(spans, spans[1:])), bank
+        assert buf.size == max(e for _, e in spans) <= pl.channel_bytes
+
+
+def test_instructions_and_logits_go_to_each_cores_first_bank_after_its_tensors(art):
+    layout = layout_for_artifact(art)
+    cpc = art.comp.cpc
+    words = {}
+    for per_core in art.programs.values():
+        for c, w in per_core.items():
+            words[c] = words.get(c, 0) + len(w)
+    for c in range(art.comp.hw.n_cores):
+        buf = layout[c * cpc]
+        last_region = max(p.offset + p.size for p in buf.contents if p.kind not in ("instructions", "logits"))
+        ins = next(p for p in buf.contents if p.name == f"instructions.c{c}")
+        lg = next(p for p in buf.contents if p.name == f"logits.c{c}")
+        assert ins.size == 4 * words[c] and lg.size == 4 * art.comp.sl.vocab_rows[c]
+        assert ins.offset >= last_region and ins.offset % REGION_ALIGN == 0
+        assert lg.offset >= ins.offset + ins.size and lg.offset % REGION_ALIGN == 0
+
+
+def test_a_bank_that_overflows_is_one_error():
+    placement = {"n_channels": 2, "channel_bytes": 8192, "n_cores": 2,
+                 "regions": [{"tensor": "L0.q_proj.c0", "core": 0, "channel0": 0, "n_channels": 1, "addr": 0,
+                              "bytes_per_channel": 8000}]}
+    with pytest.raises(SessionError, match=r"HBM\[0\]"):
+        buffer_layout(placement, {0: 100}, {})
