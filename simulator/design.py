@@ -23,7 +23,7 @@ from simulator.isa import MAX_BUFFER_BYTES, MAX_BUFFERS_PER_CORE, MISC_OPS
 from simulator.specs._yaml import SpecError, load, preset_names, preset_path
 from sparse_dsp.dsp_chain import ChainConfig
 from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import SUPPORTED_BITS
+from sparse_dsp.packed_format import SUPPORTED_BITS, WORD_BITS
 
 BUFFER_ROLES = ("weight", "activation", "kv", "output", "sfu", "misc")
 
@@ -157,12 +157,15 @@ class WeightDecoderSpec:
     """On-chip decoders from packed low-bit weights to INT8 chain beats (sparse_dsp/weight_decoder.py)."""
 
     decoders_per_channel: int
-    in_bits_per_cycle: int        # packed code bits one decoder takes from its channel per cycle
+    in_bits_per_cycle: int = WORD_BITS  # the RTL decoder takes one 32-bit code word per cycle
     supported_bits: tuple[int, ...] = SUPPORTED_BITS
 
     def __post_init__(self) -> None:
-        if self.decoders_per_channel <= 0 or self.in_bits_per_cycle <= 0:
-            raise SpecError("decoders_per_channel and in_bits_per_cycle must be positive")
+        if self.decoders_per_channel <= 0:
+            raise SpecError(f"decoders_per_channel={self.decoders_per_channel} must be positive")
+        if self.in_bits_per_cycle != WORD_BITS:
+            raise SpecError(f"in_bits_per_cycle={self.in_bits_per_cycle} is not supported; allowed: {WORD_BITS} "
+                            f"(sparse_dsp/weight_decoder.py reads one 32-bit code word per cycle)")
         bad = [b for b in self.supported_bits if b not in SUPPORTED_BITS]
         if bad:
             raise SpecError(f"weight decoder bits={bad[0]} is not supported; allowed: {list(SUPPORTED_BITS)}")

@@ -105,18 +105,37 @@ CORE_CONTROL_GUESS = UnitCost(LUT=3000, FF=4000, BRAM36=2,
                                      "not measured")
 
 
-def _measured(unit: str, **params) -> Optional[UnitCost]:
-    """yosys figures from sparse_dsp.unit_costs, or None while the RTL run has not produced them."""
+def _measured(unit: str, chain_len: int, nm_patterns: tuple[str, ...] = ()) -> Optional[UnitCost]:
+    """yosys figures from ``sparse_dsp.unit_costs`` for a unit of this chain length, or None.
+
+    The RTL synthesizes one N:M pattern per instance (HDL parameters), while a design supports
+    several at run time; the most expensive measured configuration of the same chain length among
+    the design's patterns (any pattern if none of them was measured) stands in for it, and its
+    source line says which configuration that was.
+    """
     try:
-        from sparse_dsp.unit_costs import unit_resources
-        r = unit_resources(unit, **params)
-    except (ImportError, LlmaccelError, FileNotFoundError, KeyError):
+        from sparse_dsp.unit_costs import measured_configs, unit_resources
+        configs = [c for c in measured_configs(unit) if c.get("chain_len") == chain_len]
+    except (ImportError, LlmaccelError, FileNotFoundError, KeyError, ValueError):
         return None
-    if r.get("status") == "pending yosys" or r.get("LUT") is None:
+    preferred = [c for c in configs if c.get("nm") in nm_patterns]
+    worst: dict[str, float] = {}
+    used = []
+    for params in preferred or configs:
+        try:
+            r = unit_resources(unit, **params)
+        except LlmaccelError:
+            continue
+        if r.get("status") == "pending yosys" or r.get("LUT") is None:
+            return None
+        used.append(r.get("params", params))
+        for key in ("LUT", "FF", "DSP48E2", "BRAM36"):
+            worst[key] = max(worst.get(key, 0), r.get(key) or 0)
+    if not used:
         return None
-    return UnitCost(LUT=r["LUT"], FF=r["FF"], DSP=r["DSP48E2"], BRAM36=r.get("BRAM36") or 0,
-                    source=f"yosys-measured ({r.get('status', 'measured')}): sparse_dsp.unit_costs "
-                           f"{unit} {r.get('params')}")
+    return UnitCost(LUT=worst["LUT"], FF=worst["FF"], DSP=worst["DSP48E2"], BRAM36=worst["BRAM36"],
+                    source=f"yosys-measured: sparse_dsp.unit_costs {unit}, per-resource maximum over the "
+                           f"measured chain_len={chain_len} configurations {used}")
 
 
 def unit_costs(design: AcceleratorDesign) -> dict[str, UnitCost]:
@@ -126,9 +145,9 @@ def unit_costs(design: AcceleratorDesign) -> dict[str, UnitCost]:
     m_max = max((m for _, m in sparse), default=1)
     from sparse_dsp.dsp_chain import ChainConfig
     segments = ChainConfig(me.chain_len, sparse[0] if sparse else None, me.cascade_groups).segments
-    chain = (_measured("dsp_chain", chain_len=me.chain_len, nm=sparse[0] if sparse else None)
-             or _chain_estimate(me.chain_len, m_max, segments))
-    decoder = (_measured("weight_decoder", chain_len=me.chain_len, bits=max(design.weight_decoder.supported_bits))
+    patterns = tuple(t for t in me.supported_nm if t != "dense") or ("dense",)
+    chain = _measured("dsp_chain", me.chain_len, patterns) or _chain_estimate(me.chain_len, m_max, segments)
+    decoder = (_measured("weight_decoder", me.chain_len, patterns)
                or _decoder_estimate(me.chain_len, design.weight_decoder.in_bits_per_cycle))
     return {
         "dsp_chain": chain,

@@ -51,7 +51,7 @@ def test_flightllm_u280_architecture_facts():
     assert d.peak_int8_macs_per_s == pytest.approx(d.matrix_dsps * 2 * 225e6)
 
 
-def test_flightllm_u280_fits_u280_and_is_flightllm_sized():
+def test_flightllm_u280_fits_u280():
     d, dev = load_design("flightllm-u280"), load_device("alveo-u280")
     report = fit_check(d, dev)
     used = report.usage.totals
@@ -59,11 +59,27 @@ def test_flightllm_u280_fits_u280_and_is_flightllm_sized():
     assert report.available["DSP"][0] == 8304 and "user region" in report.available["DSP"][2]
     for r, frac in report.utilization.items():
         assert frac is not None and 0 < frac <= 1, r
-    # Sanity of the derivation (not a tuning target): the matrix DSPs are the unit product and
-    # the total lands in the same range as FlightLLM's published 6345 DSPs (second_hand).
-    assert used["DSP"] >= d.matrix_dsps
-    assert 0.8 * 6345 < used["DSP"] < 1.2 * 6345
+    costs = unit_costs(d)
+    assert used["DSP"] == d.matrix_dsps + d.cores * d.sfu.lanes * costs["sfu_lane"].DSP
     assert any("clock_MHz" in u for u in report.unchecked)  # DSP48E2 Fmax not found: said, not assumed
+
+
+def test_measured_chain_costs_are_used_when_present():
+    """Once sparse_dsp/rtl/resources.json holds yosys results for this chain length, they replace the
+    estimate; with them a FlightLLM-sized array (96 chains of 16 per core, 6144 DSPs) is LUT-bound."""
+    from sparse_dsp.unit_costs import measured_configs
+
+    d = load_design("flightllm-u280")
+    chain = unit_costs(d)["dsp_chain"]
+    measured = [c for c in measured_configs("dsp_chain") if c.get("chain_len") == d.chain_len]
+    if not measured:
+        assert chain.source.startswith("estimate")
+        return
+    assert chain.source.startswith("yosys-measured") and chain.DSP == d.chain_len
+    big = dataclasses.replace(d, matrix_engine=dataclasses.replace(d.matrix_engine, chains_per_core=96))
+    if resource_usage(big).total("LUT") > 1304000:
+        with pytest.raises(DesignFitError, match=r"LUT: design needs \d+, device has 1304000 \(full device"):
+            fit_check(big, load_device("alveo-u280"))
 
 
 def test_usage_scales_with_unit_counts():
@@ -156,6 +172,7 @@ def test_every_unit_cost_names_its_source():
     (lambda d: d["buffers"][3].update(name="weight"), r"buffer name 'weight' is used twice"),
     (lambda d: d["sfu"].update(ops=["softmax", "gelu"]), r"sfu op 'gelu' is not supported"),
     (lambda d: d["weight_decoder"].update(supported_bits=[5]), r"weight decoder bits=5 is not supported"),
+    (lambda d: d["weight_decoder"].update(in_bits_per_cycle=64), r"in_bits_per_cycle=64 is not supported; allowed: 32"),
 ])
 def test_bad_design_yaml_one_error(tmp_path, mutate, match):
     data = _preset_yaml("flightllm-u280")
