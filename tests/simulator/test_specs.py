@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simulator.specs import (FpgaDevice, GpuDevice, ModelSpec, SpecError, list_devices, list_models,
+from simulator.specs import (FpgaDevice, GpuDevice, SpecError, list_devices, list_models,
                              load_device, load_model_spec, model_spec_from_hf_config, sourced_facts)
 from simulator.specs._yaml import PRESETS_DIR
 from sparse_dsp.errors import LlmaccelError
