@@ -30,11 +30,11 @@ What the compiler decides:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from mapping.placement import HbmPlacement
-from mapping.recipe import MIXED_CHOICES, Recipe, RecipeError, get_recipe
+from mapping.recipe import MIXED_CHOICES, Recipe, get_recipe
 from mapping import tiling as T
 from simulator.specs.model import ModelSpec
 from simulator.timing import Program

@@ -5,10 +5,10 @@ go sparse_dsp <- simulator <- mapping. The demo and reports call this.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from mapping.compiler import DEFAULT_MAX_LEN, Compiler, ModelFormats, formats_from_compressed, formats_from_recipe
-from mapping.recipe import Recipe, get_recipe
+from mapping.recipe import Recipe
 from simulator.api import SimResult, simulate_compiled
 from simulator.design import AcceleratorDesign, load_design
 from simulator.resources import fit_check

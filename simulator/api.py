@@ -11,8 +11,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from simulator.energy import EnergyConstants, PhaseEnergy, load_energy, phase_energy
-from simulator.timing import Program, Work, layer_timing, program_work
+from simulator.energy import EnergyConstants, load_energy, phase_energy
+from simulator.timing import Work, layer_timing, program_work
 from simulator.timing_engine import UNITS
 from sparse_dsp.errors import LlmaccelError
 
