@@ -201,6 +201,7 @@ class Compiler:
         self.sl = _CoreSlices(kvh, [h * spec.gqa_group_size for h in kvh], _split(spec.hidden_size, C),
                               _split(spec.intermediate_size, C), _split(spec.vocab_size, C))
         self.cpc = hw.channels_per_core
+        self._dec_per_ch = max(1, hw.decoders_per_core // hw.channels_per_core)
         self.kv_tile = T.kv_tile_tokens(spec.head_dim, self.cpc, hw.kv_buf_bytes_per_core, spec.gqa_group_size)
         self._check_formats()
         self._check_tiles()
@@ -232,8 +233,10 @@ class Compiler:
     def _check_tiles(self) -> None:
         for lay in set(self.f.layers):
             for leaf, fmt in lay:
-                T.weight_tiling(fmt, max(self._linear_rows(leaf, 0), 1), self.cpc, self.hw.weight_buf_bytes_per_core, leaf)
-        T.weight_tiling(self.f.lm_head, self.sl.vocab_rows[0], self.cpc, self.hw.weight_buf_bytes_per_core, "lm_head")
+                T.weight_tiling(fmt, max(self._linear_rows(leaf, 0), 1), self.cpc, self.hw.weight_buf_bytes_per_core, leaf,
+                                 align=self._dec_per_ch)
+        T.weight_tiling(self.f.lm_head, self.sl.vocab_rows[0], self.cpc, self.hw.weight_buf_bytes_per_core, "lm_head",
+                        align=self._dec_per_ch)
 
     def _act_per_token(self, ctx: int) -> int:
         s, c = self.spec, 0
@@ -389,7 +392,8 @@ class Compiler:
                 first_wait: int = 0, last_release: int = 0, fused: str = "") -> None:
         """Weight tiles: one LD per channel (lockstep, same local range), then one MV/MM per tile."""
         rows = self.sl.vocab_rows[c] if leaf == "lm_head" else self._linear_rows(leaf, c)
-        tl = T.weight_tiling(fmt, rows, self.cpc, self.hw.weight_buf_bytes_per_core, leaf)
+        tl = T.weight_tiling(fmt, rows, self.cpc, self.hw.weight_buf_bytes_per_core, leaf,
+                                 align=self._dec_per_ch)
         region = self.placement.region(f"lm_head.c{c}" if leaf == "lm_head" else f"L{max(layer, 0)}.{leaf}.c{c}")
         rpt_ch = tl.rows_per_tile // self.cpc
         rb = hbm_row_bytes(fmt)

@@ -44,7 +44,13 @@ class WeightTiling:
 
 
 def weight_tiling(fmt: LayerFormat, rows: int, channels_per_core: int, weight_buf_bytes: int,
-                  what: str) -> WeightTiling:
+                  what: str, align: int = 1) -> WeightTiling:
+    """Rows per tile: whole rows, the same in every channel, double-buffered in the weight buffer.
+
+    ``align`` (the decoders of one channel) rounds a channel's rows per tile up to a multiple
+    where the buffer allows: a decoder takes rows d, d + n, ..., so a tile of R rows on n decoders
+    costs ceil(R / n) row periods and a ragged tile wastes decoder time.
+    """
     rb = decoded_row_bytes(fmt)
     min_rows = channels_per_core
     if BUFFER_SLOTS * min_rows * rb > weight_buf_bytes:
@@ -55,6 +61,13 @@ def weight_tiling(fmt: LayerFormat, rows: int, channels_per_core: int, weight_bu
     fit_ch = weight_buf_bytes // (BUFFER_SLOTS * rb) // channels_per_core
     n_tiles = math.ceil(rpc / fit_ch)
     r_ch = math.ceil(rpc / n_tiles)          # balanced tiles: no runt tile at the end
+    if align > 1:
+        aligned = math.ceil(r_ch / align) * align
+        if aligned <= fit_ch:
+            r_ch = aligned
+        elif fit_ch >= align:
+            r_ch = fit_ch // align * align
+        n_tiles = math.ceil(rpc / r_ch)
     return WeightTiling(rows_per_tile=r_ch * channels_per_core, n_tiles=n_tiles, rows_per_channel=rpc)
 
 

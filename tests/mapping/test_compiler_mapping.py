@@ -202,3 +202,15 @@ def test_mixed_recipe_without_weights_meets_its_budget():
     avg = sum(kept[k] * f.bits for k, f in lay.items()) / sum(kept.values())
     assert avg <= 3.5 and len({f.bits for f in lay.values()}) > 1
     assert math.isclose(comp.f.lm_head.bits, 8)
+
+
+def test_weight_tiles_align_to_the_channel_decoders():
+    from sparse_dsp.packed_format import LayerFormat
+    fmt = LayerFormat(1024, 4096, 4, 128, True, None)
+    dec_row = T.decoded_row_bytes(fmt)
+    t = T.weight_tiling(fmt, 1024, 8, 2 * 8 * 59 * dec_row, "q", align=14)   # buffer fits 59 rows/channel
+    r_ch = t.rows_per_tile // 8
+    assert r_ch % 14 == 0 and r_ch <= 59 and t.n_tiles * r_ch >= t.rows_per_channel
+    # a buffer smaller than one aligned group still works (unaligned), never overflows
+    t2 = T.weight_tiling(fmt, 1024, 8, 2 * 8 * 9 * dec_row, "q", align=14)
+    assert t2.rows_per_tile // 8 <= 9 and t2.n_tiles * (t2.rows_per_tile // 8) >= t2.rows_per_channel
