@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -91,19 +92,40 @@ def _checkpoint_dir(tmp_path_factory):
 def compressed(tmp_path_factory):
     from mapping.calibration import LINEAR_PATHS
     from mapping.compress import compress_checkpoint, load_compressed
-    from mapping.recipe import LayerRule, Recipe
+    from mapping.recipe import LayerRule, Recipe, get_recipe
 
     ckpt, source = _checkpoint_dir(tmp_path_factory)
-    # RTN (no calibration), two different formats so the layer top carries mixed projections
-    recipe = Recipe("hls-layer-test",
-                    attn=LayerRule(bits=4, group_size=128, symmetric=True, method="rtn", nm=(2, 4)),
-                    mlp=LayerRule(bits=3, group_size=128, symmetric=False, method="rtn", nm=(8, 16)),
-                    act_bits=8, kv_bits=8, lm_head_bits=8)
+    named = os.environ.get("LLMACCEL_HLS_LAYER_RECIPE")  # opt-in, e.g. "flightllm" (GPTQ: ~2 min here)
+    calibration = None
+    if named:
+        from llmaccel.assets import calibration_text_path
+
+        recipe, calibration = get_recipe(named), calibration_text_path().read_text()
+    else:
+        # RTN (no calibration, seconds), two formats so the layer top carries mixed projections
+        recipe = Recipe("hls-layer-test",
+                        attn=LayerRule(bits=4, group_size=128, symmetric=True, method="rtn", nm=(2, 4)),
+                        mlp=LayerRule(bits=3, group_size=128, symmetric=False, method="rtn", nm=(8, 16)),
+                        act_bits=8, kv_bits=8, lm_head_bits=8)
     out = tmp_path_factory.mktemp("compressed") / "model"
-    compress_checkpoint(ckpt, recipe, out)
+    compress_checkpoint(ckpt, recipe, out, calibration=calibration)
     model = load_compressed(out)
     layer0 = {leaf: model.linears[f"layers.0.{path}"] for leaf, path in LINEAR_PATHS.items()}
     return model, layer0, source
+
+
+def _token_ids(model, source: str, vocab_size: int, n: int = 12) -> list[int]:
+    """Real text for the trained model (held-out text through its tokenizer), random ids otherwise."""
+    if source.startswith("bundled"):
+        from transformers import AutoTokenizer
+
+        from llmaccel.assets import bundled_model_dir, heldout_text_path
+
+        tok = AutoTokenizer.from_pretrained(str(bundled_model_dir()), local_files_only=True)
+        ids = tok(heldout_text_path().read_text()[:2000])["input_ids"][:n]
+        if len(ids) == n:
+            return [int(i) for i in ids]
+    return [int(i) for i in np.random.default_rng(7).integers(0, vocab_size, size=n)]
 
 
 def test_layer_matches_pytorch_reference_first_layer(compressed):
@@ -127,7 +149,7 @@ def test_layer_matches_pytorch_reference_first_layer(compressed):
     cos_t, sin_t = lm.rope_cos_sin(shape, torch.arange(SEQ_MAX), lm.inv_freq(shape))
     cos, sin = cos_t.numpy(), sin_t.numpy()
     embed = t["embed_tokens"].astype(np.float32)
-    ids = np.random.default_rng(7).integers(0, shape.vocab_size, size=10)
+    ids = _token_ids(model, source, shape.vocab_size)
     for pos, tok in enumerate(ids):
         h = kernel.step(embed[tok], pos, cos[pos], sin[pos])
         logits = int8_linear(model.linears["lm_head"], sfu.rmsnorm(h, t["norm"], shape.rms_norm_eps))[0]
