@@ -65,6 +65,7 @@ def run_bench(top: str, parameters: dict, spec: dict, build_dir: Path, *, waves:
     require_cocotb()
     require_tool("iverilog")
     require_tool("vvp")
+    waves = waves or os.environ.get("WAVES") == "1"
     from cocotb_tools.runner import get_runner
     from cocotb_tools.check_results import get_results
 

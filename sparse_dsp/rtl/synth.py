@@ -5,9 +5,11 @@
 ``resources.json`` (atomically), which :mod:`sparse_dsp.unit_costs` serves to the simulator.
 
 Counting rules (what a Vivado utilization report would call them):
-  DSP48E2 = DSP48E2 cells; LUT = LUT1..LUT6 plus LUT-based memories/shift registers
-  (SRL16E, SRLC32E, RAM32M/RAM64M/...), also split as LUT_logic/LUT_memory; FF = FDRE/FDSE/
+  DSP48E2 = DSP48E2 cells; LUT = LUT1..LUT6 plus the LUTs that LUT-based memories/shift
+  registers occupy (SRL16E = 1, RAM64M8 = 8, ...), also split as LUT_logic/LUT_memory; FF = FDRE/FDSE/
   FDCE/FDPE; BRAM36 = RAMB36E2 + RAMB18E2/2; CARRY = CARRY4/CARRY8 cells.
+After synth_xilinx the script merges identical primitive cells (``opt_merge -share_all``):
+yosys 0.23 otherwise leaves one LUT2 per flip-flop computing the same shared clock enable.
 Known limitation of yosys 0.23: for DSP48E2 (xcu/xcup) its xilinx_dsp pass packs the
 multiplier and its A/B/M registers but not the post-adder/PREG/PCIN cascade (it does for
 DSP48E1), so the chains' 48-bit cascade adders are counted in LUT/CARRY/FF: an upper bound
@@ -35,8 +37,11 @@ RESOURCES_JSON = Path(__file__).resolve().parent / "resources.json"
 UNIT_TOPS = {"dsp_chain": "sdsp_chain", "weight_decoder": "sdsp_wdec", "mv_tile": "sdsp_mv_tile"}
 
 _LUT_LOGIC = {f"LUT{i}" for i in range(1, 7)}
-_LUT_MEMORY = {"SRL16E", "SRLC16E", "SRLC32E", "RAM32X1D", "RAM32X1S", "RAM64X1D", "RAM64X1S", "RAM128X1D",
-               "RAM128X1S", "RAM256X1S", "RAM32M", "RAM32M16", "RAM64M", "RAM64M8"}
+# LUT-based memories and shift registers, in physical LUTs per cell (UltraScale+ CLB: a
+# RAM64M8 / RAM32M16 macro occupies all 8 LUTs of a SLICEM, RAM32M / RAM64M four, ...).
+_LUT_MEMORY = {"SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM32X1D": 2,
+               "RAM64X1D": 2, "RAM128X1S": 2, "RAM128X1D": 4, "RAM256X1S": 4, "RAM32M": 4, "RAM64M": 4,
+               "RAM32M16": 8, "RAM64M8": 8}
 _FF = {"FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE"}
 
 
@@ -49,9 +54,13 @@ def parse_stat_json(text: str) -> dict:
         if len(mods) != 1:
             raise LlmaccelError("yosys stat JSON has no 'design' section and not exactly one module")
         design = next(iter(mods.values()))
-    cells: dict[str, int] = {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
+    return counts_from_cells({k: int(v) for k, v in design.get("num_cells_by_type", {}).items()})
+
+
+def counts_from_cells(cells: dict[str, int]) -> dict:
+    """Resource counts from a cell-type histogram (the counting rules in the module docstring)."""
     lut_logic = sum(v for k, v in cells.items() if k in _LUT_LOGIC)
-    lut_mem = sum(v for k, v in cells.items() if k in _LUT_MEMORY)
+    lut_mem = sum(v * _LUT_MEMORY[k] for k, v in cells.items() if k in _LUT_MEMORY)
     return {
         "DSP48E2": cells.get("DSP48E2", 0),
         "LUT": lut_logic + lut_mem,
@@ -107,6 +116,10 @@ def yosys_script(top: str, hdl_params: dict, stat_path: Path) -> str:
         f"read_verilog -defer {srcs}",
         f"chparam {chparam} {top}",
         f"synth_xilinx -family {FAMILY} -flatten -noiopad -noclkbuf -top {top}",
+        # xilinx_dffopt leaves one identical LUT2 per flip-flop for a shared clock enable
+        # (the chain's global stall); merge identical primitives as Vivado's opt_design would.
+        "opt_merge -share_all",
+        "opt_clean",
         f"tee -q -o {stat_path} stat -json",
         "",
     ])
@@ -174,11 +187,27 @@ def write_resources(table: dict, path: Path = RESOURCES_JSON) -> None:
     tmp.replace(path)
 
 
+def markdown_table(table: dict) -> str:
+    """The docs/rtl.md resource table, rendered from a resources.json table."""
+    lines = ["| unit | configuration | DSP48E2 | LUT (logic + memory) | FF | BRAM36 | CARRY |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for unit, entries in table["units"].items():
+        for e in entries:
+            p = ", ".join(f"{k}={v}" for k, v in e["params"].items())
+            lines.append(f"| {unit} | {p} | {e['DSP48E2']} | {e['LUT']} ({e['LUT_logic']} + {e['LUT_memory']}) "
+                         f"| {e['FF']} | {e['BRAM36']:g} | {e['CARRY']} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help=f"rewrite {RESOURCES_JSON.name} with the standard grid")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--markdown", action="store_true", help="print the committed table as markdown, run nothing")
     args = ap.parse_args(argv)
+    if args.markdown:
+        print(markdown_table(json.loads(RESOURCES_JSON.read_text())))
+        return 0
     table = synth_grid(jobs=args.jobs)
     if args.write:
         write_resources(table)

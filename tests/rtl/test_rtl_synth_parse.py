@@ -17,7 +17,7 @@ def test_parse_real_stat_report():
     # counted by hand from the fixture's "design" cell list
     assert r["DSP48E2"] == 16
     assert r["LUT_logic"] == 4 + 927 + 78 + 16 + 324 + 12
-    assert r["LUT_memory"] == 278 + 3            # SRL16E + RAM32M16
+    assert r["LUT_memory"] == 278 + 3 * 8        # SRL16E (1 LUT each) + RAM32M16 (8 LUTs each)
     assert r["LUT"] == r["LUT_logic"] + r["LUT_memory"]
     assert r["FF"] == 2267
     assert r["BRAM36"] == 2

@@ -1,0 +1,1 @@
+"""Verilog-2005 sources of the RTL units (package data)."""
