@@ -169,7 +169,7 @@ def test_heldout_is_never_in_the_training_split():
 SMOKE_ARGS = [
     "--steps", "30", "--hidden-size", "64", "--intermediate-size", "128", "--num-layers", "2",
     "--num-heads", "4", "--num-kv-heads", "2", "--vocab-size", "512", "--seq-len", "64",
-    "--batch-size", "8", "--max-corpus-chars", "150000", "--eval-every", "0", "--log-every", "10",
+    "--batch-size", "8", "--max-corpus-chars", "60000", "--eval-every", "0", "--log-every", "10",
     "--threads", "1",
 ]
 
