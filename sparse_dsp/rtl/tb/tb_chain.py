@@ -46,10 +46,12 @@ async def _phase(dut, cfg: ChainConfig, spec: dict, seed: int, gap_prob: float, 
     exp_pairs = [(int(a), int(b)) for a, b in expected]
     sb.expected.extend(exp_pairs)
     got = []
+    seen: list = []
 
     def on_out(edge, f):
         pair = (signed(f["lo"], 32), signed(f["hi"], 32))
         got.append(edge)
+        seen.append(list(pair))
         sb.check(pair, f"output {len(got) - 1}")
 
     mon = StreamMonitor(dut.clk, dut.m_valid, dut.m_ready, {"lo": dut.m_lo, "hi": dut.m_hi}, on_out)
@@ -74,7 +76,7 @@ async def _phase(dut, cfg: ChainConfig, spec: dict, seed: int, gap_prob: float, 
     last_in = [e for e in dut_in if t["s_last"][e]]
     lat = sorted({o - i for i, o in zip(last_in, dut_out)})
     gaps = sorted({b - a for a, b in zip(dut_in, dut_in[1:])})
-    out = {"beats": int(beats.weights.shape[0]), "outputs": len(got), "edges": trace.edges,
+    out = {"beats": int(beats.weights.shape[0]), "outputs": len(got), "edges": trace.edges, "seen": seen,
            "latency_cycles_seen": lat, "input_gaps_seen": gaps,
            "total_cycles_seen": (dut_out[-1] - dut_in[0]) if dut_out and dut_in else None}
     return out

@@ -63,12 +63,14 @@ async def _phase(dut, cfg: TileConfig, rows_per_chain: int, seed: int, gap: floa
             sig[f"s_{name}_{half}"] = getattr(dut, f"s_{name}_{half}")
     trace = PortTrace(dut.clk, sig)
     got = []
+    seen: list = []
 
     def on_out(edge, fields):
         d = fields["d"]
         got.append(edge)
         tr = tuple((d >> (80 * c + 64)) & 0xFFFF for c in range(nch))
         sums = tuple((tr[c], signed(d >> (80 * c + 32), 32), signed(d >> (80 * c), 32)) for c in range(nch))
+        seen.append([list(t) for t in sums])
         sb.check(sums, f"output {len(got) - 1}")
 
     mon = StreamMonitor(dut.clk, dut.m_valid, dut.m_ready, {"d": dut.m_data}, on_out)
@@ -102,7 +104,7 @@ async def _phase(dut, cfg: TileConfig, rows_per_chain: int, seed: int, gap: floa
     for key in mh:
         sb.compare_all(dut_h[key], mh[key], f"{key} handshakes vs cycle model")
     outs = dut_h["out"]
-    return {"outputs": n, "edges": trace.edges, "total_cycles_seen": (outs[-1] + 1) if outs else None,
+    return {"outputs": n, "edges": trace.edges, "seen": seen, "total_cycles_seen": (outs[-1] + 1) if outs else None,
             "rows_per_chain": rows_per_chain}
 
 
