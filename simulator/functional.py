@@ -232,7 +232,8 @@ class FunctionalEngine:
             return hit[1]
         t, ch = self._resolve(op)
         if t.kind == "weight":
-            res = (t, self._weight_rows(t, ch, op))
+            rows = self._weight_rows(t, ch, op)
+            res = (t, rows) + self._decode_rows(t, rows)
         elif t.kind == "kv":
             res = (t,) + self._kv_tokens(t, ch, op)
         else:
@@ -380,13 +381,10 @@ class FunctionalEngine:
         res = self._operands(op)
         t = res[0]
         if t.kind == "weight":
-            rows = res[1]
             slot = core.wslot.get(op.buf_addr)
             if slot is None or slot.tensor is not t:
                 slot = core.wslot[op.buf_addr] = _Tile(t)
-            w8, sc = self._decode_rows(t, rows)
-            slot.rows.append(rows)
-            slot.data.append((w8, sc))
+            slot.data.append(res)             # (tensor, core rows, decoded int8 rows, scales)
         elif t.kind == "kv":
             head, tokens = res[1], res[2]
             slot = core.kvslot.get(op.buf_addr)
@@ -456,18 +454,18 @@ class FunctionalEngine:
         if tile is None or tile.tensor.kind != "weight":
             raise FunctionalError(f"{op.name}: weight slot {op.buf_addr} holds no loaded tile (a dropped LD)")
         t = tile.tensor
-        rows = np.concatenate(tile.rows)
+        key = tuple(map(id, tile.data))       # the memoised LD operands: same LDs, same tile
+        hit = self._tiles.get(key)
+        if hit is None:
+            parts = tile.data
+            hit = self._tiles[key] = (np.concatenate([d[1] for d in parts]), np.concatenate([d[2] for d in parts]),
+                                      np.concatenate([d[3] for d in parts]))
+        rows, w8, sc = hit
         fmt = t.packed.fmt
         if op.rows != len(rows) or op.cols != fmt.kept_per_row or op.tokens != self._T:
             raise FunctionalError(f"{op.name}: {op.rows}x{op.cols} for {op.tokens} tokens, but the slot holds "
                                   f"{len(rows)} rows of '{t.name}' ({fmt.kept_per_row} kept per row) and the "
                                   f"program runs {self._T} tokens")
-        key = (t.name,) + tuple((int(r[0]), len(r)) for r in tile.rows)
-        hit = self._tiles.get(key)
-        if hit is None:
-            hit = self._tiles[key] = (np.concatenate([d[0] for d in tile.data]),
-                                      np.concatenate([d[1] for d in tile.data]))
-        w8, sc = hit
         q, s_x = self._act_q(core, LINEAR_INPUT[t.leaf])
         y = rescale_groups(group_partial_sums(w8, q, fmt.group_size), sc, s_x)     # golden linear, per tile
         out = self._buf(core, LINEAR_OUTPUT[t.leaf], fmt.out_features)

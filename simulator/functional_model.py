@@ -13,7 +13,7 @@ import mapping.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -38,6 +38,7 @@ class FunctionalModel:
 
     comp: Any
     weights: ModelWeights
+    check_program: Optional[Callable[[Any], None]] = None   # called on every layer-0 / head program before it runs
     engine: FunctionalEngine = field(init=False)
     length: int = 0                                # tokens in the KV cache
 
@@ -70,6 +71,8 @@ class FunctionalModel:
         nl = self.comp.spec.num_layers
         for i in range(nl):
             prog = self.comp.layer_program(phase, ctx_len, tokens, group=self._group_of[i], layer=i)
+            if i == 0 and self.check_program is not None:
+                self.check_program(prog)       # the artifact stores layer-0 templates
             self.engine.run(prog, positions, x if i == 0 else None, layer=i)
             lt = layer_timing(prog, hw)
             work.add(lt.first if i == 0 else lt.steady)
@@ -77,12 +80,17 @@ class FunctionalModel:
 
     def _head(self, x_last: np.ndarray, work: Work) -> np.ndarray:
         prog = self.comp.head_program()
+        if self.check_program is not None:
+            self.check_program(prog)
         self.engine.run(prog, np.zeros(1, np.int64), x_last.reshape(1, -1))
         work.add(program_work(prog, self.comp.hw))
         return self.engine.logits()
 
     def prefill(self, ids: list[int]) -> StepResult:
         """A new sequence: run the prompt's prefill bucket (padded, chunk by chunk), then the LM head.
+
+        The bucket's chunk programs are launched up to the one holding the last prompt token; chunks
+        that would hold padding only are not launched (and not timed).
 
         The caller validates lengths (host.Session); ``prefill_bucket_of`` raises beyond the maximum.
         """
@@ -98,6 +106,8 @@ class FunctionalModel:
         padded[:n] = ids                    # padding after the prompt: causality keeps it out of real tokens
         x_last, progs, instrs = None, 0, 0
         for q0 in range(0, bucket, chunk):
+            if q0 >= n:
+                break           # a chunk of padding only: the host does not launch it (nothing real in it)
             t = min(chunk, bucket - q0)
             pos = np.arange(q0, q0 + t)
             x, p, k = self._layers("prefill", q0 + t, t, self._embed(padded[q0:q0 + t]), pos, work)

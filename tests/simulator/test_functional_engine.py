@@ -168,12 +168,17 @@ def test_32_greedy_tokens_match_the_reference(name, fn_ckpt, tmp_path_factory, n
 def test_timing_is_the_timing_of_the_executed_programs(w8_model):
     cm, comp = w8_model
     fm = FunctionalModel(comp, ModelWeights.from_compressed(cm))
-    pre = fm.prefill(PROMPT)
+    long_prompt = (PROMPT * 20)[:100]             # fills every prefill chunk of the 128 bucket
+    assert comp.prefill_chunk(128) < 100
+    pre = fm.prefill(long_prompt)
     dec = [fm.decode(t) for t in (3, 4, 5)]
-    sim = simulate_compiled(comp, len(PROMPT), 3)
+    sim = simulate_compiled(comp, len(long_prompt), 3)
     assert pre.seconds == pytest.approx(sim.ttft_s, rel=1e-9)
     assert sum(d.seconds for d in dec) == pytest.approx(sim.decode_s, rel=1e-9)
     assert pre.instructions > 1000 and all(d.instructions > 100 for d in dec)
+    # a short prompt launches only the chunk that holds it: less time and fewer instructions than the bucket
+    short = fm.prefill(PROMPT)
+    assert short.seconds < pre.seconds and short.instructions < pre.instructions
 
 
 class _Mutating:
