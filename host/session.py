@@ -66,6 +66,8 @@ class Session:
                  **backend_kw: Any):
         self.artifact = artifact
         self.backend = make_backend(backend, artifact, **backend_kw)
+        if isinstance(tokenizer, (str, Path)):
+            tokenizer = _load_tokenizer(Path(tokenizer))
         self.tokenizer = tokenizer
         if tokenizer is None and artifact.tokenizer_dir is not None:
             self.tokenizer = _load_tokenizer(artifact.tokenizer_dir)
@@ -97,8 +99,9 @@ class Session:
             if not prompt:
                 raise SessionError("prompt is empty; allowed: at least one token")
             if self.tokenizer is None:
-                raise SessionError("prompt is text but this session has no tokenizer; pass token ids, or compile "
-                                   "the artifact with the checkpoint's tokenizer")
+                raise SessionError("prompt is text but this session has no tokenizer; pass token ids, give the "
+                                   "checkpoint's tokenizer (--tokenizer DIR / Session.load(..., tokenizer=DIR)), or "
+                                   "compile the artifact with host.artifact.compile_artifact(tokenizer_dir=...)")
             ids = list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
         else:
             ids = [int(t) for t in prompt] if _all_ints(prompt) else None

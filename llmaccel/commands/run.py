@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifact", default=None, help="compiled artifact directory (default: compile the bundled model)")
     p.add_argument("--compressed", default=None,
                    help="compressed model the artifact was compiled from (default: the one its manifest names)")
+    p.add_argument("--tokenizer", default=None,
+                   help="checkpoint dir whose tokenizer to use when the artifact carries none (llmaccel compile's)")
     p.add_argument("--recipe", default="w8", help="recipe when compressing the bundled model (no --artifact)")
     p.add_argument("--design", default=None, help="design preset (default flightllm-u280; with --artifact it must "
                                                   "be the artifact's)")
@@ -44,7 +46,8 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="llmaccel-run-") as tmp:
         if args.artifact:
             say(f"loading {args.artifact}")
-            sess = Session.load(args.artifact, args.compressed, args.design, backend=args.backend, **backend_kw)
+            sess = Session.load(args.artifact, args.compressed, args.design, backend=args.backend,
+                                tokenizer=args.tokenizer, **backend_kw)
         else:
             from llmaccel.assets import calibration_text_path
             from mapping.compress import compress_checkpoint

@@ -58,3 +58,16 @@ def test_artifact_names_its_model_and_round_trips(host_w8):
     assert art.manifest["compressed_model"]["content_hash"] == art.compressed.content_hash
     assert art.max_len == 128 and art.design_name == "flightllm-u280"
     assert ("decode", 16, 1) in art.programs and ("head", 0, 1) in art.programs
+
+
+def test_an_artifact_from_llmaccel_compile_runs_with_its_compressed_model(host_w8, tmp_path, capsys):
+    from llmaccel.cli import main
+    out = tmp_path / "cc"
+    assert main(["compile", "--model", str(host_w8[0]), "--max-len", "128", "--out", str(out),
+                 "--no-storage-report", "--json"]) == 0
+    capsys.readouterr()
+    with pytest.raises(ArtifactError, match="does not name the compressed model"):
+        load_artifact(out)
+    a = Session.load(out, compressed=host_w8[0])
+    b = Session.load(host_w8[1])
+    assert list(a.stream([5, 17, 300], 4)) == list(b.stream([5, 17, 300], 4))
