@@ -21,24 +21,12 @@ from typing import Any, Optional
 import numpy as np
 
 from host.backends.simulator import StepOutcome
-from host.backends.xrt_layout import layout_for_artifact
+from host.backends.xrt_layout import layout_for_artifact  # noqa: F401  (weight_bank_images: the weight bytes)
 from host.errors import BackendUnavailable
 
 KERNEL_NAME = "llmaccel_top"
 PYXRT_HINT = ("install the Xilinx Runtime (XRT, which provides the pyxrt Python module) and source "
               "/opt/xilinx/xrt/setup.sh, on a host with an Alveo board")
-
-
-def pack_rows_for_bank(packed: Any, rows: np.ndarray, row_bytes: int) -> bytes:
-    """Packed weight rows as they sit in HBM: per row code words, index words, FP16 scales, zeros, padded."""
-    out = bytearray()
-    for r in rows:
-        b = packed.codes[r].astype("<u4").tobytes() + packed.indices[r].astype("<u4").tobytes()
-        b += packed.scales[r].astype("<f2").tobytes()
-        if packed.zeros is not None:
-            b += packed.zeros[r].astype(np.uint8).tobytes()
-        out += b + bytes(row_bytes - len(b))
-    return bytes(out)
 
 
 class XrtBackend:

@@ -92,3 +92,42 @@ def layout_for_artifact(artifact: Any) -> dict[int, BankBuffer]:
             instr[core] = instr.get(core, 0) + 4 * len(w)
     logits = {c: 4 * rows for c, rows in enumerate(comp.sl.vocab_rows)}
     return buffer_layout(comp.placement.to_dict(), instr, logits)
+
+
+def weight_row_bytes(packed: Any, rows: Any, row_bytes: int) -> bytes:
+    """Packed weight rows as they sit in HBM: per row its code words, index words, FP16 scales and
+    (asymmetric) zeros, little-endian, zero-padded to ``row_bytes`` (whole 64-byte lines)."""
+    import numpy as np
+    out = bytearray()
+    for r in rows:
+        b = (packed.codes[r].astype("<u4").tobytes() + packed.indices[r].astype("<u4").tobytes()
+             + packed.scales[r].astype("<f2").tobytes())
+        if packed.zeros is not None:
+            b += packed.zeros[r].astype(np.uint8).tobytes()
+        if len(b) > row_bytes:
+            raise SessionError(f"a packed row of {len(b)} bytes does not fit its {row_bytes}-byte HBM row")
+        out += b + bytes(row_bytes - len(b))
+    return bytes(out)
+
+
+def weight_bank_images(engine: Any) -> dict[int, bytearray]:
+    """Bank -> the bytes the host writes into that bank's buffer object for the weights, at the
+    placed addresses, with the row layout the functional engine reads (``simulator.functional``):
+    core row ``r`` of a tensor in channel ``channel0 + r // rows_per_channel`` at local row
+    ``r % rows_per_channel``."""
+    images: dict[int, bytearray] = {}
+    for t in engine.tensors.values():
+        if t.kind != "weight":
+            continue
+        for k in range(t.n_channels):
+            lo, hi = k * t.rows_per_channel, min((k + 1) * t.rows_per_channel, t.rows)
+            if hi <= lo:
+                continue
+            data = weight_row_bytes(t.packed, range(t.row0 + lo, t.row0 + hi), t.row_bytes)
+            if t.addr + len(data) > t.end:
+                raise SessionError(f"tensor '{t.name}' rows overflow its placed region in channel {t.channel0 + k}")
+            img = images.setdefault(t.channel0 + k, bytearray())
+            if len(img) < t.addr + len(data):
+                img.extend(bytes(t.addr + len(data) - len(img)))
+            img[t.addr:t.addr + len(data)] = data
+    return images

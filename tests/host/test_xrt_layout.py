@@ -52,3 +52,30 @@ def test_a_bank_that_overflows_is_one_error():
                               "bytes_per_channel": 8000}]}
     with pytest.raises(SessionError, match=r"HBM\[0\]"):
         buffer_layout(placement, {0: 100}, {})
+
+
+def test_weight_bytes_in_the_banks_are_what_the_engine_decodes(art):
+    """Every weight LD of a compiled program, read from the bank images at its channel/address, holds
+    exactly the packed rows the functional engine decodes for it."""
+    import numpy as np
+    from host.backends.xrt_layout import weight_bank_images
+    from simulator.functional import FunctionalEngine, ModelWeights
+    eng = FunctionalEngine(art.comp, ModelWeights.from_compressed(art.compressed))
+    images = weight_bank_images(eng)
+    n = 0
+    for prog in (art.comp.layer_program("decode", 16, 1, layer=2), art.comp.head_program()):
+        for op in prog.ops:
+            if op.opcode != "LD" or op.kind != "weight":
+                continue
+            t, rows = eng._operands(op)[:2]
+            raw = bytes(images[op.channel0][op.hbm_addr:op.hbm_addr + op.bytes_per_channel])
+            per_row = np.frombuffer(raw, np.uint8).reshape(len(rows), t.row_bytes)
+            nw = t.packed.fmt.code_words_per_row
+            codes = per_row[:, :4 * nw].copy().view("<u4")
+            assert np.array_equal(codes, t.packed.codes[t.row0 + rows]), op.name
+            g = t.packed.fmt.groups_per_row
+            off = 4 * (nw + t.packed.fmt.index_words_per_row)
+            scales = per_row[:, off:off + 2 * g].copy().view("<f2")
+            assert np.array_equal(scales, t.packed.scales[t.row0 + rows]), op.name
+            n += 1
+    assert n > 50

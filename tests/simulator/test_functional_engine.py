@@ -278,3 +278,10 @@ def test_a_dropped_attention_tile_is_an_error(w8_model):
     cm, comp = w8_model
     with pytest.raises(FunctionalError, match="dropped LD|K tile|tile holds"):
         _decode_logits(cm, _Mutating(comp, _drop(lambda op: op.opcode == "LD" and op.name.startswith("ld_k[h0,0]"))))
+
+
+def test_a_model_the_accelerator_cannot_run_is_one_error(fn_ckpt, tmp_path_factory):
+    from types import SimpleNamespace
+    fp32 = SimpleNamespace(linears={"lm_head": np.zeros((4, 4), np.float32)}, recipe=get_recipe("fp32"), tensors={})
+    with pytest.raises(FunctionalError, match="FP32"):
+        ModelWeights.from_compressed(fp32)
