@@ -32,7 +32,7 @@ _spec.loader.exec_module(_hc)
 
 
 def _rtn(name: str, bits: int, nm=None, mixed=None) -> Recipe:
-    """Cheap RTN stand-ins for the GPTQ recipes (GPTQ is not what these tests check)."""
+    """An RTN recipe with FlightLLM's 8:16 sparsity (no named recipe has it without GPTQ + mixed bits)."""
     sym = bits >= 4
     rule = LayerRule(bits=bits, group_size=128, symmetric=sym, method="rtn", nm=nm, prune_method="magnitude")
     return Recipe(name, attn=rule, mlp=rule, act_bits=8, kv_bits=8, lm_head_bits=8, mixed_avg_bits=mixed,
@@ -74,7 +74,9 @@ def _compressed(fn_ckpt, tmp_path_factory, recipe: Recipe):
         out = tmp_path_factory.mktemp("fn") / recipe.name.replace(":", "_")
         calib = None
         if recipe.needs_calibration:
-            calib = list(np.random.default_rng(0).integers(0, 2048, 1024))
+            from llmaccel.assets import calibration_text_path
+            calib = (calibration_text_path().read_text(encoding="utf-8") if fn_ckpt[1]
+                     else list(np.random.default_rng(0).integers(0, 2048, 1024)))
         compress_checkpoint(fn_ckpt[0], recipe, out, calibration=calib)
         _CACHE[recipe.name] = load_compressed(out)
     return _CACHE[recipe.name]
@@ -143,9 +145,9 @@ def test_prefill_logits_match_the_reference(w8_model):
 RECIPES = {
     "w8": (lambda: get_recipe("w8"), "flightllm-u280"),
     "w4-g128-rtn": (lambda: get_recipe("w4-g128-rtn"), "flightllm-u280"),
-    "2:4+w4-rtn": (lambda: _rtn("2:4+w4-rtn", 4, (2, 4)), "nm24"),
+    "2:4+w4": (lambda: get_recipe("2:4+w4"), "nm24"),                  # GPTQ + Wanda 2:4
     "8:16+w4-rtn": (lambda: _rtn("8:16+w4-rtn", 4, (8, 16)), "flightllm-u280"),
-    "mixed-3.5-rtn": (lambda: _rtn("mixed-3.5-rtn", 4, None, 3.5), "flightllm-u280"),
+    "mixed-3.5": (lambda: get_recipe("mixed-3.5"), "flightllm-u280"),   # GPTQ, sensitivity-allocated bits
 }
 
 
