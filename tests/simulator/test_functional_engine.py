@@ -287,3 +287,27 @@ def test_a_model_the_accelerator_cannot_run_is_one_error(fn_ckpt, tmp_path_facto
     fp32 = SimpleNamespace(linears={"lm_head": np.zeros((4, 4), np.float32)}, recipe=get_recipe("fp32"), tensors={})
     with pytest.raises(FunctionalError, match="FP32"):
         ModelWeights.from_compressed(fp32)
+
+
+def test_many_weight_and_kv_tiles_give_the_same_tokens(w8_model, fn_ckpt, tmp_path):
+    """Small weight/KV buffers: every linear in up to 8 tiles, attention over 2 K/V tiles per head."""
+    import yaml
+    from simulator.specs._yaml import preset_path
+    cm, _ = w8_model
+    d = yaml.safe_load(Path(preset_path("designs", "flightllm-u280")).read_text())
+    d["name"] = "u280-small-buffers"
+    sizes = {"weight": 16 * 16, "weight_index": 8 * 2, "kv": 64 * 32}      # bytes per bank
+    for b in d["buffers"]:
+        if b["name"] in sizes:
+            b["size_bytes"] = b["banks"] * sizes[b["name"]]
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(d))
+    comp, _, _ = build_compiler(cm, str(path), max_len=128)
+    names = {op.name for op in comp.layer_program("decode", 48, 1).ops if op.core == 0}
+    assert {"mv_down_proj[7]", "qk[h0,1]", "pv[h0,1]"} <= names
+    prompt = list(range(3, 43))
+    toks, rows = _engine_greedy(FunctionalModel(comp, ModelWeights.from_compressed(cm)), prompt, 12)
+    rtoks, rrows = _reference_greedy(cm, prompt, 12)
+    if fn_ckpt[1]:
+        assert toks == rtoks
+    assert np.max(np.abs(rows[0] - rrows[0])) <= PREFILL_RTOL * np.max(np.abs(rrows[0]))
