@@ -138,6 +138,7 @@ def reconstruction_error(weight: torch.Tensor, dequant: torch.Tensor, hessian: O
     if hessian is None:
         return float((d * d).sum() / (weight.double() ** 2).sum().clamp(min=1e-30))
     h = hessian.to(torch.float64)
-    num = torch.einsum("ok,kl,ol->", d, h, d)
-    den = torch.einsum("ok,kl,ol->", weight.double(), h, weight.double())
+    w = weight.to(torch.float64)
+    num = ((d @ h) * d).sum()
+    den = ((w @ h) * w).sum()
     return float(num / den.clamp(min=1e-30))

@@ -192,7 +192,7 @@ NAMED_RECIPES: dict[str, Recipe] = {r.name: r for r in [
 
 EVAL_RECIPES = ("fp32", "w8", "w4-g128-rtn", "w4-g128-gptq", "w3-g128-rtn", "w3-g128-gptq",
                 "mixed-3.5", "2:4-magnitude", "2:4-wanda", "2:4+w4")
-DEFAULT_RECIPE = "2:4+w4"
+DEFAULT_RECIPE = "flightllm"
 
 
 def get_recipe(name_or_path: str) -> Recipe:

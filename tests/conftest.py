@@ -1,11 +1,21 @@
 """Shared fixtures: small real Llama checkpoints built by the tests themselves."""
 from __future__ import annotations
 
+import os
+
+# pytest -n 2 runs two workers on two cores: one intra-op thread each, or the
+# OpenMP pools of the two workers spin against each other (measured 20x slower).
+# Set before torch is imported; subprocesses (CLI tests) inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 import json
 from pathlib import Path
 
 import pytest
 import torch
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def make_llama_checkpoint(path: Path, seed: int = 0, hidden: int = 128, inter: int = 256, layers: int = 2,

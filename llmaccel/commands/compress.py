@@ -13,7 +13,7 @@ HELP = "compress a Llama checkpoint (quantize, prune, pack); --eval compares rec
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="checkpoint directory (default: the bundled trained tiny Llama)")
-    p.add_argument("--recipe", default=None, help="recipe name or YAML file (default: 2:4+w4)")
+    p.add_argument("--recipe", default=None, help="recipe name or YAML file (default: flightllm)")
     p.add_argument("--out", help="artifact directory to write (default: out/<model>-<recipe>)")
     p.add_argument("--eval", action="store_true", help="evaluate recipes on the held-out text instead")
     p.add_argument("--recipes", help="comma-separated recipes for --eval (default: the standard table)")

@@ -1,8 +1,10 @@
 """`llmaccel demo`: the end-to-end tour on the bundled trained model, in well under two minutes.
 
 compress (default recipe) -> perplexity before/after on the held-out text ->
-greedy continuation of a prompt with the PyTorch reference of the
-compressed model.
+compile for the U280 design -> greedy generation on the simulator backend
+(functional engine + timing of the same programs), checked token by token
+against the PyTorch reference of the compressed model -> the projected
+Llama2-7B figures of the same design and recipe (timing only, no weights).
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", default=DEFAULT_PROMPT)
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--eval-tokens", type=int, default=4096, help="held-out tokens for perplexity")
+    p.add_argument("--design", default="flightllm-u280", help="accelerator design preset")
+    p.add_argument("--project-model", default="llama2-7b", help="model preset for the projected figures")
 
 
 def run(args) -> dict:
@@ -56,14 +60,27 @@ def run(args) -> dict:
     ref = ReferenceModel.from_compressed(compressed)
     say("compressed reference: perplexity")
     ppl_c = perplexity(ref, eval_ids, max_tokens=args.eval_tokens)
-    say("greedy generation")
-    new_ids = list(ref.generate_greedy(prompt_ids, args.max_new_tokens))
+    say(f"compiling for {args.design} and generating on the simulator")
+    from host.demo_flow import run_accelerator_demo
+    accel = run_accelerator_demo(compressed, design=args.design, prompt_ids=prompt_ids,
+                                 max_new_tokens=args.max_new_tokens)
+    new_ids = accel["generated_token_ids"]
     text = tok.decode(new_ids, skip_special_tokens=True)
+    say(f"projecting {args.project_model} on {args.design}")
+    from mapping.sim_api import simulate
+    proj = simulate(args.project_model, args.design, recipe.name, prefill=512, decode=512)
     result = {
-        "model": model_dir.name, "recipe": recipe.name,
+        "model": model_dir.name, "recipe": recipe.name, "design": args.design,
         "avg_bits": stats["avg_bits"], "storage_bits_per_weight": stats["storage_bits_per_weight"],
         "sparsity": stats["sparsity"], "perplexity_fp32": ppl_fp32, "perplexity_compressed": ppl_c,
         "prompt": args.prompt, "generated_text": text, "generated_token_ids": new_ids,
+        "tokens_match_reference": accel["tokens_match_reference"],
+        "max_rel_logit_diff": accel["max_rel_logit_diff"],
+        "simulated": {k: accel[k] for k in ("ttft_s", "decode_tokens_per_s", "tokens_per_J", "energy_J")},
+        "projected": {"model": args.project_model, "prefill": 512, "decode": 512,
+                      **{k: getattr(proj, k) for k in ("ttft_s", "decode_ms_per_token", "decode_tokens_per_s",
+                                                      "power_W", "tokens_per_J", "hbm_bw_utilization",
+                                                      "roofline_decode_tokens_per_s")}},
         "wall_s": time.perf_counter() - t0,
     }
     if not args.json:
@@ -71,6 +88,17 @@ def run(args) -> dict:
               f"{stats['storage_bits_per_weight']:.2f} stored bits/weight, sparsity {stats['sparsity']:.0%}")
         print(f"held-out perplexity: fp32 {ppl_fp32:.3f} -> compressed {ppl_c:.3f} "
               f"({100 * (ppl_c / ppl_fp32 - 1):+.1f}%)")
-        print(f"prompt: {args.prompt!r}\ncontinuation (greedy, reference): {text!r}")
+        print(f"prompt: {args.prompt!r}\ncontinuation (greedy, simulated {args.design}): {text!r}")
+        sim = result["simulated"]
+        print(f"functional check vs PyTorch reference: tokens "
+              f"{'identical' if result['tokens_match_reference'] else 'DIFFER'}, "
+              f"max logit diff {result['max_rel_logit_diff']:.2e} of max |logit|")
+        print(f"simulated on {args.design}: ttft {sim['ttft_s'] * 1e3:.3f} ms, "
+              f"{sim['decode_tokens_per_s']:.0f} tokens/s, {sim['tokens_per_J']:.1f} tokens/J")
+        pj = result["projected"]
+        print(f"projected {pj['model']} on {args.design} ({recipe.name}, prefill 512 + decode 512): "
+              f"ttft {pj['ttft_s']:.2f} s, {pj['decode_tokens_per_s']:.1f} tokens/s "
+              f"(roofline {pj['roofline_decode_tokens_per_s']:.1f}), {pj['power_W']:.1f} W, "
+              f"{pj['tokens_per_J']:.2f} tokens/J, HBM {pj['hbm_bw_utilization']:.0%} busy")
         print(f"demo took {result['wall_s']:.1f} s")
     return result

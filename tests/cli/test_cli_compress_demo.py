@@ -84,7 +84,14 @@ def test_demo_runs_end_to_end(bundled):
     res = json.loads(llmaccel("demo", "--json", "--max-new-tokens", "8", "--eval-tokens", "512").stdout)
     assert res["perplexity_fp32"] == pytest.approx(hf_perplexity(model_dir, text, 512), rel=1e-4)
     assert res["perplexity_compressed"] > 0 and len(res["generated_token_ids"]) == 8
-    assert res["avg_bits"] <= 8 and res["recipe"]
+    assert res["recipe"] == "flightllm" and res["avg_bits"] <= 3.5 + 1e-9 and res["sparsity"] > 0
+    # the simulated accelerator generated the reference's tokens
+    assert res["tokens_match_reference"] is True and res["max_rel_logit_diff"] < 1e-3
+    sim, proj = res["simulated"], res["projected"]
+    assert sim["decode_tokens_per_s"] > 0 and sim["tokens_per_J"] > 0
+    assert proj["model"] == "llama2-7b"
+    assert 0 < proj["decode_tokens_per_s"] <= proj["roofline_decode_tokens_per_s"]
+    assert 0 < proj["hbm_bw_utilization"] <= 1
 
 
 def test_demo_rejects_bad_token_count():
