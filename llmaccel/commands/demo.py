@@ -16,7 +16,8 @@ from pathlib import Path
 from llmaccel.commands._common import bundled_model_dir, load_tokenizer, progress
 
 NAME = "demo"
-HELP = "compress the bundled model, compare perplexity, and generate text with the reference"
+HELP = ("compress the bundled model, compile it for a design, generate on the simulator checked against "
+        "the reference, and project Llama2-7B")
 DEFAULT_PROMPT = "The Python interpreter"
 
 
