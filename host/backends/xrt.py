@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import numpy as np
 
 from host.backends.simulator import StepOutcome
 from host.backends.xrt_layout import layout_for_artifact  # noqa: F401  (weight_bank_images: the weight bytes)
