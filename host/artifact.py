@@ -28,38 +28,13 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from host.errors import SessionError
-from mapping.artifact_io import ArtifactError, read_manifest, write_artifact
+from mapping.artifact_io import ArtifactError, read_manifest
+from mapping.compiled_artifact import SCHEMA, SCHEMA_VERSION, write_compiled_artifact
 from mapping.compress import CompressedModel, load_compressed
 from mapping.sim_api import build_compiler
 
-SCHEMA = "llmaccel.compiled_program"
-SCHEMA_VERSION = 1
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                    "merges.txt", "tokenizer.model")
-
-
-def _encode_programs(comp: Any, progs: list) -> tuple[list[dict], np.ndarray, dict]:
-    """ISA words of ``progs`` in the layout ``llmaccel compile`` writes (programs.bin / programs.json)."""
-    from simulator.isa import encode
-    index: list[dict] = []
-    chunks: list[np.ndarray] = []
-    seen: dict[tuple, int] = {}
-    off = 0
-    for prog in progs:
-        key = (prog.phase, prog.ctx_len, prog.tokens)
-        if key in seen:
-            continue
-        seen[key] = len(index)
-        entry = {"id": len(index), "phase": prog.phase, "ctx_len": prog.ctx_len, "tokens": prog.tokens, "cores": {}}
-        for core, instrs in sorted(comp.isa_streams(prog).items()):
-            words = encode(instrs)
-            chunks.append(words)
-            entry["cores"][str(core)] = {"word_offset": int(off), "n_words": int(len(words)),
-                                         "n_instructions": len(instrs)}
-            off += len(words)
-        index.append(entry)
-    words = np.concatenate(chunks).astype("<u4") if chunks else np.zeros(0, "<u4")
-    return index, words, seen
 
 
 @dataclass
@@ -117,36 +92,17 @@ def compile_artifact(compressed: Union[str, Path, CompressedModel], out_dir: Uni
         raise SessionError("the compressed model has no artifact path/content hash: load it with "
                            "mapping.compress.load_compressed so the compiled artifact can name it")
     comp, d, dev = build_compiler(cm, design, max_len=max_len or default_max_len(cm))
-    progs = [comp.head_program()]
-    decode = {}
-    for b in range(comp.decode_bucket, comp.max_len + 1, comp.decode_bucket):
-        progs.append(comp.layer_program("decode", b, 1))
-        decode[str(b)] = progs[-1]
-    prefill = {}
-    for b in range(comp.prefill_bucket, comp.max_len + 1, comp.prefill_bucket):
-        prefill[str(b)] = comp.prefill_programs(b)
-        progs.extend(prefill[str(b)])
-    index, words, ids = _encode_programs(comp, progs)
-    key = lambda p: ids[(p.phase, p.ctx_len, p.tokens)]
-    table = {"programs": index, "decode_buckets": {b: key(p) for b, p in decode.items()},
-             "prefill_buckets": {b: [key(p) for p in ps] for b, ps in prefill.items()}, "head": key(progs[0])}
     tok_src = Path(tokenizer_dir) if tokenizer_dir else None
-    meta = {"model": comp.spec.name, "design": d.name, "device": dev.name, "recipe": cm.recipe.name,
-            "max_len": comp.max_len, "decode_bucket": comp.decode_bucket, "prefill_bucket": comp.prefill_bucket,
-            "n_cores": comp.hw.n_cores, "weight_bytes": comp.f.weight_bytes, "instruction_words": int(words.size),
-            "storage": None,
+    meta = {"design": d.name, "device": dev.name, "recipe": cm.recipe.name,
             "compressed_model": {"path": str(Path(cm.path).resolve()), "content_hash": cm.content_hash}}
 
-    def write(tmp: Path) -> None:
-        (tmp / "programs.bin").write_bytes(words.tobytes())
-        (tmp / "programs.json").write_text(json.dumps(table))
-        (tmp / "placement.json").write_text(json.dumps(comp.placement.to_dict()))
+    def copy_tokenizer(tmp: Path) -> None:
         if tok_src is not None:
             for name in TOKENIZER_FILES:
                 if (tok_src / name).is_file():
                     shutil.copyfile(tok_src / name, tmp / name)
 
-    return write_artifact(out_dir, SCHEMA, SCHEMA_VERSION, meta, write)
+    return Path(write_compiled_artifact(comp, out_dir, meta, storage=False, extra_files=copy_tokenizer)["artifact"])
 
 
 def default_max_len(cm: CompressedModel) -> int:

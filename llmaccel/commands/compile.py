@@ -15,12 +15,9 @@ one per bucket (length-adaptive compilation).
 from __future__ import annotations
 
 import argparse
-import json
 
 NAME = "compile"
 HELP = "compile a model onto an accelerator design: per-bucket ISA programs + HBM placement artifact"
-SCHEMA = "llmaccel.compiled_program"
-SCHEMA_VERSION = 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,54 +40,13 @@ def _load_model(arg: str):
     return arg
 
 
-def compile_artifact(comp, design_name: str, recipe_name: str, out: str, storage: bool = True) -> dict:
-    import numpy as np
-
-    from mapping.artifact_io import write_artifact
-    from simulator.isa import encode
-
-    index: list[dict] = []
-    chunks: list = []
-    seen: dict[tuple, int] = {}
-
-    def add(prog) -> int:
-        key = (prog.phase, prog.ctx_len, prog.tokens)
-        if key in seen:
-            return seen[key]
-        pid = len(index)
-        seen[key] = pid
-        entry = {"id": pid, "phase": prog.phase, "ctx_len": prog.ctx_len, "tokens": prog.tokens, "cores": {}}
-        for core, instrs in sorted(comp.isa_streams(prog).items()):
-            words = encode(instrs)
-            off = sum(len(c) for c in chunks)
-            chunks.append(words)
-            entry["cores"][str(core)] = {"word_offset": int(off), "n_words": int(len(words)),
-                                         "n_instructions": len(instrs)}
-        index.append(entry)
-        return pid
-
-    head_id = add(comp.head_program())
-    decode = {str(b): add(comp.layer_program("decode", b, 1))
-              for b in range(comp.decode_bucket, comp.max_len + 1, comp.decode_bucket)}
-    prefill = {str(b): [add(p) for p in comp.prefill_programs(b)]
-               for b in range(comp.prefill_bucket, comp.max_len + 1, comp.prefill_bucket)}
-    words = np.concatenate(chunks).astype("<u4") if chunks else np.zeros(0, "<u4")
-    report = comp.storage_report() if storage else None
-
-    def write(tmp):
-        (tmp / "programs.bin").write_bytes(words.tobytes())
-        (tmp / "programs.json").write_text(json.dumps({"programs": index, "decode_buckets": decode,
-                                                       "prefill_buckets": prefill, "head": head_id}))
-        (tmp / "placement.json").write_text(json.dumps(comp.placement.to_dict()))
-
-    meta = {"model": comp.spec.name, "design": design_name, "recipe": recipe_name, "max_len": comp.max_len,
-            "decode_bucket": comp.decode_bucket, "prefill_bucket": comp.prefill_bucket,
-            "n_cores": comp.hw.n_cores, "weight_bytes": comp.f.weight_bytes,
-            "instruction_words": int(words.size), "storage": report}
-    path = write_artifact(out, SCHEMA, SCHEMA_VERSION, meta, write)
-    return {"artifact": str(path), "programs": len(index), "instruction_words": int(words.size),
-            "decode_buckets": len(decode), "prefill_buckets": len(prefill), "storage": report,
-            "hbm_bytes_placed": comp.placement.bytes_used}
+def compile_artifact(comp, design_name: str, recipe_name: str, out: str, storage: bool = True,
+                     compressed=None) -> dict:
+    from mapping.compiled_artifact import write_compiled_artifact
+    meta = {"design": design_name, "recipe": recipe_name}
+    if compressed is not None and getattr(compressed, "content_hash", None):
+        meta["compressed_model"] = {"path": str(compressed.path), "content_hash": compressed.content_hash}
+    return write_compiled_artifact(comp, out, meta, storage=storage)
 
 
 def run(args) -> dict:
@@ -99,7 +55,8 @@ def run(args) -> dict:
     model = _load_model(args.model)
     comp, design, _ = build_compiler(model, args.design, args.recipe, max_len=args.max_len)
     rname = comp.f.source if not isinstance(model, str) else str(args.recipe)
-    out = compile_artifact(comp, design.name, rname, args.out, storage=not args.no_storage_report)
+    out = compile_artifact(comp, design.name, rname, args.out, storage=not args.no_storage_report,
+                           compressed=None if isinstance(model, str) else model)
     if not args.json:
         print(f"wrote {out['artifact']}: {out['programs']} programs, {out['instruction_words']} words "
               f"({out['decode_buckets']} decode + {out['prefill_buckets']} prefill buckets)")
