@@ -485,7 +485,10 @@ class Compiler:
 
     # ---------------------------------------------------------------- ISA
     def to_isa(self, op: OpDesc):
-        """The ``simulator.isa`` instruction of a compiled op (one core's stream)."""
+        """The ``simulator.isa`` instruction of a compiled op (one core's stream).
+
+        Field values are passed as computed: one that does not fit its ISA field is an IsaError, never clamped.
+        """
         from simulator import isa
         ids = self.hw.extras.get("buffer_ids", {})
         wbuf, abuf = ids.get("weight", 0), ids.get("activation", 0)
@@ -500,15 +503,15 @@ class Compiler:
                 return isa.LD(wait=op.wait, release=op.release, mem="hbm", channel=op.channel0, dst_buffer=wbuf,
                               kind="weight_codes", bits=op.bits, src_addr_lines=op.hbm_addr // L,
                               length_lines=row_lines, nm=op.nm, asymmetric=op.asymmetric,
-                              dst_offset_lines=min(op.buf_addr * slot_lines, (1 << 16) - 1), rows=op.rows,
-                              src_row_stride_lines=row_lines, dst_row_stride_lines=min(dst_row_lines, (1 << 16) - 1),
+                              dst_offset_lines=op.buf_addr * slot_lines, rows=op.rows,
+                              src_row_stride_lines=row_lines, dst_row_stride_lines=dst_row_lines,
                               group_size=op.group_size)
             first = op.hbm_addr // L
             last = (op.hbm_addr + op.bytes_per_channel - 1) // L
             slot_lines = self.hw.kv_buf_bytes_per_core // T.BUFFER_SLOTS // L
             return isa.LD(wait=op.wait, release=op.release, mem="hbm", channel=op.channel0, dst_buffer=kvbuf,
                           kind="kv_cache", bits=0, src_addr_lines=first, length_lines=last - first + 1,
-                          dst_offset_lines=min(op.buf_addr * slot_lines, (1 << 16) - 1), rows=1)
+                          dst_offset_lines=op.buf_addr * slot_lines, rows=1)
         if op.opcode == "ST":
             first = op.hbm_addr // L
             last = (op.hbm_addr + op.bytes_per_channel - 1) // L
