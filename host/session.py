@@ -67,10 +67,10 @@ class Session:
         self.artifact = artifact
         self.backend = make_backend(backend, artifact, **backend_kw)
         if isinstance(tokenizer, (str, Path)):
-            tokenizer = _load_tokenizer(Path(tokenizer))
+            tokenizer = load_tokenizer(Path(tokenizer))
         self.tokenizer = tokenizer
         if tokenizer is None and artifact.tokenizer_dir is not None:
-            self.tokenizer = _load_tokenizer(artifact.tokenizer_dir)
+            self.tokenizer = load_tokenizer(artifact.tokenizer_dir)
         self._logits: Optional[np.ndarray] = None
         self.last_stats: Optional[RequestStats] = None
 
@@ -225,7 +225,8 @@ def _all_ints(seq: Any) -> bool:
         return False
 
 
-def _load_tokenizer(path: Path):
+def load_tokenizer(path: Path):
+    """The checkpoint's own tokenizer (a local directory; nothing is downloaded)."""
     from transformers import AutoTokenizer
     try:
         return AutoTokenizer.from_pretrained(str(path))

@@ -32,8 +32,5 @@ def progress(enabled: bool):
 
 
 def load_tokenizer(model_dir: Path):
-    from transformers import AutoTokenizer
-    try:
-        return AutoTokenizer.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as exc:
-        raise LlmaccelError(f"checkpoint '{model_dir}' has no usable tokenizer: {exc}") from None
+    from host.session import load_tokenizer as _load
+    return _load(model_dir)
