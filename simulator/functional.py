@@ -53,7 +53,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from simulator.golden.attention import attention_scores, quantize_heads
+from simulator.golden.attention import attention_scores, quantize_heads, weighted_value_sum
 from simulator.golden.linear import group_partial_sums, quantize_activation, rescale_groups
 from simulator.golden.sfu import add, mul, rmsnorm, rope, rope_tables, silu, softmax
 from sparse_dsp.errors import LlmaccelError
@@ -624,19 +624,6 @@ class FunctionalEngine:
         if lg is None or np.isnan(lg).any():
             raise FunctionalError("logits incomplete: an LM-head tile or the final all-gather did not run")
         return lg[0].copy()
-
-
-def weighted_value_sum(acc: np.ndarray, p: np.ndarray, s_v: np.ndarray, v8: np.ndarray) -> np.ndarray:
-    """acc + sum over t (in order) of (p[:, t] * s_v[t]) * float(v8[t]): contract section 4, FP32.
-
-    The P.V half of ``golden.attention.decode_attention`` (same formula, same order), vectorised
-    over queries; ``np.add.accumulate`` adds strictly left to right, so the bits equal the golden's
-    loop (tests/simulator/test_functional_units.py holds them equal).
-    """
-    w = (p * np.asarray(s_v, F32)[None, :]).astype(F32)                      # [Q, L]
-    terms = (w.T[:, :, None] * v8.astype(F32)[:, None, :]).astype(F32)         # [L, Q, D]
-    stacked = np.concatenate([acc[None].astype(F32), terms], axis=0)
-    return np.add.accumulate(stacked, axis=0, dtype=F32)[-1]
 
 
 def _sub_fmt(p: PackedLinear, rows: int):

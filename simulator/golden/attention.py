@@ -57,8 +57,23 @@ def decode_attention(q8: np.ndarray, s_q: np.ndarray, k8: np.ndarray, s_k: np.nd
         raise ValueError(f"n_heads={n_heads} must be a multiple of n_kv_heads={n_kv_heads}")
     p = softmax(attention_scores(q8, s_q, k8, s_k, n_kv_heads))  # [H, L]
     kv_of_head = np.arange(n_heads) // (n_heads // n_kv_heads)
+    s_v = np.asarray(s_v, dtype=F32)
     out = np.zeros((n_heads, head_dim), dtype=F32)
-    for t in range(k8.shape[0]):
-        w = (p[:, t] * np.asarray(s_v, dtype=F32)[t, kv_of_head]).astype(F32)      # [H]
-        out = (out + (w[:, None] * v8[t, kv_of_head, :].astype(F32)).astype(F32)).astype(F32)
+    for h in range(n_heads):
+        kv = kv_of_head[h]
+        out[h] = weighted_value_sum(out[h:h + 1], p[h:h + 1], s_v[:, kv], v8[:, kv, :])[0]
     return out
+
+
+def weighted_value_sum(acc: np.ndarray, p: np.ndarray, s_v: np.ndarray, v8: np.ndarray) -> np.ndarray:
+    """The P.V step: acc + sum over t (in order) of (p[:, t] * s_v[t]) * float(v8[t]), FP32 (contract section 4).
+
+    ``acc`` [Q, D], ``p`` [Q, L], ``s_v`` [L], ``v8`` [L, D] for one kv head. Starting from a
+    non-zero ``acc`` continues a sum over an earlier K/V tile, which is how the accelerator
+    tiles long caches; ``np.add.accumulate`` adds strictly left to right, so tiling does not
+    change the bits.
+    """
+    w = (p * np.asarray(s_v, F32)[None, :]).astype(F32)                      # [Q, L]
+    terms = (w.T[:, :, None] * v8.astype(F32)[:, None, :]).astype(F32)         # [L, Q, D]
+    stacked = np.concatenate([acc[None].astype(F32), terms], axis=0)
+    return np.add.accumulate(stacked, axis=0, dtype=F32)[-1]

@@ -15,7 +15,8 @@ from mapping.compress import compress_checkpoint, load_compressed
 from mapping.recipe import Recipe, get_recipe, LayerRule
 from mapping.sim_api import build_compiler
 from simulator.api import simulate_compiled
-from simulator.functional import FunctionalError, ModelWeights, weighted_value_sum
+from simulator.functional import FunctionalError, ModelWeights
+from simulator.golden.attention import weighted_value_sum
 from simulator.functional_model import FunctionalModel
 from simulator.golden.attention import decode_attention
 
