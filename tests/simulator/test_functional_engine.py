@@ -23,8 +23,10 @@ from simulator.golden.attention import decode_attention
 PROMPT = [5, 17, 300, 42, 7, 99]
 PREFILL_RTOL = 1e-3        # docs/numerics.md section 5: logits vs the reference, relative to the max logit
 # Over 32 decode steps a 1-ULP float difference (exp, rsqrt, cos/sin: 4 ULP allowed) can flip one INT8 code in
-# the KV cache, which then stays; measured on the bundled model: median 1e-7, max 4.8e-3 (docs/host.md).
-DECODE_RTOL = 1e-2
+# the KV cache, which then stays; measured on the bundled model: median 1e-7, max 4.8e-3 (first checkpoint),
+# max 1.13e-2 (retrained checkpoint, 8:16+w4 RTN) with identical tokens (docs/numerics.md section 5).
+# The identical greedy tokens are the contract; this bound only catches gross divergence.
+DECODE_RTOL = 2e-2
 N_TOKENS = 32
 
 _spec = importlib.util.spec_from_file_location("_host_conftest", Path(__file__).parents[1] / "host" / "conftest.py")
