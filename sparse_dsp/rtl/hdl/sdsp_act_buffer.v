@@ -15,19 +15,7 @@ module sdsp_act_buffer #(
     input  wire [AW-1:0]    raddr,
     output reg  [WIDTH-1:0] rdata
 );
-    function integer clog2;
-        input integer v;
-        integer t;
-        begin
-            clog2 = 0;
-            t = v - 1;
-            while (t > 0) begin
-                clog2 = clog2 + 1;
-                t = t >> 1;
-            end
-        end
-    endfunction
-    localparam AW = (DEPTH > 1) ? clog2(DEPTH) : 1;
+    localparam AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
 
     reg [WIDTH-1:0] mem [0:DEPTH-1];
     always @(posedge clk) begin

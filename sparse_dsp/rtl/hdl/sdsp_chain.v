@@ -31,18 +31,6 @@ module sdsp_chain #(
     output wire [31:0]                m_lo,
     output wire [31:0]                m_hi
 );
-    function integer clog2;
-        input integer v;
-        integer t;
-        begin
-            clog2 = 0;
-            t = v - 1;
-            while (t > 0) begin
-                clog2 = clog2 + 1;
-                t = t >> 1;
-            end
-        end
-    endfunction
     // Number of nodes on tree level l over n leaves: ceil(n / 2**l).
     function integer nodes;
         input integer n;
@@ -62,12 +50,12 @@ module sdsp_chain #(
         end
     endfunction
 
-    localparam IB     = (M > 1) ? clog2(M) : 1;
+    localparam IB     = (M > 1) ? $clog2(M) : 1;
     localparam WIN    = CHAIN_LEN * M / N;
     localparam GROUPS = CHAIN_LEN / 2;
     localparam SEGS   = GROUPS / CASCADE_GROUPS;
     localparam SD     = 2 * CASCADE_GROUPS;
-    localparam DEPTH  = clog2(SEGS);
+    localparam DEPTH  = $clog2(SEGS);
     localparam CTRL   = 4 + SD + DEPTH;   // stages before the accumulator
 
     wire ce = !(m_valid && !m_ready);

@@ -40,23 +40,11 @@ module sdsp_mv_tile #(
     input  wire                 m_ready,
     output wire [80*NCH-1:0]    m_data           // per chain {scale[15:0], hi[31:0], lo[31:0]}
 );
-    function integer clog2;
-        input integer v;
-        integer t;
-        begin
-            clog2 = 0;
-            t = v - 1;
-            while (t > 0) begin
-                clog2 = clog2 + 1;
-                t = t >> 1;
-            end
-        end
-    endfunction
 
-    localparam IB    = (M > 1) ? clog2(M) : 1;
+    localparam IB    = (M > 1) ? $clog2(M) : 1;
     localparam WIN   = CHAIN_LEN * M / N;
     localparam DEPTH = K / WIN;                        // buffer entries = beats per row
-    localparam AW    = (DEPTH > 1) ? clog2(DEPTH) : 1;
+    localparam AW    = (DEPTH > 1) ? $clog2(DEPTH) : 1;
     localparam integer DEPTH_M1 = DEPTH - 1;
     localparam SQ    = 32;                             // scale queue depth > groups in flight
     localparam SQW   = 5;

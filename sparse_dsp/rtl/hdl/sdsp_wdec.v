@@ -43,20 +43,8 @@ module sdsp_wdec #(
     output reg                    m_last,
     output reg                    m_row_last
 );
-    function integer clog2;
-        input integer v;
-        integer t;
-        begin
-            clog2 = 0;
-            t = v - 1;
-            while (t > 0) begin
-                clog2 = clog2 + 1;
-                t = t >> 1;
-            end
-        end
-    endfunction
 
-    localparam integer IB = (M > 1) ? clog2(M) : 0;
+    localparam integer IB = (M > 1) ? $clog2(M) : 0;
     localparam IBW    = (IB > 0) ? IB : 1;
     localparam integer KPR    = K * N / M;                 // kept weights per row
     localparam integer KPG    = GROUP * N / M;             // kept weights per group
@@ -68,10 +56,10 @@ module sdsp_wdec #(
     localparam integer PAD_I  = ((KPR * IB + 31) / 32) * 32 - KPR * IB;
     localparam integer CBW    = 32 * ((NEED_C + 31) / 32 + 2);
     localparam integer IBUFW  = 32 * (((NEED_I > 0 ? NEED_I : 1) + 31) / 32 + 2);
-    localparam CCW    = clog2(CBW + 1);
-    localparam ICW    = clog2(IBUFW + 1);
-    localparam BCW    = (BPG > 1) ? clog2(BPG) : 1;
-    localparam GCW    = (GPR > 1) ? clog2(GPR) : 1;
+    localparam CCW    = $clog2(CBW + 1);
+    localparam ICW    = $clog2(IBUFW + 1);
+    localparam BCW    = (BPG > 1) ? $clog2(BPG) : 1;
+    localparam GCW    = (GPR > 1) ? $clog2(GPR) : 1;
     // integer copies; used below as sized part-selects (X[W-1:0]) so widths are explicit
     localparam integer BPG_M1 = BPG - 1;
     localparam integer GPR_M1 = GPR - 1;

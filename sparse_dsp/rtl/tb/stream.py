@@ -182,6 +182,12 @@ class Scoreboard:
             self._say(f"{self.name}: {what}: {bad} of {n} differ; first got {got[:8]}, expected {expected[:8]}")
         self.mismatches += bad
 
+    def expect(self, ok: bool, msg: str) -> None:
+        """A single checked property (a latency, an interval, a total cycle count): one mismatch if false."""
+        if not ok:
+            self.mismatches += 1
+            self._say(f"{self.name}: {msg}")
+
     @property
     def missing(self) -> int:
         return len(self.expected)

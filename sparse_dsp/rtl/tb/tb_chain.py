@@ -92,15 +92,11 @@ async def chain_matches_model(dut):
     seed = int(spec.get("seed", 0))
     timing = await _phase(dut, cfg, spec, seed, 0.0, 0.0, sb)
     model = chain_timing(cfg, int(spec["k"]), int(spec["rows"]), int(spec["group_size"]))
-    if timing["latency_cycles_seen"] != [cfg.latency_cycles]:
-        sb.mismatches += 1
-        dut._log.error("latency %s != model %d", timing["latency_cycles_seen"], cfg.latency_cycles)
-    if timing["input_gaps_seen"] not in ([1], []):
-        sb.mismatches += 1
-        dut._log.error("initiation interval %s != model 1", timing["input_gaps_seen"])
-    if timing["total_cycles_seen"] != model.total_cycles:
-        sb.mismatches += 1
-        dut._log.error("total cycles %s != model %d", timing["total_cycles_seen"], model.total_cycles)
+    sb.expect(timing["latency_cycles_seen"] == [cfg.latency_cycles],
+              f"latency {timing['latency_cycles_seen']} != model {cfg.latency_cycles}")
+    sb.expect(timing["input_gaps_seen"] in ([1], []), f"initiation interval {timing['input_gaps_seen']} != model 1")
+    sb.expect(timing["total_cycles_seen"] == model.total_cycles,
+              f"total cycles {timing['total_cycles_seen']} != model {model.total_cycles}")
     rnd = await _phase(dut, cfg, spec, seed + 7, float(spec.get("gap_prob", 0.3)),
                        float(spec.get("stall_prob", 0.3)), sb)
     report = {"unit": "sdsp_chain", "config": cfg.name, "mismatches": sb.mismatches,

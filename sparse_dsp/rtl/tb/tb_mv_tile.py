@@ -116,9 +116,8 @@ async def tile_matches_model(dut):
     sb = Scoreboard("sdsp_mv_tile", [], log=dut._log)
     timing = await _phase(dut, cfg, rpc, seed, 0.0, 0.0, sb)
     model_total = mv_tile_total_cycles(cfg, rpc)
-    if timing["total_cycles_seen"] != model_total:
-        sb.mismatches += 1
-        dut._log.error("total cycles %s != model %d", timing["total_cycles_seen"], model_total)
+    sb.expect(timing["total_cycles_seen"] == model_total,
+              f"total cycles {timing['total_cycles_seen']} != model {model_total}")
     rnd = await _phase(dut, cfg, rpc, seed + 13, float(spec.get("gap_prob", 0.3)),
                        float(spec.get("stall_prob", 0.3)), sb)
     write_report(spec, {"unit": "sdsp_mv_tile", "config": cfg.name, "mismatches": sb.mismatches,

@@ -90,9 +90,8 @@ async def decoder_matches_model(dut):
     sb = Scoreboard("sdsp_wdec", [], log=dut._log)
     timing = await _phase(dut, cfg, rows, seed, 0.0, 0.0, sb)
     model_total = decoder_total_cycles(cfg, rows)
-    if timing["total_cycles_seen"] != model_total:
-        sb.mismatches += 1
-        dut._log.error("total cycles %s != model %d", timing["total_cycles_seen"], model_total)
+    sb.expect(timing["total_cycles_seen"] == model_total,
+              f"total cycles {timing['total_cycles_seen']} != model {model_total}")
     rnd = await _phase(dut, cfg, rows, seed + 11, float(spec.get("gap_prob", 0.3)),
                        float(spec.get("stall_prob", 0.3)), sb)
     write_report(spec, {"unit": "sdsp_wdec", "config": cfg.name, "mismatches": sb.mismatches,
