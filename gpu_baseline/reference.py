@@ -98,7 +98,7 @@ class KVCache:
 
 @dataclass
 class ReferenceModel:
-    shape: lm.LlamaShape
+    shape: lm.ModelSpec
     embed: torch.Tensor
     norms: dict[str, torch.Tensor]
     linears: dict[str, Linear]

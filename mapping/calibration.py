@@ -52,7 +52,7 @@ class LayerCapture:
         return out
 
 
-def layer_forward(x: torch.Tensor, w: dict[str, torch.Tensor], shape: lm.LlamaShape, freqs: torch.Tensor,
+def layer_forward(x: torch.Tensor, w: dict[str, torch.Tensor], shape: lm.ModelSpec, freqs: torch.Tensor,
                   capture: Optional[LayerCapture] = None) -> torch.Tensor:
     """FP32 decoder layer on a batch of sequences x [S, T, D] with weights keyed like LINEAR_PATHS leaves
     plus 'input_layernorm' and 'post_attention_layernorm'."""

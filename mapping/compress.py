@@ -49,7 +49,7 @@ class CompressedModel:
     path: Optional[Path] = None
 
     @property
-    def shape(self) -> lm.LlamaShape:
+    def shape(self) -> lm.ModelSpec:
         return lm.shape_from_config(self.config)
 
     @property
@@ -65,7 +65,7 @@ def _hf_name(key: str) -> str:
     return "lm_head.weight" if key == "lm_head" else f"model.{key}.weight"
 
 
-def _validate_recipe_for_shape(recipe: Recipe, shape: lm.LlamaShape) -> None:
+def _validate_recipe_for_shape(recipe: Recipe, shape: lm.ModelSpec) -> None:
     dims = {"q_proj": (shape.num_heads * shape.head_dim, shape.hidden_size),
             "o_proj": (shape.hidden_size, shape.num_heads * shape.head_dim),
             "gate_proj": (shape.intermediate_size, shape.hidden_size),

@@ -17,7 +17,6 @@ from simulator.specs.model import ModelSpec, model_spec_from_hf_config
 from sparse_dsp.errors import LlmaccelError
 
 ROPE_TYPES = ("default", "llama3")
-LlamaShape = ModelSpec
 
 
 def shape_from_config(cfg: dict[str, Any], where: str = "config.json") -> ModelSpec:
@@ -30,7 +29,7 @@ def shape_from_config(cfg: dict[str, Any], where: str = "config.json") -> ModelS
     return spec
 
 
-def inv_freq(shape: LlamaShape) -> torch.Tensor:
+def inv_freq(shape: ModelSpec) -> torch.Tensor:
     d = shape.head_dim
     base = 1.0 / (shape.rope_theta ** (torch.arange(0, d, 2, dtype=torch.int64).to(torch.float32) / d))
     if shape.rope_scaling is None:
@@ -46,7 +45,7 @@ def inv_freq(shape: LlamaShape) -> torch.Tensor:
     return torch.where(medium, smoothed, scaled)
 
 
-def rope_cos_sin(shape: LlamaShape, positions: torch.Tensor, freqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_cos_sin(shape: ModelSpec, positions: torch.Tensor, freqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     f = positions[:, None].to(torch.float32) * freqs[None, :].to(positions.device)
     emb = torch.cat((f, f), dim=-1)
     return emb.cos(), emb.sin()

@@ -8,14 +8,10 @@ from typing import Optional
 from sparse_dsp.errors import LlmaccelError
 
 
-def bundled_model_dir() -> Path:
-    from llmaccel.assets import bundled_model_dir as _dir
-    return _dir()
-
-
 def model_dir_arg(value: Optional[str]) -> Path:
     """--model: a checkpoint directory; default the bundled trained model."""
     if value is None:
+        from llmaccel.assets import bundled_model_dir
         return bundled_model_dir()
     p = Path(value)
     if not p.is_dir():

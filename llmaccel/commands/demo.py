@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from llmaccel.commands._common import bundled_model_dir, load_tokenizer, progress
+from llmaccel.assets import bundled_model_dir
+from llmaccel.commands._common import load_tokenizer, progress
 
 NAME = "demo"
 HELP = ("compress the bundled model, compile it for a design, generate on the simulator checked against "

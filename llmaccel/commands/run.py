@@ -10,7 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from llmaccel.commands._common import bundled_model_dir, progress
+from llmaccel.assets import bundled_model_dir
+from llmaccel.commands._common import progress
 
 NAME = "run"
 HELP = "generate tokens with a compiled model on the simulator (default) or an XRT board, with stats"
