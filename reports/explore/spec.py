@@ -98,8 +98,9 @@ def knob_values(name: str, raw: Any, base: AcceleratorDesign) -> list[Any]:
             r = Range(**raw)
         except ValidationError as exc:
             e = exc.errors()[0]
-            where = ".".join(str(p) for p in e["loc"])
-            raise KnobError(f"{field}: a range is {{start, stop, step}} numbers; field '{where}': {e['msg']} "
+            where = str(e["loc"][0]) if e["loc"] else "?"
+            msg = "unknown field" if e["type"] == "extra_forbidden" else "must be a number"
+            raise KnobError(f"{field}: a range is {{start, stop, step}} numbers; field '{where}' {msg} "
                             f"(got {raw!r})") from None
         if not knob.numeric:
             raise KnobError(f"{field}: a range {{start, stop, step}} needs a numeric knob; '{knob.dotted}' is "
