@@ -60,10 +60,10 @@ def plot_group(rows: Sequence[dict], objectives: Sequence[str], title: str, path
     sim = [r for r in rows if r.get("status") == "simulated"]
     fr = [r for r in sim if r.get("on_front")]
     pr = [r for r in rows if r.get("pruned_by")]
-    opt_key = {"tokens_per_J": "est_tokens_per_J_max", "ttft_s": "est_ttft_s", "resource_share": "resource_share",
+    opt_key = {"tokens_per_J": "bound_tokens_per_J_max", "ttft_s": "est_ttft_s", "resource_share": "resource_share",
                "perplexity": "perplexity"}
     for ax, o in zip(axes[0], others):
-        ax.scatter([r["est_decode_tokens_per_s"] for r in pr], [r.get(opt_key[o]) for r in pr], s=10, marker="x",
+        ax.scatter([r["bound_decode_tokens_per_s_max"] for r in pr], [r.get(opt_key[o]) for r in pr], s=10, marker="x",
                    color="0.75", label="pruned (at its optimistic bound)")
         ax.scatter([r["decode_tokens_per_s"] for r in sim], [r.get(o) for r in sim], s=14, color="tab:blue",
                    alpha=0.5, label="simulated")
