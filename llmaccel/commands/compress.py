@@ -15,6 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="checkpoint directory (default: the bundled trained tiny Llama)")
     p.add_argument("--recipe", default=None, help="recipe name or YAML file (default: flightllm)")
     p.add_argument("--out", help="artifact directory to write (default: out/<model>-<recipe>)")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out if it is an existing compressed-model artifact (nothing else is replaced)")
     p.add_argument("--eval", action="store_true", help="evaluate recipes on the held-out text instead")
     p.add_argument("--recipes", help="comma-separated recipes for --eval (default: the standard table)")
     p.add_argument("--eval-text", help="held-out text file (default: the bundled held-out text)")
@@ -45,7 +47,8 @@ def evaluate_recipes(model_dir: Path, recipe_names: list[str], eval_text: str, c
     with tempfile.TemporaryDirectory() as tmp:
         for recipe in recipes:
             say(f"recipe {recipe.name}: compressing")
-            stats = compress_checkpoint(model_dir, recipe, Path(tmp) / "artifact", calibration=calib_text)
+            stats = compress_checkpoint(model_dir, recipe, Path(tmp) / "artifact", calibration=calib_text,
+                                        force=True)   # our own temporary artifact of the previous recipe
             model = ReferenceModel.from_compressed(load_compressed(Path(tmp) / "artifact"))
             ppl = perplexity(model, ids, max_tokens=max_eval_tokens)
             say(f"recipe {recipe.name}: perplexity {ppl:.3f}")
@@ -67,9 +70,12 @@ def run(args) -> dict:
     if args.eval:
         names = [n.strip() for n in args.recipes.split(",")] if args.recipes else list(EVAL_RECIPES)
         text = _read_text(args.eval_text, heldout_text_path)
+        if args.plot is not None:      # a bad plot path is refused before the evaluation runs
+            from reports.figures import check_png_dest
+            check_png_dest(args.plot)
         rows = evaluate_recipes(model_dir, names, text, calib, args.max_eval_tokens, say)
         result = {"model": str(model_dir), "recipes": rows}
-        if args.plot:
+        if args.plot is not None:
             result["plot"] = str(plot_recipes(rows, args.plot, f"{model_dir.name}: held-out perplexity"))
         if not args.json:
             print(recipe_table(rows))
@@ -79,8 +85,9 @@ def run(args) -> dict:
     from mapping.compress import compress_checkpoint
     recipe = get_recipe(args.recipe or DEFAULT_RECIPE)
     calib = calib() if recipe.needs_calibration else None
-    out = Path(args.out) if args.out else Path("out") / f"{model_dir.name}-{recipe.name.replace(':', '_')}"
-    stats = compress_checkpoint(model_dir, recipe, out, calibration=calib, progress=say)
+    # an empty --out is an error (sparse_dsp.safe_paths), not the default
+    out = args.out if args.out is not None else str(Path("out") / f"{model_dir.name}-{recipe.name.replace(':', '_')}")
+    stats = compress_checkpoint(model_dir, recipe, out, calibration=calib, progress=say, force=args.force)
     if not args.json:
         print(f"wrote {out}: {stats['avg_bits']:.2f} code bits/weight, "
               f"{stats['storage_bits_per_weight']:.2f} stored bits/weight, sparsity {stats['sparsity']:.2f}")
