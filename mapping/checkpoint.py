@@ -147,3 +147,28 @@ def write_safetensors_streaming(path: str | os.PathLike, specs: list[tuple[str, 
                 raise ValueError(f"tensor '{name}' has shape {arr.shape}, expected {shape}")
             arr.tofile(f)
     os.replace(tmp, path)
+
+
+def load_local_tokenizer(path: "str | os.PathLike", what: str = "tokenizer"):
+    """A checkpoint's own tokenizer, from a local directory only, as data only.
+
+    ``local_files_only=True``: a name that is not a local directory is never looked up on a hub.
+    ``trust_remote_code=False``: a directory whose ``auto_map`` points at its own Python is an
+    error, never a prompt (transformers asks on stdin when the flag is left unset) and never
+    code we run.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        raise CheckpointError(f"{what} '{path}' is not a local directory; llmaccel loads tokenizers only from "
+                              "local checkpoint directories and never downloads one")
+    from transformers import AutoTokenizer
+    try:
+        return AutoTokenizer.from_pretrained(str(p), local_files_only=True, trust_remote_code=False)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc) or "custom code" in str(exc):
+            raise CheckpointError(f"{what} '{path}' needs its own Python code (auto_map in tokenizer_config.json); "
+                                  "llmaccel never runs code from an input: use a tokenizer whose tokenizer_class "
+                                  "is a transformers class") from None
+        raise CheckpointError(f"{what} in '{path}' could not be loaded: {exc}") from None
+    except (OSError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{what} in '{path}' could not be loaded: {exc}") from None
