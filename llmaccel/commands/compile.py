@@ -33,6 +33,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="skip the per-length instruction-storage comparison (it compiles every length)")
 
 
+def inapplicable(args) -> dict[str, str]:
+    """Flags the chosen mode would ignore (the CLI refuses them when given)."""
+    if not isinstance(_load_model_kind(args.model), str):
+        return {"recipe": "does not apply to a compressed-model artifact (it was compressed with its own recipe)"}
+    return {}
+
+
+def _load_model_kind(arg: str):
+    from pathlib import Path
+    p = Path(arg)
+    return p if p.is_dir() and (p / "manifest.json").is_file() else arg
+
+
 def _load_model(arg: str):
     from pathlib import Path
     p = Path(arg)

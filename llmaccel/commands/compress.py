@@ -5,7 +5,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from llmaccel.commands._common import load_tokenizer, model_dir_arg, progress
+from llmaccel.commands._common import (at_least, load_tokenizer, model_dir_arg, output_file, progress,
+                                       read_text_file)
 
 NAME = "compress"
 HELP = "compress a Llama checkpoint (quantize, prune, pack); --eval compares recipes by held-out perplexity"
@@ -21,16 +22,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipes", help="comma-separated recipes for --eval (default: the standard table)")
     p.add_argument("--eval-text", help="held-out text file (default: the bundled held-out text)")
     p.add_argument("--calibration-text", help="calibration text file (default: the bundled calibration text)")
-    p.add_argument("--max-eval-tokens", type=int, default=None, help="evaluate on the first N tokens only")
-    p.add_argument("--plot", help="with --eval: write a perplexity-vs-bits plot (PNG) here")
+    p.add_argument("--max-eval-tokens", type=at_least(2), default=None, help="evaluate on the first N tokens only")
+    p.add_argument("--plot", type=output_file, help="with --eval: write a perplexity-vs-bits plot (PNG) here")
 
 
-def _read_text(path: str | None, default_fn) -> str:
+def inapplicable(args) -> dict[str, str]:
+    """Flags the chosen mode would ignore (the CLI refuses them when given)."""
+    if args.eval:
+        return {"recipe": "does not apply with --eval (give the recipes to compare with --recipes)",
+                "out": "does not apply with --eval (nothing is kept; use --plot for a figure)"}
+    return {d: "applies only with --eval" for d in ("recipes", "eval_text", "max_eval_tokens", "plot")}
+
+
+def _recipe_list(text: str) -> list[str]:
+    """--recipes 'a,b': every name non-empty (an empty --recipes is an error, not the default table)."""
     from sparse_dsp.errors import LlmaccelError
-    p = Path(path) if path else default_fn()
-    if not p.is_file():
-        raise LlmaccelError(f"text file '{p}' does not exist")
-    return p.read_text(encoding="utf-8")
+    names = [n.strip() for n in text.split(",")]
+    if not text.strip() or any(not n for n in names):
+        raise LlmaccelError(f"--recipes '{text}' has an empty name; give comma-separated recipe names "
+                            f"(e.g. w8,w4-g128-rtn) or leave --recipes out for the standard table")
+    return names
+
+
+def _read_text(path: str | None, default_fn, flag: str) -> str:
+    return read_text_file(Path(path) if path else default_fn(), flag)
 
 
 def evaluate_recipes(model_dir: Path, recipe_names: list[str], eval_text: str, calib_text,
@@ -66,10 +81,10 @@ def run(args) -> dict:
     model_dir = model_dir_arg(args.model)
     say = progress(True)
     # calibration text is read only when a recipe needs it (GPTQ, Wanda, mixed precision)
-    calib = lambda: _read_text(args.calibration_text, calibration_text_path)
+    calib = lambda: _read_text(args.calibration_text, calibration_text_path, "--calibration-text")
     if args.eval:
-        names = [n.strip() for n in args.recipes.split(",")] if args.recipes else list(EVAL_RECIPES)
-        text = _read_text(args.eval_text, heldout_text_path)
+        names = _recipe_list(args.recipes) if args.recipes is not None else list(EVAL_RECIPES)
+        text = _read_text(args.eval_text, heldout_text_path, "--eval-text")
         if args.plot is not None:      # a bad plot path is refused before the evaluation runs
             from reports.figures import check_png_dest
             check_png_dest(args.plot)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from llmaccel.commands._common import output_file
+
 NAME = "simulate"
 HELP = "cycle-approximate timing, energy and roofline of a model on a design (no weights needed)"
 
@@ -15,8 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode", type=int, default=512, help="generated tokens (decode steps)")
     p.add_argument("--max-len", type=int, default=2048, help="compiled maximum length (tokens)")
     p.add_argument("--no-fuse", action="store_true", help="emit element-wise ops as separate SFU instructions")
-    p.add_argument("--trace", default=None, help="write a Chrome/Perfetto trace JSON of the simulated programs")
-    p.add_argument("--plot", default=None, help="write a PNG: time breakdown and unit utilization")
+    p.add_argument("--trace", type=output_file, default=None, help="write a Chrome/Perfetto trace JSON of the simulated programs")
+    p.add_argument("--plot", type=output_file, default=None, help="write a PNG: time breakdown and unit utilization")
 
 
 def run(args) -> dict:
