@@ -111,8 +111,8 @@ def compress_checkpoint(checkpoint_dir: str | Path, recipe: Recipe, out_dir: str
     """
     say = progress or (lambda msg: None)
     check_artifact_dest(out_dir, SCHEMA, force)
-    ckpt = SafetensorsCheckpoint(checkpoint_dir)
-    shape = lm.shape_from_config(ckpt.config, str(Path(checkpoint_dir) / 'config.json'))
+    ckpt = SafetensorsCheckpoint(checkpoint_dir)     # every header and tensor checked against config.json
+    shape = ckpt.spec
     _validate_recipe_for_shape(recipe, shape)
     t0 = time.perf_counter()
     freqs = lm.inv_freq(shape)
