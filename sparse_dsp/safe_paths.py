@@ -105,18 +105,23 @@ def _refuse_cwd_and_parents(dest: Path, flag: str, raw: str) -> None:
         raise OutputPathError(f"{flag} '{raw}' is a filesystem root; give a new directory name")
 
 
-def _prepare_parent(dest: Path, flag: str, raw: str) -> None:
-    parent = dest.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise OutputPathError(f"{flag} '{raw}': '{parent}' exists and is not a directory") from None
-    except OSError as exc:
-        raise OutputPathError(f"{flag} '{raw}': cannot create '{parent}' ({exc.strerror})") from None
+def _check_parent(dest: Path, flag: str, raw: str) -> None:
+    """The nearest existing ancestor of ``dest`` must be a writable directory (nothing is created yet,
+    so a refused or failed run leaves no empty directories behind)."""
+    parent = Path(os.path.abspath(dest)).parent
+    while not parent.exists() and not parent.is_symlink():
+        parent = parent.parent
     if not parent.is_dir():
-        raise OutputPathError(f"{flag} '{raw}': '{parent}' is not a directory")
+        raise OutputPathError(f"{flag} '{raw}': '{parent}' exists and is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"{flag} '{raw}': directory '{parent}' is not writable")
+
+
+def _make_parent(dest: Path, flag: str, raw: str) -> None:
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError(f"{flag} '{raw}': cannot create '{dest.parent}' ({exc.strerror})") from None
 
 
 def check_output_dir(dest: "str | os.PathLike", flag: str = "--out", force: bool = False,
@@ -138,15 +143,13 @@ def check_output_dir(dest: "str | os.PathLike", flag: str = "--out", force: bool
             raise OutputPathError(f"{flag} '{raw}' exists and is a file, not a directory; give a new directory name")
         if any(path.iterdir()):
             if not force:
-                raise OutputPathError(f"{flag} '{raw}' exists and is not empty; give a new directory name, or "
-                                      f"--force to replace an llmaccel {kind} there")
+                hint = "" if is_ours is None else f", or --force to replace an llmaccel {kind} there"
+                raise OutputPathError(f"{flag} '{raw}' exists and is not empty; give a new directory name{hint}")
             why = "no check for this kind of output" if is_ours is None else is_ours(path)
             if why is not None:
                 raise OutputPathError(f"{flag} '{raw}': refusing to replace it with --force: it is not an "
                                       f"llmaccel {kind} ({why})")
-        if not os.access(path.parent if str(path.parent) else ".", os.W_OK | os.X_OK):
-            raise OutputPathError(f"{flag} '{raw}': directory '{path.parent}' is not writable")
-    _prepare_parent(path, flag, raw)
+    _check_parent(path, flag, raw)
     return path
 
 
@@ -155,6 +158,7 @@ def write_dir_atomically(dest: "str | os.PathLike", build: Callable[[Path], None
                          kind: str = "output") -> Path:
     """Build a directory with ``build(tmp)`` and put it at ``dest`` under the rules of this module."""
     path = check_output_dir(dest, flag, force, is_ours, kind)
+    _make_parent(path, flag, os.fspath(dest))
     clean_leftovers(path)
     tmp = path.parent / _temp_name(path.name, "partial")
     try:
@@ -200,7 +204,7 @@ def check_output_file(dest: "str | os.PathLike", flag: str,
         if why is not None:
             raise OutputPathError(f"{flag} '{raw}' exists and is not an llmaccel {kind} ({why}); "
                                   "refusing to overwrite it: give a new file name")
-    _prepare_parent(path, flag, raw)
+    _check_parent(path, flag, raw)
     return path
 
 
@@ -211,6 +215,7 @@ def write_file_atomically(dest: "str | os.PathLike", write: Callable[[Path], Non
     ``tmp`` has no meaningful suffix: writers that infer a format from it must name the format.
     """
     path = check_output_file(dest, flag, is_ours, kind)
+    _make_parent(path, flag, os.fspath(dest))
     clean_leftovers(path)
     tmp = path.parent / _temp_name(path.name, "partial")
     try:

@@ -30,7 +30,8 @@ def inapplicable(args) -> dict[str, str]:
     """Flags the chosen mode would ignore (the CLI refuses them when given)."""
     if args.eval:
         return {"recipe": "does not apply with --eval (give the recipes to compare with --recipes)",
-                "out": "does not apply with --eval (nothing is kept; use --plot for a figure)"}
+                "out": "does not apply with --eval (nothing is kept; use --plot for a figure)",
+                "force": "does not apply with --eval (nothing is kept)"}
     return {d: "applies only with --eval" for d in ("recipes", "eval_text", "max_eval_tokens", "plot")}
 
 

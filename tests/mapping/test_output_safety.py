@@ -174,7 +174,7 @@ def test_trace_and_plot_paths_are_checked(flag, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     rc, err = _json_error(capsys, sim + [flag, str(blocker / "out")])
-    assert rc == 2 and "is not a directory" in err
+    assert rc == 2 and str(blocker) in err and "not a directory" in err
     user = tmp_path / "README.md"
     user.write_text("my readme")
     rc, err = _json_error(capsys, sim + [flag, str(user)])
@@ -190,3 +190,35 @@ def _umask() -> int:
     old = os.umask(0)
     os.umask(old)
     return old
+
+
+def test_hls_emit_force_never_deletes_the_current_directory_or_a_users_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    mine = _user_tree(tmp_path)
+    for out in (".", "notes", ".."):
+        rc, err = _json_error(capsys, ["hls", "emit", "--kernel", "sfu_n1024_u1", "--out", out, "--force", "--json"])
+        assert rc == 2 and "--out" in err, err
+    assert _intact(tmp_path, mine)
+    prj = tmp_path / "prj"
+    argv = ["hls", "emit", "--kernel", "sfu_n1024_u1", "--out", str(prj), "--json"]
+    assert main(argv) == 0 and main(argv + ["--force"]) == 0      # our own project: replaced
+    capsys.readouterr()
+    (prj / "my-edits.cpp").write_text("mine")
+    rc, err = _json_error(capsys, argv + ["--force"])
+    assert rc == 2 and "my-edits.cpp" in err and (prj / "my-edits.cpp").read_text() == "mine"
+
+
+def test_rtl_generate_refuses_a_non_empty_directory_and_leaves_no_temporaries(tmp_path):
+    from sparse_dsp.rtl.gen import generate
+    user = tmp_path / "rtl"
+    mine = _user_tree(user)
+    decoy = tmp_path / "new.tmp-gen"           # the name the old writer deleted without asking
+    decoy.mkdir()
+    (decoy / "keep.v").write_text("module keep; endmodule")
+    with pytest.raises(OutputPathError, match="exists and is not empty; give a new directory name$"):
+        generate("dsp_chain", {}, user)
+    assert _intact(user, mine) and (decoy / "keep.v").is_file()
+    m = generate("dsp_chain", {}, tmp_path / "new")
+    assert sorted(os.listdir(tmp_path / "new")) == sorted(m["files"] + ["config.json"])
+    assert (decoy / "keep.v").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "new.tmp-gen", "rtl"]
