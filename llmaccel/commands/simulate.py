@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from llmaccel.commands._common import output_file
+
 NAME = "simulate"
 HELP = "cycle-approximate timing, energy and roofline of a model on a design (no weights needed)"
 
@@ -15,8 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode", type=int, default=512, help="generated tokens (decode steps)")
     p.add_argument("--max-len", type=int, default=2048, help="compiled maximum length (tokens)")
     p.add_argument("--no-fuse", action="store_true", help="emit element-wise ops as separate SFU instructions")
-    p.add_argument("--trace", default=None, help="write a Chrome/Perfetto trace JSON of the simulated programs")
-    p.add_argument("--plot", default=None, help="write a PNG: time breakdown and unit utilization")
+    p.add_argument("--trace", type=output_file, default=None, help="write a Chrome/Perfetto trace JSON of the simulated programs")
+    p.add_argument("--plot", type=output_file, default=None, help="write a PNG: time breakdown and unit utilization")
 
 
 def run(args) -> dict:
@@ -24,6 +26,12 @@ def run(args) -> dict:
     from simulator.analytical import estimate
     from simulator.api import simulate_compiled
 
+    if args.trace is not None:       # bad output paths are refused before the simulation runs
+        from simulator.trace import check_trace_dest
+        check_trace_dest(args.trace)
+    if args.plot is not None:
+        from reports.figures import check_png_dest
+        check_png_dest(args.plot)
     comp, design, device = build_compiler(args.model, args.design, args.recipe, max_len=args.max_len,
                                           fuse=not args.no_fuse)
     res = simulate_compiled(comp, args.prefill, args.decode, design_name=design.name, device_name=device.name,
@@ -34,7 +42,7 @@ def run(args) -> dict:
                        comp.prefill_chunk(comp.prefill_bucket_of(args.prefill)))
         out["analytical"] = {k: ana[k] for k in ("ttft_s", "prefill_bound", "decode_ms_per_token",
                                                   "decode_tokens_per_s", "decode_bound")}
-    if args.trace:
+    if args.trace is not None:
         from simulator.trace import write_trace
         pb = comp.prefill_bucket_of(args.prefill)
         segs = [("prefill", comp.prefill_programs(pb)[0])]
@@ -42,7 +50,7 @@ def run(args) -> dict:
             segs.append(("decode", comp.layer_program("decode", comp.decode_bucket_of(args.prefill + 1), 1)))
         segs.append(("lm_head", comp.head_program()))
         out["trace"] = str(write_trace(args.trace, segs, comp.hw))
-    if args.plot:
+    if args.plot is not None:
         out["plot"] = _plot(res, args.plot)
     if not args.json:
         _print(out)
@@ -71,9 +79,6 @@ def _print(o: dict) -> None:
 
 
 def _plot(res, path: str) -> str:
-    import os
-    import tempfile
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -92,11 +97,5 @@ def _plot(res, path: str) -> str:
     a2.set_ylabel("busy %")
     a2.legend()
     fig.tight_layout()
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=d)
-    os.close(fd)
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    from reports.figures import save_png
+    return str(save_png(fig, path, "--plot"))
