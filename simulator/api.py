@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from simulator.energy import EnergyConstants, load_energy, phase_energy
+from simulator.power import PowerModel
 from simulator.timing import Work, layer_timing, program_work
 from simulator.timing_engine import UNITS
 from sparse_dsp.errors import LlmaccelError
@@ -52,6 +52,8 @@ class SimResult:
     clock_MHz: float
     buckets_simulated: int
     energy_breakdown_decode_J: dict[str, float] = field(default_factory=dict)
+    energy_breakdown_prefill_J: dict[str, float] = field(default_factory=dict)
+    static_power_W: Optional[float] = None
     energy_sources: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -75,7 +77,7 @@ def _model_work(comp: Any, phase: str, ctx: int, tokens: int) -> Work:
 
 
 def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str = "", device_name: str = "",
-                      recipe_name: str = "", energy: Optional[EnergyConstants] = None) -> SimResult:
+                      recipe_name: str = "", power: Optional[PowerModel] = None) -> SimResult:
     if prefill < 1:
         raise LlmaccelError(f"prefill={prefill} must be >= 1 (a prompt has at least one token)")
     if decode < 0:
@@ -85,7 +87,6 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
                             f"max_len={comp.max_len}; allowed: prefill + decode <= {comp.max_len}")
     hw, spec = comp.hw, comp.spec
     f = hw.clock_hz
-    ec = energy or load_energy(device_name)
     head = program_work(comp.head_program(core0_only=True), hw)
 
     # ---- prefill: the prompt's bucket, chunk by chunk, all layers, then the LM head on the last token
@@ -132,11 +133,13 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
     pre_macs = pre.macs
     roof_prefill_s = max(pre_macs / peak_macs, (w_bytes + pre.hbm_write_bytes) / peak_bw)
 
-    e_dec = phase_energy(dec, decode_s, ec)
-    e_pre = phase_energy(pre, prefill_s, ec)
     notes = []
-    if ec.static_W is None:
-        notes.append(f"power_W/tokens_per_J not reported: {ec.sources['static_W']}")
+    if power is None:
+        notes.append("power_W/tokens_per_J not reported: no power model given (PowerModel.build(design, device))")
+    elif power.unavailable_reason:
+        notes.append(f"power_W/tokens_per_J not reported: {power.unavailable_reason}")
+    e_dec = power.phase(dec, decode_s) if power else None
+    e_pre = power.phase(pre, prefill_s) if power else None
     dec_bw = (dec.hbm_read_bytes + dec.hbm_write_bytes) / decode_s if decode_s else 0.0
     pre_bw = (pre.hbm_read_bytes + pre.hbm_write_bytes) / prefill_s if prefill_s else 0.0
     return SimResult(
@@ -146,9 +149,9 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
         decode_ms_per_token=1e3 * decode_s / decode if decode else 0.0,
         decode_tokens_per_s=decode / decode_s if decode_s else 0.0,
         prefill_tokens_per_s=prefill / prefill_s,
-        power_W=e_dec.power_W, prefill_power_W=e_pre.power_W,
-        tokens_per_J=(decode / e_dec.total_J) if (decode and e_dec.total_J) else None,
-        prefill_tokens_per_J=(prefill / e_pre.total_J) if e_pre.total_J else None,
+        power_W=e_dec.power_W if e_dec else None, prefill_power_W=e_pre.power_W if e_pre else None,
+        tokens_per_J=(decode / e_dec.total_J) if (decode and e_dec and e_dec.total_J) else None,
+        prefill_tokens_per_J=(prefill / e_pre.total_J) if (e_pre and e_pre.total_J) else None,
         hbm_bw_utilization=dec_bw / peak_bw, prefill_hbm_bw_utilization=pre_bw / peak_bw,
         decode_hbm_GBps=dec_bw / 1e9,
         prefill_mac_utilization=pre_macs / (peak_macs * prefill_s),
@@ -159,4 +162,7 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
         decode_bytes_per_token=bytes_sum / decode if decode else 0.0,
         weight_bytes=w_bytes, peak_hbm_GBps=peak_bw / 1e9, peak_TOPS=2 * peak_macs / 1e12,
         clock_MHz=f / 1e6, buckets_simulated=len(steps_per_bucket) + math.ceil(pb / chunk),
-        energy_breakdown_decode_J=e_dec.dynamic_breakdown_J, energy_sources=ec.sources, notes=notes)
+        energy_breakdown_decode_J=e_dec.dynamic_breakdown_J if e_dec else {},
+        energy_breakdown_prefill_J=e_pre.dynamic_breakdown_J if e_pre else {},
+        static_power_W=power.static_W if power else None,
+        energy_sources=power.sources if power else {}, notes=notes)

@@ -26,8 +26,9 @@ def run(args) -> dict:
 
     comp, design, device = build_compiler(args.model, args.design, args.recipe, max_len=args.max_len,
                                           fuse=not args.no_fuse)
+    from simulator.power import PowerModel
     res = simulate_compiled(comp, args.prefill, args.decode, design_name=design.name, device_name=device.name,
-                            recipe_name=str(args.recipe))
+                            recipe_name=str(args.recipe), power=PowerModel.build(design, device))
     out = res.to_dict()
     if args.decode:
         ana = estimate(comp.spec, comp.hw, comp.f, args.prefill, args.decode,
