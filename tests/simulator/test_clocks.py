@@ -89,3 +89,18 @@ def test_vhk158_limit_is_ds960():
     assert dsp.limit_MHz == 1070 and "DS960" in dsp.source and dsp.ok
     with pytest.raises(ClockLimitError, match="1070"):
         check_clocks(dataclasses.replace(load_design("flightllm-vhk158"), clock_MHz=1100), load_device("versal-vhk158"))
+
+
+def test_hbm_side_clock_is_checked_against_pg276():
+    """A design may run its HBM-side logic on its own clock; that clock is bound by the HBM AXI port Fmax."""
+    dev = load_device("alveo-u280")
+    d = dataclasses.replace(load_design("flightllm-u280"), hbm_clock_MHz=450)
+    assert [c.limit for c in check_clocks(d, dev).checks if c.clock_field == "hbm_clock_MHz"] == ["hbm_axi_fmax_MHz"]
+    with pytest.raises(ClockLimitError) as exc:
+        check_clocks(dataclasses.replace(d, hbm_clock_MHz=500), dev)
+    msg = str(exc.value)
+    assert "hbm_clock_MHz" in msg and "450" in msg and "PG276" in msg and "field 'clock_MHz'" not in msg
+    # Versal HBM: DS960's AXI clock limit (500 MHz at -2, 0.80 V)
+    v = dataclasses.replace(load_design("flightllm-vhk158"), hbm_clock_MHz=520)
+    with pytest.raises(ClockLimitError, match="500"):
+        check_clocks(v, load_device("versal-vhk158"))
