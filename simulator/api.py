@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from simulator.power import PowerModel
-from simulator.timing import Work, layer_timing, program_work
+from simulator.timing import CATEGORIES, Work, layer_timing, program_work
 from simulator.timing_engine import UNITS
 from sparse_dsp.errors import LlmaccelError
 
@@ -51,9 +51,10 @@ class SimResult:
     peak_TOPS: float
     clock_MHz: float
     buckets_simulated: int
-    energy_breakdown_decode_J: dict[str, float] = field(default_factory=dict)
+    energy_breakdown_decode_J: dict[str, float] = field(default_factory=dict)    # dynamic J by component (simulator.power)
     energy_breakdown_prefill_J: dict[str, float] = field(default_factory=dict)
-    static_power_W: Optional[float] = None
+    breakdown: dict[str, Any] = field(default_factory=dict)   # where a decode token's time and energy go
+    static_power_W: Optional[float] = None   # board idle power the totals include (simulator.power)
     energy_sources: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -78,6 +79,7 @@ def _model_work(comp: Any, phase: str, ctx: int, tokens: int) -> Work:
 
 def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str = "", device_name: str = "",
                       recipe_name: str = "", power: Optional[PowerModel] = None) -> SimResult:
+    """``power`` (``PowerModel.build(design, device)``) gives power and tokens/J; without it they are None."""
     if prefill < 1:
         raise LlmaccelError(f"prefill={prefill} must be >= 1 (a prompt has at least one token)")
     if decode < 0:
@@ -116,6 +118,8 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
     kv_row = spec.head_dim + 4
     peak_bw = hw.hbm_peak_Bps
     peak_macs = hw.peak_macs_per_s
+    # decode runs MV on one token: one of the two packed lanes of every DSP does useful work
+    peak_mv_macs = hw.n_cores * hw.dsp_per_core * f
     t_bw = t_cmp = bytes_sum = 0.0
     linear_macs = (sum(fm.out_features * fm.kept_per_row for lay in comp.f.layers for _, fm in lay)
                    + comp.f.lm_head.out_features * comp.f.lm_head.kept_per_row)
@@ -126,7 +130,7 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
         macs = linear_macs + 2 * spec.num_layers * spec.num_heads * L * spec.head_dim
         bytes_sum += by
         t_bw += by / peak_bw
-        t_cmp += macs / peak_macs
+        t_cmp += macs / peak_mv_macs
     roof_bw = decode / t_bw if decode else 0.0
     roof_cmp = decode / t_cmp if decode else 0.0
     roof = decode / max(t_bw, t_cmp) if decode else 0.0
@@ -142,6 +146,7 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
     e_pre = power.phase(pre, prefill_s) if power else None
     dec_bw = (dec.hbm_read_bytes + dec.hbm_write_bytes) / decode_s if decode_s else 0.0
     pre_bw = (pre.hbm_read_bytes + pre.hbm_write_bytes) / prefill_s if prefill_s else 0.0
+    breakdown = decode_breakdown(dec, decode, f, e_dec)
     return SimResult(
         model=spec.name, design=design_name, recipe=recipe_name,
         prefill_tokens=prefill, decode_tokens=decode,
@@ -164,5 +169,45 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
         clock_MHz=f / 1e6, buckets_simulated=len(steps_per_bucket) + math.ceil(pb / chunk),
         energy_breakdown_decode_J=e_dec.dynamic_breakdown_J if e_dec else {},
         energy_breakdown_prefill_J=e_pre.dynamic_breakdown_J if e_pre else {},
-        static_power_W=power.static_W if power else None,
+        breakdown=breakdown, static_power_W=power.static_W if power else None,
         energy_sources=power.sources if power else {}, notes=notes)
+
+
+# dynamic-energy components of simulator.power that belong to one kind of activity; every other
+# component (and static power) is spread over the categories by their share of the time
+_ENERGY_OWNER = {"dsp": ("compute",), "sfu": ("sfu",),
+                 "hbm_traffic": ("weight_stream", "decoder_stall", "kv_reads", "lm_head")}
+
+
+def decode_breakdown(dec: Work, decode: int, clock_hz: float, e_dec: Any) -> dict[str, Any]:
+    """Per decode token: ms and mJ in each of ``simulator.timing.CATEGORIES``.
+
+    Time is exposed time (``timing.time_breakdown``): the categories add up to the token's time.
+    Energy: static power and time-proportional components follow each category's time; DSP energy
+    goes to compute, SFU energy to sfu, HBM traffic energy to the memory categories by their time.
+    """
+    if not decode or dec.cycles <= 0:
+        return {}
+    cyc = {c: dec.time.get(c, 0.0) for c in CATEGORIES}
+    total = sum(cyc.values()) or 1.0
+    ms = {c: 1e3 * v / clock_hz / decode for c, v in cyc.items()}
+    out: dict[str, Any] = {"decode_ms_per_token": ms,
+                           "decode_fraction": {c: v / total for c, v in cyc.items()},
+                           "attribution": "each cycle to the first active of: " + ", ".join(CATEGORIES[:-2])
+                                          + "; lm_head = the LM head program; idle = nothing active"}
+    if e_dec is None or e_dec.total_J is None:
+        return out
+    mj = {c: 0.0 for c in CATEGORIES}
+    spread = (e_dec.static_J or 0.0)
+    for comp, joules in e_dec.dynamic_breakdown_J.items():
+        owners = [c for c in _ENERGY_OWNER.get(comp, ()) if cyc[c] > 0]
+        if not owners:
+            spread += joules
+            continue
+        t_own = sum(cyc[c] for c in owners)
+        for c in owners:
+            mj[c] += 1e3 * joules * cyc[c] / t_own / decode
+    for c in CATEGORIES:
+        mj[c] += 1e3 * spread * cyc[c] / total / decode
+    out["decode_mJ_per_token"] = mj
+    return out
