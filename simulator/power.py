@@ -34,10 +34,13 @@ from simulator.timing import Work
 
 POWER_DIR = Path(__file__).resolve().parent / "presets" / "power"
 DEFAULT_POWER_YAML = POWER_DIR / "default.yaml"
-FABRIC_COEFFICIENTS = ("dsp_pJ_per_cycle_full_toggle", "dsp_toggle", "logic_fJ_per_lut_toggle",
+FABRIC_COEFFICIENTS = ("reference_vccint_V", "dsp_pJ_per_cycle_full_toggle", "dsp_toggle", "logic_fJ_per_lut_toggle",
                        "logic_fJ_per_ff_toggle", "logic_toggle", "clock_fJ_per_ff_cycle", "bram36_pJ_per_access",
                        "uram_pJ_per_access", "hbm_pJ_per_bit", "hbm_W_per_enabled_pseudo_channel")
 BOARD_COEFFICIENTS = ("idle_W", "die_static_extra_W", "ddr_idle_W")
+# fabric energies that scale with VCCINT^2 (the HBM's are on the HBM's own supplies)
+VOLTAGE_SCALED = ("dsp_pJ_per_cycle_full_toggle", "logic_fJ_per_lut_toggle", "logic_fJ_per_ff_toggle",
+                  "clock_fJ_per_ff_cycle", "bram36_pJ_per_access", "uram_pJ_per_access")
 FRACTIONS = ("dsp_toggle", "logic_toggle")
 PORT_ACCESS_BYTES = 9   # one 72-bit BRAM/URAM port word (AMD UG573)
 
@@ -181,6 +184,7 @@ class PowerModel:
     ff_total: float
     uram_traffic_share: float        # share of buffer traffic that goes to URAM (the rest to BRAM)
     coefficients: BoardPowerCoefficients
+    vccint_V: Optional[float] = None  # the device's VCCINT (device YAML clock.vccint_V); None: the fabric's reference
 
     @classmethod
     def build(cls, design: Any, device: Any, path: Optional[str | Path] = None,
@@ -193,7 +197,15 @@ class PowerModel:
         uram = sum(b.size_bytes for b in per_core if b.memory == "URAM")
         return cls(design.name, device.name, design.clock_hz, design.cores, design.hbm_channels, lines,
                    float(usage.total("FF")), uram / total if total else 0.0,
-                   load_power_coefficients(device.name, path))
+                   load_power_coefficients(device.name, path), getattr(device.clock, "vccint_V", None))
+
+    @property
+    def voltage_scale(self) -> Optional[float]:
+        """(VCCINT / the fabric energies' reference VCCINT)^2; 1 when the device does not state its VCCINT."""
+        ref = self.coefficients.get("reference_vccint_V").value
+        if ref is None:
+            return None
+        return 1.0 if self.vccint_V is None else (self.vccint_V / ref) ** 2
 
     @property
     def static_W(self) -> Optional[float]:
@@ -230,6 +242,8 @@ class PowerModel:
         static = None if self.static_W is None else self.static_W * seconds
         if any(c[k] is None for k in FABRIC_COEFFICIENTS):
             return PhaseEnergy(seconds, static, None, {})
+        for k in VOLTAGE_SCALED:
+            c[k] *= self.voltage_scale
         cycles = seconds * self.clock_hz
         busy = self.busy_fractions(work)
         dsp = logic = 0.0

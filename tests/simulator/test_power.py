@@ -157,3 +157,16 @@ def test_unknown_power_coefficients_report_none_with_reason():
     r = simulate("llama2-13b", "flightllm-vhk158", "w4-g128-rtn", prefill=128, decode=16, check_fit=False)
     assert r.power_W is None and r.tokens_per_J is None
     assert any("not found" in n and "idle_W" in n for n in r.notes)
+
+
+def test_fabric_energies_scale_with_vccint_squared():
+    """The same design on a board run at 0.72 V (DS923's low-voltage -2L mode) draws (0.72/0.85)^2 of the
+    fabric's dynamic energy; HBM energy is on its own supplies and does not change."""
+    d, dev = load_design("flightllm-u280"), load_device("alveo-u280")
+    low = dataclasses.replace(dev, clock=dataclasses.replace(dev.clock, vccint_V=0.72))
+    w = _work(225e6, {"MPE": 0.7, "LD": 0.9}, 4, hbm_read_bytes=300e9, buffer_bytes=1e12)
+    a = PowerModel.build(d, dev).phase(w, 1.0).dynamic_breakdown_J
+    b = PowerModel.build(d, low).phase(w, 1.0).dynamic_breakdown_J
+    for k in ("dsp", "logic", "clock_tree", "bram", "uram"):
+        assert b[k] == pytest.approx(a[k] * (0.72 / 0.85) ** 2), k
+    assert b["hbm_traffic"] == a["hbm_traffic"] and b["hbm_channels"] == a["hbm_channels"]
