@@ -113,7 +113,14 @@ def _row(raw: Any, i: int, where: str) -> HbmMeasurement:
 
 def _table(path: Optional[str | Path]) -> tuple[Path, dict]:
     p = Path(path) if path else DEFAULT_TABLE
-    return p, load_yaml_mapping(p)
+    st = p.stat() if p.is_file() else None
+    return p, _read_table(str(p), st.st_mtime_ns if st else 0, st.st_size if st else 0)
+
+
+@lru_cache(maxsize=16)
+def _read_table(path: str, mtime_ns: int, size: int) -> dict:
+    """The parsed table, cached by path and file stamp (callers only read it)."""
+    return load_yaml_mapping(path)
 
 
 def load_hbm_measurements(path: Optional[str | Path] = None) -> list[HbmMeasurement]:

@@ -226,52 +226,46 @@ def schedule(prog: Program, hw: HwParams, copies: int = 1, allow_symmetry: bool 
 def time_breakdown(ops: list[TimedOp], sch: Schedule, t0: int, t1: int) -> dict[str, float]:
     """Cycles of core 0's window [t0, t1) per category (CATEGORIES), exposed-time attribution.
 
-    Memory ops: setup and channel wait, then the stream, then (weights) the decoder's excess over the
-    stream (decoder_stall), then the read latency, all in the op's category except the decoder part.
+    Memory ops: channel start, the stream, then (weights) the decoder's excess over the stream
+    (decoder_stall), then the read latency: all in the op's category except the decoder part.
+    Computed on the grid of interval end points (vectorised), not cycle by cycle.
     """
-    n = max(t1 - t0, 0)
     out = {c: 0.0 for c in CATEGORIES}
-    if n == 0:
+    if t1 <= t0:
         return out
+    n_ops = len(ops)
+    core = np.fromiter((o.core for o in ops), np.int64, n_ops)
+    cat = np.fromiter((o.cat for o in ops), np.int64, n_ops)
+    chan = np.fromiter((o.channel for o in ops), np.int64, n_ops)
+    stream = np.fromiter((o.stream for o in ops), np.int64, n_ops)
+    cyc = np.fromiter((o.cycles for o in ops), np.int64, n_ops)
+    st, en, ds = (np.asarray(x[:n_ops], dtype=np.int64) for x in (sch.start, sch.end, sch.data_start))
+    sel = (core == 0) & (cat >= 0)
+    mem = sel & (chan >= 0) & (cat != CAT["lm_head"])
+    oth = sel & ~mem
+    dec = np.full(int(mem.sum()), CAT["decoder_stall"])
+    fw = np.asarray(sch.fetch_wait, dtype=np.int64).reshape(-1, 2)
+    S = np.concatenate([st[mem], ds[mem] + stream[mem], ds[mem] + cyc[mem], st[oth], fw[:, 0]])
+    E = np.concatenate([ds[mem] + stream[mem], ds[mem] + cyc[mem], en[mem], en[oth], fw[:, 1]])
+    C = np.concatenate([cat[mem], dec, cat[mem], cat[oth], np.full(len(fw), CAT["instruction_fetch"])])
+    S, E = np.clip(S, t0, t1), np.clip(E, t0, t1)
+    keep = E > S
+    S, E, C = S[keep], E[keep], C[keep]
+    bounds = np.unique(np.concatenate([S, E, [t0, t1]]))
     k = len(CATEGORIES)
-    diff = np.zeros((k, n + 1), dtype=np.int32)
-    s_l: list[int] = []
-    e_l: list[int] = []
-    c_l: list[int] = []
-
-    def add(a: int, b: int, c: int) -> None:
-        if b > a:
-            s_l.append(a)
-            e_l.append(b)
-            c_l.append(c)
-
-    for i, op in enumerate(ops):
-        if op.core != 0 or op.cat < 0:
-            continue
-        st, en, ds = sch.start[i], sch.end[i], sch.data_start[i]
-        if op.channel >= 0 and op.cat != CAT["lm_head"]:
-            add(st, ds + op.stream, op.cat)
-            add(ds + op.stream, ds + op.cycles, CAT["decoder_stall"])
-            add(ds + op.cycles, en, op.cat)
-        else:
-            add(st, en, op.cat)
-    for a, b in sch.fetch_wait:
-        add(a, b, CAT["instruction_fetch"])
-    if s_l:
-        s_a = np.clip(np.asarray(s_l) - t0, 0, n)
-        e_a = np.clip(np.asarray(e_l) - t0, 0, n)
-        c_a = np.asarray(c_l)
-        np.add.at(diff, (c_a, s_a), 1)
-        np.add.at(diff, (c_a, e_a), -1)
-    active = np.cumsum(diff[:, :n], axis=1) > 0
-    taken = np.zeros(n, dtype=bool)
-    for c in range(k):
-        if CATEGORIES[c] == "idle":
+    d = np.zeros((k, len(bounds) + 1), dtype=np.int64)
+    np.add.at(d, (C, np.searchsorted(bounds, S)), 1)
+    np.add.at(d, (C, np.searchsorted(bounds, E)), -1)
+    active = np.cumsum(d, axis=1)[:, :len(bounds) - 1] > 0
+    seg = np.diff(bounds)
+    taken = np.zeros(len(seg), dtype=bool)
+    for c, name in enumerate(CATEGORIES):
+        if name == "idle":
             continue
         mine = active[c] & ~taken
-        out[CATEGORIES[c]] = float(mine.sum())
+        out[name] = float(seg[mine].sum())
         taken |= mine
-    out["idle"] = float(n - taken.sum())
+    out["idle"] = float(t1 - t0 - seg[taken].sum())
     return out
 
 
