@@ -19,6 +19,10 @@ Power is the measured NVML average of a decode run of the same model and
 recipe on that GPU where one exists; otherwise the datasheet TDP, which is a
 limit and not a draw, so tokens/J from it is a lower bound. Every estimate is
 tagged ``provenance="modelled"`` and says which efficiency and power it used.
+
+Not modelled: kernel launch and CUDA-graph overheads, L2 residency of small
+models, batching; a measured efficiency absorbs them for the configuration
+it measured. docs/gpu_model.md describes the model and the figures.
 """
 from __future__ import annotations
 
@@ -171,11 +175,24 @@ def _efficiency(dev: GpuDevice, model: str, recipe: str, root: Union[str, Path, 
                        None, TDP_SOURCE)
 
 
+def _shaped(run: ModelRun) -> bool:
+    """A run the model can replay: its model is a preset (or config path) and its recipe is known."""
+    try:
+        gpu_workload(load_model_spec(run.model), run.recipe)
+    except LlmaccelError:
+        return False
+    return True
+
+
 def _from_file(m: GpuMeasurement, dev: GpuDevice, model: str, recipe: str) -> Optional[_Efficiency]:
     src = f"measured:{m.source_file}"
     detail: list[str] = []
-    dec_run, dec_how = _pick(m.runs_of("decode"), model, recipe)
-    pre_run, pre_how = _pick(m.runs_of("prefill"), model, recipe)
+    usable = [r for r in m.runs if _shaped(r)]
+    if len(usable) < len(m.runs):
+        skipped = sorted({f"{r.model}/{r.recipe}" for r in m.runs if r not in usable})
+        detail.append(f"runs skipped (model or recipe unknown here): {', '.join(skipped)}")
+    dec_run, dec_how = _pick([r for r in usable if r.phase == "decode"], model, recipe)
+    pre_run, pre_how = _pick([r for r in usable if r.phase == "prefill"], model, recipe)
     if dec_run is None and pre_run is None and m.copy_bandwidth is None:
         return None
     if dec_run is not None:
@@ -201,7 +218,8 @@ def _from_file(m: GpuMeasurement, dev: GpuDevice, model: str, recipe: str) -> Op
             # shapes) or the measurement is wrong; either way the user must see it, not a clamp.
             detail.append(f"{name} measured faster than the roofline (efficiency {e:.3f} > 1)")
     power, psrc = None, TDP_SOURCE
-    exact = [r for r in m.runs_of("decode", model, recipe) if r.avg_power_W is not None]
+    exact = [r for r in usable if r.phase == "decode" and r.model == model and r.recipe == recipe
+             and r.avg_power_W is not None]
     if exact:
         r = min(exact, key=lambda r: r.ms_per_token)
         power = r.avg_power_W

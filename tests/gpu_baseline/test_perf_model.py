@@ -153,6 +153,16 @@ def test_copy_kernel_only_measurement_scales_decode(tmp_path):
     assert e.prefill_efficiency == 1.0 and "copy-kernel" in e.efficiency_detail
 
 
+def test_runs_the_model_cannot_replay_are_skipped_and_said(tmp_path):
+    d = measurement_dict()
+    d["runs"][0] = dict(d["runs"][0], model="my-private-7b")     # not a preset: its shapes are unknown here
+    write_json(tmp_path, "m.json", d)
+    e = estimate_gpu("llama2-7b", "a100-sxm-80gb", "w4-g128-rtn", measurements_root=tmp_path)
+    assert "runs skipped (model or recipe unknown here): my-private-7b/w4-g128-rtn" in e.efficiency_detail
+    assert e.decode_efficiency == pytest.approx(0.7847)       # falls back to the copy kernel
+    assert e.power_source == TDP_SOURCE                       # the skipped run's power is not used
+
+
 def test_bad_measurement_file_is_one_clear_error(tmp_path):
     d = measurement_dict()
     d["runs"][0]["ms_per_token"] = -1
