@@ -233,6 +233,12 @@ def _spec(model: Union[str, ModelSpec]) -> ModelSpec:
     return model if isinstance(model, ModelSpec) else load_model_spec(model)
 
 
+def gpu_presets() -> list[str]:
+    """Names of the GPU device presets :func:`estimate_gpu` accepts."""
+    from simulator.specs.device import list_devices
+    return [n for n in list_devices() if load_device(n).kind == "gpu"]
+
+
 def _gpu(device: str) -> GpuDevice:
     dev = load_device(device)
     if not isinstance(dev, GpuDevice):

@@ -8,6 +8,8 @@ GPUS = [n for n in list_devices() if load_device(n).kind == "gpu"]
 
 
 def test_the_gpus_a_lent_machine_may_have_are_presets():
+    from gpu_baseline.perf_model import gpu_presets
+    assert gpu_presets() == GPUS
     assert {"a100-sxm-80gb", "a100-pcie-40gb", "h100-sxm-80gb", "h200-sxm-141gb", "v100s-pcie-32gb"} <= set(GPUS)
 
 
