@@ -75,3 +75,16 @@ def test_fpga_device_with_its_own_design_runs_the_fpga_path(capsys):
     rc, o = _run(capsys, ["simulate", "--model", "tiny", "--device", "alveo-u280", "--design", TINY_DESIGN,
                           "--recipe", "w4-g128-rtn", "--prefill", "32", "--decode", "8", "--max-len", "256", "--json"])
     assert rc == 0 and "hbm_bw_utilization" in o and o["design"]
+
+
+def test_model_too_big_for_the_gpu_names_sizes(capsys, tmp_path):
+    # Llama2-70B shapes as a config.json (no preset): 69e9 FP16 weights are ~138 GB
+    cfg = dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=8192, intermediate_size=28672,
+               num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8, vocab_size=32000,
+               max_position_embeddings=4096, rms_norm_eps=1e-5)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    rc, o = _run(capsys, ["simulate", "--model", str(tmp_path / "config.json"), "--device", "a100-pcie-40gb",
+                          "--json"])
+    assert rc == 2
+    assert "does not fit a100-pcie-40gb" in o["error"] and "the GPU has 40 GB" in o["error"]
+    assert "weights 13" in o["error"] and "KV cache" in o["error"]
