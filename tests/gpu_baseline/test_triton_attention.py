@@ -17,16 +17,18 @@ def _cache(rng, lmax, kvh, d):
     return k8, sk, v8, sv
 
 
-@pytest.mark.parametrize("heads,kv_heads,start,t", [(4, 2, 0, 5), (4, 4, 2 * BLOCK_L - 1, 1), (8, 2, 70, 3)],
-                         ids=["prefill-gqa", "decode-tile-edge", "chunk-after-cache"])
-def test_attention_matches_the_golden(heads, kv_heads, start, t, device):
+@pytest.mark.parametrize("heads,kv_heads,start,t,hb", [(4, 2, 0, 5, None), (4, 4, 2 * BLOCK_L - 1, 1, 1),
+                                                       (8, 2, 70, 3, 2), (8, 2, 3, 2, 1)],
+                         ids=["prefill-gqa", "decode-tile-edge", "chunk-after-cache", "one-head-per-program"])
+def test_attention_matches_the_golden(heads, kv_heads, start, t, hb, device):
     rng = np.random.default_rng(start + t)
     d, lmax = 32, 96
     k8, sk, v8, sv = _cache(rng, lmax, kv_heads, d)
     q8, sq = quantize_activation((rng.standard_normal((t, heads, d)) * 3).astype(np.float32))
     dev = lambda a: torch.from_numpy(a).to(device)
     out, dots = int8_attention(dev(q8), dev(sq), dev(k8), dev(sk), dev(v8), dev(sv),
-                               torch.tensor([start], dtype=torch.int32, device=device), scores=True)
+                               torch.tensor([start], dtype=torch.int32, device=device), scores=True,
+                               heads_per_block=hb)
     out, dots = out.cpu().numpy(), dots.cpu().numpy()
     kv_of = np.arange(heads) // (heads // kv_heads)
     for i in range(t):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import all_formats, format_id, random_packed
+from triton_cases import all_formats, format_id, random_packed
 from gpu_baseline.reference import Linear, quantize_per_row
 from gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError
 from gpu_baseline.triton.linear import GemvConfig, fp16_error_bound, fp16_linear, int8_linear
