@@ -14,7 +14,7 @@ from llmaccel.assets import bundled_model_dir
 from llmaccel.commands._common import finite_float, nonnegative_int, positive_int, progress
 
 NAME = "run"
-HELP = "generate tokens with a compiled model on the simulator (default) or an XRT board, with stats"
+HELP = "generate tokens with a compiled model on the simulator (default), an XRT board or a CUDA GPU, with stats"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=nonnegative_int, default=0, help="0 = off")
     p.add_argument("--top-p", type=finite_float, default=1.0, help="1 = off")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default="simulator", choices=("simulator", "xrt"))
+    p.add_argument("--backend", default="simulator", choices=("simulator", "xrt", "gpu"))
     p.add_argument("--xclbin", default=None, help="xclbin for --backend xrt")
 
 
@@ -60,6 +60,9 @@ def run(args) -> dict:
 
     say = progress(not args.json)
     backend_kw = {"xclbin": args.xclbin} if args.backend == "xrt" else {}
+    if args.backend == "gpu":
+        from host.backends.gpu import resolve_device
+        resolve_device(None)     # no CUDA: one clear error before compressing anything
     with tempfile.TemporaryDirectory(prefix="llmaccel-run-") as tmp:
         if args.artifact:
             say(f"loading {args.artifact}")

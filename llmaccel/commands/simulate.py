@@ -7,12 +7,16 @@ from llmaccel.commands._common import output_file
 
 NAME = "simulate"
 HELP = "cycle-approximate timing, energy and roofline of a model on a design (no weights needed)"
+DEFAULT_DESIGN = "flightllm-u280"
+DEFAULT_RECIPE = "flightllm"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="llama2-7b", help="model preset, config.json path or checkpoint directory")
-    p.add_argument("--design", default="flightllm-u280", help="design preset name or design YAML path")
-    p.add_argument("--recipe", default="flightllm", help="compression recipe name or YAML path")
+    p.add_argument("--design", default=None, help=f"design preset name or design YAML path (default {DEFAULT_DESIGN})")
+    p.add_argument("--device", default=None, help="a GPU device preset: the modelled GPU baseline instead of a design")
+    p.add_argument("--recipe", default=None, help="compression recipe name or YAML path (default flightllm on a "
+                                                  "design, fp16 on a GPU)")
     p.add_argument("--prefill", type=int, default=512, help="prompt tokens")
     p.add_argument("--decode", type=int, default=512, help="generated tokens (decode steps)")
     p.add_argument("--max-len", type=int, default=2048, help="compiled maximum length (tokens)")
@@ -36,6 +40,13 @@ def run(args) -> dict:
     if args.plot is not None:
         from reports.figures import check_png_dest
         check_png_dest(args.plot)
+    if args.device is not None:
+        from llmaccel.commands._gpu_simulate import run_device
+        out = run_device(args)
+        if out is not None:
+            return out
+    args.design = args.design or DEFAULT_DESIGN
+    args.recipe = args.recipe or DEFAULT_RECIPE
     comp, design, device = build_compiler(args.model, args.design, args.recipe, max_len=args.max_len,
                                           fuse=not args.no_fuse)
     from simulator.power import PowerModel
