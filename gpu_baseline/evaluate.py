@@ -11,10 +11,17 @@ import math
 import torch
 
 from gpu_baseline.reference import ReferenceModel
+from sparse_dsp.errors import LlmaccelError
 
 
 def perplexity(model: ReferenceModel, token_ids: list[int], window: int = 256, max_tokens: int | None = None) -> float:
-    ids = token_ids[:max_tokens] if max_tokens else token_ids
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)
+                                   or max_tokens < 2):
+        raise LlmaccelError(f"max_tokens={max_tokens!r} must be an integer >= 2 (one token predicted from "
+                            f"another) or None for the whole text")
+    ids = token_ids if max_tokens is None else token_ids[:max_tokens]
+    if len(ids) < 2:
+        raise LlmaccelError(f"the evaluation text has {len(ids)} token(s); perplexity needs at least 2")
     nll, count = 0.0, 0
     for start in range(0, len(ids) - 1, window):
         chunk = ids[start:start + window + 1]

@@ -226,9 +226,9 @@ def _all_ints(seq: Any) -> bool:
 
 
 def load_tokenizer(path: Path):
-    """The checkpoint's own tokenizer (a local directory; nothing is downloaded)."""
-    from transformers import AutoTokenizer
+    """The checkpoint's own tokenizer: a local directory, loaded as data (mapping.checkpoint)."""
+    from mapping.checkpoint import CheckpointError, load_local_tokenizer
     try:
-        return AutoTokenizer.from_pretrained(str(path))
-    except (OSError, ValueError) as exc:
-        raise SessionError(f"tokenizer in '{path}' could not be loaded: {exc}") from None
+        return load_local_tokenizer(path)
+    except CheckpointError as exc:
+        raise SessionError(str(exc)) from None

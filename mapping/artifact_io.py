@@ -1,28 +1,42 @@
 """Atomic, versioned, hashed artifact directories.
 
-An artifact is a directory holding data files plus ``manifest.json`` with a
-schema name, schema version and the SHA-256 of every data file. It is
-written under a temporary name and renamed into place, so a crash never
-leaves a directory that looks complete; a reader re-hashes the files and
-refuses anything corrupted, truncated or of another schema version.
+An artifact is a flat directory of data files plus ``manifest.json``: a
+schema name and version, the SHA-256 of every data file (``files``), the
+writer's metadata (config, recipe, layer formats, ...), a ``timings`` block,
+and ``content_hash``. The content hash is the SHA-256 of the canonical JSON
+of the whole manifest except ``content_hash`` itself and ``timings`` (wall
+times differ run to run; everything else is the same bits for the same
+inputs), so it covers every file through its digest and every metadata field.
+
+Writing goes through :mod:`sparse_dsp.safe_paths` (checked destination,
+complete tree under a temporary name, old artifact moved aside and removed
+last, leftovers of killed runs cleaned, the user's umask). Reading
+(:func:`read_manifest`) recomputes the content hash and refuses a manifest
+that is not a UTF-8 JSON object, file names that are not plain names in the
+directory (absolute, ``..``, separators), symbolic links, listed files that
+are missing and files the manifest does not list; ``verify`` also re-hashes
+every file. This is integrity against corruption and edits, not a signature:
+whoever rewrites a manifest and its hash on purpose is not stopped by it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
-import tempfile
+import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from sparse_dsp.errors import LlmaccelError
+from sparse_dsp.safe_paths import check_output_dir, write_dir_atomically
 
 MANIFEST = "manifest.json"
+UNHASHED_KEYS = ("content_hash", "timings")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ArtifactError(LlmaccelError):
-    """An artifact that is missing, corrupted, or of another schema or version."""
+    """An artifact that is missing, corrupted, tampered with, or of another schema or version."""
 
 
 def file_sha256(path: Path) -> str:
@@ -33,51 +47,135 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of ``manifest`` without ``content_hash`` and ``timings``."""
+    body = {k: v for k, v in manifest.items() if k not in UNHASHED_KEYS}
+    canon = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canon.encode("ascii")).hexdigest()
+
+
+def is_artifact_of(schema: str) -> Callable[[Path], Optional[str]]:
+    """The ``--force`` check: None when ``path`` is an llmaccel artifact of ``schema`` holding only its
+    listed files (so replacing it deletes nothing llmaccel did not write), else the reason."""
+    def check(path: Path) -> Optional[str]:
+        try:
+            man = _load_json(path / MANIFEST, path)
+        except ArtifactError as exc:
+            return str(exc)
+        if man.get("schema") != schema:
+            return f"its manifest has schema '{man.get('schema')}', expected '{schema}'"
+        listed = man.get("files")
+        if not isinstance(listed, dict):
+            return "its manifest lists no files"
+        extra = sorted(set(os.listdir(path)) - set(listed) - {MANIFEST})
+        if extra:
+            return "it holds files its manifest does not list: " + ", ".join(extra[:8])
+        return None
+    return check
+
+
+def check_artifact_dest(dest: str | os.PathLike, schema: str, force: bool = False, flag: str = "--out") -> Path:
+    """Refuse a destination before any expensive work (same rules as :func:`write_artifact`)."""
+    return check_output_dir(dest, flag, force, is_artifact_of(schema), f"artifact ({schema})")
+
+
 def write_artifact(dest: str | os.PathLike, schema: str, version: int, meta: dict[str, Any],
-                   write_files: Callable[[Path], None]) -> Path:
-    """Call ``write_files(tmpdir)``, hash what it wrote, add the manifest, rename to ``dest``."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
-    try:
+                   write_files: Callable[[Path], None], force: bool = False,
+                   timings: Optional[dict[str, Any]] = None, flag: str = "--out") -> Path:
+    """Call ``write_files(tmpdir)``, hash what it wrote, add the manifest, put the tree at ``dest``.
+
+    ``meta`` and ``timings`` are read after ``write_files`` ran (it may fill them in). ``timings``
+    is stored outside the content hash; everything in ``meta`` is covered by it.
+    """
+    clash = {"schema", "schema_version", "files", *UNHASHED_KEYS} & set(meta)
+    if clash:
+        raise ValueError(f"artifact metadata may not set {sorted(clash)}")
+
+    def build(tmp: Path) -> None:
         write_files(tmp)
-        files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        content_hash = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
-        manifest = {"schema": schema, "schema_version": version, "content_hash": content_hash,
-                    "files": files, **meta}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
+        files = {}
+        for p in sorted(tmp.iterdir()):
+            if p.is_symlink() or not p.is_file() or p.name == MANIFEST:
+                raise ValueError(f"artifact writer produced '{p.name}': artifacts are flat directories of files")
+            files[p.name] = file_sha256(p)
+        manifest = {"schema": schema, "schema_version": version, "files": files, **meta,
+                    "timings": dict(timings or {})}
+        manifest["content_hash"] = manifest_hash(manifest)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+
+    return write_dir_atomically(dest, build, flag, force, is_artifact_of(schema), f"artifact ({schema})")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    keys = [k for k, _ in pairs]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise ArtifactError(f"duplicate keys {dup}")
+    return dict(pairs)
+
+
+def _load_json(mpath: Path, src: Path) -> dict[str, Any]:
+    if mpath.is_symlink() or not mpath.is_file():
+        raise ArtifactError(f"artifact '{src}' has no {MANIFEST}: not an llmaccel artifact or incompletely written")
+    try:
+        text = mpath.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"artifact '{src}': {MANIFEST} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        manifest = json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"artifact '{src}': {MANIFEST} is not valid JSON ({exc})") from None
+    except ArtifactError as exc:
+        raise ArtifactError(f"artifact '{src}': {MANIFEST} has {exc}") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"artifact '{src}': {MANIFEST} holds a JSON {type(manifest).__name__}, "
+                            "expected an object")
+    return manifest
+
+
+def _plain_name(name: str) -> bool:
+    return (name not in ("", ".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+            and name != MANIFEST and not os.path.isabs(name))
 
 
 def read_manifest(src: str | os.PathLike, schema: str, version: int, verify: bool = True) -> dict[str, Any]:
-    """Load and check a manifest; with ``verify`` re-hash every file it lists."""
+    """Load and check a manifest (schema, version, content hash, the directory's file list);
+    with ``verify`` also re-hash every file."""
     src = Path(src)
-    mpath = src / MANIFEST
     if not src.is_dir():
         raise ArtifactError(f"artifact '{src}' does not exist or is not a directory")
-    if not mpath.is_file():
-        raise ArtifactError(f"artifact '{src}' has no {MANIFEST}: not an llmaccel artifact or incompletely written")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"artifact '{src}': {MANIFEST} is not valid JSON ({exc})") from None
+    manifest = _load_json(src / MANIFEST, src)
     if manifest.get("schema") != schema:
         raise ArtifactError(f"artifact '{src}' has schema '{manifest.get('schema')}', expected '{schema}'")
     if manifest.get("schema_version") != version:
         raise ArtifactError(f"artifact '{src}' has schema_version {manifest.get('schema_version')}, "
                             f"this llmaccel reads version {version}; re-create the artifact")
+    if manifest_hash(manifest) != manifest.get("content_hash"):
+        raise ArtifactError(f"artifact '{src}': {MANIFEST} does not match its content_hash (the manifest or a "
+                            "file digest was edited, or the file is corrupted); re-create the artifact")
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise ArtifactError(f"artifact '{src}': {MANIFEST} field 'files' must be an object of name: sha256")
+    problems = []
+    for name, digest in files.items():
+        if not _plain_name(name):
+            problems.append(f"file name '{name}' is not a plain name inside the artifact")
+        elif not isinstance(digest, str) or not _SHA256.match(digest):
+            problems.append(f"file '{name}' has digest {digest!r}, expected 64 hex digits")
+        elif (src / name).is_symlink():
+            problems.append(f"file '{name}' is a symbolic link")
+        elif not (src / name).is_file():
+            problems.append(f"file '{name}' listed in the manifest is missing")
+    for entry in sorted(os.listdir(src)):
+        if entry == MANIFEST or entry in files:
+            continue
+        kind = "symbolic link" if (src / entry).is_symlink() else ("directory" if (src / entry).is_dir() else "file")
+        problems.append(f"{kind} '{entry}' is not listed in the manifest")
+    if problems:
+        raise ArtifactError(f"artifact '{src}' is refused: " + "; ".join(problems))
     if verify:
-        for name, digest in manifest.get("files", {}).items():
-            f = src / name
-            if not f.is_file():
-                raise ArtifactError(f"artifact '{src}': file '{name}' listed in the manifest is missing")
-            if file_sha256(f) != digest:
+        for name, digest in files.items():
+            if file_sha256(src / name) != digest:
                 raise ArtifactError(f"artifact '{src}': file '{name}' does not match its content hash "
                                     "(corrupted or truncated)")
     return manifest

@@ -1,19 +1,29 @@
-"""Tensor-at-a-time access to Hugging Face safetensors checkpoints.
+"""Tensor-at-a-time access to Hugging Face safetensors checkpoints, validated at the edge.
 
 Compression of a 7B model must not hold the checkpoint in memory, and a
 memory-mapped file counts its touched pages in the process's RSS, so tensors
 are read with plain positioned reads from the documented safetensors layout
 (8-byte little-endian header length, JSON header, raw little-endian data).
 Sharded checkpoints (``model.safetensors.index.json``) are followed.
+
+Because the reads trust the header, the header is checked whole when the
+checkpoint is opened, and every problem found is listed in one
+:class:`CheckpointError`: byte ranges contiguous from 0, in range and equal
+to dtype x shape (then safetensors' own header check as well), floating
+dtypes only, no tensor in two shards, the index naming plain files in the
+directory; and against ``config.json``: every tensor a Llama of that config
+has, with its shape, the layer count, and no tensor the config does not
+explain (each one named).
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -21,10 +31,16 @@ from sparse_dsp.errors import LlmaccelError
 
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64,
            "I8": np.int8, "U8": np.uint8, "I16": np.int16, "I32": np.int32, "I64": np.int64}
+WEIGHT_DTYPES = ("BF16", "F16", "F32", "F64")     # a Llama checkpoint's weights are floating point
+MAX_HEADER_BYTES = 100_000_000                    # safetensors' own limit on the JSON header
+_MAX_LISTED = 12                                   # per kind of problem, so a wholly wrong file stays readable
+# Buffers some transformers versions saved next to the weights; recomputed from config.json, never read.
+_IGNORABLE = re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$")
+_LAYER = re.compile(r"^model\.layers\.(\d+)\.")
 
 
 class CheckpointError(LlmaccelError):
-    """A checkpoint directory or file that is missing, truncated or malformed."""
+    """A checkpoint directory or file that is missing, truncated, malformed or inconsistent with its config."""
 
 
 @dataclass(frozen=True)
@@ -36,40 +52,123 @@ class _Entry:
     end: int
 
 
-def _read_header(path: Path) -> dict[str, _Entry]:
+def _strict_json(raw: bytes, what: str) -> Any:
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        keys = [k for k, _ in items]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ValueError(f"{what} has duplicate keys {dup}")
+        return dict(items)
+    return json.loads(raw.decode("utf-8"), object_pairs_hook=pairs)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _read_header(path: Path, problems: list[str], named: set[str]) -> dict[str, _Entry]:
+    """The valid tensors of one safetensors file; what is wrong with its header goes to ``problems``
+    and the name of every tensor it declares, valid or not, to ``named``."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         raw = f.read(8)
         if len(raw) != 8:
-            raise CheckpointError(f"'{path}' is truncated: no safetensors header")
+            problems.append(f"'{path.name}' is truncated: no safetensors header ({size} bytes)")
+            return {}
         (hlen,) = struct.unpack("<Q", raw)
-        if hlen > size - 8:
-            raise CheckpointError(f"'{path}' is truncated or not safetensors: header length {hlen} "
-                                  f"exceeds file size {size}")
+        if hlen > size - 8 or hlen > MAX_HEADER_BYTES:
+            problems.append(f"'{path.name}' is truncated or not safetensors: header length {hlen} exceeds "
+                            f"the file size {size}" if hlen > size - 8 else
+                            f"'{path.name}': header length {hlen} exceeds safetensors' limit {MAX_HEADER_BYTES}")
+            return {}
         try:
-            header = json.loads(f.read(hlen))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise CheckpointError(f"'{path}' has a malformed safetensors header") from None
-    base = 8 + hlen
-    out = {}
+            header = _strict_json(f.read(hlen), "its header")
+        except (ValueError, UnicodeDecodeError) as exc:
+            problems.append(f"'{path.name}' has a malformed safetensors header ({exc})")
+            return {}
+    if not isinstance(header, dict):
+        problems.append(f"'{path.name}': the safetensors header is a JSON {type(header).__name__}, not an object")
+        return {}
+    base, data_len = 8 + hlen, size - 8 - hlen
+    meta = header.get("__metadata__")
+    if meta is not None and not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
+        problems.append(f"'{path.name}': __metadata__ must map names to strings")
+    out: dict[str, _Entry] = {}
+    spans: list[tuple[int, int, str]] = []
+    bad: list[str] = []
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        if info.get("dtype") not in _DTYPES:
-            raise CheckpointError(f"'{path}': tensor '{name}' has dtype {info.get('dtype')}; "
-                                  f"allowed: {sorted(_DTYPES)}")
-        b, e = info["data_offsets"]
-        if base + e > size:
-            raise CheckpointError(f"'{path}' is truncated: tensor '{name}' ends at byte {base + e}, "
-                                  f"file has {size}")
-        out[name] = _Entry(path, info["dtype"], tuple(info["shape"]), base + b, base + e)
+        named.add(name)
+        where = f"'{path.name}': tensor '{name}'"
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+            bad.append(f"{where} must have exactly the fields dtype, shape, data_offsets")
+            continue
+        dtype, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
+        ok = True
+        if dtype not in WEIGHT_DTYPES:
+            bad.append(f"{where} has dtype {dtype!r}; allowed: {list(WEIGHT_DTYPES)}")
+            ok = False
+        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+            bad.append(f"{where} has shape {shape!r}; expected a list of non-negative integers")
+            ok = False
+        if not (isinstance(offs, list) and len(offs) == 2 and all(_is_int(o) for o in offs)):
+            bad.append(f"{where} has data_offsets {offs!r}; expected [begin, end] integers")
+            continue
+        b, e = offs
+        if b < 0 or e < b:
+            bad.append(f"{where} has data_offsets [{b}, {e}]; expected 0 <= begin <= end")
+            continue
+        spans.append((b, e, name))
+        if not ok:
+            continue
+        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[dtype]).itemsize if shape else \
+            np.dtype(_DTYPES[dtype]).itemsize
+        if e - b != nbytes:
+            bad.append(f"{where}: dtype {dtype} x shape {shape} is {nbytes} bytes but data_offsets [{b}, {e}] "
+                       f"span {e - b}")
+            continue
+        out[name] = _Entry(path, dtype, tuple(shape), base + b, base + e)
+    pos, prev = 0, None
+    for b, e, name in sorted(spans):
+        if b < pos:
+            bad.append(f"'{path.name}': tensors '{prev}' and '{name}' overlap (bytes {b}..{min(pos, e)} of the data)")
+        elif b > pos:
+            bad.append(f"'{path.name}': {b - pos} bytes before tensor '{name}' belong to no tensor "
+                       "(data_offsets must be contiguous)")
+        if e >= pos:
+            pos, prev = e, name
+    if pos > data_len:
+        bad.append(f"'{path.name}' is truncated: tensor '{prev}' ends at byte {pos} of the data, the file holds "
+                   f"{data_len} data bytes")
+    elif pos < data_len:
+        bad.append(f"'{path.name}': {data_len - pos} bytes after the last tensor belong to no tensor")
+    if not bad:
+        try:   # safetensors' own header validation, as a second opinion on what we accepted
+            from safetensors import safe_open
+            with safe_open(str(path), framework="numpy"):
+                pass
+        except Exception as exc:  # its error types are not part of its public API
+            bad.append(f"'{path.name}': safetensors refuses the header ({exc})")
+    problems.extend(bad)
     return out
 
 
-class SafetensorsCheckpoint:
-    """Read-only view of a checkpoint directory (config.json + one or more .safetensors files)."""
+def _listed(kind: str, items: list[str]) -> Optional[str]:
+    if not items:
+        return None
+    more = f" (and {len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else ""
+    return f"{kind}: " + ", ".join(items[:_MAX_LISTED]) + more
 
-    def __init__(self, directory: str | os.PathLike):
+
+class SafetensorsCheckpoint:
+    """Read-only view of a checkpoint directory (config.json + one or more .safetensors files).
+
+    Opening it validates every header and, for a Llama ``config.json``, every tensor against the
+    config; all problems are raised together as one :class:`CheckpointError`.
+    """
+
+    def __init__(self, directory: str | os.PathLike, check_config: bool = True):
         self.dir = Path(directory)
         if not self.dir.is_dir():
             raise CheckpointError(f"checkpoint directory '{self.dir}' does not exist")
@@ -77,23 +176,107 @@ class SafetensorsCheckpoint:
         if not cfg.is_file():
             raise CheckpointError(f"checkpoint '{self.dir}' has no config.json")
         try:
-            self.config: dict = json.loads(cfg.read_text())
-        except json.JSONDecodeError as exc:
+            self.config: dict = _strict_json(cfg.read_bytes(), "config.json")
+        except UnicodeDecodeError as exc:
+            raise CheckpointError(f"'{cfg}' is not UTF-8 text (byte {exc.start})") from None
+        except ValueError as exc:
             raise CheckpointError(f"'{cfg}' is not valid JSON: {exc}") from None
-        index = self.dir / "model.safetensors.index.json"
-        files: list[Path]
-        if index.is_file():
-            weight_map = json.loads(index.read_text()).get("weight_map", {})
-            files = sorted({self.dir / f for f in weight_map.values()})
-        else:
-            files = sorted(self.dir.glob("*.safetensors"))
-        if not files:
-            raise CheckpointError(f"checkpoint '{self.dir}' has no .safetensors weights")
+        problems: list[str] = []
+        files, weight_map = self._shard_files(problems)
         self._entries: dict[str, _Entry] = {}
+        self._named: set[str] = set()          # every tensor a header declares, also the invalid ones
+        twice: list[str] = []
         for f in files:
-            if not f.is_file():
-                raise CheckpointError(f"checkpoint shard '{f}' listed in the index is missing")
-            self._entries.update(_read_header(f))
+            for name, entry in _read_header(f, problems, self._named).items():
+                if name in self._entries:
+                    twice.append(f"'{name}' ({self._entries[name].file.name} and {f.name})")
+                self._entries[name] = entry
+        if twice:
+            problems.append(_listed("tensors stored in two shards", twice))
+        if weight_map is not None:
+            self._check_index(weight_map, problems)
+        self.spec = None
+        if check_config:
+            self.spec = self._check_against_config(problems)
+        if problems:
+            raise CheckpointError(f"checkpoint '{self.dir}' is inconsistent ({len(problems)} problem"
+                                  f"{'s' if len(problems) > 1 else ''}):\n  - " + "\n  - ".join(problems))
+
+    def _shard_files(self, problems: list[str]) -> tuple[list[Path], Optional[dict]]:
+        index = self.dir / "model.safetensors.index.json"
+        if not index.is_file():
+            files = sorted(self.dir.glob("*.safetensors"))
+            if not files:
+                raise CheckpointError(f"checkpoint '{self.dir}' has no .safetensors weights")
+            return files, None
+        try:
+            weight_map = _strict_json(index.read_bytes(), index.name).get("weight_map")
+        except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+            raise CheckpointError(f"'{index}' is not a JSON object with a weight_map ({exc})") from None
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise CheckpointError(f"'{index}': weight_map must map tensor names to shard file names")
+        files = []
+        for shard in sorted(set(weight_map.values())):
+            if shard in ("", ".", "..") or "/" in shard or "\\" in shard or os.path.isabs(shard):
+                problems.append(f"the index names shard '{shard}', which is not a file name in the checkpoint directory")
+            elif (self.dir / shard).is_symlink() and not Path(os.path.realpath(self.dir / shard)).is_relative_to(
+                    Path(os.path.realpath(self.dir))):
+                problems.append(f"shard '{shard}' is a symbolic link leading out of the checkpoint directory")
+            elif not (self.dir / shard).is_file():
+                problems.append(f"checkpoint shard '{shard}' listed in the index is missing")
+            else:
+                files.append(self.dir / shard)
+        return files, weight_map
+
+    def _check_index(self, weight_map: dict, problems: list[str]) -> None:
+        wrong = [f"'{n}' (index: {s}, stored in {self._entries[n].file.name})" for n, s in weight_map.items()
+                 if n in self._entries and self._entries[n].file.name != s]
+        absent = [f"'{n}'" for n, s in weight_map.items() if n not in self._entries and (self.dir / s).is_file()]
+        unindexed = [f"'{n}'" for n in self._entries if n not in weight_map]
+        for kind, items in (("tensors the index places in another shard", wrong),
+                            ("tensors the index lists but no shard stores", absent),
+                            ("tensors stored but not in the index", unindexed)):
+            if items:
+                problems.append(_listed(kind, items))
+
+    def _check_against_config(self, problems: list[str]):
+        """Every tensor a Llama with this config has, with its shape; nothing else. Returns the ModelSpec."""
+        from mapping.calibration import LINEAR_PATHS
+        from mapping.llama_math import shape_from_config
+        try:
+            spec = shape_from_config(self.config, str(self.dir / "config.json"))
+        except LlmaccelError as exc:
+            problems.append(str(exc))
+            return None
+        h = spec.hidden_size
+        want: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (spec.vocab_size, h),
+                                            "model.norm.weight": (h,)}
+        if not spec.tie_word_embeddings or "lm_head.weight" in self._named:
+            want["lm_head.weight"] = (spec.vocab_size, h)
+        for i in range(spec.num_layers):
+            for norm in ("input_layernorm", "post_attention_layernorm"):
+                want[f"model.layers.{i}.{norm}.weight"] = (h,)
+            for leaf, o, k in spec.linear_shapes():
+                want[f"model.layers.{i}.{LINEAR_PATHS[leaf]}.weight"] = (o, k)
+        stored_layers = sorted({int(m.group(1)) for n in self._named if (m := _LAYER.match(n))})
+        if stored_layers and stored_layers != list(range(spec.num_layers)):
+            problems.append(f"config.json says num_hidden_layers={spec.num_layers} but the checkpoint stores "
+                            f"layers {_ranges(stored_layers)}")
+        missing = [f"'{n}'" for n in want if n not in self._named]
+        shapes = []
+        for n, shape in want.items():
+            got = self._entries.get(n)
+            if got is not None and got.shape != shape:
+                hint = " (transposed?)" if got.shape == shape[::-1] else ""
+                shapes.append(f"'{n}' is {list(got.shape)}, config.json implies {list(shape)}{hint}")
+        extra = [f"'{n}'" for n in sorted(self._named) if n not in want and not _IGNORABLE.match(n)
+                 and not ((m := _LAYER.match(n)) and int(m.group(1)) >= spec.num_layers)]
+        for kind, items in (("tensors config.json implies that are missing", missing),
+                            ("tensors whose shape disagrees with config.json", shapes),
+                            ("tensors config.json does not explain", extra)):
+            if items:
+                problems.append(_listed(kind, items))
+        return spec
 
     def keys(self) -> list[str]:
         return list(self._entries)
@@ -116,6 +299,7 @@ class SafetensorsCheckpoint:
         with open(e.file, "rb") as f:
             f.seek(e.begin)
             arr = np.fromfile(f, dtype=np.dtype(_DTYPES[e.dtype]).newbyteorder("<"), count=count)
+        # (the size was checked against the header at open; a file shortened since is caught here)
         if arr.size != count:
             raise CheckpointError(f"'{e.file}' is truncated inside tensor '{name}'")
         if e.dtype == "BF16":
@@ -123,6 +307,16 @@ class SafetensorsCheckpoint:
         elif e.dtype in ("F16", "F64"):
             arr = arr.astype(np.float32)
         return arr.reshape(e.shape)
+
+
+def _ranges(xs: list[int]) -> str:
+    """[0, 1, 2, 3, 7] -> '0..3, 7'."""
+    out, start = [], xs[0]
+    for a, b in zip(xs, xs[1:] + [None]):
+        if b != a + 1:
+            out.append(str(start) if start == a else f"{start}..{a}")
+            start = b
+    return ", ".join(out)
 
 
 def write_safetensors_streaming(path: str | os.PathLike, specs: list[tuple[str, str, tuple[int, ...]]],
@@ -147,3 +341,28 @@ def write_safetensors_streaming(path: str | os.PathLike, specs: list[tuple[str, 
                 raise ValueError(f"tensor '{name}' has shape {arr.shape}, expected {shape}")
             arr.tofile(f)
     os.replace(tmp, path)
+
+
+def load_local_tokenizer(path: "str | os.PathLike", what: str = "tokenizer"):
+    """A checkpoint's own tokenizer, from a local directory only, as data only.
+
+    ``local_files_only=True``: a name that is not a local directory is never looked up on a hub.
+    ``trust_remote_code=False``: a directory whose ``auto_map`` points at its own Python is an
+    error, never a prompt (transformers asks on stdin when the flag is left unset) and never
+    code we run.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        raise CheckpointError(f"{what} '{path}' is not a local directory; llmaccel loads tokenizers only from "
+                              "local checkpoint directories and never downloads one")
+    from transformers import AutoTokenizer
+    try:
+        return AutoTokenizer.from_pretrained(str(p), local_files_only=True, trust_remote_code=False)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc) or "custom code" in str(exc):
+            raise CheckpointError(f"{what} '{path}' needs its own Python code (auto_map in tokenizer_config.json); "
+                                  "llmaccel never runs code from an input: use a tokenizer whose tokenizer_class "
+                                  "is a transformers class") from None
+        raise CheckpointError(f"{what} in '{path}' could not be loaded: {exc}") from None
+    except (OSError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{what} in '{path}' could not be loaded: {exc}") from None

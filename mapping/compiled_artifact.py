@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from mapping.artifact_io import write_artifact
+from mapping.artifact_io import check_artifact_dest, write_artifact
 
 SCHEMA = "llmaccel.compiled_program"
 SCHEMA_VERSION = 1
@@ -62,8 +62,13 @@ def encode_bucket_programs(comp: Any) -> tuple[list[dict], np.ndarray, dict]:
 
 
 def write_compiled_artifact(comp: Any, out: str | Path, meta: dict[str, Any], storage: bool = False,
-                            extra_files: Optional[Callable[[Path], None]] = None) -> dict[str, Any]:
-    """Encode ``comp``'s bucket programs and write the artifact; returns a summary for the CLI."""
+                            extra_files: Optional[Callable[[Path], None]] = None,
+                            force: bool = False) -> dict[str, Any]:
+    """Encode ``comp``'s bucket programs and write the artifact; returns a summary for the CLI.
+
+    ``out`` is checked before any work: an existing non-empty directory is refused unless ``force``
+    is given and it is a compiled-program artifact (mapping.artifact_io)."""
+    check_artifact_dest(out, SCHEMA, force)
     index, words, table = encode_bucket_programs(comp)
     report = comp.storage_report() if storage else None
 
@@ -78,7 +83,7 @@ def write_compiled_artifact(comp: Any, out: str | Path, meta: dict[str, Any], st
                  "prefill_bucket": comp.prefill_bucket, "n_cores": comp.hw.n_cores,
                  "weight_bytes": comp.f.weight_bytes, "instruction_words": int(words.size), "storage": report,
                  **meta}
-    path = write_artifact(out, SCHEMA, SCHEMA_VERSION, full_meta, write)
+    path = write_artifact(out, SCHEMA, SCHEMA_VERSION, full_meta, write, force=force)
     return {"artifact": str(path), "programs": len(index), "instruction_words": int(words.size),
             "decode_buckets": len(table["decode_buckets"]), "prefill_buckets": len(table["prefill_buckets"]),
             "storage": report, "hbm_bytes_placed": comp.placement.bytes_used}

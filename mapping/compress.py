@@ -20,7 +20,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from mapping import llama_math as lm
-from mapping.artifact_io import ArtifactError, read_manifest, write_artifact
+from mapping.artifact_io import ArtifactError, check_artifact_dest, read_manifest, write_artifact
 from mapping.calibration import LINEAR_PATHS, LayerCapture, InputStats, calibration_tokens, layer_forward
 from mapping.checkpoint import SafetensorsCheckpoint
 from mapping.mixed_precision import allocate_bits, layer_sensitivity
@@ -100,17 +100,19 @@ def compress_linear(weight: torch.Tensor, rule: LayerRule, bits: Optional[int],
 
 def compress_checkpoint(checkpoint_dir: str | Path, recipe: Recipe, out_dir: str | Path,
                         calibration: Optional[Union[str, list[int]]] = None,
-                        progress: Optional[ProgressFn] = None) -> dict:
+                        progress: Optional[ProgressFn] = None, force: bool = False) -> dict:
     """Compress ``checkpoint_dir`` with ``recipe`` into the artifact ``out_dir``; returns its stats.
 
     ``calibration`` is text (tokenized with the checkpoint's tokenizer) or token ids.
 
     Shards are written as each layer finishes; the directory appears under its
-    final name only when complete (mapping.artifact_io).
+    final name only when complete (mapping.artifact_io). An existing non-empty ``out_dir`` is
+    refused unless ``force`` is given and it is a compressed-model artifact.
     """
     say = progress or (lambda msg: None)
-    ckpt = SafetensorsCheckpoint(checkpoint_dir)
-    shape = lm.shape_from_config(ckpt.config, str(Path(checkpoint_dir) / 'config.json'))
+    check_artifact_dest(out_dir, SCHEMA, force)
+    ckpt = SafetensorsCheckpoint(checkpoint_dir)     # every header and tensor checked against config.json
+    shape = ckpt.spec
     _validate_recipe_for_shape(recipe, shape)
     t0 = time.perf_counter()
     freqs = lm.inv_freq(shape)
@@ -227,6 +229,7 @@ def compress_checkpoint(checkpoint_dir: str | Path, recipe: Recipe, out_dir: str
         save_file(head_shard, str(tmp / "head.safetensors"))
 
     stats: dict = {}
+    timings: dict = {}
 
     def finish(tmp: Path) -> None:
         write_files(tmp)
@@ -235,15 +238,15 @@ def compress_checkpoint(checkpoint_dir: str | Path, recipe: Recipe, out_dir: str
             "storage_bits_per_weight": 8.0 * storage_bytes / n_dense,
             "sparsity": 1.0 - n_kept / n_dense,
             "decoder_weight_bytes": storage_bytes,
-            "compress_seconds": time.perf_counter() - t0,
         })
+        timings["compress_seconds"] = time.perf_counter() - t0
 
     meta = {"config": ckpt.config, "recipe": recipe.to_dict(), "layer_formats": layer_formats,
             "packed_format_version": FORMAT_VERSION, "stats": stats, "sensitivity": sensitivity,
             "num_layers": shape.num_layers}
-    path = write_artifact(out_dir, SCHEMA, SCHEMA_VERSION, meta, finish)
+    path = write_artifact(out_dir, SCHEMA, SCHEMA_VERSION, meta, finish, force=force, timings=timings)
     manifest = read_manifest(path, SCHEMA, SCHEMA_VERSION, verify=False)
-    return {**manifest["stats"], "content_hash": manifest["content_hash"], "path": str(path),
+    return {**manifest["stats"], **manifest["timings"], "content_hash": manifest["content_hash"], "path": str(path),
             "layer_bits": recipe.layer_bits}
 
 

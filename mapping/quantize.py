@@ -12,6 +12,10 @@ parameters are chosen when the sweep reaches a group's first column, from
 the already-updated weights, as the reference implementation does. With an
 N:M mask, pruned weights quantize to exactly zero and their whole value is
 propagated as error (a fixed-mask SparseGPT step).
+
+Every floating-point step gives the same bits on every CPU: the inverse-Hessian factor and the
+lazy-batch updates use mapping.portable_math (exact slice products, no LAPACK or BLAS rounding),
+and the in-block updates are elementwise, one rounding per weight and column.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from mapping import portable_math as pm
 from sparse_dsp.packed_format import LayerFormat, PackedLinear, pack_linear
 
 
@@ -95,7 +100,9 @@ def quantize_gptq(weight: torch.Tensor, hessian: torch.Tensor, fmt: LayerFormat,
                   damp_ratio: float = 0.01) -> PackedLinear:
     """GPTQ with group-wise parameters. ``hessian`` is X^T X / n over calibration inputs [K, K].
 
-    ``damp_ratio`` (1% of the mean diagonal) is the GPTQ paper's default dampening.
+    ``damp_ratio`` (1% of the mean diagonal) is the GPTQ paper's default dampening. The sweep
+    factor is the upper Cholesky factor of H^-1, as in the reference implementation, computed in
+    float64 by mapping.portable_math and rounded once to float32.
     """
     w = weight.clone().to(torch.float32)
     o, k = w.shape
@@ -104,8 +111,9 @@ def quantize_gptq(weight: torch.Tensor, hessian: torch.Tensor, fmt: LayerFormat,
     dead = torch.diag(h) == 0
     h[dead, dead] = 1.0
     w[:, dead] = 0.0
-    h += torch.eye(k, dtype=torch.float64) * (damp_ratio * torch.mean(torch.diag(h)))
-    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True).to(torch.float32)
+    mean_diag = pm.sum_last(torch.diag(h), "Hessian") / k
+    h = h + torch.eye(k, dtype=torch.float64) * (damp_ratio * mean_diag)
+    hinv = pm.upper_cholesky_of_inverse(h).to(torch.float32)
 
     g = fmt.group_size
     codes = torch.zeros_like(w)
@@ -126,19 +134,26 @@ def quantize_gptq(weight: torch.Tensor, hessian: torch.Tensor, fmt: LayerFormat,
             codes[:, col:col + 1] = q
             deq = torch.where(keep[:, col:col + 1], dequantize(q, params), torch.zeros_like(wc))
             err = (wc - deq) / hblock[i, i]
-            w[:, col:i2] -= err @ hblock[i:i + 1, i:]
+            w[:, col:i2] -= err * hblock[i:i + 1, i:]
             err_block[:, i:i + 1] = err
-        w[:, i2:] -= err_block @ hinv[i1:i2, i2:]
+        if i2 < k:
+            w[:, i2:] -= pm.matmul(err_block, hinv[i1:i2, i2:], "GPTQ errors").to(torch.float32)
     return _to_packed(codes, keep, scales, zeros, fmt)
 
 
 def reconstruction_error(weight: torch.Tensor, dequant: torch.Tensor, hessian: Optional[torch.Tensor]) -> float:
-    """Output-space error tr(dW H dW^T) relative to tr(W H W^T); weight-space if no Hessian."""
+    """Output-space error tr(dW H dW^T) relative to tr(W H W^T); weight-space if no Hessian.
+
+    Float64 with portable products and sums: the allocator compares these numbers and the
+    manifest records them, so they must be the same bits on every CPU.
+    """
     d = (weight - dequant).to(torch.float64)
-    if hessian is None:
-        return float((d * d).sum() / (weight.double() ** 2).sum().clamp(min=1e-30))
-    h = hessian.to(torch.float64)
     w = weight.to(torch.float64)
-    num = ((d @ h) * d).sum()
-    den = ((w @ h) * w).sum()
+    if hessian is None:
+        num, den = d * d, w * w
+    else:
+        h = hessian.to(torch.float64)
+        num = pm.matmul(d, h, "weights") * d
+        den = pm.matmul(w, h, "weights") * w
+    num, den = pm.sum_last(num.reshape(-1), "weights"), pm.sum_last(den.reshape(-1), "weights")
     return float(num / den.clamp(min=1e-30))

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from sparse_dsp.errors import LlmaccelError
+from simulator.specs._yaml import SpecError, build, load_yaml_mapping
 from sparse_dsp.packed_format import ASYMMETRIC_BITS, SUPPORTED_BITS, SUPPORTED_NM, LayerFormat
 
 ATTN_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -22,7 +22,7 @@ PRUNE_METHODS = ("magnitude", "wanda")
 MIXED_CHOICES = (2, 3, 4, 8)
 
 
-class RecipeError(LlmaccelError):
+class RecipeError(SpecError):
     """A recipe field outside what the toolkit supports."""
 
 
@@ -144,22 +144,11 @@ class Recipe:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Recipe":
-        d = dict(d)
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - allowed)
-        if unknown:
-            raise RecipeError(f"unknown recipe field(s) {unknown}; allowed: {sorted(allowed)}")
-        if "name" not in d:
-            raise RecipeError("recipe field 'name' is required")
-        rule_fields = {f.name for f in dataclasses.fields(LayerRule)}
-        for k in ("attn", "mlp"):
-            if k in d and isinstance(d[k], dict):
-                bad = sorted(set(d[k]) - rule_fields)
-                if bad:
-                    raise RecipeError(f"unknown field(s) {bad} in recipe '{k}'; allowed: {sorted(rule_fields)}")
-                d[k] = LayerRule(**d[k])
-        return cls(**d)
+    def from_dict(cls, d: dict[str, Any], source: str = "recipe") -> "Recipe":
+        """A recipe from plain data (a YAML file, a manifest), checked by the spec loader's rules:
+        strict types (no quoted numbers or booleans, whole numbers where counts are meant), finite
+        values, no unknown fields, every problem listed at once."""
+        return build(cls, d, source)
 
 
 def _q(bits: int, method: str = "rtn", nm=None, prune="magnitude", symmetric: Optional[bool] = None) -> LayerRule:
@@ -200,16 +189,5 @@ def get_recipe(name_or_path: str) -> Recipe:
     if name_or_path in NAMED_RECIPES:
         return NAMED_RECIPES[name_or_path]
     if name_or_path.endswith((".yaml", ".yml")):
-        import yaml
-        from pathlib import Path
-        p = Path(name_or_path)
-        if not p.is_file():
-            raise RecipeError(f"recipe file '{p}' does not exist")
-        try:
-            data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise RecipeError(f"recipe file '{p}' is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise RecipeError(f"recipe file '{p}' must hold a mapping of recipe fields")
-        return Recipe.from_dict(data)
+        return Recipe.from_dict(load_yaml_mapping(name_or_path), source=name_or_path)
     raise RecipeError(f"unknown recipe '{name_or_path}'; allowed: {sorted(NAMED_RECIPES)} or a .yaml file")

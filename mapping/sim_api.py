@@ -11,6 +11,7 @@ from mapping.compiler import DEFAULT_MAX_LEN, Compiler, ModelFormats, formats_fr
 from mapping.recipe import Recipe
 from simulator.api import SimResult, simulate_compiled
 from simulator.design import AcceleratorDesign, load_design
+from simulator.power import PowerModel
 from simulator.resources import fit_check
 from simulator.specs.device import load_device
 from simulator.specs.model import ModelSpec, load_model_spec
@@ -43,4 +44,5 @@ def simulate(model: str | ModelSpec | Any, design: str | AcceleratorDesign, reci
              fuse: bool = True, check_fit: bool = True) -> SimResult:
     comp, d, dev = build_compiler(model, design, recipe, max_len=max_len, fuse=fuse, check_fit=check_fit)
     rname = recipe if isinstance(recipe, str) else getattr(recipe, "name", comp.f.source)
-    return simulate_compiled(comp, prefill, decode, design_name=d.name, device_name=dev.name, recipe_name=rname)
+    return simulate_compiled(comp, prefill, decode, design_name=d.name, device_name=dev.name, recipe_name=rname,
+                             power=PowerModel.build(d, dev))

@@ -17,7 +17,7 @@ def recipe_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot_recipes(rows: Sequence[dict], path: str | Path, title: str = "") -> Path:
+def plot_recipes(rows: Sequence[dict], path: str | Path, title: str = "", flag: str = "--plot") -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -33,10 +33,5 @@ def plot_recipes(rows: Sequence[dict], path: str | Path, title: str = "") -> Pat
     ax.set_title(title or "compression recipes")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".partial" + path.suffix)
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    from reports.figures import save_png
+    return save_png(fig, path, flag)

@@ -11,8 +11,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from simulator.energy import EnergyConstants, load_energy, phase_energy
-from simulator.timing import Work, layer_timing, program_work
+from simulator.power import PowerModel
+from simulator.timing import CATEGORIES, Work, layer_timing, program_work
 from simulator.timing_engine import UNITS
 from sparse_dsp.errors import LlmaccelError
 
@@ -51,7 +51,10 @@ class SimResult:
     peak_TOPS: float
     clock_MHz: float
     buckets_simulated: int
-    energy_breakdown_decode_J: dict[str, float] = field(default_factory=dict)
+    energy_breakdown_decode_J: dict[str, float] = field(default_factory=dict)    # dynamic J by component (simulator.power)
+    energy_breakdown_prefill_J: dict[str, float] = field(default_factory=dict)
+    breakdown: dict[str, Any] = field(default_factory=dict)   # where a decode token's time and energy go
+    static_power_W: Optional[float] = None   # board idle power the totals include (simulator.power)
     energy_sources: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -74,8 +77,46 @@ def _model_work(comp: Any, phase: str, ctx: int, tokens: int) -> Work:
     return w
 
 
+# Contexts between two simulated points of one segment are interpolated linearly (see _sampled). Between
+# two contexts with the same KV-tile count a layer program differs only in KV transfer sizes and score
+# lengths, whose costs grow in (small) steps; the interpolation error was measured at < 0.05 % of decode
+# time on llama2-7b/flightllm-u280 (tests/simulator/test_timing_physics.py holds it under 0.2 %).
+SAMPLE_STRIDE = 8
+
+
+def _lerp(a: Work, b: Work, frac: float) -> Work:
+    w = Work()
+    w.add(a, 1.0 - frac)
+    w.add(b, frac)
+    return w
+
+
+def _sampled(points: list[int], seg_key: Any, work_of: Any, stride: int) -> dict[int, Work]:
+    """Work at every point (contexts, ascending), simulating only every ``stride``-th point of each run of
+    points with the same ``seg_key`` (the same program structure: KV tiles, chunk size) plus the run's
+    last point; the points between are linear interpolations of their simulated neighbours."""
+    out: dict[int, Work] = {}
+    segs: list[list[int]] = []
+    for x in points:
+        if segs and seg_key(x) == seg_key(segs[-1][-1]):
+            segs[-1].append(x)
+        else:
+            segs.append([x])
+    for seg in segs:
+        idx = sorted(set(range(0, len(seg), max(stride, 1))) | {len(seg) - 1})
+        for i in idx:
+            out[seg[i]] = work_of(seg[i])
+        for a, b in zip(idx, idx[1:]):
+            for j in range(a + 1, b):
+                out[seg[j]] = _lerp(out[seg[a]], out[seg[b]], (seg[j] - seg[a]) / (seg[b] - seg[a]))
+    return out
+
+
 def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str = "", device_name: str = "",
-                      recipe_name: str = "", energy: Optional[EnergyConstants] = None) -> SimResult:
+                      recipe_name: str = "", power: Optional[PowerModel] = None,
+                      sample_stride: int = SAMPLE_STRIDE) -> SimResult:
+    """``power`` (``PowerModel.build(design, device)``) gives power and tokens/J; without it they are None.
+    ``sample_stride`` = 1 simulates every decode bucket and prefill chunk (no interpolation)."""
     if prefill < 1:
         raise LlmaccelError(f"prefill={prefill} must be >= 1 (a prompt has at least one token)")
     if decode < 0:
@@ -85,16 +126,18 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
                             f"max_len={comp.max_len}; allowed: prefill + decode <= {comp.max_len}")
     hw, spec = comp.hw, comp.spec
     f = hw.clock_hz
-    ec = energy or load_energy(device_name)
     head = program_work(comp.head_program(core0_only=True), hw)
 
     # ---- prefill: the prompt's bucket, chunk by chunk, all layers, then the LM head on the last token
     pb = comp.prefill_bucket_of(prefill)
     pre = Work()
     chunk = comp.prefill_chunk(pb)
-    for q0 in range(0, pb, chunk):
-        n = min(chunk, pb - q0)
-        pre.add(_model_work(comp, "prefill", q0 + n, n))
+    kv_tile = getattr(comp, "kv_tile", 0) or 1
+    ends = {min(q0 + chunk, pb): min(chunk, pb - q0) for q0 in range(0, pb, chunk)}   # chunk end -> its tokens
+    pre_work = _sampled(sorted(ends), lambda e: (ends[e], -(-e // kv_tile)),
+                        lambda e: _model_work(comp, "prefill", e, ends[e]), sample_stride)
+    for e in sorted(ends):
+        pre.add(pre_work[e])
     pre.add(head)
     prefill_s = pre.cycles / f
 
@@ -104,8 +147,11 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
     for i in range(decode):
         b = comp.decode_bucket_of(prefill + i + 1)
         steps_per_bucket[b] = steps_per_bucket.get(b, 0) + 1
+    dec_work = _sampled(sorted(steps_per_bucket), lambda b: -(-b // kv_tile),
+                        lambda b: _model_work(comp, "decode", b, 1), sample_stride)
     for b, n in sorted(steps_per_bucket.items()):
-        step = _model_work(comp, "decode", b, 1)
+        step = Work()
+        step.add(dec_work[b])
         step.add(head)
         dec.add(step, n)
     decode_s = dec.cycles / f
@@ -115,6 +161,8 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
     kv_row = spec.head_dim + 4
     peak_bw = hw.hbm_peak_Bps
     peak_macs = hw.peak_macs_per_s
+    # decode runs MV on one token: one of the two packed lanes of every DSP does useful work
+    peak_mv_macs = hw.n_cores * hw.dsp_per_core * f
     t_bw = t_cmp = bytes_sum = 0.0
     linear_macs = (sum(fm.out_features * fm.kept_per_row for lay in comp.f.layers for _, fm in lay)
                    + comp.f.lm_head.out_features * comp.f.lm_head.kept_per_row)
@@ -125,20 +173,23 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
         macs = linear_macs + 2 * spec.num_layers * spec.num_heads * L * spec.head_dim
         bytes_sum += by
         t_bw += by / peak_bw
-        t_cmp += macs / peak_macs
+        t_cmp += macs / peak_mv_macs
     roof_bw = decode / t_bw if decode else 0.0
     roof_cmp = decode / t_cmp if decode else 0.0
     roof = decode / max(t_bw, t_cmp) if decode else 0.0
     pre_macs = pre.macs
     roof_prefill_s = max(pre_macs / peak_macs, (w_bytes + pre.hbm_write_bytes) / peak_bw)
 
-    e_dec = phase_energy(dec, decode_s, ec)
-    e_pre = phase_energy(pre, prefill_s, ec)
     notes = []
-    if ec.static_W is None:
-        notes.append(f"power_W/tokens_per_J not reported: {ec.sources['static_W']}")
+    if power is None:
+        notes.append("power_W/tokens_per_J not reported: no power model given (PowerModel.build(design, device))")
+    elif power.unavailable_reason:
+        notes.append(f"power_W/tokens_per_J not reported: {power.unavailable_reason}")
+    e_dec = power.phase(dec, decode_s) if power else None
+    e_pre = power.phase(pre, prefill_s) if power else None
     dec_bw = (dec.hbm_read_bytes + dec.hbm_write_bytes) / decode_s if decode_s else 0.0
     pre_bw = (pre.hbm_read_bytes + pre.hbm_write_bytes) / prefill_s if prefill_s else 0.0
+    breakdown = decode_breakdown(dec, decode, f, e_dec)
     return SimResult(
         model=spec.name, design=design_name, recipe=recipe_name,
         prefill_tokens=prefill, decode_tokens=decode,
@@ -146,9 +197,9 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
         decode_ms_per_token=1e3 * decode_s / decode if decode else 0.0,
         decode_tokens_per_s=decode / decode_s if decode_s else 0.0,
         prefill_tokens_per_s=prefill / prefill_s,
-        power_W=e_dec.power_W, prefill_power_W=e_pre.power_W,
-        tokens_per_J=(decode / e_dec.total_J) if (decode and e_dec.total_J) else None,
-        prefill_tokens_per_J=(prefill / e_pre.total_J) if e_pre.total_J else None,
+        power_W=e_dec.power_W if e_dec else None, prefill_power_W=e_pre.power_W if e_pre else None,
+        tokens_per_J=(decode / e_dec.total_J) if (decode and e_dec and e_dec.total_J) else None,
+        prefill_tokens_per_J=(prefill / e_pre.total_J) if (e_pre and e_pre.total_J) else None,
         hbm_bw_utilization=dec_bw / peak_bw, prefill_hbm_bw_utilization=pre_bw / peak_bw,
         decode_hbm_GBps=dec_bw / 1e9,
         prefill_mac_utilization=pre_macs / (peak_macs * prefill_s),
@@ -159,4 +210,47 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
         decode_bytes_per_token=bytes_sum / decode if decode else 0.0,
         weight_bytes=w_bytes, peak_hbm_GBps=peak_bw / 1e9, peak_TOPS=2 * peak_macs / 1e12,
         clock_MHz=f / 1e6, buckets_simulated=len(steps_per_bucket) + math.ceil(pb / chunk),
-        energy_breakdown_decode_J=e_dec.dynamic_breakdown_J, energy_sources=ec.sources, notes=notes)
+        energy_breakdown_decode_J=e_dec.dynamic_breakdown_J if e_dec else {},
+        energy_breakdown_prefill_J=e_pre.dynamic_breakdown_J if e_pre else {},
+        breakdown=breakdown, static_power_W=power.static_W if power else None,
+        energy_sources=power.sources if power else {}, notes=notes)
+
+
+# dynamic-energy components of simulator.power that belong to one kind of activity; every other
+# component (and static power) is spread over the categories by their share of the time
+_ENERGY_OWNER = {"dsp": ("compute",), "sfu": ("sfu",),
+                 "hbm_traffic": ("weight_stream", "decoder_stall", "kv_reads", "lm_head")}
+
+
+def decode_breakdown(dec: Work, decode: int, clock_hz: float, e_dec: Any) -> dict[str, Any]:
+    """Per decode token: ms and mJ in each of ``simulator.timing.CATEGORIES``.
+
+    Time is exposed time (``timing.time_breakdown``): the categories add up to the token's time.
+    Energy: static power and time-proportional components follow each category's time; DSP energy
+    goes to compute, SFU energy to sfu, HBM traffic energy to the memory categories by their time.
+    """
+    if not decode or dec.cycles <= 0:
+        return {}
+    cyc = {c: dec.time.get(c, 0.0) for c in CATEGORIES}
+    total = sum(cyc.values()) or 1.0
+    ms = {c: 1e3 * v / clock_hz / decode for c, v in cyc.items()}
+    out: dict[str, Any] = {"decode_ms_per_token": ms,
+                           "decode_fraction": {c: v / total for c, v in cyc.items()},
+                           "attribution": "each cycle to the first active of: " + ", ".join(CATEGORIES[:-2])
+                                          + "; lm_head = the LM head program; idle = nothing active"}
+    if e_dec is None or e_dec.total_J is None:
+        return out
+    mj = {c: 0.0 for c in CATEGORIES}
+    spread = (e_dec.static_J or 0.0)
+    for comp, joules in e_dec.dynamic_breakdown_J.items():
+        owners = [c for c in _ENERGY_OWNER.get(comp, ()) if cyc[c] > 0]
+        if not owners:
+            spread += joules
+            continue
+        t_own = sum(cyc[c] for c in owners)
+        for c in owners:
+            mj[c] += 1e3 * joules * cyc[c] / t_own / decode
+    for c in CATEGORIES:
+        mj[c] += 1e3 * spread * cyc[c] / total / decode
+    out["decode_mJ_per_token"] = mj
+    return out

@@ -184,7 +184,14 @@ class AcceleratorDesign:
     weight_decoder: WeightDecoderSpec
     buffers: tuple[BufferSpec, ...]
     hbm_channels: int             # pseudo channels the design uses; each core owns hbm_channels/cores
-    hbm_port_bits: int = 256      # AXI data width per channel port
+    hbm_port_bits: int = 256      # kernel-side AXI data width per channel port (at clock_MHz)
+    # HBM-side AXI clock of each channel port (PG276: 256-bit ports up to 450 MHz); a width/clock
+    # converter joins it to the kernel-side port (simulator/memory_system.py). None = the HBM's maximum.
+    hbm_clock_MHz: Optional[float] = None
+    hbm_read_outstanding: Optional[int] = None   # m_axi num_read_outstanding; None = UG1399 default
+    hbm_max_burst_beats: Optional[int] = None    # m_axi max_read_burst_length; None = UG1399 default
+    # where the instruction streams live and are fetched from while the program runs
+    instruction_memory: Literal["ddr", "hbm", "on_chip"] = "on_chip"
     description: str = ""
     notes: dict[str, str] = field(default_factory=dict)  # provenance of design choices
 
@@ -193,6 +200,12 @@ class AcceleratorDesign:
             raise SpecError(f"clock_MHz={self.clock_MHz} must be > 0")
         if self.cores <= 0 or self.hbm_channels <= 0 or self.hbm_port_bits <= 0:
             raise SpecError("cores, hbm_channels and hbm_port_bits must be positive")
+        if self.hbm_clock_MHz is not None and not self.hbm_clock_MHz > 0:
+            raise SpecError(f"hbm_clock_MHz={self.hbm_clock_MHz} must be > 0")
+        for f in ("hbm_read_outstanding", "hbm_max_burst_beats"):
+            v = getattr(self, f)
+            if v is not None and v < 1:
+                raise SpecError(f"{f}={v} must be >= 1")
         if self.hbm_channels % self.cores:
             raise SpecError(f"hbm_channels={self.hbm_channels} must be a multiple of cores={self.cores} "
                             f"(each core owns whole channels, so no access crosses channels)")

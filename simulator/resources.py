@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
+from simulator.clocks import clock_report
 from simulator.design import AcceleratorDesign, BufferSpec
 from simulator.specs.device import FPGA_RESOURCES, Device, FpgaDevice
 from sparse_dsp.errors import LlmaccelError
@@ -268,12 +269,9 @@ def fit_check(design: AcceleratorDesign, device: Device,
     elif design.hbm_channels > hbm.pseudo_channels:
         problems.append(f"hbm_channels: design uses {design.hbm_channels}, device has {hbm.pseudo_channels} "
                         f"(source: {hbm.source_of('pseudo_channels')})")
-    fmax = device.clock.dsp_fmax_MHz
-    if fmax is None:
-        unchecked.append(f"clock_MHz: {design.clock_MHz}; device DSP Fmax not found")
-    elif design.clock_MHz > fmax:
-        problems.append(f"clock_MHz: design runs at {design.clock_MHz} MHz, above the DSP Fmax {fmax} MHz "
-                        f"(source: {device.clock.source_of('dsp_fmax_MHz')})")
+    clocks = clock_report(design, device)   # every design clock against the datasheet Fmax it is bound by
+    problems.extend(clocks.problems)
+    unchecked.extend(clocks.unchecked)
     if problems:
         raise DesignFitError(f"design '{design.name}' does not fit device '{device.name}': " + "; ".join(problems))
     return FitReport(design.name, device.name, usage, available, tuple(unchecked))

@@ -27,9 +27,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from simulator.timing_costs import OpDesc, cycles, latency
+import numpy as np
+
+from simulator.isa import WORDS_PER_OP
+from simulator.timing_costs import OpDesc, crosses_switch, cycles, latency, stream_cycles
 from simulator.timing_engine import UNIT_INDEX, UNITS, Schedule, TimedOp, run
 from simulator.timing_params import HwParams
+
+# Where a decode token's time goes. Each cycle of a core's schedule is given to the first category
+# (in this order) that has an op active then, so a category counts the time it is *exposed*: compute
+# hidden under the weight stream counts as weight stream. 'lm_head' is the head program's whole time;
+# 'idle' is time with nothing active (waiting on a dependency whose producer has finished its part).
+CATEGORIES = ("weight_stream", "decoder_stall", "kv_reads", "compute", "sfu", "sync", "instruction_fetch",
+              "lm_head", "idle")
+CAT = {c: i for i, c in enumerate(CATEGORIES)}
 
 OPCODE_UNIT = {"LD": UNIT_INDEX["LD"], "ST": UNIT_INDEX["ST"], "MM": UNIT_INDEX["MPE"],
                "MV": UNIT_INDEX["MPE"], "MISC": UNIT_INDEX["SFU"], "SYS": UNIT_INDEX["SYS"]}
@@ -66,6 +77,7 @@ class Work:
     decoded_weights: float = 0.0
     buffer_bytes: float = 0.0        # on-chip buffer traffic (writes by LD + reads by the MPE)
     busy: dict[str, float] = field(default_factory=dict)   # unit -> busy cycles summed over cores
+    time: dict[str, float] = field(default_factory=dict)   # CATEGORIES -> cycles (decode and head programs)
 
     def add(self, o: "Work", times: float = 1.0) -> None:
         self.cycles += o.cycles * times
@@ -77,6 +89,8 @@ class Work:
         self.buffer_bytes += o.buffer_bytes * times
         for k, v in o.busy.items():
             self.busy[k] = self.busy.get(k, 0.0) + v * times
+        for k, v in o.time.items():
+            self.time[k] = self.time.get(k, 0.0) + v * times
 
     def scaled_diff(self, a: "Work") -> "Work":
         """self - a (the second copy of a two-copy run)."""
@@ -90,22 +104,39 @@ class Work:
 _COST_CACHE: dict = {}
 
 
-def _op_cycles(prog: Program, hw: HwParams) -> tuple[list[int], list[int]]:
+def _op_cycles(prog: Program, hw: HwParams) -> tuple[list[int], list[int], list[int]]:
+    """(occupancy, latency, memory-stream cycles) of every op, memoised by what determines them
+    (for LD/ST that includes the address modulo 4 KB: alignment and 4 KB crossings cost beats)."""
     cache = getattr(prog, "_cycles", None)
     if cache is None or cache[0] is not hw:
         memo = _COST_CACHE.setdefault(hw, {})   # by value: ids of dead objects get reused
-        cyc, lat = [], []
+        cyc, lat, stm = [], [], []
         for op in prog.ops:
+            mem = op.opcode in ("LD", "ST")
             key = (op.opcode, op.bytes_per_channel, op.bits, op.index_bits, op.rows, op.cols, op.tokens, op.nm,
-                   op.k_dense, op.group_size, op.density, bool(op.fused), op.func, op.elems, op.kept)
+                   op.k_dense, op.group_size, op.density, bool(op.fused), op.func, op.elems, op.kept,
+                   op.hbm_addr % 4096 if mem else 0, crosses_switch(op, hw) if mem else False)
             v = memo.get(key)
             if v is None:
-                v = memo[key] = (cycles(op, hw), latency(op, hw))
+                v = memo[key] = (cycles(op, hw), latency(op, hw), stream_cycles(op, hw) if mem else 0)
             cyc.append(v[0])
             lat.append(v[1])
-        cache = (hw, cyc, lat)
+            stm.append(v[2])
+        cache = (hw, cyc, lat, stm)
         prog._cycles = cache  # type: ignore[attr-defined]
-    return cache[1], cache[2]
+    return cache[1], cache[2], cache[3]
+
+
+def _category(op: OpDesc, head: bool) -> int:
+    if head:
+        return CAT["lm_head"]
+    if op.opcode in ("LD", "ST"):
+        return CAT["weight_stream"] if op.kind in ("weight", "lm_head") else CAT["kv_reads"]
+    if op.opcode in ("MV", "MM"):
+        return CAT["compute"]
+    if op.opcode == "MISC":
+        return CAT["sfu"]
+    return CAT["sync"]
 
 
 def lower(prog: Program, hw: HwParams, copies: int = 1, core: Optional[int] = None) -> list[TimedOp]:
@@ -117,8 +148,10 @@ def lower(prog: Program, hw: HwParams, copies: int = 1, core: Optional[int] = No
     cache = getattr(prog, "_lowered", {})
     base = cache.get((id(hw), core))
     if base is None:
-        cyc, lat = _op_cycles(prog, hw)
+        cyc, lat, stm = _op_cycles(prog, hw)
         base = []
+        issue, setup = hw.mem.issue_cycles, hw.mem.setup_cycles
+        head = prog.phase == "head"
         for i, op in enumerate(prog.ops):
             if core is not None and op.core != core:
                 continue
@@ -128,7 +161,9 @@ def lower(prog: Program, hw: HwParams, copies: int = 1, core: Optional[int] = No
                                 hbm_write_bytes=op.hbm_bytes if op.opcode == "ST" else 0,
                                 macs=op.macs, sfu_elems=op.elems if op.opcode == "MISC" else 0,
                                 buf_bytes=op.kept if op.opcode == "LD" else 0, latency=lat[i],
-                                channel=op.channel0 if mem else -1, sync=op.opcode == "SYS" and op.func == "barrier"))
+                                channel=op.channel0 if mem else -1, sync=op.opcode == "SYS" and op.func == "barrier",
+                                issue=0 if op.opcode == "SYS" else issue, setup=setup if mem and cyc[i] else 0,
+                                inst_bytes=4 * WORDS_PER_OP[op.opcode], cat=_category(op, head), stream=stm[i]))
         cache[(id(hw), core)] = base
         prog._lowered = cache  # type: ignore[attr-defined]
     del key
@@ -159,7 +194,7 @@ def _symmetric(prog: Program, hw: HwParams) -> bool:
     cached = getattr(prog, "_symmetric", None)
     if cached is not None:
         return cached
-    cyc, lat = _op_cycles(prog, hw)
+    cyc, lat, _ = _op_cycles(prog, hw)
     cpc = hw.channels_per_core
     per_core: list[list] = [[] for _ in range(hw.n_cores)]
     for i, op in enumerate(prog.ops):
@@ -184,7 +219,54 @@ def schedule(prog: Program, hw: HwParams, copies: int = 1, allow_symmetry: bool 
             raise ValueError("a core-0-only program can only be scheduled with symmetry")
         ops = lower(prog, hw, copies)
     init = {k: v for k, v in initial_tokens(hw).items() if k[0] < n_cores}
-    return ops, run(ops, n_cores, hw.sync_cycles, initial_tokens=init, channels_per_core=hw.channels_per_core), mult
+    return ops, run(ops, n_cores, hw.sync_cycles, initial_tokens=init, channels_per_core=hw.channels_per_core,
+                    ifetch_bytes_per_cycle=hw.ifetch_bytes_per_cycle, ifetch_latency=hw.ifetch_latency_cycles), mult
+
+
+def time_breakdown(ops: list[TimedOp], sch: Schedule, t0: int, t1: int) -> dict[str, float]:
+    """Cycles of core 0's window [t0, t1) per category (CATEGORIES), exposed-time attribution.
+
+    Memory ops: channel start, the stream, then (weights) the decoder's excess over the stream
+    (decoder_stall), then the read latency: all in the op's category except the decoder part.
+    Computed on the grid of interval end points (vectorised), not cycle by cycle.
+    """
+    out = {c: 0.0 for c in CATEGORIES}
+    if t1 <= t0:
+        return out
+    n_ops = len(ops)
+    core = np.fromiter((o.core for o in ops), np.int64, n_ops)
+    cat = np.fromiter((o.cat for o in ops), np.int64, n_ops)
+    chan = np.fromiter((o.channel for o in ops), np.int64, n_ops)
+    stream = np.fromiter((o.stream for o in ops), np.int64, n_ops)
+    cyc = np.fromiter((o.cycles for o in ops), np.int64, n_ops)
+    st, en, ds = (np.asarray(x[:n_ops], dtype=np.int64) for x in (sch.start, sch.end, sch.data_start))
+    sel = (core == 0) & (cat >= 0)
+    mem = sel & (chan >= 0) & (cat != CAT["lm_head"])
+    oth = sel & ~mem
+    dec = np.full(int(mem.sum()), CAT["decoder_stall"])
+    fw = np.asarray(sch.fetch_wait, dtype=np.int64).reshape(-1, 2)
+    S = np.concatenate([st[mem], ds[mem] + stream[mem], ds[mem] + cyc[mem], st[oth], fw[:, 0]])
+    E = np.concatenate([ds[mem] + stream[mem], ds[mem] + cyc[mem], en[mem], en[oth], fw[:, 1]])
+    C = np.concatenate([cat[mem], dec, cat[mem], cat[oth], np.full(len(fw), CAT["instruction_fetch"])])
+    S, E = np.clip(S, t0, t1), np.clip(E, t0, t1)
+    keep = E > S
+    S, E, C = S[keep], E[keep], C[keep]
+    bounds = np.unique(np.concatenate([S, E, [t0, t1]]))
+    k = len(CATEGORIES)
+    d = np.zeros((k, len(bounds) + 1), dtype=np.int64)
+    np.add.at(d, (C, np.searchsorted(bounds, S)), 1)
+    np.add.at(d, (C, np.searchsorted(bounds, E)), -1)
+    active = np.cumsum(d, axis=1)[:, :len(bounds) - 1] > 0
+    seg = np.diff(bounds)
+    taken = np.zeros(len(seg), dtype=bool)
+    for c, name in enumerate(CATEGORIES):
+        if name == "idle":
+            continue
+        mine = active[c] & ~taken
+        out[name] = float(seg[mine].sum())
+        taken |= mine
+    out["idle"] = float(t1 - t0 - seg[taken].sum())
+    return out
 
 
 def _work(ops: list[TimedOp], sch: Schedule, hw: HwParams, mult: int = 1, n_ops: Optional[int] = None) -> Work:
@@ -235,11 +317,21 @@ def layer_timing(prog: Program, hw: HwParams) -> LayerTiming:
         u = UNITS[op.unit]
         busy1[u] = busy1.get(u, 0.0) + (op.cycles / hw.channels_per_core if op.channel >= 0 else op.cycles) * mult
     w1.busy = busy1
-    lt = LayerTiming(w1, w2.scaled_diff(w1))
+    steady = w2.scaled_diff(w1)
+    if prog.phase != "prefill":      # decode-token breakdown (prefill windows are millions of cycles)
+        t1 = int(w1.cycles)
+        w1.time = time_breakdown(o2, s2, 0, t1)
+        steady.time = time_breakdown(o2, s2, t1, int(w2.cycles))
+    lt = LayerTiming(w1, steady)
     prog._timing = (hw, lt)  # type: ignore[attr-defined]
     return lt
 
 
 def program_work(prog: Program, hw: HwParams) -> Work:
     ops, sch, mult = schedule(prog, hw, 1)
-    return _work(ops, sch, hw, mult)
+    w = _work(ops, sch, hw, mult)
+    if prog.phase == "head":
+        w.time = {"lm_head": w.cycles}
+    elif prog.phase != "prefill":
+        w.time = time_breakdown(ops, sch, 0, int(w.cycles))
+    return w

@@ -5,11 +5,17 @@ needs (opcode, unit, sizes, wait/release) plus the sizes an ISA word does not
 hold (bit width, N:M, kept weights per tile). ``cycles(op, hw)`` turns it into
 a duration:
 
-* LD/ST: bytes per channel over the channel's bandwidth times the burst
-  efficiency (``timing_params.hbm_burst_efficiency``), all channels of the
-  core in lockstep, plus the HBM read latency; weight tiles go through the
+* LD/ST: each transfer is one contiguous run in one pseudo channel; the
+  memory system (``simulator.memory_system``) gives the beats it really
+  moves (alignment to the kernel port's beats), its AXI transactions (burst
+  length, 4 KB boundaries) and the bandwidth a sequential run of that
+  transaction size achieves (measured efficiency, outstanding-transaction
+  bound, the switch when the channel is not the core's own), plus the read
+  latency (page hit for a sequential run); weight tiles go through the
   per-channel weight decoder, whose throughput depends on the bit width
   (packed bits in per cycle, INT8 weights out per cycle): the slower wins.
+  The LD/ST unit pays a per-transfer setup (address phase) and every unit a
+  per-instruction issue cycle (``memory_system`` dma block: estimates).
 * MV/MM on the sparse DSP chains: waves of ``chain_len`` kept weights x
   ``2 * chains`` outputs (two INT8 MACs per DSP, WP486) at the chain's
   initiation interval, plus the chain's fill/drain; N:M layers feed only kept
@@ -28,7 +34,7 @@ from typing import Optional
 from sparse_dsp.dsp_chain import ChainConfig
 from sparse_dsp.unit_costs import weight_decoder_cycles
 
-from simulator.timing_params import HwParams, hbm_burst_efficiency, AXI_MAX_TRANSACTION_BYTES
+from simulator.timing_params import HwParams
 
 # SFU functions and their number of passes over the vector (two-phase = reduce then apply).
 SFU_PHASES = {"softmax": 2, "rmsnorm": 2, "layernorm": 2, "silu": 1, "mul": 1, "add": 1,
@@ -78,13 +84,30 @@ class OpDesc:
         return self.bytes_per_channel * self.n_channels
 
 
-def ld_st_cycles(op: OpDesc, hw: HwParams) -> int:
-    bpc = op.bytes_per_channel
-    if bpc <= 0:
+def crosses_switch(op: OpDesc, hw: HwParams) -> bool:
+    """A core's masters sit on its own channels' ports; a transfer to another channel goes through the
+    lateral AXI switch (PG276). The compiler's placement keeps every access on the core's own channels,
+    so this is False for the compiled programs unless a placement change makes it cross."""
+    cpc = hw.channels_per_core
+    return not (op.core * cpc <= op.channel0 < (op.core + 1) * cpc)
+
+
+def stream_cycles(op: OpDesc, hw: HwParams) -> int:
+    """Cycles the op's channel is busy moving its bytes (memory system), without the decoder."""
+    n = op.bytes_per_channel
+    if n <= 0:
         return 0
-    eff = hbm_burst_efficiency(min(bpc, AXI_MAX_TRANSACTION_BYTES) if bpc > AXI_MAX_TRANSACTION_BYTES else bpc)
-    bytes_per_cycle = hw.hbm_channel_GBps * 1e9 / hw.clock_hz * eff
-    t_hbm = math.ceil(bpc / bytes_per_cycle)
+    mem = hw.mem
+    moved = mem.moved_bytes(op.hbm_addr, n)
+    access = moved // mem.transactions(op.hbm_addr, n)
+    return mem.occupancy_cycles(n, pattern="sequential", access_bytes=access, addr=op.hbm_addr,
+                                crosses_switch=crosses_switch(op, hw))
+
+
+def ld_st_cycles(op: OpDesc, hw: HwParams) -> int:
+    t_hbm = stream_cycles(op, hw)
+    if t_hbm == 0:
+        return 0
     t_dec = 0
     if op.opcode == "LD" and op.bits:
         t_dec = decoder_cycles(op, hw)

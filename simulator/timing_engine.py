@@ -61,6 +61,11 @@ class TimedOp:
     latency: int = 0          # cycles after the unit frees until the result is usable (pipelined memory)
     channel: int = -1         # LD/ST: the HBM channel it occupies (-1: none)
     sync: bool = False        # SYS barrier: completes when every core's matching barrier has arrived
+    issue: int = 0            # cycles the unit spends issuing the instruction before its work starts
+    setup: int = 0            # LD/ST: address-phase cycles in the unit before the channel moves data
+    inst_bytes: int = 0       # bytes of the instruction in its stream (instruction fetch)
+    cat: int = -1             # time-breakdown category (simulator.timing.CATEGORIES), -1: none
+    stream: int = 0           # LD/ST: cycles of ``cycles`` that are the memory stream (the rest: decoder)
 
 
 @dataclass
@@ -69,11 +74,13 @@ class Schedule:
     end: list[int]
     makespan: int
     busy: dict[tuple[int, int], float] = field(default_factory=dict)  # (core, unit) -> busy cycles
+    data_start: list[int] = field(default_factory=list)   # when the work began (after issue); LD/ST: = start
+    fetch_wait: list[tuple[int, int]] = field(default_factory=list)  # (from, to): an op waited for its instruction
 
 
 def run(ops: Sequence[TimedOp], n_cores: int, sync_cycles: int = 0,
         initial_tokens: Optional[dict[tuple[int, int, int], int]] = None,
-        channels_per_core: int = 1) -> Schedule:
+        channels_per_core: int = 1, ifetch_bytes_per_cycle: float = 0.0, ifetch_latency: int = 0) -> Schedule:
     """Start/end cycle of every op. Deterministic: same ops, same schedule.
 
     ``initial_tokens[(core, src, dst)] = n`` pre-loads n tokens at cycle 0 (free buffer slots).
@@ -83,6 +90,11 @@ def run(ops: Sequence[TimedOp], n_cores: int, sync_cycles: int = 0,
     last LD of a tile releasing its token implies the whole tile has landed.
     SYS barriers: the k-th barrier of every core completes together, at the
     last arrival plus ``sync_cycles``.
+
+    Instruction fetch (``ifetch_bytes_per_cycle`` > 0): each core's fetcher streams its instructions in
+    program order from their memory and hands them to the units' FIFOs (taken as deep enough); an op
+    cannot start before its instruction has arrived: ``ifetch_latency`` plus the bytes up to and
+    including it over the fetch bandwidth.
     """
     n_units = len(UNITS)
     queues: dict[tuple[int, int], list[int]] = {}
@@ -105,6 +117,15 @@ def run(ops: Sequence[TimedOp], n_cores: int, sync_cycles: int = 0,
     arrived: set[int] = set()
     start = [0] * len(ops)
     end = [0] * len(ops)
+    data_start = [0] * len(ops)
+    fetch_wait: list[tuple[int, int]] = []
+    fetched: Optional[list[int]] = None
+    if ifetch_bytes_per_cycle > 0:
+        cum = [0] * n_cores
+        fetched = [0] * len(ops)
+        for i, op in enumerate(ops):
+            cum[op.core] += op.inst_bytes
+            fetched[i] = ifetch_latency + int(-(-cum[op.core] // ifetch_bytes_per_cycle))
     remaining = len(ops)
     bits = [(s, 1 << s) for s in range(n_units)]
 
@@ -141,6 +162,9 @@ def run(ops: Sequence[TimedOp], n_cores: int, sync_cycles: int = 0,
                             if tt > t0:
                                 t0 = tt
                 progressed = True
+                if fetched is not None and fetched[i] > t0:
+                    fetch_wait.append((t0, fetched[i]))
+                    t0 = fetched[i]
                 if op.sync:
                     seq = sync_seq[core]
                     sync_seq[core] += 1
@@ -151,6 +175,7 @@ def run(ops: Sequence[TimedOp], n_cores: int, sync_cycles: int = 0,
                         t_done = max(t for _, t, _ in grp) + sync_cycles
                         for j, tj, kj in grp:
                             start[j], end[j] = tj, t_done
+                            data_start[j] = tj
                             free_at[kj] = t_done
                             push(kj[0], kj[1], ops[j].release, t_done)
                             arrived.discard(j)
@@ -162,19 +187,23 @@ def run(ops: Sequence[TimedOp], n_cores: int, sync_cycles: int = 0,
                 if op.channel >= 0:
                     ck = (core, op.channel)
                     tc = chan_free.get(ck, 0)
-                    if tc > t0:
-                        t0 = tc
-                    t1 = t0 + op.cycles
+                    ta = t0 + op.setup
+                    if ta > tc:
+                        tc = ta
+                    t1 = tc + op.cycles
                     chan_free[ck] = t1
                     t_done = max(t1 + op.latency, last_done[key])
                     last_done[key] = t_done
-                    free_at[key] = t0 + 1           # the unit issues one transfer per cycle
+                    free_at[key] = t0 + max(1, op.issue + op.setup)   # the unit issues transfers in order
                     busy[key] += op.cycles / channels_per_core
+                    data_start[i] = tc
+                    t0 = tc                          # the op's start: when its channel begins
                 else:
-                    t1 = t0 + op.cycles
+                    t1 = t0 + op.issue + op.cycles
                     t_done = t1 + op.latency
                     free_at[key] = t1
-                    busy[key] += op.cycles
+                    busy[key] += op.cycles + op.issue
+                    data_start[i] = t0 + op.issue
                 start[i], end[i] = t0, t_done
                 if op.release:
                     # a token back to LD frees a buffer slot: the slot is free once the op has
@@ -192,4 +221,5 @@ def run(ops: Sequence[TimedOp], n_cores: int, sync_cycles: int = 0,
             raise ScheduleError(f"deadlock: no unit can issue ({desc}); the program's wait/release "
                                 "tokens are unbalanced")
     makespan = max(end) if ops else 0
-    return Schedule(start=start, end=end, makespan=makespan, busy=busy)
+    return Schedule(start=start, end=end, makespan=makespan, busy=busy, data_start=data_start,
+                    fetch_wait=fetch_wait)

@@ -15,26 +15,25 @@ from typing import Any, Optional
 
 from sparse_dsp.errors import LlmaccelError
 
+from simulator.memory_system import MemorySystem, ddr_facts, slr_crossing_stages
+
 # --------------------------------------------------------------------------- sourced constants
-# HBM burst granularity: every HBM read/write is a BL4 burst on a 64-bit pseudo
-# channel = 32 bytes; an access that is not a whole number of bursts costs whole
-# bursts. Source: AMD PG276 (AXI HBM controller), "AXI Considerations".
-HBM_BURST_BYTES = 32
-# Sustained efficiency of long sequential reads: Shuhai measured up to 425 GB/s
-# on the U280's 460.8 GB/s HBM (refresh and protocol overheads included).
-# Source: Wang et al., "Shuhai: Benchmarking High Bandwidth Memory on FPGAs",
-# FCCM 2020 (abstract); theoretical 460.8 GB/s from AMD PG276 "Raw Throughput Evaluation".
-HBM_SUSTAINED_EFFICIENCY = 425.0 / 460.8
-# AXI4 bursts may not cross a 4 KB address boundary (ARM IHI0022, AXI protocol
-# spec, A3.4.1), so a DMA splits long transfers into <= 4 KB transactions.
-AXI_MAX_TRANSACTION_BYTES = 4096
-# First-data latency of an HBM read: GUESS (not found in a primary source here):
-# 128 ns, the order of the page-miss latency figures quoted for U280 HBM.
-# It only matters for short transfers; every LD pays it once.
-HBM_READ_LATENCY_NS = 128.0
-# Cross-core all-gather latency: GUESS, 64 cycles (on-chip broadcast of a
-# vector through a register-sliced network across SLRs); stated, not measured.
-SYNC_CYCLES_DEFAULT = 64
+# The HBM memory system (ports, converter, switch, refresh, efficiency vs access size and pattern,
+# outstanding transactions, read latency) is simulator/memory_system.py, built from the sourced table
+# simulator/presets/memory/hbm_u280.yaml; every LD/ST goes through it.
+# Cross-core all-gather: the barrier's arrive and release each cross SLRs. On the U280 the HBM sits in SLR0
+# and a 4-core design spans all 3 SLRs, so the farthest core is 2 crossings away; each crossing costs
+# 3 pipeline stages above 250 MHz (AMD UG949, in the memory table's `slr` block) - applied at any clock
+# as a conservative choice. On top of that: the all-gathered vector itself (a 4096-element INT8 hidden
+# state over a 512-bit bus = 64 cycles) and 8 cycles of in-SLR routing per hop: both ESTIMATES.
+SYNC_VECTOR_CYCLES_ESTIMATE = 64
+SYNC_ROUTING_CYCLES_PER_HOP_ESTIMATE = 8
+SLR_HOPS_U280 = 2
+SYNC_CYCLES_DEFAULT = 64 + 2 * SLR_HOPS_U280 * (3 + 8)
+# Instruction fetch from an on-chip instruction buffer: one 512-bit word per cycle, 2 cycles latency
+# (BRAM read + output register): an ESTIMATE.
+ONCHIP_IFETCH_BYTES_PER_CYCLE = 64
+ONCHIP_IFETCH_LATENCY_CYCLES = 2
 # DSP48E2 INT8 packing: two INT8 x INT8 products per DSP per cycle sharing one
 # operand. Source: AMD WP486 (in shared/anchors/hardware.yaml dsp_primitives).
 MACS_PER_DSP = 2
@@ -68,8 +67,11 @@ class HwParams:
     chain_ii: int = 1                     # chain initiation interval: one beat per cycle (sparse_dsp.dsp_chain)
     sfu_pipeline_cycles: int = SFU_PIPELINE_CYCLES_DEFAULT
     sync_cycles: int = SYNC_CYCLES_DEFAULT
-    hbm_read_latency_ns: float = HBM_READ_LATENCY_NS
     hbm_total_bytes: int = 0
+    mem: Optional[MemorySystem] = None    # None: the memory table's defaults at this clock (512-bit ports)
+    ifetch_bytes_per_cycle: float = ONCHIP_IFETCH_BYTES_PER_CYCLE   # per core
+    ifetch_latency_cycles: int = ONCHIP_IFETCH_LATENCY_CYCLES
+    instruction_memory: str = "on_chip"
     extras: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +85,9 @@ class HwParams:
         if self.hbm_channels % self.n_cores != 0:
             raise TimingParamsError(f"hbm_channels={self.hbm_channels} must be a multiple of cores="
                                     f"{self.n_cores} so each core owns whole channels")
+        if self.mem is None:
+            object.__setattr__(self, "mem", MemorySystem.from_table(kernel_clock_MHz=self.clock_hz / 1e6,
+                                                                    channel_peak_GBps=self.hbm_channel_GBps))
 
     # ---- derived
     @property
@@ -111,20 +116,8 @@ class HwParams:
 
     @property
     def hbm_latency_cycles(self) -> int:
-        return int(math.ceil(self.hbm_read_latency_ns * 1e-9 * self.clock_hz))
-
-
-def hbm_burst_efficiency(bytes_per_access: int) -> float:
-    """Fraction of a channel's peak that an access of this many bytes achieves.
-
-    Whole 32-byte bursts are moved (PG276), long sequential streams reach the
-    Shuhai-measured 425/460.8. Accesses longer than 4 KB are several AXI
-    transactions issued back to back, which keeps the stream sequential.
-    """
-    if bytes_per_access <= 0:
-        return HBM_SUSTAINED_EFFICIENCY
-    bursts = math.ceil(bytes_per_access / HBM_BURST_BYTES)
-    return HBM_SUSTAINED_EFFICIENCY * bytes_per_access / (bursts * HBM_BURST_BYTES)
+        """Kernel cycles from a sequential read's request to its first data (memory_system)."""
+        return self.mem.latency_cycles("sequential")
 
 
 def _get(obj: Any, *names: str, default: Optional[Any] = None) -> Any:
@@ -150,10 +143,11 @@ def _get(obj: Any, *names: str, default: Optional[Any] = None) -> Any:
 def hw_from_design(design: Any, device: Any) -> HwParams:
     """The timing view of an ``AcceleratorDesign`` on an FPGA device.
 
-    Per-channel bandwidth is the smaller of the HBM pseudo channel's peak
-    (device spec) and what the design's AXI port moves at the design clock
-    (``hbm_port_bits / 8 * clock``): a 256-bit port at 225 MHz carries 7.2 GB/s,
-    half of a U280 channel's 14.375 GB/s. The KV tiles use the design's 'kv'
+    Per-channel peak is the narrowest of the HBM pseudo channel (device spec),
+    the design's kernel-side AXI port (``hbm_port_bits / 8 * clock``: a 256-bit
+    port at 225 MHz carries 7.2 GB/s, half of a U280 channel's 14.375 GB/s) and
+    the HBM-side port (PG276: 256 bits at ``hbm_clock_MHz`` <= 450); what a
+    transfer achieves below that peak is ``simulator.memory_system``'s job. The KV tiles use the design's 'kv'
     buffers if it has any, else they stream through the weight buffer (a K/V
     tile is the matrix operand of its MV, like a weight tile). Activations may
     use the 'activation' and 'sfu' buffers (scores live in the SFU buffer).
@@ -176,7 +170,26 @@ def hw_from_design(design: Any, device: Any) -> HwParams:
     per_ch = hbm.per_channel_GBps
     if per_ch is None:
         per_ch = hbm.total_GBps / n_ch
-    port_GBps = design.hbm_port_bits / 8 * design.clock_hz / 1e9
+    mem = MemorySystem.from_design(design, device)
+    port_GBps = mem.kernel_port_GBps
+    f_MHz = design.clock_MHz
+    where = getattr(design, "instruction_memory", "on_chip")
+    if where == "ddr":
+        if getattr(device, "ddr", None) is None:
+            raise TimingParamsError(f"design '{design.name}' sets instruction_memory='ddr' but device "
+                                    f"'{device.name}' has no DDR; allowed here: 'hbm', 'on_chip'")
+        gbps, lat_ns, _ = ddr_facts()
+        ifetch_bpc = gbps * 1e3 / f_MHz / design.cores        # one DDR4 channel shared by the cores' fetchers
+        ifetch_lat = int(math.ceil(lat_ns * 1e-3 * f_MHz))
+    elif where == "hbm":
+        gbps = mem.bandwidth_GBps(pattern="sequential", access_bytes=mem.transaction_bytes)
+        ifetch_bpc = gbps * 1e3 / f_MHz / design.cores        # one pseudo channel shared by the cores' fetchers
+        ifetch_lat = mem.latency_cycles("sequential")
+    else:
+        ifetch_bpc, ifetch_lat = ONCHIP_IFETCH_BYTES_PER_CYCLE, ONCHIP_IFETCH_LATENCY_CYCLES
+    hops = 0 if design.cores == 1 else min(design.cores - 1, SLR_HOPS_U280)
+    sync = 0 if design.cores == 1 else (SYNC_VECTOR_CYCLES_ESTIMATE
+                                        + 2 * hops * (slr_crossing_stages() + SYNC_ROUTING_CYCLES_PER_HOP_ESTIMATE))
     kv = design.kv_buf_bytes_per_core or design.weight_buf_bytes_per_core
     buffer_ids = {}
     for b in design.buffers:
@@ -185,8 +198,9 @@ def hw_from_design(design: Any, device: Any) -> HwParams:
     return HwParams(
         name=design.name, clock_hz=design.clock_hz, n_cores=design.cores,
         chains_per_core=design.chains_per_core, chain_len=design.chain_len,
-        hbm_channels=design.hbm_channels, hbm_channel_GBps=min(per_ch, port_GBps),
-        hbm_channel_bytes=ch_bytes,
+        hbm_channels=design.hbm_channels, hbm_channel_GBps=mem.ceiling_GBps,
+        hbm_channel_bytes=ch_bytes, mem=mem, sync_cycles=sync, ifetch_bytes_per_cycle=ifetch_bpc,
+        ifetch_latency_cycles=ifetch_lat, instruction_memory=where,
         decoders_per_core=design.decoders_per_core, sfu_lanes_per_core=design.sfu_lanes_per_core,
         weight_buf_bytes_per_core=design.weight_buf_bytes_per_core,
         act_buf_bytes_per_core=design.act_buf_bytes_per_core + design.buffer_bytes_per_core("sfu"),

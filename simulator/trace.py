@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
+
+from sparse_dsp.safe_paths import check_output_file, write_file_atomically
 
 from simulator.timing import Program, schedule
 from simulator.timing_engine import UNITS
@@ -38,18 +39,33 @@ def trace_events(segments: Iterable[tuple[str, Program]], hw: HwParams) -> list[
     return events
 
 
-def write_trace(path: str | os.PathLike, segments: Iterable[tuple[str, Program]], hw: HwParams) -> Path:
-    """Write atomically (temp file, then rename) so a partial trace never looks complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"traceEvents": trace_events(segments, hw), "displayTimeUnit": "ns",
-            "otherData": {"design": hw.name, "clock_MHz": hw.clock_hz / 1e6}}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+GENERATOR = "llmaccel"
+
+
+def _is_our_trace(path: Path) -> Optional[str]:
+    """None when ``path`` is a trace this module wrote (its otherData names us), else why not."""
     try:
-        with os.fdopen(fd, "w") as fh:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return "not a JSON trace"
+    other = data.get("otherData") if isinstance(data, dict) else None
+    if not isinstance(other, dict) or other.get("generator") != GENERATOR:
+        return "not a trace llmaccel wrote"
+    return None
+
+
+def check_trace_dest(path: str | os.PathLike, flag: str = "--trace") -> Path:
+    """Refuse a bad trace path before simulating (a directory, an unwritable place, someone's file)."""
+    return check_output_file(path, flag, _is_our_trace, "trace")
+
+
+def write_trace(path: str | os.PathLike, segments: Iterable[tuple[str, Program]], hw: HwParams,
+                flag: str = "--trace") -> Path:
+    """Write atomically (sparse_dsp.safe_paths) so a partial trace never looks complete."""
+    data = {"traceEvents": trace_events(segments, hw), "displayTimeUnit": "ns",
+            "otherData": {"design": hw.name, "clock_MHz": hw.clock_hz / 1e6, "generator": GENERATOR}}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_file_atomically(path, write, flag, _is_our_trace, "trace")

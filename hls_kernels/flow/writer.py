@@ -4,14 +4,15 @@ Layout: ``src/`` (the library headers, the top, the generated instance
 header), ``tb/`` (the family's testbench, shared helpers, golden vectors),
 ``build_prj.tcl`` (csim / csynth / cosim / export for the device's part and
 clock) and ``project.json``. The directory is assembled under a temporary
-name and renamed into place, so a half-written project never looks complete.
+name and renamed into place (sparse_dsp.safe_paths), so a half-written
+project never looks complete; ``overwrite`` replaces only a directory that is
+one of our projects holding nothing but what we and the HLS flow write there.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -21,6 +22,7 @@ from hls_kernels.build import INCLUDE_DIR, TOPS_DIR
 from hls_kernels.configs import HlsConfigError
 from hls_kernels.flow.vectors import golden_case, vectors_header
 from sparse_dsp.errors import LlmaccelError
+from sparse_dsp.safe_paths import check_output_dir, write_dir_atomically
 
 TEMPLATES = Path(__file__).parent / "templates"
 TOPS = {"linear_mv": "linear_mv_top", "linear_mm": "linear_mm_top", "weight_decode": "weight_decode_top",
@@ -60,24 +62,25 @@ def write_project(config, out_dir: str | os.PathLike, device: str = "alveo-u280"
                   seed: int = 0, overwrite: bool = False) -> Path:
     """Write the project for ``config`` at ``out_dir`` and return its path."""
     out = Path(out_dir)
-    if out.exists() and not overwrite:
+    if (out.exists() or out.is_symlink()) and not overwrite:
         raise LlmaccelError(f"output directory {out} already exists (pass overwrite/--force to replace it)")
+    check_output_dir(out_dir, "--out", overwrite, _is_our_project, "HLS project")
     target = device_target(device, clock_mhz)
     family = config.family
     if family not in TOPS:
         raise HlsConfigError(f"emit has no testbench for kernel family '{family}'; families with one: "
                              f"{sorted(TOPS)}")
     top = TOPS[family]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+
+    def build(tmp: Path) -> None:
         src, tb = tmp / "src", tmp / "tb"
-        shutil.copytree(INCLUDE_DIR, src / "include")
-        shutil.copy(TOPS_DIR / f"{top}.cpp", src / f"{top}.cpp")
+        # copyfile, not copy/copy2: new files get the user's umask, not the package's modes
+        shutil.copytree(INCLUDE_DIR, src / "include", copy_function=shutil.copyfile)
+        shutil.copyfile(TOPS_DIR / f"{top}.cpp", src / f"{top}.cpp")
         (src / "llmaccel_instance.hpp").write_text(config.instance_header())
         tb.mkdir()
         (tb / f"tb_{family}.cpp").write_text(_render(f"tb_{family}.cpp", name=config.name))
-        shutil.copy(TEMPLATES / "tb_common.h", tb / "tb_common.h")
+        shutil.copyfile(TEMPLATES / "tb_common.h", tb / "tb_common.h")
         (tb / "golden_vectors.h").write_text(vectors_header(golden_case(config, seed), config.name))
         (tmp / "build_prj.tcl").write_text(_render(
             "build_prj.tcl", name=config.name, device=target.name, part=target.part, clock_mhz=target.clock_mhz,
@@ -87,13 +90,29 @@ def write_project(config, out_dir: str | os.PathLike, device: str = "alveo-u280"
             "name": config.name, "family": family, "top": top, "device": target.name, "part": target.part,
             "clock_MHz": target.clock_mhz, "seed": seed, "tcl": "build_prj.tcl",
             "testbench": f"tb/tb_{family}.cpp", "hls_project": f"prj_{config.name}"}, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return write_dir_atomically(out_dir, build, "--out", overwrite, _is_our_project, "HLS project")
+
+
+# What the HLS flow itself writes into a project besides our files (hls_kernels.flow.backend, Vitis).
+_FLOW_OUTPUTS = ("csim_gxx", "vitis_hls_run.log", "vitis_hls.log", ".Xil")
+
+
+def _is_our_project(path: Path) -> Optional[str]:
+    """None when ``path`` is a project :func:`write_project` wrote (with the flow's outputs), else why not."""
+    try:
+        meta = json.loads((path / "project.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "it has no readable project.json"
+    if not isinstance(meta, dict) or not all(isinstance(meta.get(k), str) for k in ("tcl", "hls_project", "top")):
+        return "its project.json is not one llmaccel writes"
+    ours = {"src", "tb", "project.json", meta["tcl"], meta["hls_project"], *_FLOW_OUTPUTS}
+    extra = sorted(set(os.listdir(path)) - ours)
+    if extra:
+        return "it holds files llmaccel did not write: " + ", ".join(extra[:8])
+    return None
+
+
 
 
 def testbench_compile_command(project: Path, cxx: str, ap_types: Path, exe: Path) -> list[str]:

@@ -1,11 +1,11 @@
-"""Backends a Session runs on: the functional+timing simulator (default) and XRT (a real board)."""
+"""Backends a Session runs on: the functional+timing simulator (default), XRT (a real board), a CUDA GPU."""
 from __future__ import annotations
 
 from typing import Any
 
 from host.errors import SessionError
 
-BACKENDS = ("simulator", "xrt")
+BACKENDS = ("simulator", "xrt", "gpu")
 
 
 def make_backend(name: str, artifact: Any, **kw: Any):
@@ -15,4 +15,7 @@ def make_backend(name: str, artifact: Any, **kw: Any):
     if name == "xrt":
         from host.backends.xrt import XrtBackend
         return XrtBackend(artifact, **kw)
+    if name == "gpu":
+        from host.backends.gpu import GpuBackend
+        return GpuBackend(artifact, **kw)
     raise SessionError(f"backend='{name}' is unknown; allowed: {', '.join(BACKENDS)}")

@@ -6,9 +6,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from simulator.energy import load_energy, phase_energy
 from simulator.functional import ModelWeights
 from simulator.functional_model import FunctionalModel
+from simulator.power import PowerModel
 from simulator.timing import Work
 
 
@@ -31,7 +31,7 @@ class SimulatorBackend:
         self.artifact = artifact
         self.model = FunctionalModel(artifact.comp, ModelWeights.from_compressed(artifact.compressed),
                                      check_program=artifact.check_program)
-        self.energy = load_energy(artifact.device.name)
+        self.power = PowerModel.build(artifact.design, artifact.device)
 
     @property
     def length(self) -> int:
@@ -42,7 +42,7 @@ class SimulatorBackend:
         return self.model.max_len
 
     def _outcome(self, st) -> StepOutcome:
-        e = phase_energy(st.work, st.seconds, self.energy).total_J
+        e = self.power.phase(st.work, st.seconds).total_J
         return StepOutcome(st.logits, st.seconds, e, st.work, st.instructions)
 
     def prefill(self, ids: list[int]) -> StepOutcome:

@@ -27,8 +27,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="flightllm", help="compression recipe (ignored for a compressed model)")
     p.add_argument("--max-len", type=int, default=2048, help="compiled maximum length (tokens)")
     p.add_argument("--out", required=True, help="artifact directory to write")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out if it is an existing compiled-program artifact (nothing else is replaced)")
     p.add_argument("--no-storage-report", action="store_true",
                    help="skip the per-length instruction-storage comparison (it compiles every length)")
+
+
+def inapplicable(args) -> dict[str, str]:
+    """Flags the chosen mode would ignore (the CLI refuses them when given)."""
+    if not isinstance(_load_model_kind(args.model), str):
+        return {"recipe": "does not apply to a compressed-model artifact (it was compressed with its own recipe)"}
+    return {}
+
+
+def _load_model_kind(arg: str):
+    from pathlib import Path
+    p = Path(arg)
+    return p if p.is_dir() and (p / "manifest.json").is_file() else arg
 
 
 def _load_model(arg: str):
@@ -41,22 +56,25 @@ def _load_model(arg: str):
 
 
 def compile_artifact(comp, design_name: str, recipe_name: str, out: str, storage: bool = True,
-                     compressed=None) -> dict:
+                     compressed=None, force: bool = False) -> dict:
     from mapping.compiled_artifact import write_compiled_artifact
     meta = {"design": design_name, "recipe": recipe_name}
     if compressed is not None and getattr(compressed, "content_hash", None):
         meta["compressed_model"] = {"path": str(compressed.path), "content_hash": compressed.content_hash}
-    return write_compiled_artifact(comp, out, meta, storage=storage)
+    return write_compiled_artifact(comp, out, meta, storage=storage, force=force)
 
 
 def run(args) -> dict:
+    from mapping.artifact_io import check_artifact_dest
+    from mapping.compiled_artifact import SCHEMA
     from mapping.sim_api import build_compiler
 
+    check_artifact_dest(args.out, SCHEMA, args.force)   # before compiling: refuse a bad --out at once
     model = _load_model(args.model)
     comp, design, _ = build_compiler(model, args.design, args.recipe, max_len=args.max_len)
     rname = comp.f.source if not isinstance(model, str) else str(args.recipe)
     out = compile_artifact(comp, design.name, rname, args.out, storage=not args.no_storage_report,
-                           compressed=None if isinstance(model, str) else model)
+                           compressed=None if isinstance(model, str) else model, force=args.force)
     if not args.json:
         print(f"wrote {out['artifact']}: {out['programs']} programs, {out['instruction_words']} words "
               f"({out['decode_buckets']} decode + {out['prefill_buckets']} prefill buckets)")

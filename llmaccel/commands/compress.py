@@ -5,7 +5,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from llmaccel.commands._common import load_tokenizer, model_dir_arg, progress
+from llmaccel.commands._common import (at_least, load_tokenizer, model_dir_arg, output_file, progress,
+                                       read_text_file)
 
 NAME = "compress"
 HELP = "compress a Llama checkpoint (quantize, prune, pack); --eval compares recipes by held-out perplexity"
@@ -15,20 +16,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="checkpoint directory (default: the bundled trained tiny Llama)")
     p.add_argument("--recipe", default=None, help="recipe name or YAML file (default: flightllm)")
     p.add_argument("--out", help="artifact directory to write (default: out/<model>-<recipe>)")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out if it is an existing compressed-model artifact (nothing else is replaced)")
     p.add_argument("--eval", action="store_true", help="evaluate recipes on the held-out text instead")
     p.add_argument("--recipes", help="comma-separated recipes for --eval (default: the standard table)")
     p.add_argument("--eval-text", help="held-out text file (default: the bundled held-out text)")
     p.add_argument("--calibration-text", help="calibration text file (default: the bundled calibration text)")
-    p.add_argument("--max-eval-tokens", type=int, default=None, help="evaluate on the first N tokens only")
-    p.add_argument("--plot", help="with --eval: write a perplexity-vs-bits plot (PNG) here")
+    p.add_argument("--max-eval-tokens", type=at_least(2), default=None, help="evaluate on the first N tokens only")
+    p.add_argument("--plot", type=output_file, help="with --eval: write a perplexity-vs-bits plot (PNG) here")
 
 
-def _read_text(path: str | None, default_fn) -> str:
+def inapplicable(args) -> dict[str, str]:
+    """Flags the chosen mode would ignore (the CLI refuses them when given)."""
+    if args.eval:
+        return {"recipe": "does not apply with --eval (give the recipes to compare with --recipes)",
+                "out": "does not apply with --eval (nothing is kept; use --plot for a figure)",
+                "force": "does not apply with --eval (nothing is kept)"}
+    return {d: "applies only with --eval" for d in ("recipes", "eval_text", "max_eval_tokens", "plot")}
+
+
+def _recipe_list(text: str) -> list[str]:
+    """--recipes 'a,b': every name non-empty (an empty --recipes is an error, not the default table)."""
     from sparse_dsp.errors import LlmaccelError
-    p = Path(path) if path else default_fn()
-    if not p.is_file():
-        raise LlmaccelError(f"text file '{p}' does not exist")
-    return p.read_text(encoding="utf-8")
+    names = [n.strip() for n in text.split(",")]
+    if not text.strip() or any(not n for n in names):
+        raise LlmaccelError(f"--recipes '{text}' has an empty name; give comma-separated recipe names "
+                            f"(e.g. w8,w4-g128-rtn) or leave --recipes out for the standard table")
+    return names
+
+
+def _read_text(path: str | None, default_fn, flag: str) -> str:
+    return read_text_file(Path(path) if path else default_fn(), flag)
 
 
 def evaluate_recipes(model_dir: Path, recipe_names: list[str], eval_text: str, calib_text,
@@ -45,7 +63,8 @@ def evaluate_recipes(model_dir: Path, recipe_names: list[str], eval_text: str, c
     with tempfile.TemporaryDirectory() as tmp:
         for recipe in recipes:
             say(f"recipe {recipe.name}: compressing")
-            stats = compress_checkpoint(model_dir, recipe, Path(tmp) / "artifact", calibration=calib_text)
+            stats = compress_checkpoint(model_dir, recipe, Path(tmp) / "artifact", calibration=calib_text,
+                                        force=True)   # our own temporary artifact of the previous recipe
             model = ReferenceModel.from_compressed(load_compressed(Path(tmp) / "artifact"))
             ppl = perplexity(model, ids, max_tokens=max_eval_tokens)
             say(f"recipe {recipe.name}: perplexity {ppl:.3f}")
@@ -63,13 +82,16 @@ def run(args) -> dict:
     model_dir = model_dir_arg(args.model)
     say = progress(True)
     # calibration text is read only when a recipe needs it (GPTQ, Wanda, mixed precision)
-    calib = lambda: _read_text(args.calibration_text, calibration_text_path)
+    calib = lambda: _read_text(args.calibration_text, calibration_text_path, "--calibration-text")
     if args.eval:
-        names = [n.strip() for n in args.recipes.split(",")] if args.recipes else list(EVAL_RECIPES)
-        text = _read_text(args.eval_text, heldout_text_path)
+        names = _recipe_list(args.recipes) if args.recipes is not None else list(EVAL_RECIPES)
+        text = _read_text(args.eval_text, heldout_text_path, "--eval-text")
+        if args.plot is not None:      # a bad plot path is refused before the evaluation runs
+            from reports.figures import check_png_dest
+            check_png_dest(args.plot)
         rows = evaluate_recipes(model_dir, names, text, calib, args.max_eval_tokens, say)
         result = {"model": str(model_dir), "recipes": rows}
-        if args.plot:
+        if args.plot is not None:
             result["plot"] = str(plot_recipes(rows, args.plot, f"{model_dir.name}: held-out perplexity"))
         if not args.json:
             print(recipe_table(rows))
@@ -79,8 +101,9 @@ def run(args) -> dict:
     from mapping.compress import compress_checkpoint
     recipe = get_recipe(args.recipe or DEFAULT_RECIPE)
     calib = calib() if recipe.needs_calibration else None
-    out = Path(args.out) if args.out else Path("out") / f"{model_dir.name}-{recipe.name.replace(':', '_')}"
-    stats = compress_checkpoint(model_dir, recipe, out, calibration=calib, progress=say)
+    # an empty --out is an error (sparse_dsp.safe_paths), not the default
+    out = args.out if args.out is not None else str(Path("out") / f"{model_dir.name}-{recipe.name.replace(':', '_')}")
+    stats = compress_checkpoint(model_dir, recipe, out, calibration=calib, progress=say, force=args.force)
     if not args.json:
         print(f"wrote {out}: {stats['avg_bits']:.2f} code bits/weight, "
               f"{stats['storage_bits_per_weight']:.2f} stored bits/weight, sparsity {stats['sparsity']:.2f}")

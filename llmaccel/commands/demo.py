@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from llmaccel.assets import bundled_model_dir
-from llmaccel.commands._common import load_tokenizer, progress
+from llmaccel.commands._common import at_least, load_tokenizer, positive_int, progress
 
 NAME = "demo"
 HELP = ("compress the bundled model, compile it for a design, generate on the simulator checked against "
@@ -25,8 +25,8 @@ DEFAULT_PROMPT = "The Python interpreter"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default=None, help="compression recipe (default: the project default)")
     p.add_argument("--prompt", default=DEFAULT_PROMPT)
-    p.add_argument("--max-new-tokens", type=int, default=32)
-    p.add_argument("--eval-tokens", type=int, default=4096, help="held-out tokens for perplexity")
+    p.add_argument("--max-new-tokens", type=positive_int, default=32)
+    p.add_argument("--eval-tokens", type=at_least(2), default=4096, help="held-out tokens for perplexity")
     p.add_argument("--design", default="flightllm-u280", help="accelerator design preset")
     p.add_argument("--project-model", default="llama2-7b", help="model preset for the projected figures")
 

@@ -39,6 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="print one JSON object on stdout")
 
 
+def inapplicable(args) -> dict[str, str]:
+    """Flags the chosen action would ignore (the CLI refuses them when given)."""
+    if args.hls_command == "emit" and args.kernel == "list":
+        return {d: "does not apply to '--kernel list'" for d in ("out", "device", "clock_mhz", "seed", "force")}
+    if args.hls_command == "run" and args.gxx:
+        return {"steps": "does not apply with --gxx (g++ runs the C simulation testbench only)"}
+    return {}
+
+
 def _emit(args) -> dict[str, Any]:
     from hls_kernels.configs import REGISTRY, get_config
     from hls_kernels.flow.writer import write_project

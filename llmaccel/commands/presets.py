@@ -18,6 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="one preset (device, model or design) in full, every number with its source")
 
 
+def inapplicable(args) -> dict[str, str]:
+    """--kind filters the listing; --show prints one preset."""
+    return {"kind": "does not apply with --show (a preset name is unique across kinds)"} if args.show else {}
+
+
 def _device_row(name: str) -> dict:
     from simulator.specs import FpgaDevice, load_device
 

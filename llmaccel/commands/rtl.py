@@ -51,6 +51,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     y.add_argument("--workdir", default=None, help="keep yosys script, log and stat here")
 
 
+def inapplicable(args) -> dict[str, str]:
+    """Flags the chosen unit and action would ignore (the CLI refuses them when given)."""
+    unit = UNITS.get(args.unit)
+    if unit == "dsp_chain":
+        unused = ["bits", "asym", "n_chains"] + ([] if args.rtl_action == "sim" else ["k", "group_size"])
+    elif unit == "weight_decoder":
+        unused = ["cascade_groups", "n_chains"]
+    else:
+        unused = []
+    return {d: f"does not apply to --unit {args.unit}" + ("" if unit != "dsp_chain" or d not in ("k", "group_size")
+                                                          else f" {args.rtl_action} (only to sim)")
+            for d in unused}
+
+
 def _unit(args) -> str:
     if args.unit not in UNITS:
         raise LlmaccelError(f"--unit '{args.unit}' is not an RTL unit; allowed: chain, decoder, tile")

@@ -11,15 +11,15 @@ import tempfile
 from pathlib import Path
 
 from llmaccel.assets import bundled_model_dir
-from llmaccel.commands._common import progress
+from llmaccel.commands._common import finite_float, nonnegative_int, positive_int, progress
 
 NAME = "run"
-HELP = "generate tokens with a compiled model on the simulator (default) or an XRT board, with stats"
+HELP = "generate tokens with a compiled model on the simulator (default), an XRT board or a CUDA GPU, with stats"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", required=True, help="prompt text (tokenized with the checkpoint's tokenizer)")
-    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=positive_int, default=32)
     p.add_argument("--artifact", default=None, help="compiled artifact directory (default: compile the bundled model)")
     p.add_argument("--compressed", default=None,
                    help="compressed model the artifact was compiled from (default: the one its manifest names)")
@@ -28,13 +28,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="w8", help="recipe when compressing the bundled model (no --artifact)")
     p.add_argument("--design", default=None, help="design preset (default flightllm-u280; with --artifact it must "
                                                   "be the artifact's)")
-    p.add_argument("--max-len", type=int, default=None, help="compiled maximum length when compiling here")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--top-k", type=int, default=0, help="0 = off")
-    p.add_argument("--top-p", type=float, default=1.0, help="1 = off")
+    p.add_argument("--max-len", type=positive_int, default=None, help="compiled maximum length when compiling here")
+    p.add_argument("--temperature", type=finite_float, default=0.0, help="0 = greedy")
+    p.add_argument("--top-k", type=nonnegative_int, default=0, help="0 = off")
+    p.add_argument("--top-p", type=finite_float, default=1.0, help="1 = off")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default="simulator", choices=("simulator", "xrt"))
+    p.add_argument("--backend", default="simulator", choices=("simulator", "xrt", "gpu"))
     p.add_argument("--xclbin", default=None, help="xclbin for --backend xrt")
+
+
+def inapplicable(args) -> dict[str, str]:
+    """Flags the chosen mode would ignore (the CLI refuses them when given)."""
+    out = {}
+    if args.artifact:
+        out.update({"recipe": "does not apply with --artifact (the artifact is already compressed)",
+                    "max_len": "does not apply with --artifact (the artifact fixes its compiled length)"})
+    else:
+        out.update({d: "applies only with --artifact" for d in ("compressed", "tokenizer")})
+    if args.backend != "xrt":
+        out["xclbin"] = "applies only with --backend xrt"
+    if args.temperature == 0:
+        out.update({d: "does not apply to greedy decoding (--temperature 0); give --temperature > 0"
+                    for d in ("top_k", "top_p", "seed")})
+    return out
 
 
 def run(args) -> dict:
@@ -44,6 +60,9 @@ def run(args) -> dict:
 
     say = progress(not args.json)
     backend_kw = {"xclbin": args.xclbin} if args.backend == "xrt" else {}
+    if args.backend == "gpu":
+        from host.backends.gpu import resolve_device
+        resolve_device(None)     # no CUDA: one clear error before compressing anything
     with tempfile.TemporaryDirectory(prefix="llmaccel-run-") as tmp:
         if args.artifact:
             say(f"loading {args.artifact}")

@@ -10,10 +10,17 @@ annotations are ``int``, ``float``, ``str``, ``bool``, ``Optional[X]``,
 ``Literal[...]``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``dict[str, X]`` and
 nested spec dataclasses. ``__post_init__`` checks of a dataclass that raise
 :class:`LlmaccelError` are re-raised with the file and field prefix.
+
+The form rules of :mod:`simulator.specs.schema` (no duplicate keys, no quoted
+numbers or booleans, finite numbers, integers where integers are meant,
+plausible units) apply to every field; every problem of a file is reported
+at once, in one error.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -21,13 +28,81 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from simulator.specs import schema
 from sparse_dsp.errors import LlmaccelError
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 
 class SpecError(LlmaccelError):
-    """A spec file or mapping that is missing, malformed, or has a bad field."""
+    """A spec file or mapping that is missing, malformed, or has bad fields.
+
+    ``problems`` lists every problem found (one line each); the message joins them.
+    """
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.problems = tuple(problems) or (message,)
+
+    @classmethod
+    def many(cls, problems: list[str], prefix: str = "") -> "SpecError":
+        """One error listing every problem (the message of a single problem is that problem)."""
+        if len(problems) == 1:
+            return cls(prefix + problems[0], problems)
+        listed = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))
+        return cls(f"{prefix}{len(problems)} problems: {listed}", problems)
+
+
+class _DuplicateKeys(yaml.YAMLError):
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys and reads ``1e6`` as a number.
+
+    PyYAML keeps the last of two equal keys silently, and follows YAML 1.1, where a float needs a dot
+    (``1e6`` is the string "1e6"); YAML 1.2 and every other tool read it as a number.
+    """
+
+    duplicates: list[str]
+
+
+def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *base` then an explicit key is an override, not a duplicate
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.setdefault(key, key_node.start_mark.line + 1)
+        except TypeError:
+            continue  # an unhashable key: construct_mapping reports it
+        if first != key_node.start_mark.line + 1:
+            loader.duplicates.append(f"duplicate key '{key}' at line {key_node.start_mark.line + 1} "
+                                     f"(first at line {first}); each key may appear once")
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def safe_load_strict(text: str) -> Any:
+    """Parse YAML text like ``yaml.safe_load``, refusing duplicate keys (all of them listed)."""
+    loader = StrictLoader(text)
+    loader.duplicates = []
+    try:
+        data = loader.get_single_data()
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise _DuplicateKeys(loader.duplicates)
+    return data
 
 
 def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
@@ -37,15 +112,21 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
         raise SpecError(f"{path}: file not found")
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read file ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}); a YAML file must be UTF-8") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read file ({exc.strerror or exc})") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load_strict(text)
+    except _DuplicateKeys as exc:
+        raise SpecError.many(exc.problems, f"{path}: ") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(f"{path}: malformed YAML{where}: {problem}") from None
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. a date like 2024-02-30, deep nesting
+        raise SpecError(f"{path}: malformed YAML: {str(exc) or type(exc).__name__}") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: top level must be a mapping of field: value, got {type(data).__name__}")
     return data
@@ -87,16 +168,26 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+class _TypeMismatch(SpecError):
+    """The value is not of the annotated type at all (as opposed to a bad item inside it)."""
+
+
 def _convert(tp: Any, value: Any, field: str) -> Any:
-    """Check ``value`` against annotation ``tp``; return it in the dataclass's form."""
+    """Check ``value`` against annotation ``tp``; return it in the dataclass's form.
+
+    Raises :class:`SpecError` whose ``problems`` list every bad item found inside ``value``.
+    """
     origin = typing.get_origin(tp)
-    bad = SpecError(f"field '{field}' must be {_type_name(tp)}, got {value!r}")
+
+    def bad(wanted: str = "") -> SpecError:
+        return _TypeMismatch(f"field '{field}' must be {_type_name(tp)}, got {value!r}{schema.quoted_hint(value, wanted)}")
+
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None:
             if type(None) in args:
                 return None
-            raise bad
+            raise bad()
         errors = []
         for arg in args:
             if arg is type(None):
@@ -105,67 +196,95 @@ def _convert(tp: Any, value: Any, field: str) -> Any:
                 return _convert(arg, value, field)
             except SpecError as exc:
                 errors.append(exc)
-        nested = [a for a in args if a is not type(None) and typing.get_origin(a) is None
-                  and dataclasses.is_dataclass(a) or typing.get_origin(a) in (tuple, dict)]
-        if len(errors) == 1 and nested and isinstance(value, (dict, list, tuple)):
-            raise errors[0]  # the inner error names the nested field that is wrong
-        raise bad
+        if len(errors) == 1 and not isinstance(errors[0], _TypeMismatch):
+            raise errors[0]  # the inner error names the nested field (or the rule) that is wrong
+        wanted = next((w for a, w in ((int, "integer"), (float, "number"), (bool, "bool")) if a in args), "")
+        raise bad(wanted)
     if tp is Any:
+        problem = schema.finite_problem(field, value)
+        if problem:
+            raise SpecError(problem)
         return value
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise bad
+        raise bad("bool")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            problem = schema.unit_problem(field, value)
+            if problem:
+                raise SpecError(problem)
             return value
-        raise bad
+        raise bad("integer")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            problem = schema.finite_problem(field, float(value)) or schema.unit_problem(field, value)
+            if problem:
+                raise SpecError(problem)
             return float(value)
-        raise bad
+        raise bad("number")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise bad
+        raise bad()
     if origin is Literal:
         if value in typing.get_args(tp) and not isinstance(value, bool):
             return value
-        raise bad
+        raise bad()
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise bad
+            raise bad()
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v, f"{field}[{i}]") for i, v in enumerate(value))
+            return tuple(_convert_all([(args[0], v, f"{field}[{i}]") for i, v in enumerate(value)]))
         if len(value) != len(args):
             raise SpecError(f"field '{field}' must be a list of {len(args)} items, got {value!r}")
-        return tuple(_convert(a, v, f"{field}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(_convert_all([(a, v, f"{field}[{i}]") for i, (a, v) in enumerate(zip(args, value))]))
     if origin is dict:
         if not isinstance(value, dict):
-            raise bad
+            raise bad()
         ktp, vtp = typing.get_args(tp)
-        return {_convert(ktp, k, f"{field} key"): _convert(vtp, v, f"{field}.{k}") for k, v in value.items()}
+        items = list(value.items())
+        keys = _convert_all([(ktp, k, f"{field} key") for k, _ in items])
+        vals = _convert_all([(vtp, v, f"{field}.{k}") for k, v in items])
+        return dict(zip(keys, vals))
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise bad
+            raise bad()
         return _build(tp, value, field + ".")
     raise TypeError(f"spec loader cannot handle annotation {tp!r} of field '{field}'")  # programming error
+
+
+def _convert_all(items: list[tuple[Any, Any, str]]) -> list[Any]:
+    """Convert every (annotation, value, field); one SpecError listing all the problems, if any."""
+    out, problems = [], []
+    for tp, value, field in items:
+        try:
+            out.append(_convert(tp, value, field))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SpecError.many(problems)
+    return out
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(k for k in data if k not in fields)
-    if unknown:
-        raise SpecError(f"unknown field '{prefix}{unknown[0]}'; allowed fields: {', '.join(fields)}")
+    problems = [f"unknown field '{prefix}{k}'; allowed fields: {', '.join(fields)}"
+                for k in data if k not in fields]
     kwargs = {}
     for name, f in fields.items():
         if name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise SpecError(f"missing field '{prefix}{name}' ({_type_name(hints[name])})")
+                problems.append(f"missing field '{prefix}{name}' ({_type_name(hints[name])})")
             continue
-        kwargs[name] = _convert(hints[name], data[name], prefix + name)
+        try:
+            kwargs[name] = _convert(hints[name], data[name], prefix + name)
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SpecError.many(problems)
     try:
         return cls(**kwargs)
     except LlmaccelError as exc:
@@ -180,7 +299,7 @@ def build(cls: type, data: dict[str, Any], source: str | Path) -> Any:
     try:
         return _build(cls, data, "")
     except SpecError as exc:
-        raise SpecError(f"{source}: {exc}") from None
+        raise SpecError.many(list(exc.problems), f"{source}: ") from None
 
 
 def load(cls: type, path: str | Path) -> Any:

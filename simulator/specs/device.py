@@ -108,10 +108,19 @@ class BoardPower(_Sourced):
 
 @dataclass(frozen=True)
 class ClockLimits(_Sourced):
-    """Clock limits of the DSP primitive (the fabric design clock is the design's choice)."""
+    """Datasheet clock limits of the device's primitives at its speed grade and VCCINT.
 
-    dsp_fmax_MHz: Optional[float] = None
+    The design's clocks are its own choice; :mod:`simulator.clocks` checks them
+    against these. A limit that was not found stays ``None`` and is reported as
+    unchecked, never assumed.
+    """
+
+    dsp_fmax_MHz: Optional[float] = None       # DSP48E2 / DSP58, fully pipelined
+    bram_fmax_MHz: Optional[float] = None      # block RAM (RAMB36)
+    uram_fmax_MHz: Optional[float] = None      # UltraRAM (URAM288)
+    hbm_axi_fmax_MHz: Optional[float] = None   # the HBM controller's AXI port clock
     speed_grade: Optional[str] = None
+    vccint_V: Optional[float] = None
     source: str = NOT_FOUND
     sources: dict[str, str] = field(default_factory=dict)
 

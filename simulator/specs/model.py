@@ -8,12 +8,12 @@ grouped-query attention, SwiGLU MLP without biases).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from simulator.specs._yaml import SpecError, build, load, preset_names, preset_path
+from simulator.specs.schema import read_strict_json
 
 ALLOWED_MODEL_TYPES = ("llama",)
 ALLOWED_ARCHITECTURES = ("LlamaForCausalLM",)
@@ -179,7 +179,7 @@ def model_spec_from_hf_config(cfg: dict[str, Any], name: str, where: str = "conf
         rms_norm_eps=cfg.get("rms_norm_eps", 1e-6),
         rope_theta=rope_theta,
         rope_scaling=rope_scaling,
-        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        tie_word_embeddings=cfg.get("tie_word_embeddings", False),  # strict: "false" (a string) is an error
         source=str(where),
     )
     return build(ModelSpec, data, where)
@@ -207,11 +207,6 @@ def load_model_spec(name_or_path: str | Path) -> ModelSpec:
                         f"a checkpoint directory; or a config.json path)")
     if path.suffix in (".yaml", ".yml"):
         return load(ModelSpec, path)
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read file ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    cfg = read_strict_json(path, SpecError)  # no duplicate keys, no NaN/Infinity
     name = path.parent.name if path.name == "config.json" else path.stem
     return model_spec_from_hf_config(cfg, name=name or "model", where=str(path))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sparse_dsp.dsp_chain import ChainConfig
 from sparse_dsp.errors import LlmaccelError
+from sparse_dsp.safe_paths import write_dir_atomically
 from sparse_dsp.mv_tile import TileConfig
 from sparse_dsp.rtl.sim import HDL_DIR, SOURCES
 from sparse_dsp.rtl.synth import UNIT_TOPS, canonical_params, hdl_parameters
@@ -145,24 +146,16 @@ def generate(unit: str, params: dict, out_dir: Path) -> dict:
     if unit not in UNIT_TOPS:
         raise LlmaccelError(f"unit='{unit}' is not an RTL unit; allowed: {sorted(UNIT_TOPS)}")
     name, text = render_top(unit, params)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise LlmaccelError(f"out directory {out_dir} exists and is not empty; choose a new one")
-    tmp = out_dir.with_name(out_dir.name + ".tmp-gen")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    files = []
-    for f in SOURCES[UNIT_TOPS[unit]]:
-        shutil.copyfile(HDL_DIR / f, tmp / f)
-        files.append(f)
-    (tmp / f"{name}.v").write_text(text)
-    files.append(f"{name}.v")
     manifest = {"unit": unit, "top": name, "params": canonical_params(unit, params),
                 "hdl_parameters": hdl_parameters(unit, params), "model": _model_figures(unit, canonical_params(unit, params)),
-                "files": files}
-    (tmp / "config.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    if out_dir.exists():
-        out_dir.rmdir()
-    tmp.rename(out_dir)
+                "files": [*SOURCES[UNIT_TOPS[unit]], f"{name}.v"]}
+
+    def build(tmp: Path) -> None:
+        for f in SOURCES[UNIT_TOPS[unit]]:
+            shutil.copyfile(HDL_DIR / f, tmp / f)
+        (tmp / f"{name}.v").write_text(text)
+        (tmp / "config.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+    # a new or empty directory only (no --force here); sparse_dsp.safe_paths writes it atomically
+    write_dir_atomically(out_dir, build, "--out", False, None, "RTL output")
     return manifest

@@ -48,8 +48,9 @@ def test_stale_program_is_refused_before_it_runs(host_w8, tmp_path):
     words[head["word_offset"] + 1] ^= 1 << 3             # flip an operand bit of the head program
     (bad / "programs.bin").write_bytes(words.tobytes())
     man = json.loads((bad / "manifest.json").read_text())
-    from mapping.artifact_io import file_sha256
+    from mapping.artifact_io import file_sha256, manifest_hash
     man["files"]["programs.bin"] = file_sha256(bad / "programs.bin")   # hash made consistent on purpose
+    man["content_hash"] = manifest_hash(man)
     (bad / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(ArtifactError, match="differs from the compiled instructions"):
         load_artifact(bad)

@@ -19,7 +19,7 @@ def test_run_json_on_an_artifact(host_w8, capsys):
 
 
 def test_run_bad_input_is_one_error(host_w8, capsys):
-    rc = main(["run", "--artifact", str(host_w8[1]), "--prompt", "x", "--top-p", "2", "--json"])
+    rc = main(["run", "--artifact", str(host_w8[1]), "--prompt", "x", "--temperature", "1", "--top-p", "2", "--json"])
     assert rc == 2 and "top_p" in json.loads(capsys.readouterr().out)["error"]
     rc = main(["run", "--artifact", str(host_w8[1]), "--design", "flightllm-u55c", "--prompt", "x", "--json"])
     assert rc == 2 and "flightllm-u280" in json.loads(capsys.readouterr().out)["error"]

@@ -5,8 +5,11 @@ tiles through the timing engine must reach the tile's steady state: one decoder 
 and chain, within the decoder's own fill per tile (the engine charges one LD per tile, the RTL
 streams rows without refilling).
 """
+import dataclasses
+
 import pytest
 
+from simulator.memory_system import MemorySystem
 from simulator.timing_costs import OpDesc, cycles, latency
 from simulator.timing_engine import UNIT_INDEX, TimedOp, run
 from simulator.timing_params import HwParams
@@ -22,8 +25,13 @@ def _hw(n_chains: int, chain_len: int) -> HwParams:
                     hbm_channels=1, hbm_channel_GBps=1e6, hbm_channel_bytes=1 << 30,
                     decoders_per_core=n_chains, sfu_lanes_per_core=8, weight_buf_bytes_per_core=1 << 22,
                     act_buf_bytes_per_core=1 << 20, kv_buf_bytes_per_core=1 << 20,
-                    buf_read_bytes_per_cycle_per_core=1 << 16,
-                    hbm_read_latency_ns=0.0)   # the tile model's inputs are never starved: no HBM latency
+                    buf_read_bytes_per_cycle_per_core=1 << 16, mem=_ideal_memory())
+
+
+def _ideal_memory() -> MemorySystem:
+    # the tile model's inputs are never starved: a memory system with (next to) no latency and no setup
+    m = MemorySystem.from_table(kernel_port_bits=512, kernel_clock_MHz=225.0, channel_peak_GBps=1e6)
+    return dataclasses.replace(m, latency_page_hit_ns=1e-6, converter_latency_cycles=0, setup_cycles=0)
 
 
 @pytest.mark.parametrize("bits,nm,k", [(4, None, 256), (4, (8, 16), 512), (2, (2, 16), 512), (8, None, 256),

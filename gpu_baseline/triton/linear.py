@@ -1,0 +1,258 @@
+"""Linear layers straight from the packed format: decode GEMV (split-K) and prefill GEMM.
+
+Two activation types, as the two kinds of users run them:
+
+* INT8 activations (the numerics contract, docs/numerics.md sections 2-3):
+  per group an exact INT32 partial sum of INT8 weights times INT8
+  activations, then the FP32 rescale ``y += s[o,g] * float(acc[g])`` over the
+  groups *in order*, then ``y *= s_x``. Given the same INT8 inputs the output
+  is bit-exact with ``simulator.golden.linear``. Split-K GEMV stores the INT32
+  partial sums and rescales them in a second kernel in the contract's order,
+  so splitting does not change a bit.
+* FP16 activations (weight-only quantization, as GPU users run W4A16): the
+  group's weights are decoded to ``fp16(s * d)`` and multiplied with FP16
+  activations, accumulated in FP32. Its bound is :func:`fp16_error_bound`.
+
+One kernel specialisation per packed format (bits, group, N:M, symmetric),
+so every layer of a mixed-precision model gets its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import triton
+import triton.language as tl
+
+from gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError
+from gpu_baseline.triton.launch import INTERPRETED, check_operand, compile_options
+from gpu_baseline.triton.unpack import decode_group_tile
+
+GEMM_BLOCK_T = 16      # tl.dot needs tile sides >= 16
+# Rows per program. Compiled: 32 keeps a group's tile in registers; the interpreter pays per
+# program, not per element, so it runs 512 rows at once (measured 10x faster on the bundled model).
+DEFAULT_BLOCK_O = 512 if INTERPRETED else 32
+
+
+@dataclass(frozen=True)
+class GemvConfig:
+    """Tiling of the decode GEMV: rows per program, K-splits (None: chosen from the SM count), warps."""
+
+    block_o: int = DEFAULT_BLOCK_O
+    split_k: Optional[int] = None
+    num_warps: int = 4
+
+
+@triton.jit
+def _gemv_int8_kernel(xq_ptr, sx_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, y_ptr, part_ptr,
+                      O, code_words, idx_words, ngroups, groups_per_split,
+                      BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
+                      IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_O: tl.constexpr,
+                      SPLIT: tl.constexpr, STORE_PARTIALS: tl.constexpr):
+    pid_o = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    rows = pid_o * BLOCK_O + tl.arange(0, BLOCK_O)
+    rmask = rows < O
+    g0 = pid_k * groups_per_split
+    g1 = tl.minimum(g0 + groups_per_split, ngroups)
+    cols = tl.arange(0, G)
+    y = tl.zeros([BLOCK_O], dtype=tl.float32)
+    for g in range(g0, g1):
+        w = decode_group_tile(codes_ptr, idx_ptr, zeros_ptr, rows, rmask, g, code_words, idx_words, ngroups,
+                              BITS, G, N, M, IDX_BITS, SYM)
+        x = tl.load(xq_ptr + g * G + cols).to(tl.int32)
+        acc = tl.sum(w * x[None, :], axis=1)
+        if STORE_PARTIALS:
+            tl.store(part_ptr + rows.to(tl.int64) * ngroups + g, acc, mask=rmask)
+        if SPLIT == 1:
+            s = tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=rmask, other=0).to(tl.float32)
+            y = y + s * acc.to(tl.float32)
+    if SPLIT == 1:
+        sx = tl.load(sx_ptr)
+        tl.store(y_ptr + rows, y * sx, mask=rmask)
+
+
+@triton.jit
+def _rescale_kernel(part_ptr, sx_ptr, scales_ptr, y_ptr, O, ngroups, BLOCK_O: tl.constexpr):
+    """y[t, o] = (sum over g in order of s[o,g] * float(acc[t,o,g])) * s_x[t]."""
+    pid_t = tl.program_id(0)
+    rows = tl.program_id(1) * BLOCK_O + tl.arange(0, BLOCK_O)
+    rmask = rows < O
+    base = (pid_t * O + rows).to(tl.int64) * ngroups
+    y = tl.zeros([BLOCK_O], dtype=tl.float32)
+    for g in range(0, ngroups):
+        acc = tl.load(part_ptr + base + g, mask=rmask, other=0)
+        s = tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=rmask, other=0).to(tl.float32)
+        y = y + s * acc.to(tl.float32)
+    tl.store(y_ptr + pid_t * O + rows, y * tl.load(sx_ptr + pid_t), mask=rmask)
+
+
+@triton.jit
+def _gemm_int8_kernel(xq_ptr, sx_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, y_ptr, part_ptr,
+                      T, O, K, code_words, idx_words, ngroups,
+                      BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
+                      IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_O: tl.constexpr,
+                      STORE_PARTIALS: tl.constexpr):
+    toks = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    rows = tl.program_id(1) * BLOCK_O + tl.arange(0, BLOCK_O)
+    tmask = toks < T
+    rmask = rows < O
+    cols = tl.arange(0, G)
+    y = tl.zeros([BLOCK_T, BLOCK_O], dtype=tl.float32)
+    for g in range(0, ngroups):
+        w = decode_group_tile(codes_ptr, idx_ptr, zeros_ptr, rows, rmask, g, code_words, idx_words, ngroups,
+                              BITS, G, N, M, IDX_BITS, SYM).to(tl.int8)
+        x = tl.load(xq_ptr + toks.to(tl.int64)[:, None] * K + g * G + cols[None, :], mask=tmask[:, None], other=0)
+        acc = tl.dot(x, tl.trans(w), out_dtype=tl.int32)
+        if STORE_PARTIALS:
+            tl.store(part_ptr + (toks.to(tl.int64)[:, None] * O + rows[None, :]) * ngroups + g, acc,
+                     mask=tmask[:, None] & rmask[None, :])
+        s = tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=rmask, other=0).to(tl.float32)
+        y = y + s[None, :] * acc.to(tl.float32)
+    sx = tl.load(sx_ptr + toks, mask=tmask, other=0)
+    tl.store(y_ptr + toks.to(tl.int64)[:, None] * O + rows[None, :], y * sx[:, None],
+             mask=tmask[:, None] & rmask[None, :])
+
+
+@triton.jit
+def _gemv_fp16_kernel(x_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, part_ptr,
+                      O, code_words, idx_words, ngroups, groups_per_split,
+                      BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
+                      IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_O: tl.constexpr):
+    pid_o = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    rows = pid_o * BLOCK_O + tl.arange(0, BLOCK_O)
+    rmask = rows < O
+    g0 = pid_k * groups_per_split
+    g1 = tl.minimum(g0 + groups_per_split, ngroups)
+    cols = tl.arange(0, G)
+    y = tl.zeros([BLOCK_O], dtype=tl.float32)
+    for g in range(g0, g1):
+        d = decode_group_tile(codes_ptr, idx_ptr, zeros_ptr, rows, rmask, g, code_words, idx_words, ngroups,
+                              BITS, G, N, M, IDX_BITS, SYM)
+        s = tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=rmask, other=0).to(tl.float32)
+        w = (d.to(tl.float32) * s[:, None]).to(tl.float16)
+        x = tl.load(x_ptr + g * G + cols).to(tl.float32)
+        y = y + tl.sum(w.to(tl.float32) * x[None, :], axis=1)
+    tl.store(part_ptr + pid_k * O + rows, y, mask=rmask)
+
+
+@triton.jit
+def _gemm_fp16_kernel(x_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, y_ptr,
+                      T, O, K, code_words, idx_words, ngroups,
+                      BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
+                      IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_O: tl.constexpr):
+    toks = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    rows = tl.program_id(1) * BLOCK_O + tl.arange(0, BLOCK_O)
+    tmask = toks < T
+    rmask = rows < O
+    cols = tl.arange(0, G)
+    y = tl.zeros([BLOCK_T, BLOCK_O], dtype=tl.float32)
+    for g in range(0, ngroups):
+        d = decode_group_tile(codes_ptr, idx_ptr, zeros_ptr, rows, rmask, g, code_words, idx_words, ngroups,
+                              BITS, G, N, M, IDX_BITS, SYM)
+        s = tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=rmask, other=0).to(tl.float32)
+        w = (d.to(tl.float32) * s[:, None]).to(tl.float16)
+        x = tl.load(x_ptr + toks.to(tl.int64)[:, None] * K + g * G + cols[None, :], mask=tmask[:, None], other=0)
+        y = tl.dot(x, tl.trans(w), y, out_dtype=tl.float32)
+    tl.store(y_ptr + toks.to(tl.int64)[:, None] * O + rows[None, :], y, mask=tmask[:, None] & rmask[None, :])
+
+
+# --------------------------------------------------------------------------- host side
+
+def _format_args(layer: DevicePackedLinear) -> tuple[tuple, dict]:
+    kf = layer.kfmt
+    zeros = layer.zeros if layer.zeros is not None else layer.scales   # never read when symmetric
+    ptrs = (layer.codes, layer.indices, zeros, layer.scales)
+    consts = dict(BITS=kf.bits, G=kf.group_size, N=kf.n, M=kf.m, IDX_BITS=max(kf.index_bits, 1), SYM=kf.symmetric)
+    return ptrs, consts
+
+
+def choose_split_k(layer: DevicePackedLinear, cfg: GemvConfig, device: torch.device) -> int:
+    """K-splits so that the GEMV launches about two programs per SM (1 on CPU or when rows suffice)."""
+    ngroups = layer.fmt.groups_per_row
+    if cfg.split_k is not None:
+        if not 1 <= cfg.split_k <= ngroups:
+            raise KernelFormatError(f"split_k={cfg.split_k} is invalid; allowed: 1..{ngroups} (the layer's groups)")
+        return cfg.split_k
+    if device.type != "cuda":
+        return 1
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    programs = triton.cdiv(layer.out_features, cfg.block_o)
+    return max(1, min(ngroups, triton.cdiv(2 * sms, programs)))
+
+
+def _groups_per_split(ngroups: int, split: int) -> int:
+    return triton.cdiv(ngroups, split)
+
+
+def int8_linear(layer: DevicePackedLinear, q: torch.Tensor, s_x: torch.Tensor, *, gemv: Optional[GemvConfig] = None,
+                block_o: int = DEFAULT_BLOCK_O, partials: bool = False):
+    """Contract linear for INT8 activations ``q`` int8 [T, K] with scales ``s_x`` fp32 [T] -> fp32 [T, O].
+
+    T == 1 runs the decode GEMV, T > 1 the prefill GEMM. With ``partials=True`` also
+    returns the INT32 partial sums [T, O, K/G] the kernel computed (for tests).
+    """
+    t, k = q.shape
+    o, ng = layer.out_features, layer.fmt.groups_per_row
+    check_operand(q, "q", torch.int8, (t, layer.in_features))
+    check_operand(s_x, "s_x", torch.float32, (t,))
+    ptrs, consts = _format_args(layer)
+    y = torch.empty((t, o), dtype=torch.float32, device=q.device)
+    if t == 1:
+        cfg = gemv or GemvConfig()
+        split = choose_split_k(layer, cfg, q.device)
+        need_parts = partials or split > 1
+        part = torch.empty((1, o, ng) if need_parts else (1,), dtype=torch.int32, device=q.device)
+        grid = (triton.cdiv(o, cfg.block_o), split)
+        _gemv_int8_kernel[grid](q, s_x, *ptrs, y, part, o, layer.codes.shape[1], layer.indices.shape[1], ng,
+                                _groups_per_split(ng, split), **consts, BLOCK_O=cfg.block_o, SPLIT=split,
+                                STORE_PARTIALS=need_parts, **compile_options(cfg.num_warps))
+        if split > 1:
+            _rescale_kernel[(1, triton.cdiv(o, cfg.block_o))](part, s_x, layer.scales, y, o, ng,
+                                                               BLOCK_O=cfg.block_o, **compile_options())
+    else:
+        part = torch.empty((t, o, ng) if partials else (1,), dtype=torch.int32, device=q.device)
+        grid = (triton.cdiv(t, GEMM_BLOCK_T), triton.cdiv(o, block_o))
+        _gemm_int8_kernel[grid](q, s_x, *ptrs, y, part, t, o, k, layer.codes.shape[1], layer.indices.shape[1], ng,
+                                **consts, BLOCK_T=GEMM_BLOCK_T, BLOCK_O=block_o, STORE_PARTIALS=partials,
+                                **compile_options())
+    return (y, part) if partials else y
+
+
+def fp16_linear(layer: DevicePackedLinear, x: torch.Tensor, *, gemv: Optional[GemvConfig] = None,
+                block_o: int = DEFAULT_BLOCK_O) -> torch.Tensor:
+    """Weight-only quantized linear: FP16 activations ``x`` [T, K] times ``fp16(s*d)`` -> fp32 [T, O]."""
+    t, k = x.shape
+    o, ng = layer.out_features, layer.fmt.groups_per_row
+    check_operand(x, "x", torch.float16, (t, layer.in_features))
+    ptrs, consts = _format_args(layer)
+    if t == 1:
+        cfg = gemv or GemvConfig()
+        split = choose_split_k(layer, cfg, x.device)
+        part = torch.empty((split, o), dtype=torch.float32, device=x.device)
+        grid = (triton.cdiv(o, cfg.block_o), split)
+        _gemv_fp16_kernel[grid](x, *ptrs, part, o, layer.codes.shape[1], layer.indices.shape[1], ng,
+                                _groups_per_split(ng, split), **consts, BLOCK_O=cfg.block_o,
+                                **compile_options(cfg.num_warps))
+        return part.sum(0, keepdim=True) if split > 1 else part
+    y = torch.empty((t, o), dtype=torch.float32, device=x.device)
+    grid = (triton.cdiv(t, GEMM_BLOCK_T), triton.cdiv(o, block_o))
+    _gemm_fp16_kernel[grid](x, *ptrs, y, t, o, k, layer.codes.shape[1], layer.indices.shape[1], ng,
+                            **consts, BLOCK_T=GEMM_BLOCK_T, BLOCK_O=block_o, **compile_options())
+    return y
+
+
+def fp16_error_bound(x: torch.Tensor, w_float: torch.Tensor) -> torch.Tensor:
+    """Bound on |fp16_linear - x @ w_float.T| (FP32 reference) per output, [T, O].
+
+    Each product carries two FP16 roundings (activation and ``s*d``), relative
+    ``2**-11`` each, so ``(1 + 2**-11)**2 - 1 < 2**-10 + 2**-22``; the FP32
+    accumulation of K terms in any order adds at most ``K * 2**-24`` (the
+    standard gamma_K bound, K * u / (1 - K * u), with K * u << 1), taken twice
+    for the reference's own FP32 sum. All relative to ``|x| @ |w|.T``.
+    """
+    k = x.shape[1]
+    rel = 2.0 ** -10 + 2.0 ** -22 + 2 * k * 2.0 ** -24
+    return rel * (x.abs().double() @ w_float.abs().double().T).float()

@@ -1,0 +1,1 @@
+"""Preset YAML package data (a package so setuptools installs the files)."""
