@@ -57,7 +57,7 @@ def metric_table(rows: Sequence[dict], key: str) -> tuple[list[str], list[list[s
     body = []
     for s in _systems(rows):
         srows = [r for r in rows if r["system"] == s]
-        srcs = "/".join(sorted({r["source"] for r in srows}))
+        srcs = "/".join(sorted({r.get(f"source_{key}", r["source"]) for r in srows}))
         cells = [next((_fmt(r.get(key), key) for r in srows if _wl(r) == w), "-") for w in wls]
         body.append([s, srcs, *cells])
     return head, body

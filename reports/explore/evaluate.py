@@ -18,13 +18,17 @@ MHA shape). The bound used for pruning therefore lets attention run on both
 lanes: decode time x (1 - attention share of decode MACs / 2). That holds for
 any lane use, since a DSP has two lanes.
 
-Why the tokens/J bound holds: decode energy = static power x decode time +
-dynamic energy of counted events (simulator.energy). The analytical decode time
-is a lower bound on the simulated one, and the analytical MAC count and HBM
-bytes (weights, scales, indices and KV read per token) are lower bounds on the
-simulator's counts (it adds padding and whole bursts); the other event kinds
-are counted as zero. tests/reports/test_explore_bounds.py checks all three
-against the cycle simulation.
+Why the tokens/J bound holds: decode energy is the power model's
+(simulator.power): static power x time, lines that are on every cycle (core
+control, the clock tree, enabled HBM channels) x time, lines driven by a unit's
+busy cycles, buffer accesses and HBM bits. With the lower-bound time, the
+analytical HBM bytes (weights, scales, indices and KV read per token: the
+simulator adds padding and whole bursts), buffer traffic of at least twice that
+(every byte read from HBM is written into a buffer by its LD and read at least
+once by its consumer) and no busy cycles at all, the power model itself gives
+a lower bound on the energy, so decode tokens / that energy bounds tokens/J.
+tests/reports/test_explore_bounds.py checks every bound against the cycle
+simulation.
 """
 from __future__ import annotations
 
@@ -43,10 +47,9 @@ def _device(name: str):
     return load_device(name)
 
 
-@lru_cache(maxsize=None)
-def _energy(name: str):
-    from simulator.energy import load_energy
-    return load_energy(name)
+def _power(design: Any, device: Any):
+    from simulator.power import PowerModel
+    return PowerModel.build(design, device)
 
 
 @lru_cache(maxsize=None)
@@ -70,7 +73,6 @@ def estimate_point(point: Point) -> dict[str, Any]:
     if point.excluded:
         return {"status": "excluded", "reason": point.excluded}
     from simulator.analytical import estimate
-    from simulator.energy import phase_energy
     from simulator.resources import DesignFitError, fit_check, resource_usage
     from simulator.timing import Work
 
@@ -102,8 +104,9 @@ def estimate_point(point: Point) -> dict[str, Any]:
     t_dec_low = dec["seconds"] * (1 - 0.5 * attn_macs / dec["macs"])
     # every byte read from HBM is written into an on-chip buffer by its LD and read at least once by
     # its consumer: buffer traffic >= 2 x HBM reads
-    low = Work(macs=dec["macs"], hbm_read_bytes=dec["bytes"], buffer_bytes=2 * dec["bytes"])
-    e_low = phase_energy(low, t_dec_low, _energy(device.name)).total_J
+    low = Work(cycles=t_dec_low * design.clock_hz, macs=dec["macs"], hbm_read_bytes=dec["bytes"],
+               buffer_bytes=2 * dec["bytes"])
+    e_low = _power(design, device).phase(low, t_dec_low).total_J
     row.update({
         "status": "estimated",
         "est_ttft_s": est["ttft_s"], "est_prefill_bound": est["prefill_bound"],
@@ -123,7 +126,7 @@ def simulate_point(point: Point) -> dict[str, Any]:
     device = _device(design.device)
     comp = _compiler(point, design, device)
     res = simulate_compiled(comp, point.prefill, point.decode, design_name=point.label, device_name=device.name,
-                            recipe_name=point.recipe, energy=_energy(device.name))
+                            recipe_name=point.recipe, power=_power(design, device))
     out = res.to_dict()
     out.pop("design", None)         # the point's label; the store has it already
     out["status"] = "simulated"
