@@ -93,12 +93,33 @@ def check_front_outputs(spec: Any, out_dir: str | Path) -> None:
             check_png_dest(out / f"front-{slug(f'{m} p{w.prefill}+d{w.decode}')}.png", "--out")
 
 
+def results_digest(result: Any) -> str:
+    """A hash of everything the tables and plots show: same digest, same files."""
+    import hashlib
+    from reports.explore.points import canonical
+    body = [result.spec.name, result.objectives, result.store, result.sweep,
+            [{k: v for k, v in r.items() if k not in ("design",)} for r in result.rows]]
+    return hashlib.sha256(canonical(body).encode()).hexdigest()[:24]
+
+
 def write_fronts(result: Any, out_dir: str | Path) -> dict[str, Any]:
-    """Write ``front.md`` (tables, plots linked) and one PNG per group into ``out_dir``."""
+    """Write ``front.md`` (tables, plots linked) and one PNG per group into ``out_dir``.
+
+    A rerun whose results are unchanged (same digest, recorded in front.md) keeps the files it
+    wrote last time instead of drawing them again: the output would be the same, and drawing is
+    most of the time of a rerun from the store."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with_q = result.spec.quality is not None
-    md = [f"<!-- {MARK} explore -->", f"# Pareto fronts: {result.spec.name}", "",
+    digest = results_digest(result)
+    first = f"<!-- {MARK} explore; results {digest} -->"
+    pngs = {g: out / f"front-{slug(g)}.png" for g in sorted(result.fronts)}
+    md_path = out / "front.md"
+    if md_path.is_file() and all(p.is_file() for p in pngs.values()):
+        with open(md_path, encoding="utf-8", errors="replace") as fh:
+            if fh.readline().rstrip("\n") == first:
+                return {"table": str(md_path), "plots": {g: str(p) for g, p in pngs.items()}, "unchanged": True}
+    md = [first, f"# Pareto fronts: {result.spec.name}", "",
           f"Objectives: {', '.join(result.objectives)}. Figures are simulated (cycle-approximate engine); "
           f"store `{result.store}`, sweep `{result.sweep}`.", ""]
     plots = {}
