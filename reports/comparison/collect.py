@@ -205,7 +205,7 @@ def collect(spec: ReportSpec, store: str | Path, workers: Optional[int] = 1, pro
         if r.get("tokens_per_J") is None and r.get("notes"):
             notes.append(f"{r['label']}: " + "; ".join(r["notes"]))
     rows += _gpu_rows(spec, notes)
-    gpu_model = ("gpu_baseline.perf_model (modelled) / gpu_baseline.measured (measured)"
+    gpu_model = ("gpu_baseline.perf_model (roofline x efficiency, see docs/gpu_model.md)"
                  if spec.gpus is not None and not any(GPU_MODULE_MISSING in n for n in notes) else "none")
     prov = Provenance(__version__, code_version(), _commit(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                       hashlib.sha256(spec_text).hexdigest()[:16], gpu_model)

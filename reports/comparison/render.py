@@ -104,9 +104,10 @@ def _md_table(head: list[str], body: list[list[str]]) -> str:
 
 
 def _sources_text(data: ReportData) -> str:
-    return ("Sources: simulated = llmaccel's cycle-approximate simulator with its energy model "
-            "(simulator/presets/energy: dynamic part an estimate, static part a measured board range); "
-            f"measured = gpu_baseline/measurements; modelled = {data.provenance.gpu_model}. "
+    return ("Sources: simulated = llmaccel's cycle-approximate simulator and its power model "
+            "(simulator/power.py: measured idle board power + resource x activity x energy per event, each "
+            "coefficient sourced or labelled an estimate in simulator/presets/power); "
+            f"measured = gpu_baseline/measurements (NVML energy); modelled = {data.provenance.gpu_model}. "
             + data.provenance.line() + ".")
 
 
