@@ -24,7 +24,7 @@ from sparse_dsp.errors import LlmaccelError
 
 TEMPLATES = Path(__file__).parent / "templates"
 TOPS = {"linear_mv": "linear_mv_top", "linear_mm": "linear_mm_top", "weight_decode": "weight_decode_top",
-        "sfu": "sfu_top", "attention": "attention_top", "decoder_layer": "decoder_layer_top"}
+        "weight_decode_stream": "weight_decode_stream_top", "sfu": "sfu_top", "attention": "attention_top", "decoder_layer": "decoder_layer_top"}
 # Default kernel clock: FlightLLM's U280 design clock, 225 MHz (shared/anchors/hardware.yaml
 # flightllm_u280.clock_MHz, from the FlightLLM paper). A target, not a promise: csynth reports the estimate.
 DEFAULT_CLOCK_MHZ = 225.0
@@ -57,11 +57,15 @@ def _render(template: str, **values) -> str:
 
 
 def write_project(config, out_dir: str | os.PathLike, device: str = "alveo-u280", clock_mhz: Optional[float] = None,
-                  seed: int = 0, overwrite: bool = False) -> Path:
-    """Write the project for ``config`` at ``out_dir`` and return its path."""
+                  seed: int = 0, overwrite: bool = False, case: Optional[dict] = None,
+                  provenance: Optional[dict] = None) -> Path:
+    """Write the project for ``config`` at ``out_dir`` and return its path.
+
+    ``case``: golden vectors to use instead of seeded random ones (a user's model's weights and
+    inputs, from ``flow.model_emit``); ``provenance`` is recorded in project.json.
+    """
     out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise LlmaccelError(f"output directory {out} already exists (pass overwrite/--force to replace it)")
+    _check_replaceable(out, overwrite)
     target = device_target(device, clock_mhz)
     family = config.family
     if family not in TOPS:
@@ -78,7 +82,8 @@ def write_project(config, out_dir: str | os.PathLike, device: str = "alveo-u280"
         tb.mkdir()
         (tb / f"tb_{family}.cpp").write_text(_render(f"tb_{family}.cpp", name=config.name))
         shutil.copy(TEMPLATES / "tb_common.h", tb / "tb_common.h")
-        (tb / "golden_vectors.h").write_text(vectors_header(golden_case(config, seed), config.name))
+        (tb / "golden_vectors.h").write_text(vectors_header(case if case is not None else golden_case(config, seed),
+                                                            config.name))
         (tmp / "build_prj.tcl").write_text(_render(
             "build_prj.tcl", name=config.name, device=target.name, part=target.part, clock_mhz=target.clock_mhz,
             project_name=f"prj_{config.name}", top=top, top_file=f"{top}.cpp", tb_file=f"tb_{family}.cpp",
@@ -86,14 +91,49 @@ def write_project(config, out_dir: str | os.PathLike, device: str = "alveo-u280"
         (tmp / "project.json").write_text(json.dumps({
             "name": config.name, "family": family, "top": top, "device": target.name, "part": target.part,
             "clock_MHz": target.clock_mhz, "seed": seed, "tcl": "build_prj.tcl",
-            "testbench": f"tb/tb_{family}.cpp", "hls_project": f"prj_{config.name}"}, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+            "testbench": f"tb/tb_{family}.cpp", "hls_project": f"prj_{config.name}",
+            "vectors": provenance or {"source": "seeded random", "seed": seed}}, indent=2))
+        _install(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _is_our_project(path: Path) -> bool:
+    """A directory `llmaccel hls emit` wrote: it holds our project.json (name, family, top, hls_project)."""
+    try:
+        meta = json.loads((path / "project.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and {"name", "family", "top", "hls_project"} <= set(meta)
+
+
+def _check_replaceable(out: Path, overwrite: bool) -> None:
+    """``--out`` may be new or an empty directory; with ``overwrite`` also a project we emitted before.
+    Nothing else is ever replaced: the current directory, a parent, a file or a user's folder."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise LlmaccelError(f"output directory {out} already exists and is not empty "
+                            f"(--force replaces only a project written by `llmaccel hls emit`)")
+    if out.is_symlink() or not out.is_dir() or not _is_our_project(out) \
+            or out.resolve() in (Path.cwd().resolve(), *Path.cwd().resolve().parents):
+        raise LlmaccelError(f"--out {out} is not an HLS project written by `llmaccel hls emit` (no project.json "
+                            f"of ours); --force replaces only such a project, never another directory")
+
+
+def _install(tmp: Path, out: Path) -> None:
+    """Move the complete new tree into place; an old project is moved aside first and removed last."""
+    if out.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        os.replace(out, aside / "project")
+        os.replace(tmp, out)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
 
 
 def testbench_compile_command(project: Path, cxx: str, ap_types: Path, exe: Path) -> list[str]:

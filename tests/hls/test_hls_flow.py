@@ -50,8 +50,12 @@ def test_emitted_testbench_fails_on_a_wrong_golden_value(tmp_path):
 
 def test_emit_refuses_existing_dir_unknown_kernel_and_gpu_device(tmp_path):
     (tmp_path / "exists").mkdir()
-    with pytest.raises(LlmaccelError, match="already exists"):
+    (tmp_path / "exists" / "user.txt").write_text("keep")
+    with pytest.raises(LlmaccelError, match="already exists and is not empty"):
         write_project(REGISTRY["sfu_n1024_u1"], tmp_path / "exists")
+    assert (tmp_path / "exists" / "user.txt").read_text() == "keep"
+    (tmp_path / "empty").mkdir()   # an empty directory is taken as the output (nothing to lose)
+    assert (write_project(REGISTRY["sfu_n1024_u1"], tmp_path / "empty") / "project.json").is_file()
     assert main(["hls", "emit", "--kernel", "mv_bogus", "--out", str(tmp_path / "x")]) == 2
     with pytest.raises(LlmaccelError, match="no FPGA part"):
         write_project(REGISTRY["sfu_n1024_u1"], tmp_path / "gpu", device="h100-sxm-80gb")
