@@ -9,7 +9,6 @@ from mapping.sim_api import build_compiler
 from simulator.api import simulate_compiled
 from simulator.design import load_design
 from simulator.power import PowerModel
-from simulator.specs.device import load_device
 from simulator.timing import CATEGORIES
 from simulator.timing_engine import UNIT_INDEX, TimedOp, run
 
