@@ -38,14 +38,17 @@ import triton.language as tl
 from gpu_baseline.measured import (CopyBandwidth, GpuIdentity, GpuMeasurement, IdlePower, KernelBench, ModelRun,
                                    SCHEMA_VERSION, preset_for_gpu_name)
 from gpu_baseline.nvml import Nvml, measure_idle_power
-from gpu_baseline.triton.formats import DevicePackedLinear
 from gpu_baseline.triton.launch import compile_options
 from gpu_baseline.triton.linear import GemvConfig, choose_split_k, fp16_linear, int8_linear
-from host.errors import BackendUnavailable
 from sparse_dsp.errors import LlmaccelError
 from sparse_dsp.packed_format import LayerFormat
 
 Say = Callable[[str], None]
+
+
+class GpuUnavailable(LlmaccelError):
+    """No CUDA GPU to measure on."""
+
 ENERGY_MIN_SECONDS = 1.0     # NVML's energy counter advances in steps; integrate over >= 1 s of work
 
 
@@ -76,7 +79,7 @@ class BenchConfig:
 def require_cuda() -> torch.device:
     if not torch.cuda.is_available():
         why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA device is visible"
-        raise BackendUnavailable(f"gpu-bench needs a CUDA GPU, but torch.cuda.is_available() is False ({why}; torch "
+        raise GpuUnavailable(f"gpu-bench needs a CUDA GPU, but torch.cuda.is_available() is False ({why}; torch "
                                  f"{torch.__version__}); allowed: a machine with an NVIDIA GPU and a CUDA torch "
                                  f"(without one, `llmaccel simulate --device <gpu>` gives modelled figures)")
     return torch.device("cuda", torch.cuda.current_device())
@@ -152,7 +155,6 @@ def measure_copy(nbytes: int, repeats: int, peak_GBps: float) -> tuple[CopyBandw
     gbps = 2 * n * 4 / (ms * 1e-3) / 1e9
     notes = [f"copy bandwidth: triton copy kernel {2 * n * 4 / (triton_ms * 1e6):.1f} GB/s, torch copy_ "
              f"{2 * n * 4 / (torch_ms * 1e6):.1f} GB/s (the faster is copy_bandwidth)"]
-    del src, dst
     return CopyBandwidth(provenance="measured", bytes_copied=n * 4, repeats=repeats, GBps=gbps, peak_GBps=peak_GBps,
                          share_of_peak=gbps / peak_GBps), notes
 
@@ -306,7 +308,15 @@ def bundled_tokens_equal_reference(n: int, say: Say) -> tuple[bool, list[int], l
 
 # --------------------------------------------------------------------------- identity and assembly
 
-def _commit() -> str:
+def measured_commit() -> str:
+    """The commit the run measured: ``$LLMACCEL_COMMIT`` (for a copy of the tree without .git), else git's."""
+    import os
+    import re
+    given = os.environ.get("LLMACCEL_COMMIT")
+    if given:
+        if not re.fullmatch(r"[0-9a-f]{7,40}(-dirty)?", given):
+            raise LlmaccelError(f"LLMACCEL_COMMIT={given!r} is invalid; allowed: 7-40 hex digits, optional -dirty")
+        return given
     root = Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -314,8 +324,8 @@ def _commit() -> str:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        raise LlmaccelError("gpu-bench records the commit it measured, but git could not read it in "
-                            f"'{root}'; allowed: run from a git checkout of llmaccel") from None
+        raise LlmaccelError(f"gpu-bench records the commit it measured, but git cannot read one in '{root}'; "
+                            "allowed: a git checkout, or LLMACCEL_COMMIT=<hash> for a copy without .git") from None
     return sha + ("-dirty" if dirty else "")
 
 
@@ -344,7 +354,7 @@ def run_gpu_bench(cfg: BenchConfig, say: Say = lambda s: print(s, file=sys.stder
 
     require_cuda()
     date = datetime.now(timezone.utc)
-    commit = _commit()
+    commit = measured_commit()
     nvml = Nvml.open(torch.cuda.current_device()) if cfg.energy else None
     ident = gpu_identity(nvml, cfg.device_preset)
     peak = load_device(ident.device_preset).hbm_GBps
