@@ -66,6 +66,7 @@ class BenchConfig:
     gemv_bits: int = 4
     gemv_group: int = 128
     gemv_block_o: tuple[int, ...] = (16, 32, 64)
+    gemv_groups_per_iter: tuple[int, ...] = (1, 4)
     include_hf: bool = True
     hf_compile: bool = False
     bundled_tokens: int = 32
@@ -161,8 +162,8 @@ def measure_copy(nbytes: int, repeats: int, peak_GBps: float) -> tuple[CopyBandw
 
 # --------------------------------------------------------------------------- kernel rows
 
-def bench_gemv(o: int, k: int, bits: int, group: int, activation: str, block_os: tuple[int, ...], repeats: int,
-               copy: Optional[CopyBandwidth], say: Say) -> KernelBench:
+def bench_gemv(o: int, k: int, bits: int, group: int, activation: str, block_os: tuple[int, ...],
+               gpis: tuple[int, ...], repeats: int, copy: Optional[CopyBandwidth], say: Say) -> KernelBench:
     """The decode GEMV on a synthetic packed layer, fastest of the tilings tried (L2 defeated by rotation)."""
     import numpy as np
 
@@ -182,19 +183,21 @@ def bench_gemv(o: int, k: int, bits: int, group: int, activation: str, block_os:
         act_bytes = 2 * k
     best = None
     for bo in block_os:
-        cfg = GemvConfig(block_o=bo)
-        split = choose_split_k(layers[0], cfg, dev)
-        call = ((lambda i, c=cfg: int8_linear(layers[i % copies], q, s, gemv=c)) if activation == "int8"
-                else (lambda i, c=cfg: fp16_linear(layers[i % copies], x, gemv=c)))
-        ms = time_in_graph(call, 2 * copies, repeats)
-        say(f"  gemv {o}x{k} w{bits} g{group} {activation} block_o={bo} split_k={split}: {ms * 1e3:.1f} us")
-        if best is None or ms < best[0]:
-            best = (ms, split, bo)
-    ms, split, bo = best
+        for gpi in gpis:
+            cfg = GemvConfig(block_o=bo, groups_per_iter=gpi)
+            split = choose_split_k(layers[0], cfg, dev)
+            call = ((lambda i, c=cfg: int8_linear(layers[i % copies], q, s, gemv=c)) if activation == "int8"
+                    else (lambda i, c=cfg: fp16_linear(layers[i % copies], x, gemv=c)))
+            ms = time_in_graph(call, 2 * copies, repeats)
+            say(f"  gemv {o}x{k} w{bits} g{group} {activation} block_o={bo} groups/iter={gpi} split_k={split}: "
+                f"{ms * 1e3:.1f} us")
+            if best is None or ms < best[0]:
+                best = (ms, split, bo, gpi)
+    ms, split, bo, gpi = best
     moved = fmt.total_bytes + act_bytes + 4 * o
     gbps = moved / (ms * 1e-3) / 1e9
     return KernelBench(provenance="measured", kernel="decode_gemv", format=f"w{bits}-g{group}-sym",
-                       activation=activation, shape={"out_features": o, "in_features": k, "block_o": bo},
+                       activation=activation, shape={"out_features": o, "in_features": k, "block_o": bo, "groups_per_iter": gpi},
                        split_k=split, repeats=repeats, ms=ms, bytes_moved=moved, GBps=gbps,
                        share_of_copy=(gbps / copy.GBps) if copy else None)
 
@@ -372,7 +375,8 @@ def run_gpu_bench(cfg: BenchConfig, say: Say = lambda s: print(s, file=sys.stder
     kernels: list[KernelBench] = []
     for o, k in cfg.gemv_shapes:
         for act in cfg.activations:
-            row = bench_gemv(o, k, cfg.gemv_bits, cfg.gemv_group, act, cfg.gemv_block_o, cfg.repeats, copy, say)
+            row = bench_gemv(o, k, cfg.gemv_bits, cfg.gemv_group, act, cfg.gemv_block_o, cfg.gemv_groups_per_iter,
+                             cfg.repeats, copy, say)
             say(f"gemv {o}x{k} {act}: {row.GBps:.0f} GB/s = {100 * row.share_of_copy:.0f} % of copy")
             kernels.append(row)
     runs: list[ModelRun] = []

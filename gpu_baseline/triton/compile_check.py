@@ -40,13 +40,14 @@ def _linear_specs(quick: bool) -> list[tuple[str, dict, dict]]:
         for split in (1, 4):
             sig = {"xq_ptr": "*i8", "sx_ptr": "*fp32", **fmt_sig, "y_ptr": "*fp32", "part_ptr": "*i32", "O": "i32",
                    "code_words": "i32", "idx_words": "i32", "ngroups": "i32", "groups_per_split": "i32"}
-            out.append(("_gemv_int8_kernel", sig, dict(base, BLOCK_O=32, SPLIT=split, STORE_PARTIALS=split > 1)))
+            out.append(("_gemv_int8_kernel", sig, dict(base, BLOCK_O=32, SPLIT=split, STORE_PARTIALS=split > 1,
+                                                       GPI=4 if split == 1 else 1)))
         sig = {"xq_ptr": "*i8", "sx_ptr": "*fp32", **fmt_sig, "y_ptr": "*fp32", "part_ptr": "*i32", "T": "i32",
                "O": "i32", "K": "i32", "code_words": "i32", "idx_words": "i32", "ngroups": "i32"}
         out.append(("_gemm_int8_kernel", sig, dict(base, BLOCK_T=16, BLOCK_O=32, STORE_PARTIALS=False)))
         sig = {"x_ptr": "*fp16", **fmt_sig, "part_ptr": "*fp32", "O": "i32", "code_words": "i32", "idx_words": "i32",
                "ngroups": "i32", "groups_per_split": "i32"}
-        out.append(("_gemv_fp16_kernel", sig, dict(base, BLOCK_O=32)))
+        out.append(("_gemv_fp16_kernel", sig, dict(base, BLOCK_O=32, GPI=4)))
         sig = {"x_ptr": "*fp16", **fmt_sig, "y_ptr": "*fp32", "T": "i32", "O": "i32", "K": "i32", "code_words": "i32",
                "idx_words": "i32", "ngroups": "i32"}
         out.append(("_gemm_fp16_kernel", sig, dict(base, BLOCK_T=16, BLOCK_O=32)))

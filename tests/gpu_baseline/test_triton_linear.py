@@ -44,14 +44,14 @@ def test_every_format_through_every_linear_kernel(fmt, device):
         gold_y = rescale_groups(gold_acc, p.scales, s_x)
         assert np.array_equal(_bits(gold_y), _bits(ref_int8(torch.from_numpy(x)).numpy()))
         qd, sd = torch.from_numpy(q).to(device), torch.from_numpy(s_x).to(device)
-        for split in ((1, 2) if t == 1 else (None,)):
-            y, acc = int8_linear(layer, qd, sd, gemv=GemvConfig(block_o=16, split_k=split), block_o=16,
-                                 partials=True)
+        for split, gpi in (((1, 1), (2, 1), (1, 4)) if t == 1 else ((None, 1),)):   # gpi 4 > 2 groups: masked
+            y, acc = int8_linear(layer, qd, sd, gemv=GemvConfig(block_o=16, split_k=split, groups_per_iter=gpi),
+                                 block_o=16, partials=True)
             assert np.array_equal(acc.cpu().numpy(), gold_acc), f"INT32 partial sums differ (T={t}, split={split})"
             assert np.array_equal(_bits(y.cpu().numpy()), _bits(gold_y)), f"outputs differ (T={t}, split={split})"
         xt = torch.from_numpy(x)
-        y16 = fp16_linear(layer, xt.half().to(device), gemv=GemvConfig(block_o=16, split_k=2 if t == 1 else None),
-                          block_o=16).cpu()
+        y16 = fp16_linear(layer, xt.half().to(device), block_o=16,
+                          gemv=GemvConfig(block_o=16, split_k=2 if t == 1 else None, groups_per_iter=2)).cpu()
         err = (y16 - ref_fp32(xt)).abs()
         assert bool((err <= fp16_error_bound(xt, w_float)).all()), f"FP16 path beyond its bound (T={t})"
 
