@@ -9,7 +9,8 @@ kernels (attention) and torch's on the device (RMSNorm), which the contract
 bounds; greedy tokens are equal on the bundled model.
 
 Launches are what a batch-1 decode step pays for, so each shared input is
-quantized once (one Triton kernel), and q/k/v and gate/up run as one GEMV
+quantized once (one Triton kernel), RoPE, INT8 quantization and the KV-cache
+write are one kernel per q/k/v, and q/k/v and gate/up run as one GEMV
 over their stacked rows when their formats are equal (rows are independent,
 so the stacked layer is still the packed format and the outputs are the
 same bits).
@@ -30,7 +31,7 @@ import torch
 from gpu_baseline.triton.attention import int8_attention
 from gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError, concat_rows, same_format
 from gpu_baseline.triton.linear import GemvConfig, fp16_linear, int8_linear
-from gpu_baseline.triton.quantize import quantize_rows
+from gpu_baseline.triton.quantize import quantize_rows, rope_quantize
 from mapping import llama_math as lm
 from mapping.calibration import LINEAR_PATHS
 from mapping.compress import CompressedModel
@@ -176,17 +177,14 @@ class TritonModel:
         for i in range(s.num_layers):
             h = lm.rmsnorm(x, self.norms[f"layers.{i}.input_layernorm"], s.rms_norm_eps)
             q, k, v = self._run(f"{i}.qkv", self._prepare(h))
-            q = q.reshape(t, s.num_heads, s.head_dim)
-            k = k.reshape(t, s.num_kv_heads, s.head_dim)
-            v = v.reshape(t, s.num_kv_heads, s.head_dim)
-            q, k = lm.apply_rope(q, cos, sin), lm.apply_rope(k, cos, sin)
-            for cache, scale, val in ((self.k8, self.k_scale, k), (self.v8, self.v_scale, v)):
-                c8, sc = quantize_rows(val.reshape(t * s.num_kv_heads, s.head_dim).contiguous())
-                cache[i].index_copy_(0, pos, c8.view(t, s.num_kv_heads, s.head_dim))
-                scale[i].index_copy_(0, pos, sc.view(t, s.num_kv_heads))
-            q8, s_q = quantize_rows(q.reshape(t * s.num_heads, s.head_dim).contiguous())
-            attn = int8_attention(q8.view(t, s.num_heads, s.head_dim), s_q.view(t, s.num_heads), self.k8[i],
-                                  self.k_scale[i], self.v8[i], self.v_scale[i], start)
+            q = q.reshape(t, s.num_heads, s.head_dim).contiguous()
+            k = k.reshape(t, s.num_kv_heads, s.head_dim).contiguous()
+            v = v.reshape(t, s.num_kv_heads, s.head_dim).contiguous()
+            # RoPE + INT8 per (token, head) in one kernel each; K and V land in the cache at start..start+t-1
+            rope_quantize(k, cos, sin, self.k8[i], self.k_scale[i], start)
+            rope_quantize(v, None, None, self.v8[i], self.v_scale[i], start)
+            q8, s_q = rope_quantize(q, cos, sin)
+            attn = int8_attention(q8, s_q, self.k8[i], self.k_scale[i], self.v8[i], self.v_scale[i], start)
             x = x + self._run(f"{i}.o", self._prepare(attn.reshape(t, -1)))[0]
             h2 = lm.rmsnorm(x, self.norms[f"layers.{i}.post_attention_layernorm"], s.rms_norm_eps)
             gate, up = self._run(f"{i}.gate_up", self._prepare(h2))

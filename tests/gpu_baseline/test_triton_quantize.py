@@ -25,3 +25,28 @@ def test_codes_and_scales_are_bit_exact_with_the_golden(device):
 def test_wrong_dtype_is_one_clear_error(device):
     with pytest.raises(Exception, match=r"operand 'x' must be torch.float32"):
         quantize_rows(torch.zeros((2, 8), dtype=torch.float16, device=device))
+
+
+def test_rope_then_quantize_is_bit_exact_with_the_reference_ops(device):
+    """RoPE (HF rotate-half) + per-(token, head) INT8 in one kernel, written at the cache's start position."""
+    from gpu_baseline.reference import quantize_per_row
+    from gpu_baseline.triton.quantize import rope_quantize
+    from mapping import llama_math as lm
+    from simulator.specs.model import load_model_spec
+    spec = load_model_spec("tiny")
+    rng = np.random.default_rng(5)
+    t, nh, d, start = 3, 4, spec.head_dim, 5
+    x = torch.from_numpy((rng.standard_normal((t, nh, d)) * 2).astype(np.float32))
+    pos = torch.arange(start, start + t)
+    cos, sin = lm.rope_cos_sin(spec, pos, lm.inv_freq(spec))
+    want_q, want_s = quantize_per_row(lm.apply_rope(x, cos, sin))
+    cache_q = torch.zeros((16, nh, d), dtype=torch.int8, device=device)
+    cache_s = torch.zeros((16, nh), dtype=torch.float32, device=device)
+    rope_quantize(x.to(device), cos.to(device), sin.to(device), cache_q, cache_s,
+                  torch.tensor([start], dtype=torch.int32, device=device))
+    assert torch.equal(cache_q[start:start + t].cpu(), want_q.to(torch.int8))
+    assert torch.equal(cache_s[start:start + t].cpu(), want_s)
+    assert not cache_q[:start].any() and not cache_q[start + t:].any()
+    q8, s = rope_quantize(x.to(device), None, None)          # no RoPE (V), fresh buffers
+    vq, vs = quantize_per_row(x)
+    assert torch.equal(q8.cpu(), vq.to(torch.int8)) and torch.equal(s.cpu(), vs)
