@@ -41,6 +41,11 @@ def run(args) -> dict:
 
     if args.max_new_tokens <= 0:
         raise LlmaccelError(f"--max-new-tokens={args.max_new_tokens} must be a positive integer")
+    # names used only at the end of the tour are checked first: a typo fails at once, not after minutes
+    from simulator.design import load_design
+    from simulator.specs import load_model_spec
+    load_design(args.design)
+    load_model_spec(args.project_model)
     t0 = time.perf_counter()
     say = progress(True)
     model_dir = bundled_model_dir()

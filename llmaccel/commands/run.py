@@ -70,6 +70,8 @@ def run(args) -> dict:
             from mapping.compress import compress_checkpoint
             from mapping.recipe import get_recipe
 
+            from simulator.design import load_design
+            load_design(args.design or "flightllm-u280")   # a bad --design fails before compressing
             model_dir = bundled_model_dir()
             if not (model_dir / "config.json").is_file():
                 raise LlmaccelError(f"the bundled model is missing at '{model_dir}'; give --artifact")
