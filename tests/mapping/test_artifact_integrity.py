@@ -118,10 +118,9 @@ def test_a_malformed_manifest_is_one_clear_error(content, match, w8, tmp_path, c
     assert rc == 2 and match.split(",")[0] in err
 
 
-def test_a_compiled_artifact_of_a_tampered_model_never_runs(tmp_path, capsys):
-    from conftest import make_llama_checkpoint
+def test_a_compiled_artifact_of_a_tampered_model_never_runs(llama_checkpoint, tmp_path, capsys):
     from host.artifact import compile_artifact, load_artifact
-    ckpt = make_llama_checkpoint(tmp_path / "ckpt", kv_heads=4)        # 4 KV heads: one per core of the U280 design
+    ckpt = llama_checkpoint(tmp_path / "ckpt", kv_heads=4)        # 4 KV heads: one per core of the U280 design
     cm = tmp_path / "cm"
     compress_checkpoint(ckpt, get_recipe("w8"), cm)
     art = compile_artifact(cm, tmp_path / "art", "flightllm-u280", 128)
