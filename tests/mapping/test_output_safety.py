@@ -222,3 +222,16 @@ def test_rtl_generate_refuses_a_non_empty_directory_and_leaves_no_temporaries(tm
     assert sorted(os.listdir(tmp_path / "new")) == sorted(m["files"] + ["config.json"])
     assert (decoy / "keep.v").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "new.tmp-gen", "rtl"]
+
+
+def test_yosys_workdir_never_overwrites_a_users_files(tmp_path, monkeypatch):
+    from sparse_dsp.rtl.synth import synth_unit
+    user = tmp_path / "work"
+    mine = _user_tree(user)
+    (user / "synth.ys").write_text("my own yosys script")   # one of the names a run writes, among others
+    with pytest.raises(OutputPathError, match="--workdir .*synthesis run does not write: notes, thesis.tex"):
+        synth_unit("dsp_chain", {"chain_len": 2, "nm": None}, workdir=user)
+    assert _intact(user, mine) and (user / "synth.ys").read_text() == "my own yosys script"
+    monkeypatch.chdir(user)
+    with pytest.raises(OutputPathError, match="current directory"):
+        synth_unit("dsp_chain", {"chain_len": 2, "nm": None}, workdir=Path("."))
