@@ -7,10 +7,13 @@ its source; the loader refuses a constant without one.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from simulator.specs import schema
 from simulator.specs._yaml import SpecError, load_yaml_mapping
 from simulator.timing import Work
 
@@ -33,8 +36,9 @@ def _sourced(block: dict, key: str, where: str) -> tuple[Any, str]:
     if not isinstance(item, dict) or "value" not in item or not item.get("source"):
         raise SpecError(f"{where}: energy constant '{key}' must be a mapping with 'value' and 'source'")
     v = item["value"]
-    if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
-        raise SpecError(f"{where}: energy constant '{key}' value {v!r} must be a number >= 0 or null")
+    if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < math.inf):
+        raise SpecError(f"{where}: energy constant '{key}' value {v!r} must be a finite number >= 0 or null"
+                        + schema.quoted_hint(v, "number"))
     return v, item["source"]
 
 

@@ -99,6 +99,9 @@ def test_eval_text_that_is_a_directory_is_one_error(capsys, tiny_checkpoint, tmp
 def test_empty_recipe_list_is_an_error_not_the_whole_table(capsys, tiny_checkpoint):
     # `--recipes ""` was falsy and evaluated all ten recipes (minutes) with exit 0.
     rc, out, _ = run_cli(capsys, "compress", "--model", str(tiny_checkpoint), "--eval", "--recipes", "", "--json")
+    assert rc == 2 and "--recipes: an empty value" in one_json(out)["error"]
+    rc, out, _ = run_cli(capsys, "compress", "--model", str(tiny_checkpoint), "--eval", "--recipes", "fp32,,w8",
+                         "--json")
     assert rc == 2 and "has an empty name" in one_json(out)["error"]
 
 
@@ -220,3 +223,31 @@ def test_console_entry_point_exit_status_and_single_object(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert one_json(proc.stdout)["kind"] == "usage"
+
+
+# ----- found by the fuzz suite (tests/fuzz) ---------------------------------------------------------
+
+@pytest.mark.parametrize("argv, needle", [
+    (["run", "--prompt", "hi", "--artifact", ""], "--artifact: an empty value"),  # ran the bundled model, exit 0
+    (["presets", "--show", ""], "--show: an empty value"),                         # listed everything, exit 0
+    (["hls", "report", ""], "path: an empty value"),                               # searched the current directory
+    (["compress", "--eval", "--recipes", "fp32", "--eval-text", ""], "--eval-text: an empty value"),
+])
+def test_empty_value_is_an_error_not_absent(capsys, tmp_path, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    rc, out, _ = run_cli(capsys, *argv, "--json")
+    assert rc == 2 and needle in one_json(out)["error"]
+
+
+def test_nm_zero_zero_is_not_dense(capsys, tmp_path):
+    rc, out, _ = run_cli(capsys, "rtl", "gen", "--nm", "0:0", "--out", str(tmp_path / "g"), "--json")
+    assert rc == 2 and "0 < N <= M" in one_json(out)["error"] and not (tmp_path / "g").exists()
+
+
+def test_late_names_are_checked_before_the_long_work(capsys):
+    # demo used to train-evaluate-compress-compile for a minute before finding a typo in --project-model
+    import time
+    t0 = time.perf_counter()
+    rc, out, _ = run_cli(capsys, "demo", "--project-model", "llama2-7", "--json")
+    assert rc == 2 and "unknown model preset 'llama2-7'" in one_json(out)["error"]
+    assert time.perf_counter() - t0 < 20  # the error comes from the first line of run(), not after the tour

@@ -355,13 +355,14 @@ def yaml_case(rng: random.Random, tmp: Path, bases: list[tuple[str, dict]]) -> t
 
 # ----- safetensors checkpoints ------------------------------------------------------------------------
 
-MICRO = dict(hidden=128, inter=256, layers=1, heads=4, kv_heads=2, vocab=64, max_pos=128)
+MICRO = dict(hidden=128, inter=256, layers=1, heads=4, kv_heads=2, vocab=64, max_pos=128)  # w8 groups of 128
+NANO = dict(hidden=16, inter=32, layers=2, heads=2, kv_heads=1, vocab=16, max_pos=32)       # header fuzzing
 
 
-def write_micro_checkpoint(d: Path, seed: int = 0) -> Path:
-    """A one-layer Llama checkpoint written with the safetensors library itself (no transformers import)."""
+def write_micro_checkpoint(d: Path, seed: int = 0, sizes: Optional[dict] = None) -> Path:
+    """A small Llama checkpoint written with the safetensors library itself (no transformers import)."""
     from safetensors.numpy import save_file
-    m = MICRO
+    m = sizes or MICRO
     hd = m["hidden"] // m["heads"]
     rng = np.random.default_rng(seed)
     shapes = {"model.embed_tokens.weight": (m["vocab"], m["hidden"]), "model.norm.weight": (m["hidden"],),
@@ -456,14 +457,16 @@ def checkpoint_case(rng: random.Random, pristine: Path, work: Path) -> tuple[str
     elif mutation == "swap_ranges":
         a, b = rng.sample(names, 2)
         header[a]["data_offsets"], header[b]["data_offsets"] = header[b]["data_offsets"], header[a]["data_offsets"]
-        if header[a]["shape"] == header[b]["shape"] and header[a]["dtype"] == header[b]["dtype"]:
-            # two same-shaped tensors swapped: still a well-formed file (the reader cannot know)
-            mutation = "swap_same_shape"
+        la = header[a]["data_offsets"][1] - header[a]["data_offsets"][0]
+        lb = header[b]["data_offsets"][1] - header[b]["data_offsets"][0]
+        if la == lb:
+            # two tensors of the same byte size swapped: still a well-formed file (the reader cannot know)
+            mutation = "swap_same_size"
     elif mutation == "config_json_bytes":
         cfg_text = json.dumps(cfg)
         i = rng.randrange(len(cfg_text))
         cfg_text = cfg_text[:i] + rng.choice(["", "}", ",", "NaN", '"', "\x00", "\ud800"]) + cfg_text[i + 1:]
-    known_bad = mutation not in ("header_bytes", "swap_same_shape", "config_json_bytes", "dtype") or \
+    known_bad = mutation not in ("header_bytes", "swap_same_size", "config_json_bytes", "dtype") or \
         (mutation == "dtype" and ent["dtype"] != "F32")
     if mutation == "header_bytes" and new_raw is None:
         known_bad = False
@@ -710,8 +713,9 @@ def fuzz(counts: dict[str, int], seed: int, cli_limit_s: float = 30.0,
     root = scratch_dir("llmaccel-fuzz-")
     try:
         pristine = write_micro_checkpoint(root / "ckpt")
-        work = root / "ckpt-work"
-        shutil.copytree(pristine, work)
+        nano = write_micro_checkpoint(root / "nano", sizes=NANO)
+        work = root / "nano-work"
+        shutil.copytree(nano, work)
         for fmt in FORMATS:
             n = counts.get(fmt, 0)
             if not n:
@@ -732,7 +736,7 @@ def fuzz(counts: dict[str, int], seed: int, cli_limit_s: float = 30.0,
                     progress and progress(1)
             elif fmt == "checkpoint":
                 for _ in range(n):
-                    kind, bad, fn = checkpoint_case(rng, pristine, work)
+                    kind, bad, fn = checkpoint_case(rng, nano, work)
                     tally.add(fmt, *judge(fn, bad), case=kind)
                     progress and progress(1)
             elif fmt == "manifest":
