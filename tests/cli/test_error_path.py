@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -251,3 +252,32 @@ def test_late_names_are_checked_before_the_long_work(capsys):
     rc, out, _ = run_cli(capsys, "demo", "--project-model", "llama2-7", "--json")
     assert rc == 2 and "unknown model preset 'llama2-7'" in one_json(out)["error"]
     assert time.perf_counter() - t0 < 20  # the error comes from the first line of run(), not after the tour
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc (unwritable even for root)")
+@pytest.mark.parametrize("argv", [
+    ["simulate", "--model", "tiny", "--max-len", "128", "--prefill", "8", "--decode", "2", "--trace",
+     "/proc/llmaccel-test.json"],
+    ["simulate", "--model", "tiny", "--max-len", "128", "--prefill", "8", "--decode", "2", "--plot",
+     "/proc/llmaccel-test.png"],
+    ["rtl", "gen", "--out", "/proc/llmaccel-test"],
+])
+def test_unwritable_output_is_one_line(capsys, argv):
+    rc, out, err = run_cli(capsys, *argv)
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and "/proc/llmaccel-test" in err
+
+
+def test_os_error_anywhere_is_one_line_exit_2(capsys, monkeypatch):
+    def denied(args):
+        raise PermissionError(13, "Permission denied", "/data/results.json")
+    monkeypatch.setattr(_command("presets"), "run", denied)
+    rc, out, err = run_cli(capsys, "presets", "--json")
+    obj = one_json(out)
+    assert rc == 2 and obj["kind"] == "io" and obj["error"] == "cannot use '/data/results.json': Permission denied"
+
+
+@pytest.mark.parametrize("body, needle", [(b"[1, 2]", "holds a JSON list"), (b"\xff\xfe{", "not UTF-8")])
+def test_manifest_that_is_a_list_or_not_utf8_is_one_error(capsys, tmp_path, body, needle):
+    (tmp_path / "manifest.json").write_bytes(body)
+    rc, out, _ = run_cli(capsys, "run", "--artifact", str(tmp_path), "--prompt", "hi", "--json")
+    assert rc == 2 and needle in one_json(out)["error"]
