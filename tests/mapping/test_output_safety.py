@@ -235,3 +235,20 @@ def test_yosys_workdir_never_overwrites_a_users_files(tmp_path, monkeypatch):
     monkeypatch.chdir(user)
     with pytest.raises(OutputPathError, match="current directory"):
         synth_unit("dsp_chain", {"chain_len": 2, "nm": None}, workdir=Path("."))
+
+
+def test_an_interrupt_between_the_two_renames_puts_the_old_artifact_back(tmp_path, monkeypatch):
+    import sparse_dsp.safe_paths as sp
+    art = write_artifact(tmp_path / "a", SCHEMA, 1, {"v": 1}, lambda d: (d / "old.bin").write_bytes(b"old"))
+    real = os.rename
+
+    def rename(src, dst):
+        if Path(src).name.endswith(".partial"):          # the new tree going in: ^C right here
+            raise KeyboardInterrupt
+        real(src, dst)
+    monkeypatch.setattr(sp.os, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        write_artifact(art, SCHEMA, 1, {"v": 2}, lambda d: (d / "new.bin").write_bytes(b"new"), force=True)
+    monkeypatch.undo()
+    assert read_manifest(art, SCHEMA, 1)["v"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
