@@ -123,10 +123,10 @@ def _load_json(mpath: Path, src: Path) -> dict[str, Any]:
         raise ArtifactError(f"artifact '{src}': {MANIFEST} is not UTF-8 text (byte {exc.start})") from None
     try:
         manifest = json.loads(text, object_pairs_hook=_no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"artifact '{src}': {MANIFEST} is not valid JSON ({exc})") from None
     except ArtifactError as exc:
         raise ArtifactError(f"artifact '{src}': {MANIFEST} has {exc}") from None
+    except (ValueError, RecursionError) as exc:   # JSONDecodeError, an over-long integer, deep nesting
+        raise ArtifactError(f"artifact '{src}': {MANIFEST} is not valid JSON ({exc})") from None
     if not isinstance(manifest, dict):
         raise ArtifactError(f"artifact '{src}': {MANIFEST} holds a JSON {type(manifest).__name__}, "
                             "expected an object")
