@@ -132,3 +132,12 @@ def test_a_compiled_artifact_of_a_tampered_model_never_runs(llama_checkpoint, tm
     rc, err = _cli_error(capsys, ["run", "--artifact", str(art), "--compressed", str(cm), "--prompt", "hi",
                                   "--max-new-tokens", "1"])
     assert rc == 2 and "content_hash" in err
+
+
+def test_an_oversized_manifest_is_refused_before_it_is_read(w8, tmp_path):
+    from mapping.artifact_io import MAX_MANIFEST_BYTES
+    bad = _copy(w8, tmp_path)
+    with open(bad / "manifest.json", "r+b") as f:
+        f.truncate(MAX_MANIFEST_BYTES + 1)            # sparse: no disk space used
+    with pytest.raises(ArtifactError, match="more than 67108864"):
+        load_compressed(bad)
