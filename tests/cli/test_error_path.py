@@ -281,3 +281,14 @@ def test_manifest_that_is_a_list_or_not_utf8_is_one_error(capsys, tmp_path, body
     (tmp_path / "manifest.json").write_bytes(body)
     rc, out, _ = run_cli(capsys, "run", "--artifact", str(tmp_path), "--prompt", "hi", "--json")
     assert rc == 2 and needle in one_json(out)["error"]
+
+
+@pytest.mark.parametrize("argv", [["demo", "--max-new-tokens", "9" * 30], ["run", "--prompt", "hi", "--max-new-tokens",
+                                                                          "9" * 30]])
+def test_too_many_new_tokens_fail_before_the_long_work(capsys, argv):
+    # found by benchmarks/fuzz.py: both ran for minutes (evaluation, compression) before finding it
+    import time
+    t0 = time.perf_counter()
+    rc, out, _ = run_cli(capsys, *argv, "--json")
+    assert rc == 2 and "--max-new-tokens" in one_json(out)["error"] and "512 positions" in one_json(out)["error"]
+    assert time.perf_counter() - t0 < 20
