@@ -124,7 +124,11 @@ def _given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, 
 
 
 def _check_flags(args: argparse.Namespace, given: dict[str, str]) -> None:
-    """A flag that does not apply to the chosen mode is an error (the module's ``inapplicable(args)``)."""
+    """An empty value is an error (no flag here means anything by ""; ``--artifact ""`` once meant "none");
+    a flag that does not apply to the chosen mode is an error (the module's ``inapplicable(args)``)."""
+    empty = [given.get(dest, dest) for dest, value in vars(args).items() if value == "" and not dest.startswith("_")]
+    if empty:
+        raise LlmaccelError("; ".join(f"{name}: an empty value; give one, or leave {name} out" for name in empty))
     rule = getattr(args._module, "inapplicable", None)
     if rule is None:
         return
