@@ -3,10 +3,10 @@
 The arithmetic is the numerics contract (docs/numerics.md), the same as
 :mod:`gpu_baseline.reference`: every linear and the attention run as Triton
 kernels reading the packed format, and the element-wise steps (residual add,
-RoPE, the INT8 quantizers) are fused into Triton kernels that round exactly as
+RoPE, SiLU, the INT8 quantizers) are fused into Triton kernels that round exactly as
 the reference's torch ops do. The only differences from the reference are the
 order of the float reductions (RMSNorm's mean of squares, the attention's
-softmax and value sums), which the contract bounds; greedy tokens are equal on
+softmax and value sums) and ``exp`` (SiLU, softmax), which the contract bounds; greedy tokens are equal on
 the bundled model.
 
 Launches are what a batch-1 decode step pays for, so each shared input is
@@ -33,7 +33,7 @@ import torch
 from gpu_baseline.triton.attention import int8_attention
 from gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError, concat_rows, same_format
 from gpu_baseline.triton.linear import GemvConfig, fp16_linear, int8_linear
-from gpu_baseline.triton.quantize import add_rmsnorm_prepare, quantize_rows, rope_quantize
+from gpu_baseline.triton.quantize import add_rmsnorm_prepare, quantize_rows, rope_quantize, silu_mul_prepare
 from mapping import llama_math as lm
 from mapping.calibration import LINEAR_PATHS
 from mapping.compress import CompressedModel
@@ -195,8 +195,7 @@ class TritonModel:
             o = self._run(f"{i}.o", self._prepare(attn.reshape(t, -1)))[0]
             x, hp = self._norm_prepare(x, o, f"layers.{i}.post_attention_layernorm")
             gate, up = self._run(f"{i}.gate_up", hp)
-            a = torch.nn.functional.silu(gate) * up
-            res = self._run(f"{i}.down", self._prepare(a))[0]
+            res = self._run(f"{i}.down", silu_mul_prepare(gate, up, self.activations == "int8"))[0]
         x, hp = self._norm_prepare(x, res, "norm")
         return self._run("lm_head", hp)[0]
 

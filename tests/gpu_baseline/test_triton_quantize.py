@@ -72,3 +72,18 @@ def test_add_rmsnorm_prepare_against_the_reference_ops(k, device):
     _, h16 = add_rmsnorm_prepare(x.to(device), None, w.to(device), 1e-5, False)   # weight-only: FP16 output
     want = lm.rmsnorm(x, w, 1e-5).half().float()
     assert bool(((h16.cpu().float() - want).abs() <= torch.from_numpy(np.spacing(want.half().numpy())).float()).all())
+
+
+def test_silu_mul_prepare_from_a_stacked_gate_up_output(device):
+    """gate and up as strided views of one stacked [T, 2I] output; SiLU's exp within the contract's 4 ULP,
+    so scales within 8 ULP and codes within one step (measured: identical)."""
+    from gpu_baseline.reference import quantize_per_row
+    from gpu_baseline.triton.quantize import silu_mul_prepare
+    rng = np.random.default_rng(9)
+    k = 1100
+    gu = torch.from_numpy((rng.standard_normal((4, 2 * k)) * 3).astype(np.float32)).to(device)
+    q, s = silu_mul_prepare(gu[:, :k], gu[:, k:], True)
+    g, u = gu[:, :k].cpu(), gu[:, k:].cpu()
+    qr, sr = quantize_per_row(g / (1 + torch.exp(-g)) * u)
+    assert float((q.cpu().float() - qr).abs().max()) <= 1
+    assert bool(((s.cpu() - sr).abs() <= 8 * torch.from_numpy(np.spacing(sr.numpy()))).all())
