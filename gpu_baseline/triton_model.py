@@ -1,16 +1,18 @@
 """The whole compressed Llama on a GPU through the Triton kernels: prefill, decode with the INT8 KV cache.
 
 The arithmetic is the numerics contract (docs/numerics.md), the same as
-:mod:`gpu_baseline.reference`: element-wise ops, RMSNorm, RoPE and the INT8
-quantizers are the reference's own torch functions, and every linear and the
-attention run as Triton kernels reading the packed format. So the only
-difference from the reference is the order of the float reductions inside the
-kernels (attention) and torch's on the device (RMSNorm), which the contract
-bounds; greedy tokens are equal on the bundled model.
+:mod:`gpu_baseline.reference`: every linear and the attention run as Triton
+kernels reading the packed format, and the element-wise steps (residual add,
+RoPE, SiLU, the INT8 quantizers) are fused into Triton kernels that round exactly as
+the reference's torch ops do. The only differences from the reference are the
+order of the float reductions (RMSNorm's mean of squares, the attention's
+softmax and value sums) and ``exp`` (SiLU, softmax), which the contract bounds; greedy tokens are equal on
+the bundled model.
 
 Launches are what a batch-1 decode step pays for, so each shared input is
-quantized once (one Triton kernel), RoPE, INT8 quantization and the KV-cache
-write are one kernel per q/k/v, and q/k/v and gate/up run as one GEMV
+quantized once (one Triton kernel), the residual add, RMSNorm and the next
+quantization are one kernel, RoPE, INT8 quantization and the KV-cache write
+are one kernel per q/k/v, and q/k/v and gate/up run as one GEMV
 over their stacked rows when their formats are equal (rows are independent,
 so the stacked layer is still the packed format and the outputs are the
 same bits).
@@ -31,7 +33,7 @@ import torch
 from gpu_baseline.triton.attention import int8_attention
 from gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError, concat_rows, same_format
 from gpu_baseline.triton.linear import GemvConfig, fp16_linear, int8_linear
-from gpu_baseline.triton.quantize import quantize_rows, rope_quantize
+from gpu_baseline.triton.quantize import add_rmsnorm_prepare, quantize_rows, rope_quantize, silu_mul_prepare
 from mapping import llama_math as lm
 from mapping.calibration import LINEAR_PATHS
 from mapping.compress import CompressedModel
@@ -155,6 +157,10 @@ class TritonModel:
             return quantize_rows(x.contiguous())
         return x.clamp(-FP16_MAX, FP16_MAX).to(torch.float16).contiguous()
 
+    def _norm_prepare(self, x: torch.Tensor, res: Optional[torch.Tensor], key: str):
+        """(x + res, the next linear's prepared input rmsnorm(x + res)) in one kernel."""
+        return add_rmsnorm_prepare(x, res, self.norms[key], self.shape.rms_norm_eps, self.activations == "int8")
+
     def _run(self, group: str, prepared) -> list[torch.Tensor]:
         """Outputs of a group of linears sharing one input, in the group's order."""
         outs = []
@@ -174,9 +180,10 @@ class TritonModel:
         pos = start.to(torch.long) + torch.arange(t, device=self.device)
         cos, sin = lm.rope_cos_sin(s, pos, self.freqs)
         x = self.embed[ids].to(torch.float32)
+        res = None          # the last sublayer's output, added to x by the next norm kernel
         for i in range(s.num_layers):
-            h = lm.rmsnorm(x, self.norms[f"layers.{i}.input_layernorm"], s.rms_norm_eps)
-            q, k, v = self._run(f"{i}.qkv", self._prepare(h))
+            x, hp = self._norm_prepare(x, res, f"layers.{i}.input_layernorm")
+            q, k, v = self._run(f"{i}.qkv", hp)
             q = q.reshape(t, s.num_heads, s.head_dim).contiguous()
             k = k.reshape(t, s.num_kv_heads, s.head_dim).contiguous()
             v = v.reshape(t, s.num_kv_heads, s.head_dim).contiguous()
@@ -185,13 +192,12 @@ class TritonModel:
             rope_quantize(v, None, None, self.v8[i], self.v_scale[i], start)
             q8, s_q = rope_quantize(q, cos, sin)
             attn = int8_attention(q8, s_q, self.k8[i], self.k_scale[i], self.v8[i], self.v_scale[i], start)
-            x = x + self._run(f"{i}.o", self._prepare(attn.reshape(t, -1)))[0]
-            h2 = lm.rmsnorm(x, self.norms[f"layers.{i}.post_attention_layernorm"], s.rms_norm_eps)
-            gate, up = self._run(f"{i}.gate_up", self._prepare(h2))
-            a = torch.nn.functional.silu(gate) * up
-            x = x + self._run(f"{i}.down", self._prepare(a))[0]
-        x = lm.rmsnorm(x, self.norms["norm"], s.rms_norm_eps)
-        return self._run("lm_head", self._prepare(x))[0]
+            o = self._run(f"{i}.o", self._prepare(attn.reshape(t, -1)))[0]
+            x, hp = self._norm_prepare(x, o, f"layers.{i}.post_attention_layernorm")
+            gate, up = self._run(f"{i}.gate_up", hp)
+            res = self._run(f"{i}.down", silu_mul_prepare(gate, up, self.activations == "int8"))[0]
+        x, hp = self._norm_prepare(x, res, "norm")
+        return self._run("lm_head", hp)[0]
 
     def _start(self) -> torch.Tensor:
         return torch.tensor([self.length], dtype=torch.int32, device=self.device)

@@ -65,7 +65,13 @@ def _other_specs() -> list[tuple[str, dict, dict]]:
             ("_quantize_kernel", {"x_ptr": "*fp32", "q_ptr": "*i8", "s_ptr": "*fp32", "K": "i32"}, dict(CHUNK=1024)),
             ("_rope_quantize_kernel", {"x_ptr": "*fp32", "cos_ptr": "*fp32", "sin_ptr": "*fp32", "q_ptr": "*i8",
                                        "s_ptr": "*fp32", "start_ptr": "*i32", "NH": "i32"},
-             dict(D=128, ROPE=True, AT_START=True))]
+             dict(D=128, ROPE=True, AT_START=True)),
+            ("_add_rmsnorm_quant_kernel", {"x_ptr": "*fp32", "res_ptr": "*fp32", "w_ptr": "*fp32", "xo_ptr": "*fp32",
+                                           "q_ptr": "*i8", "s_ptr": "*fp32", "h16_ptr": "*fp16", "K": "i32",
+                                           "eps": "fp32"}, dict(ADD=True, INT8=True, CHUNK=1024)),
+            ("_silu_mul_quant_kernel", {"g_ptr": "*fp32", "u_ptr": "*fp32", "g_stride": "i32", "u_stride": "i32",
+                                        "q_ptr": "*i8", "s_ptr": "*fp32", "h16_ptr": "*fp16", "K": "i32"},
+             dict(INT8=True, CHUNK=1024))]
 
 
 def _kernel(name: str):
@@ -98,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--arch", type=int, default=90, help="CUDA compute capability x10 (80 A100, 90 H100/H200)")
     ap.add_argument("--quick", action="store_true", help="four formats instead of every one")
-    ap.add_argument("--smoke", action="store_true", help="three kernels only (INT8 GEMV on 3-bit 2:4, attention, RoPE+quantize)")
+    ap.add_argument("--smoke", action="store_true", help="five kernels only (INT8 GEMV on 3-bit 2:4, attention, and the three fused element-wise kernels)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET") == "1":
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         specs = [sp for sp in specs if (sp[0] == "_gemv_int8_kernel" and sp[2]["BITS"] == 3 and sp[2]["M"] == 4
                                         and not sp[2]["SYM"] and sp[2]["SPLIT"] == 1)
-                 or (sp[0] == "_attention_kernel" and sp[2]["D"] == 128) or sp[0] == "_rope_quantize_kernel"]
+                 or (sp[0] == "_attention_kernel" and sp[2]["D"] == 128) or sp[0] in ("_rope_quantize_kernel", "_add_rmsnorm_quant_kernel", "_silu_mul_quant_kernel")]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(compile_one, specs, [args.arch] * len(specs)))
     bad = [r for r in results if not r["ok"]]

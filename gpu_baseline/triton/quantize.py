@@ -114,3 +114,105 @@ def rope_quantize(x: torch.Tensor, cos: torch.Tensor | None, sin: torch.Tensor |
     _rope_quantize_kernel[(t, nh)](x, cos if rope else x, sin if rope else x, out_q, out_s, start, nh, D=d,
                                    ROPE=rope, AT_START=at_start, **compile_options())
     return out_q, out_s
+
+
+@triton.jit
+def _add_rmsnorm_quant_kernel(x_ptr, res_ptr, w_ptr, xo_ptr, q_ptr, s_ptr, h16_ptr, K, eps,
+                              ADD: tl.constexpr, INT8: tl.constexpr, CHUNK: tl.constexpr):
+    """x = x + res (ADD); h = w * (x * (1 / sqrt(mean(x^2) + eps))); then h as INT8 codes + scale, or FP16."""
+    row = tl.program_id(0).to(tl.int64)
+    base = row * K
+    lane = tl.arange(0, CHUNK)
+    ss = tl.zeros([CHUNK], dtype=tl.float32)
+    for k0 in range(0, K, CHUNK):
+        m = (k0 + lane) < K
+        x = tl.load(x_ptr + base + k0 + lane, mask=m, other=0.0)
+        if ADD:
+            x = x + tl.load(res_ptr + base + k0 + lane, mask=m, other=0.0)
+            tl.store(xo_ptr + base + k0 + lane, x, mask=m)
+        ss = ss + x * x
+    r = tl.math.div_rn(1.0, tl.math.sqrt_rn(tl.math.div_rn(tl.sum(ss, axis=0), K * 1.0) + eps))
+    src = xo_ptr if ADD else x_ptr
+    if INT8:
+        amax = tl.zeros([CHUNK], dtype=tl.float32)
+        for k0 in range(0, K, CHUNK):
+            m = (k0 + lane) < K
+            h = tl.load(w_ptr + k0 + lane, mask=m, other=0.0) * (tl.load(src + base + k0 + lane, mask=m, other=0.0) * r)
+            amax = tl.maximum(amax, tl.abs(h))
+        a = tl.max(amax, axis=0)
+        s = tl.where(a == 0.0, 1.0, tl.math.div_rn(a, 127.0))
+        tl.store(s_ptr + row, s)
+        for k0 in range(0, K, CHUNK):
+            m = (k0 + lane) < K
+            h = tl.load(w_ptr + k0 + lane, mask=m, other=0.0) * (tl.load(src + base + k0 + lane, mask=m, other=0.0) * r)
+            tl.store(q_ptr + base + k0 + lane, rint_clamp127(tl.math.div_rn(h, s)).to(tl.int8), mask=m)
+    else:
+        for k0 in range(0, K, CHUNK):
+            m = (k0 + lane) < K
+            h = tl.load(w_ptr + k0 + lane, mask=m, other=0.0) * (tl.load(src + base + k0 + lane, mask=m, other=0.0) * r)
+            h = tl.minimum(tl.maximum(h, -65504.0), 65504.0)
+            tl.store(h16_ptr + base + k0 + lane, h.to(tl.float16), mask=m)
+
+
+def add_rmsnorm_prepare(x: torch.Tensor, res: torch.Tensor | None, w: torch.Tensor, eps: float, int8: bool):
+    """(x + res, prepared rmsnorm(x + res, w)) in one launch; prepared = (int8 codes, scales) or FP16.
+
+    The residual add and the element-wise products are exactly torch's; the mean of squares is a
+    tree sum (the contract bounds RMSNorm at 8 ULP against torch's own reduction order).
+    """
+    t, k = x.shape
+    check_operand(x, "x", torch.float32, (t, k))
+    check_operand(w, "w", torch.float32, (k,))
+    if res is not None:
+        check_operand(res, "res", torch.float32, (t, k))
+    xo = torch.empty_like(x) if res is not None else x
+    q = torch.empty((t, k), dtype=torch.int8, device=x.device) if int8 else xo
+    s = torch.empty((t,), dtype=torch.float32, device=x.device) if int8 else xo
+    h16 = xo if int8 else torch.empty((t, k), dtype=torch.float16, device=x.device)
+    _add_rmsnorm_quant_kernel[(t,)](x, res if res is not None else x, w, xo, q, s, h16, k, eps,
+                                    ADD=res is not None, INT8=int8, CHUNK=CHUNK, **compile_options())
+    return xo, ((q, s) if int8 else h16)
+
+
+@triton.jit
+def _silu_mul_quant_kernel(g_ptr, u_ptr, g_stride, u_stride, q_ptr, s_ptr, h16_ptr, K,
+                           INT8: tl.constexpr, CHUNK: tl.constexpr):
+    """a = silu(gate) * up with silu(z) = z / (1 + exp(-z)) (contract section 4), then a's INT8 codes or FP16."""
+    row = tl.program_id(0).to(tl.int64)
+    lane = tl.arange(0, CHUNK)
+    out = row * K
+    if INT8:
+        amax = tl.zeros([CHUNK], dtype=tl.float32)
+        for k0 in range(0, K, CHUNK):
+            m = (k0 + lane) < K
+            z = tl.load(g_ptr + row * g_stride + k0 + lane, mask=m, other=0.0)
+            a = tl.math.div_rn(z, 1.0 + tl.exp(-z)) * tl.load(u_ptr + row * u_stride + k0 + lane, mask=m, other=0.0)
+            amax = tl.maximum(amax, tl.abs(a))
+        mx = tl.max(amax, axis=0)
+        s = tl.where(mx == 0.0, 1.0, tl.math.div_rn(mx, 127.0))
+        tl.store(s_ptr + row, s)
+    for k0 in range(0, K, CHUNK):
+        m = (k0 + lane) < K
+        z = tl.load(g_ptr + row * g_stride + k0 + lane, mask=m, other=0.0)
+        a = tl.math.div_rn(z, 1.0 + tl.exp(-z)) * tl.load(u_ptr + row * u_stride + k0 + lane, mask=m, other=0.0)
+        if INT8:
+            tl.store(q_ptr + out + k0 + lane, rint_clamp127(tl.math.div_rn(a, s)).to(tl.int8), mask=m)
+        else:
+            a = tl.minimum(tl.maximum(a, -65504.0), 65504.0)
+            tl.store(h16_ptr + out + k0 + lane, a.to(tl.float16), mask=m)
+
+
+def silu_mul_prepare(gate: torch.Tensor, up: torch.Tensor, int8: bool):
+    """The down projection's prepared input from gate/up [T, I] (rows may be strided views of one
+    stacked output): (int8 codes, scales) or FP16. SiLU's exp may differ from torch's by the contract's
+    4 ULP, so codes can differ from the reference's by one step where a value sits on a rounding edge."""
+    t, k = gate.shape
+    for name, a in (("gate", gate), ("up", up)):
+        if a.dtype != torch.float32 or tuple(a.shape) != (t, k) or a.stride(1) != 1:
+            raise KernelFormatError(f"operand '{name}' must be float32[{t}, {k}] with unit column stride")
+    q = torch.empty((t, k), dtype=torch.int8, device=gate.device)
+    s = torch.empty((t,), dtype=torch.float32, device=gate.device)
+    h16 = q if int8 else torch.empty((t, k), dtype=torch.float16, device=gate.device)
+    _silu_mul_quant_kernel[(t,)](gate, up, gate.stride(0), up.stride(0), q, s, h16, k, INT8=int8, CHUNK=CHUNK,
+                                 **compile_options())
+    return (q, s) if int8 else h16
