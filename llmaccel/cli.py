@@ -247,6 +247,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         return EXIT_INPUT
     except OSError as exc:  # a path the user gave: unwritable, a file where a directory is needed, disk full
         return emit_error("io", _os_error_message(exc), EXIT_INPUT)
+    except SystemExit as exc:  # a library's sys.exit() inside a command: still one line, never a silent exit
+        where = _bug_location(exc)
+        return emit_error("bug", f"this is a bug in llmaccel, please report it: SystemExit({exc.code!r}) at {where}",
+                          EXIT_BUG, exception="SystemExit", where=where)
     except MemoryError:
         return emit_error("resources", "out of memory (try a smaller model, --max-len or input)", EXIT_INPUT)
     except Exception as exc:  # noqa: BLE001 - the one place that turns a bug into one line

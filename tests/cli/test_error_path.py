@@ -292,3 +292,11 @@ def test_too_many_new_tokens_fail_before_the_long_work(capsys, argv):
     rc, out, _ = run_cli(capsys, *argv, "--json")
     assert rc == 2 and "--max-new-tokens" in one_json(out)["error"] and "512 positions" in one_json(out)["error"]
     assert time.perf_counter() - t0 < 20
+
+
+def test_sys_exit_inside_a_command_is_the_bug_path(capsys, monkeypatch):
+    def exits(args):
+        raise SystemExit(1)  # what a library calling sys.exit() does
+    monkeypatch.setattr(_command("presets"), "run", exits)
+    rc, out, _ = run_cli(capsys, "presets", "--json")
+    assert rc == 3 and one_json(out)["exception"] == "SystemExit"
