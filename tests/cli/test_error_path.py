@@ -145,6 +145,7 @@ def test_io_error_on_a_users_path_is_one_line(capsys, tmp_path):
     (["compress", "--max-eval-tokens", "64"], "--max-eval-tokens applies only with --eval"),
     (["compress", "--eval", "--recipe", "w8"], "--recipe does not apply with --eval"),
     (["compress", "--eval", "--out", "o"], "--out does not apply with --eval"),
+    (["compress", "--recipe", "w8", "--calibration-text", "c.txt"], "--calibration-text does not apply"),
     (["run", "--prompt", "x", "--xclbin", "a.xclbin"], "--xclbin applies only with --backend xrt"),
     (["run", "--prompt", "x", "--top-k", "5"], "--top-k does not apply to greedy decoding"),
     (["run", "--prompt", "x", "--compressed", "c"], "--compressed applies only with --artifact"),
