@@ -238,7 +238,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         prog = _command_name(argv) and f"llmaccel {_command_name(argv)}" or "llmaccel"
         return emit_error("usage", str(exc), EXIT_INPUT, usage=exc.usage)
     except LlmaccelError as exc:
-        return emit_error("input", str(exc), EXIT_INPUT)
+        problems = list(getattr(exc, "problems", ()))   # a spec file's every problem (SpecError), for scripts
+        return emit_error("input", str(exc), EXIT_INPUT, **({"problems": problems} if len(problems) > 1 else {}))
     except KeyboardInterrupt:
         return emit_error("interrupted", "interrupted", EXIT_INTERRUPT)
     except BrokenPipeError:  # `llmaccel ... | head`: the reader left; nothing more to say

@@ -301,3 +301,11 @@ def test_sys_exit_inside_a_command_is_the_bug_path(capsys, monkeypatch):
     monkeypatch.setattr(_command("presets"), "run", exits)
     rc, out, _ = run_cli(capsys, "presets", "--json")
     assert rc == 3 and one_json(out)["exception"] == "SystemExit"
+
+
+def test_every_problem_of_a_spec_file_is_in_the_json_error(capsys, tmp_path):
+    (tmp_path / "r.yaml").write_text("name: r\nattn: {bits: 4, group_size: '128'}\nmlp: {bits: 4}\n"
+                                     "calibration_tokens: 1.5\n")
+    rc, out, _ = run_cli(capsys, "simulate", "--model", "tiny", "--recipe", str(tmp_path / "r.yaml"), "--json")
+    obj = one_json(out)
+    assert rc == 2 and "2 problems" in obj["error"] and len(obj["problems"]) == 2
