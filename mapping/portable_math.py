@@ -6,21 +6,22 @@ exp/sin/pow use different approximations (Sleef vectors vs. scalar libm), so a c
 gives other Hessians, other Wanda norms and in the end other weight codes on another machine.
 Rounding the statistics to a coarser grid would not help: a value near a grid edge still flips.
 
-What is used here, and why each is portable:
+What is used here, and why each is portable (docs/numerics.md, section 6):
 
-* IEEE-754 elementwise ``+ - * /``, ``sqrt``, ``trunc``, ``round`` (half to even), ``max``: each
-  result is correctly rounded, so a vector lane and a scalar loop give the same bits. Every
-  product and sum is its own torch op (no ``alpha=``, ``addcmul`` or ``lerp``, which a compiler
-  may fuse into an FMA in one ISA's kernel and not in another's).
-* Sums and matrix products are made *exact* before any floating-point addition happens
-  (the Ozaki splitting idea): each row of A and each column of B is scaled by a power of two and
-  cut into integer-valued slices of ``b`` bits, with ``b`` chosen so that every partial sum of a
-  slice product is an integer below 2^53. Any summation order, any blocking, any FMA gives that
-  integer exactly, so BLAS may do what it likes. The slices are then combined by elementwise ops
-  in a fixed order. Two slices keep ``2b`` bits of each row (>= 38 bits for K <= 2^15); the
-  error is below ``12 K 2^-2b max|A_i| max|B_j|`` (docs/numerics.md, "Cross-CPU determinism").
-* ``exp`` is a Cody-Waite range reduction and a degree-13 Taylor polynomial in float64 (error
-  below 1 ulp of float64 for the arguments calibration produces), not libm or Sleef.
+* IEEE-754 elementwise ``+ - * /``, ``sqrt``, ``round`` (half to even), ``max``: each result is
+  correctly rounded, so a vector lane and a scalar loop give the same bits. Every product and
+  sum is its own torch op (no ``alpha=``, ``addcmul`` or ``lerp``, which a compiler may fuse
+  into an FMA in one ISA's kernel and not in another's).
+* Matrix products are made *exact* before any rounding can depend on the order (Ozaki's
+  splitting): each row of A and each column of B is cut into two slices, multiples of one power
+  of two with at most ``b`` significant bits, ``b`` chosen so that every partial sum of a slice
+  product is an exact float64. Any summation order, blocking or FMA that BLAS picks gives that
+  value, and the slice products are added in a fixed order with one rounding. The cut keeps
+  ``2b`` bits of each row (>= 36 bits for K <= 2^15); the error is below
+  ``5 K 2^-2b max|A_i| max|B_j|`` plus that one rounding.
+* Sums over a dimension are a fixed pairwise tree of elementwise additions.
+* ``exp`` is a Cody-Waite range reduction and a degree-13 Taylor polynomial in float64 (within
+  1 ulp of float64), not libm or Sleef.
 * RoPE angles, cos and sin are computed in 40-digit decimal arithmetic (Python's ``decimal``,
   integer arithmetic underneath) and rounded once to float64.
 """
@@ -141,7 +142,7 @@ def product(a: Sliced, b: Sliced) -> torch.Tensor:
     """The float64 product of two cut operands (or sub-blocks of them, cut for the same inner size).
 
     hi*lo + lo*hi is exact (every partial sum is a multiple of one power of two below 2^53 of it),
-    hi*hi is exact, and their sum is the one rounding. lo*lo is below the cut's truncation error and
+    hi*hi is exact, and their sum is the one rounding. lo*lo is below the cut's own error and
     left out.
     """
     if a.bits != b.bits or not a.by_rows or b.by_rows:
