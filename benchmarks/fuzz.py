@@ -1,4 +1,4 @@
-"""Long fuzz run: >= 1e5 seeded hostile inputs across the ISA, YAML specs, checkpoints, manifests and CLI argv.
+"""Long fuzz run: >= 1e5 seeded hostile inputs (ISA words, YAML specs, checkpoints, manifests, artifacts, CLI).
 
 The generators and the judge are those of the bounded suite (``tests/fuzz/cases.py``);
 this script only runs many more of them. A case is one of: ok, refused (one
@@ -33,7 +33,7 @@ from tests.fuzz.cases import FORMATS, fuzz  # noqa: E402
 
 # Share of the cases per format: the ISA decoder is cheap (microseconds a case), CLI and
 # checkpoint cases cost milliseconds; every format gets thousands of cases at 1e5.
-SHARES = {"isa": 0.75, "yaml": 0.10, "checkpoint": 0.05, "manifest": 0.05, "cli": 0.05}
+SHARES = {"isa": 0.73, "yaml": 0.10, "checkpoint": 0.05, "manifest": 0.05, "compiled": 0.02, "cli": 0.05}
 
 
 def main(argv=None) -> int:

@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode", type=int, default=512, help="generated tokens (decode steps)")
     p.add_argument("--max-len", type=int, default=2048, help="compiled maximum length (tokens)")
     p.add_argument("--no-fuse", action="store_true", help="emit element-wise ops as separate SFU instructions")
-    p.add_argument("--trace", type=output_file, default=None, help="write a Chrome/Perfetto trace JSON of the simulated programs")
+    p.add_argument("--trace", type=output_file, default=None,
+                   help="write a Chrome/Perfetto trace JSON of the simulated programs")
     p.add_argument("--plot", type=output_file, default=None, help="write a PNG: time breakdown and unit utilization")
 
 

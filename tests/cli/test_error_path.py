@@ -154,7 +154,8 @@ def test_io_error_on_a_users_path_is_one_line(capsys, tmp_path):
     (["hls", "emit", "--kernel", "list", "--force"], "--force does not apply to '--kernel list'"),
     (["hls", "run", "proj", "--gxx", "--steps", "csim"], "--steps does not apply with --gxx"),
     (["rtl", "gen", "--out", "o", "--bits", "3"], "--bits does not apply to --unit chain"),
-    (["rtl", "gen", "--unit", "decoder", "--out", "o", "--n-chains", "3"], "--n-chains does not apply to --unit decoder"),
+    (["rtl", "gen", "--unit", "decoder", "--out", "o", "--n-chains", "3"],
+     "--n-chains does not apply to --unit decoder"),
 ])
 def test_flag_that_does_not_apply_is_an_error(capsys, tmp_path, monkeypatch, argv, needle):
     monkeypatch.chdir(tmp_path)  # nothing may be written; if something were, it lands in tmp_path
