@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.fuzz.cases import fuzz
+from fuzz_cases import fuzz  # tests/fuzz is on sys.path (pytest rootdir-less import)
 
 SEED = 11
 # Sized to fit 60 s on one core together (measured ~25 s on the 2-core dev box with other load).
