@@ -5,7 +5,10 @@ compresses the bundled model with recipes that exercise every calibration-depend
 calibration forward pass (attention, softmax, RoPE, RMSNorm, SiLU), GPTQ (Hessian, Cholesky,
 error propagation), Wanda input norms and the mixed-precision sensitivities and allocation.
 The shards are compared by SHA-256, the manifest field by field (timings excepted: wall-clock
-figures are the one thing that may differ between runs). A capability this CPU lacks is skipped:
+figures are the one thing that may differ between runs). The artifact only changes where an ULP-level
+difference flips a decision (a rint, a sort, an allocation), so the float64 calibration quantities
+themselves (every layer's output, Hessian, Wanda norms and GPTQ factor) are compared bit for bit too:
+they show any ISA-dependent step, flipped decision or not. A capability this CPU lacks is skipped:
 torch would run its kernels anyway and die of an illegal instruction.
 """
 from __future__ import annotations
@@ -46,6 +49,27 @@ for name in ("flightllm",):
              for p in sorted(dest.iterdir()) if p.name != "manifest.json"}
     manifest = json.loads((dest / "manifest.json").read_text())
     result["artifacts"][name] = {"files": files, "manifest": manifest}
+# the calibration quantities themselves, layer by layer on the original weights
+from mapping import llama_math as lm, portable_math as pm
+from mapping.calibration import LINEAR_PATHS, LayerCapture, calibration_tokens, layer_forward
+from mapping.checkpoint import SafetensorsCheckpoint
+ck = SafetensorsCheckpoint(bundled_model_dir())
+shape = lm.shape_from_config(ck.config)
+x = torch.from_numpy(ck.get("model.embed_tokens.weight"))[calibration_tokens(str(bundled_model_dir()), text, 512, 256)]
+digest = lambda t: hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()
+probes = {}
+for i in range(shape.num_layers):
+    w = {leaf: torch.from_numpy(ck.get(f"model.layers.{i}.{p}.weight")) for leaf, p in LINEAR_PATHS.items()}
+    for norm in ("input_layernorm", "post_attention_layernorm"):
+        w[norm] = torch.from_numpy(ck.get(f"model.layers.{i}.{norm}.weight"))
+    cap = LayerCapture()
+    x = layer_forward(x, w, shape, None, cap)
+    probes[f"layer{i}.out"] = digest(x)
+    for leaf, st in cap.stats().items():
+        probes[f"layer{i}.{leaf}.hessian"], probes[f"layer{i}.{leaf}.norm"] = digest(st.hessian), digest(st.col_norm)
+    probes[f"layer{i}.gptq_factor"] = digest(pm.upper_cholesky_of_inverse(cap.stats()["down_proj"].hessian.double()
+                                                                          + torch.eye(shape.intermediate_size)))
+result["probes"] = probes
 print(json.dumps(result))
 """
 
@@ -100,3 +124,5 @@ def test_artifact_bytes_match_default_isa(runs, capability):
         assert set(other["files"]) == set(art["files"])
         assert not differing, f"{name}: shards differ between default and {capability}: {differing}"
         assert _without_timings(other["manifest"]) == _without_timings(art["manifest"]), name
+    differing = sorted(k for k, h in base["probes"].items() if run["probes"].get(k) != h)
+    assert not differing, f"calibration quantities differ between default and {capability}: {differing}"
