@@ -112,8 +112,9 @@ def layer_forward(x: torch.Tensor, w: dict[str, torch.Tensor], shape: lm.ModelSp
         gate, up = linear(h2, gate_up)
         a = pm.sigmoid_linear(gate) * up
         out[s] = xs + linear(a, down)[0]
-        for name, val in (("q_proj", h), ("o_proj", attn), ("gate_proj", h2), ("down_proj", a)):
-            seen[name].append(val)
+        if capture is not None:
+            for name, val in (("q_proj", h), ("o_proj", attn), ("gate_proj", h2), ("down_proj", a)):
+                seen[name].append(val)
     if capture is not None:
         cat = {name: torch.cat(vals, 0) for name, vals in seen.items()}
         capture.inputs.update({"q_proj": cat["q_proj"], "k_proj": cat["q_proj"], "v_proj": cat["q_proj"],

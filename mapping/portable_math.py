@@ -6,21 +6,22 @@ exp/sin/pow use different approximations (Sleef vectors vs. scalar libm), so a c
 gives other Hessians, other Wanda norms and in the end other weight codes on another machine.
 Rounding the statistics to a coarser grid would not help: a value near a grid edge still flips.
 
-What is used here, and why each is portable:
+What is used here, and why each is portable (docs/numerics.md, section 6):
 
-* IEEE-754 elementwise ``+ - * /``, ``sqrt``, ``trunc``, ``round`` (half to even), ``max``: each
-  result is correctly rounded, so a vector lane and a scalar loop give the same bits. Every
-  product and sum is its own torch op (no ``alpha=``, ``addcmul`` or ``lerp``, which a compiler
-  may fuse into an FMA in one ISA's kernel and not in another's).
-* Sums and matrix products are made *exact* before any floating-point addition happens
-  (the Ozaki splitting idea): each row of A and each column of B is scaled by a power of two and
-  cut into integer-valued slices of ``b`` bits, with ``b`` chosen so that every partial sum of a
-  slice product is an integer below 2^53. Any summation order, any blocking, any FMA gives that
-  integer exactly, so BLAS may do what it likes. The slices are then combined by elementwise ops
-  in a fixed order. Two slices keep ``2b`` bits of each row (>= 38 bits for K <= 2^15); the
-  error is below ``12 K 2^-2b max|A_i| max|B_j|`` (docs/numerics.md, "Cross-CPU determinism").
-* ``exp`` is a Cody-Waite range reduction and a degree-13 Taylor polynomial in float64 (error
-  below 1 ulp of float64 for the arguments calibration produces), not libm or Sleef.
+* IEEE-754 elementwise ``+ - * /``, ``sqrt``, ``round`` (half to even), ``max``: each result is
+  correctly rounded, so a vector lane and a scalar loop give the same bits. Every product and
+  sum is its own torch op (no ``alpha=``, ``addcmul`` or ``lerp``, which a compiler may fuse
+  into an FMA in one ISA's kernel and not in another's).
+* Matrix products are made *exact* before any rounding can depend on the order (Ozaki's
+  splitting): each row of A and each column of B is cut into two slices, multiples of one power
+  of two with at most ``b`` significant bits, ``b`` chosen so that every partial sum of a slice
+  product is an exact float64. Any summation order, blocking or FMA that BLAS picks gives that
+  value, and the slice products are added in a fixed order with one rounding. The cut keeps
+  ``2b`` bits of each row (>= 36 bits for K <= 2^15); the error is below
+  ``5 K 2^-2b max|A_i| max|B_j|`` plus that one rounding.
+* Sums over a dimension are a fixed pairwise tree of elementwise additions.
+* ``exp`` is a Cody-Waite range reduction and a degree-13 Taylor polynomial in float64 (within
+  1 ulp of float64), not libm or Sleef.
 * RoPE angles, cos and sin are computed in 40-digit decimal arithmetic (Python's ``decimal``,
   integer arithmetic underneath) and rounded once to float64.
 """
@@ -66,23 +67,29 @@ def _slice_bits(k: int) -> int:
     return (_MANT - math.ceil(math.log2(2 * max(k, 1)))) // 2
 
 
-_CHUNK = 1 << 16  # elements per pass of the elementwise kernels: their temporaries stay in cache
+_CHUNK = 1 << 15  # elements per pass of the elementwise kernels: their temporaries stay in cache (measured best)
 
 
 def _split_block(a: torch.Tensor, bits: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ozaki's extraction: hi = (a + c) - c rounds each entry to a multiple of 2^(e-bits), c = 3*2^(e+51-bits)
+    per row (a is far below c, so the sum stays in c's binade where the spacing is 2^(e-bits)); the
+    remainder a - hi is exact, and the same step at 2^(e-2bits) gives lo. |hi| <= 2^bits and
+    |lo| <= 2^(bits-1) in those units."""
     amax = a.abs().amax(dim=-1, keepdim=True)
     _check_finite(amax, what)
-    e = torch.frexp(amax).exponent.to(torch.int64).clamp(min=bits - 1022)  # amax < 2^e
-    up, down = pow2(bits - e), pow2(e - bits)
-    scaled = a * up                                    # exact: a power of two; |scaled| < 2^bits
-    hi = torch.trunc(scaled)
-    lo = torch.trunc(scaled.sub_(hi).mul_(2.0 ** bits))  # the fraction, then its next bits: exact
-    return hi.mul_(down), lo.mul_(down).mul_(2.0 ** -bits)
+    e = torch.frexp(amax).exponent.to(torch.int64).clamp(min=-1022 + 2 * bits)  # amax < 2^e
+    if bool((e > 1023 - 51 + bits).any()):
+        raise NonFiniteError(f"{what} reach {float(amax.max()):.3g}, too close to the float64 range to calibrate on")
+    c_hi = pow2(e + 51 - bits) * 3.0
+    c_lo = pow2(e + 51 - 2 * bits) * 3.0
+    hi = (a + c_hi).sub_(c_hi)
+    lo = (a - hi).add_(c_lo).sub_(c_lo)
+    return hi, lo
 
 
 def _split_rows(a: torch.Tensor, bits: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of a 2-D ``a`` cut into a ~= hi + lo: per row, hi and lo are integers below 2^bits times
-    2^(e-bits) and 2^(e-2bits), e the row's max exponent; what is below 2^(e-2bits) is dropped.
+    """Rows of a 2-D ``a`` cut into a ~= hi + lo: per row, hi and lo are integers of at most 2^bits times
+    2^(e-bits) and 2^(e-2bits), e the row's max exponent; what is below 2^(e-2bits-1) is dropped.
 
     Done in blocks of rows (each row's cut depends on that row alone, so blocking changes no bit).
     """
@@ -135,7 +142,7 @@ def product(a: Sliced, b: Sliced) -> torch.Tensor:
     """The float64 product of two cut operands (or sub-blocks of them, cut for the same inner size).
 
     hi*lo + lo*hi is exact (every partial sum is a multiple of one power of two below 2^53 of it),
-    hi*hi is exact, and their sum is the one rounding. lo*lo is below the cut's truncation error and
+    hi*hi is exact, and their sum is the one rounding. lo*lo is below the cut's own error and
     left out.
     """
     if a.bits != b.bits or not a.by_rows or b.by_rows:
@@ -151,12 +158,23 @@ def matmul(a: torch.Tensor, b: torch.Tensor, what: str = "calibration activation
 
 
 def sum_last(a: torch.Tensor, what: str = "calibration activations") -> torch.Tensor:
-    """Sum over the last dimension in float64, the same bits on every CPU (exact slice sums, one rounding)."""
+    """Sum over the last dimension in float64, the same bits on every CPU: a fixed pairwise tree.
+
+    Zero-padded to a power of two, then halves are added elementwise (entry i with entry i + n/2)
+    until one is left: every addition is a separate IEEE operation in an order fixed here.
+    Error at most ceil(log2 n) * 2^-53 * sum|a|.
+    """
     a = a.to(F64)
     k = a.shape[-1]
-    bits = _MANT - 1 - max(1, math.ceil(math.log2(max(k, 2))))  # k terms below 2^bits: exact sums
-    hi, lo = _split_rows(a.reshape(-1, k), bits, what)
-    return hi.sum(-1).add_(lo.sum(-1)).view(a.shape[:-1])
+    n = 1 << max(0, (k - 1).bit_length())
+    if n != k:
+        a = torch.nn.functional.pad(a, (0, n - k))
+    while a.shape[-1] > 1:
+        h = a.shape[-1] // 2
+        a = a[..., :h] + a[..., h:]
+    out = a[..., 0]
+    _check_finite(out, what)
+    return out
 
 
 def _exp_block(x: torch.Tensor) -> torch.Tensor:
@@ -192,15 +210,27 @@ def sigmoid_linear(z: torch.Tensor) -> torch.Tensor:
     return z / (exp(-z) + 1.0)
 
 
+@lru_cache(maxsize=8)
+def _causal_index(t: int) -> torch.Tensor:
+    """Flat indices of the unmasked (key <= query) entries of a [t, t] score matrix."""
+    return torch.tril_indices(t, t).mul(torch.tensor([[t], [1]])).sum(0)
+
+
 def causal_softmax(scores: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
     """Softmax over the last dim of float64 scores [..., Tq, Tk], keys after the query masked.
 
     exp runs on the unmasked entries only (a masked entry is exactly 0 either way).
     """
-    keep = (k_pos[None, :] <= q_pos[:, None]).expand(scores.shape)
+    tq, tk = scores.shape[-2:]
+    keep = k_pos[None, :] <= q_pos[:, None]
     m = scores.masked_fill(~keep, float("-inf")).amax(dim=-1, keepdim=True)
-    e = torch.zeros_like(scores)
-    e[keep] = exp((scores - m)[keep])
+    shifted = (scores - m).reshape(*scores.shape[:-2], tq * tk)
+    if tq == tk and torch.equal(q_pos, k_pos) and torch.equal(q_pos, torch.arange(tq)):
+        idx = _causal_index(tq)
+    else:
+        idx = torch.nonzero(keep.reshape(-1)).squeeze(1)
+    e = torch.zeros_like(shifted).index_copy_(-1, idx, exp(shifted.index_select(-1, idx)))
+    e = e.view(scores.shape)
     return e / sum_last(e).unsqueeze(-1)
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import re
 import types
 import typing
@@ -181,7 +180,8 @@ def _convert(tp: Any, value: Any, field: str) -> Any:
     origin = typing.get_origin(tp)
 
     def bad(wanted: str = "") -> SpecError:
-        return _TypeMismatch(f"field '{field}' must be {_type_name(tp)}, got {value!r}{schema.quoted_hint(value, wanted)}")
+        hint = schema.quoted_hint(value, wanted)
+        return _TypeMismatch(f"field '{field}' must be {_type_name(tp)}, got {value!r}{hint}")
 
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)

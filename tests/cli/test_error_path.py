@@ -145,6 +145,7 @@ def test_io_error_on_a_users_path_is_one_line(capsys, tmp_path):
     (["compress", "--max-eval-tokens", "64"], "--max-eval-tokens applies only with --eval"),
     (["compress", "--eval", "--recipe", "w8"], "--recipe does not apply with --eval"),
     (["compress", "--eval", "--out", "o"], "--out does not apply with --eval"),
+    (["compress", "--recipe", "w8", "--calibration-text", "c.txt"], "--calibration-text does not apply"),
     (["run", "--prompt", "x", "--xclbin", "a.xclbin"], "--xclbin applies only with --backend xrt"),
     (["run", "--prompt", "x", "--top-k", "5"], "--top-k does not apply to greedy decoding"),
     (["run", "--prompt", "x", "--compressed", "c"], "--compressed applies only with --artifact"),
@@ -153,7 +154,8 @@ def test_io_error_on_a_users_path_is_one_line(capsys, tmp_path):
     (["hls", "emit", "--kernel", "list", "--force"], "--force does not apply to '--kernel list'"),
     (["hls", "run", "proj", "--gxx", "--steps", "csim"], "--steps does not apply with --gxx"),
     (["rtl", "gen", "--out", "o", "--bits", "3"], "--bits does not apply to --unit chain"),
-    (["rtl", "gen", "--unit", "decoder", "--out", "o", "--n-chains", "3"], "--n-chains does not apply to --unit decoder"),
+    (["rtl", "gen", "--unit", "decoder", "--out", "o", "--n-chains", "3"],
+     "--n-chains does not apply to --unit decoder"),
 ])
 def test_flag_that_does_not_apply_is_an_error(capsys, tmp_path, monkeypatch, argv, needle):
     monkeypatch.chdir(tmp_path)  # nothing may be written; if something were, it lands in tmp_path
@@ -292,3 +294,19 @@ def test_too_many_new_tokens_fail_before_the_long_work(capsys, argv):
     rc, out, _ = run_cli(capsys, *argv, "--json")
     assert rc == 2 and "--max-new-tokens" in one_json(out)["error"] and "512 positions" in one_json(out)["error"]
     assert time.perf_counter() - t0 < 20
+
+
+def test_sys_exit_inside_a_command_is_the_bug_path(capsys, monkeypatch):
+    def exits(args):
+        raise SystemExit(1)  # what a library calling sys.exit() does
+    monkeypatch.setattr(_command("presets"), "run", exits)
+    rc, out, _ = run_cli(capsys, "presets", "--json")
+    assert rc == 3 and one_json(out)["exception"] == "SystemExit"
+
+
+def test_every_problem_of_a_spec_file_is_in_the_json_error(capsys, tmp_path):
+    (tmp_path / "r.yaml").write_text("name: r\nattn: {bits: 4, group_size: '128'}\nmlp: {bits: 4}\n"
+                                     "calibration_tokens: 1.5\n")
+    rc, out, _ = run_cli(capsys, "simulate", "--model", "tiny", "--recipe", str(tmp_path / "r.yaml"), "--json")
+    obj = one_json(out)
+    assert rc == 2 and "2 problems" in obj["error"] and len(obj["problems"]) == 2

@@ -33,7 +33,8 @@ def _preset(path):
 def test_clock_in_hz_where_mhz_is_asked_names_the_unit(tmp_path):
     d = _preset(DESIGN)
     d["clock_MHz"] = 225_000_000
-    with pytest.raises(SpecError, match=r"clock_MHz.*not a plausible value in MHz.*looks like a value in Hz.*write 225"):
+    with pytest.raises(SpecError, match=r"clock_MHz.*not a plausible value in MHz.*looks like a value in Hz"
+                                        r".*write 225"):
         load_design(_write(tmp_path, "hz.yaml", d))
 
 

@@ -331,8 +331,8 @@ def yaml_case(rng: random.Random, tmp: Path, bases: list[tuple[str, dict]]) -> t
         known_bad = False
         text = _dump(data)
         i = rng.randrange(len(text))
-        text = text[:i] + rng.choice(["", ":", " ", "\n", "- ", "&a ", "*a", "{", "'", "\t", "!!python/object:os.system"]) \
-            + text[i + rng.randint(0, 3):]
+        edit = rng.choice(["", ":", " ", "\n", "- ", "&a ", "*a", "{", "'", "\t", "!!python/object:os.system"])
+        text = text[:i] + edit + text[i + rng.randint(0, 3):]
     elif mutation == "raw_bytes":
         known_bad = True
         raw = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 64)))
@@ -356,7 +356,8 @@ def yaml_case(rng: random.Random, tmp: Path, bases: list[tuple[str, dict]]) -> t
 
 # ----- safetensors checkpoints ------------------------------------------------------------------------
 
-MICRO = dict(hidden=128, inter=256, layers=1, heads=4, kv_heads=2, vocab=64, max_pos=128)  # w8 groups of 128
+# w8 groups of 128 along hidden; 4 KV heads so the 4-core U280 design can split attention by KV head
+MICRO = dict(hidden=128, inter=256, layers=1, heads=4, kv_heads=4, vocab=64, max_pos=128)
 NANO = dict(hidden=16, inter=32, layers=2, heads=2, kv_heads=1, vocab=16, max_pos=32)       # header fuzzing
 
 
@@ -370,7 +371,8 @@ def write_micro_checkpoint(d: Path, seed: int = 0, sizes: Optional[dict] = None)
               "lm_head.weight": (m["vocab"], m["hidden"])}
     for i in range(m["layers"]):
         p = f"model.layers.{i}."
-        shapes.update({p + "input_layernorm.weight": (m["hidden"],), p + "post_attention_layernorm.weight": (m["hidden"],),
+        shapes.update({p + "input_layernorm.weight": (m["hidden"],),
+                       p + "post_attention_layernorm.weight": (m["hidden"],),
                        p + "self_attn.q_proj.weight": (m["heads"] * hd, m["hidden"]),
                        p + "self_attn.k_proj.weight": (m["kv_heads"] * hd, m["hidden"]),
                        p + "self_attn.v_proj.weight": (m["kv_heads"] * hd, m["hidden"]),
@@ -560,6 +562,45 @@ def manifest_case(rng: random.Random, pristine: Path, work: Path) -> tuple[str, 
     return mutation, known_bad, go
 
 
+# ----- compiled artifacts: programs.bin (ISA words on disk), programs.json, placement.json, manifest ------
+
+COMPILED_FILES = ("manifest.json", "programs.bin", "programs.json", "placement.json")
+
+
+def compiled_case(rng: random.Random, pristine: Path, work: Path) -> tuple[str, bool, Callable[[], Any]]:
+    """Edit one file of a compiled artifact; the integrity check must refuse every real change."""
+    from host.artifact import load_artifact
+    target = rng.choice(COMPILED_FILES)
+    raw = (pristine / target).read_bytes()
+    how = rng.choice(["flip", "byte", "truncate", "append", "swap_words"])
+    new = bytearray(raw)
+    if how == "flip" and new:
+        i = rng.randrange(len(new))
+        new[i] ^= 1 << rng.randrange(8)
+    elif how == "byte" and new:
+        new[rng.randrange(len(new))] = rng.getrandbits(8)
+    elif how == "truncate":
+        new = new[:rng.randrange(len(new) + 1)]
+    elif how == "append":
+        new += bytes(rng.getrandbits(8) for _ in range(rng.choice([1, 4, 28])))
+    elif how == "swap_words" and len(new) >= 8:
+        i, j = (4 * rng.randrange(len(new) // 4) for _ in range(2))
+        new[i:i + 4], new[j:j + 4] = new[j:j + 4], new[i:i + 4]
+    new = bytes(new)
+    known_bad = new != raw
+    if target == "manifest.json" and known_bad:
+        known_bad = _differs_outside_timings(new, json.loads(raw))
+    # every other file is hashed byte for byte: any edit is a tamper, even one to equal JSON
+
+    def go():
+        (work / target).write_bytes(new)
+        try:
+            load_artifact(work)
+        finally:
+            (work / target).write_bytes(raw)
+    return f"{target}:{how}", known_bad, go
+
+
 # ----- CLI arguments ----------------------------------------------------------------------------------
 
 @dataclass
@@ -726,7 +767,7 @@ def remove_tree(p: Path) -> None:
 
 # ----- the driver shared by the suite and the benchmark -----------------------------------------------
 
-FORMATS = ("isa", "yaml", "checkpoint", "manifest", "cli")
+FORMATS = ("isa", "yaml", "checkpoint", "manifest", "compiled", "cli")
 
 
 def fuzz(counts: dict[str, int], seed: int, cli_limit_s: float = 30.0,
@@ -771,6 +812,19 @@ def fuzz(counts: dict[str, int], seed: int, cli_limit_s: float = 30.0,
                 shutil.copytree(art, mwork)
                 for _ in range(n):
                     kind, bad, fn = manifest_case(rng, art, mwork)
+                    tally.add(fmt, *judge(fn, bad), case=kind)
+                    progress and progress(1)
+            elif fmt == "compiled":
+                from host.artifact import compile_artifact
+                from mapping.compress import compress_checkpoint
+                from mapping.recipe import get_recipe
+                cm = root / "compiled-src"
+                compress_checkpoint(pristine, get_recipe("w8"), cm)
+                art = compile_artifact(cm, root / "compiled", "flightllm-u280", 128)
+                cwork = root / "compiled-work"
+                shutil.copytree(art, cwork)
+                for _ in range(n):
+                    kind, bad, fn = compiled_case(rng, art, cwork)
                     tally.add(fmt, *judge(fn, bad), case=kind)
                     progress and progress(1)
             elif fmt == "cli":
