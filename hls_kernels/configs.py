@@ -281,6 +281,18 @@ def get_config(name: str):
     return REGISTRY[name]
 
 
+DSP_CASCADE_MAX = 8   # exact two-lane packing bound (docs/hls.md, DSP packing): CHAIN * 128 * 127 < 2^17
+
+
+def hls_chain(kept_per_group: int, chain_max: int) -> int:
+    """The longest HLS DSP cascade <= chain_max (and <= the exact-packing bound) that divides a group's
+    kept values: a design's longer RTL chain is several such cascades joined by its adder tree."""
+    for c in range(min(chain_max, DSP_CASCADE_MAX), 0, -1):
+        if kept_per_group % c == 0:
+            return c
+    return 1
+
+
 def layer_config_from_packed(layers: dict, heads: int, kv_heads: int, head_dim: int, seq_max: int,
                              chain: int = 4) -> DecoderLayerConfig:
     """The DecoderLayerConfig whose projections have exactly the formats of ``layers`` (PackedLinear by name)."""
@@ -292,8 +304,7 @@ def layer_config_from_packed(layers: dict, heads: int, kv_heads: int, head_dim: 
         f = getattr(layers[p], "fmt", None)
         if f is None:
             raise HlsConfigError(f"{p} is not a packed (quantized) linear; the HLS layer needs packed weights")
-        kept = f.kept_per_group
-        fmts.append((p, ProjectionFormat(f.bits, f.group_size, f.symmetric, f.nm, chain if kept % chain == 0 else 1)))
+        fmts.append((p, ProjectionFormat(f.bits, f.group_size, f.symmetric, f.nm, hls_chain(f.kept_per_group, chain))))
     o_h = layers["o_proj"].fmt.out_features
     i = layers["gate_proj"].fmt.out_features
     return DecoderLayerConfig(o_h, i, heads, kv_heads, head_dim, seq_max, tuple(fmts))

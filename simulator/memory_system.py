@@ -212,11 +212,14 @@ class MemorySystem:
                       str(path or DEFAULT_TABLE))
 
     @classmethod
-    def from_design(cls, design: Any, device: Any = None) -> "MemorySystem":
-        """The memory system of an ``AcceleratorDesign`` (its ports and clocks) on a device (its channel peak)."""
-        peak = None
+    def from_design(cls, design: Any, device: Any = None,
+                    channel_peak_GBps: Optional[float] = None) -> "MemorySystem":
+        """The memory system of an ``AcceleratorDesign`` (its ports and clocks) on a device (its channel peak:
+        ``channel_peak_GBps`` where the caller knows it, else the device's per-channel figure, else its total
+        over its pseudo channels, else the table's)."""
+        peak = channel_peak_GBps
         hbm = getattr(device, "hbm", None)
-        if hbm is not None:
+        if peak is None and hbm is not None:
             peak = hbm.per_channel_GBps or (hbm.total_GBps / hbm.pseudo_channels
                                             if hbm.total_GBps and hbm.pseudo_channels else None)
         clock = getattr(device, "clock", None)

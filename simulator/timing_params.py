@@ -170,7 +170,7 @@ def hw_from_design(design: Any, device: Any) -> HwParams:
     per_ch = hbm.per_channel_GBps
     if per_ch is None:
         per_ch = hbm.total_GBps / n_ch
-    mem = MemorySystem.from_design(design, device)
+    mem = MemorySystem.from_design(design, device, channel_peak_GBps=per_ch)
     port_GBps = mem.kernel_port_GBps
     f_MHz = design.clock_MHz
     where = getattr(design, "instruction_memory", "on_chip")

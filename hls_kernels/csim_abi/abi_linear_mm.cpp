@@ -3,6 +3,6 @@
 extern "C" int llmaccel_linear_mm(const uint32_t* codes, const uint32_t* indices, const uint16_t* scales,
                                   const uint8_t* zeros, const int8_t* xq, const float* s_x, int tokens, int rows,
                                   int k, float* y, int32_t* partial) {
-    linear_mm_top(codes, indices, scales, zeros, xq, s_x, tokens, rows, k, y, partial);
+    linear_mm_top(codes, indices, scales, zeros, xq, s_x, tokens, rows, k, y, partial, 1);
     return 0;
 }

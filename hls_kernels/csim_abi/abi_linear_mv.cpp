@@ -3,7 +3,7 @@
 extern "C" int llmaccel_linear_mv(const uint32_t* codes, const uint32_t* indices, const uint16_t* scales,
                                   const uint8_t* zeros, const int8_t* xq, float s_x, int rows, int k, float* y,
                                   int32_t* partial) {
-    linear_mv_top(codes, indices, scales, zeros, xq, s_x, rows, k, y, partial);
+    linear_mv_top(codes, indices, scales, zeros, xq, s_x, rows, k, y, partial, 1);
     return 0;
 }
 

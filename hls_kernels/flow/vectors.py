@@ -13,6 +13,7 @@ from hls_kernels.vectors import random_activation, random_packed_linear
 from simulator.golden import attention, sfu
 from simulator.golden.decoder_layer import LayerKVCache, decoder_layer_decode
 from simulator.golden.linear import group_partial_sums, quantize_activation, rescale_groups
+from sparse_dsp.packed_format import PackedLinear
 
 F32 = np.float32
 ATTN_TERM_ULP = 8     # see tests/hls/test_hls_attention.py
@@ -23,9 +24,12 @@ def _f32(a) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, F32).reshape(-1)).view(np.uint32)
 
 
-def _linear_case(cfg: LinearKernelConfig, rng: np.random.Generator) -> dict[str, Any]:
+def _linear_case(cfg: LinearKernelConfig, rng: np.random.Generator, layer: PackedLinear | None = None
+                 ) -> dict[str, Any]:
+    """``layer``: a user's packed weights at the configuration's bounds; seeded random ones otherwise."""
     rows, k = cfg.o_max, cfg.k_max
-    layer = random_packed_linear(rng, cfg.layer_format(rows, k))
+    if layer is None:
+        layer = random_packed_linear(rng, cfg.layer_format(rows, k))
     f = layer.fmt
     case: dict[str, Any] = {
         "ROWS": rows, "K": k, "GROUPS": f.groups_per_row, "KEPT": f.kept_per_row, "HAS_ZEROS": int(not f.symmetric),
@@ -33,7 +37,9 @@ def _linear_case(cfg: LinearKernelConfig, rng: np.random.Generator) -> dict[str,
         "scales": layer.scales.view(np.uint16).reshape(-1),
         "zeros": layer.zeros.reshape(-1) if layer.zeros is not None else np.zeros(1, np.uint8),
     }
-    if cfg.kind == "decode":
+    if cfg.kind in ("decode", "decode_stream"):
+        case["N_CODE_WORDS"] = int(layer.codes.size)
+        case["N_INDEX_WORDS"] = int(layer.indices.size)
         case["expect_d"] = layer.decode_int8().reshape(-1)
         case["expect_column"] = layer.column_of_kept().astype(np.int32).reshape(-1)
         return case
@@ -80,25 +86,35 @@ def _sfu_case(cfg: SfuKernelConfig, rng: np.random.Generator) -> dict[str, Any]:
 def _layer_case(cfg: DecoderLayerConfig, rng: np.random.Generator, steps: int = 3) -> dict[str, Any]:
     layers = {p: random_packed_linear(rng, cfg.linear_config(p).layer_format(*cfg.shape(p)), (2e-3, 2e-2))
               for p in PROJECTIONS}
-    words, scales, zeros = layer_weight_buffers(cfg, layers)
     w_in, w_post = (rng.uniform(0.5, 1.5, cfg.hidden).astype(F32) for _ in range(2))
-    eps = F32(1e-5)
     cos, sin = sfu.rope_tables(np.arange(steps), cfg.head_dim)
+    xs = np.stack([random_activation(rng, (cfg.hidden,), 1.0) for _ in range(steps)])
+    return layer_case(cfg, layers, w_in, w_post, 1e-5, xs, cos, sin)
+
+
+def layer_case(cfg: DecoderLayerConfig, layers: dict[str, PackedLinear], w_in: np.ndarray, w_post: np.ndarray,
+               eps: float, xs: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> dict[str, Any]:
+    """Golden case of the layer top for given weights, norms, inputs (one row per decode step) and
+    RoPE tables (one row per position): a user's model, or random data."""
+    words, scales, zeros = layer_weight_buffers(cfg, layers)
+    eps = F32(eps)
+    steps = xs.shape[0]
     cache = LayerKVCache(cfg.seq_max, cfg.kv_heads, cfg.head_dim)
-    xs, outs = [], []
-    for pos in range(steps):
-        x = random_activation(rng, (cfg.hidden,), 1.0)
-        xs.append(x)
-        outs.append(decoder_layer_decode(x, pos, layers, w_in, w_post, float(eps), cos[pos], sin[pos], cache,
-                                         cfg.heads, cfg.kv_heads, cfg.head_dim))
-    outs = np.stack(outs)
+    outs = np.stack([decoder_layer_decode(np.asarray(xs[pos], F32), pos, layers, w_in, w_post, float(eps), cos[pos],
+                                          sin[pos], cache, cfg.heads, cfg.kv_heads, cfg.head_dim)
+                     for pos in range(steps)])
     bound = np.repeat((LAYER_REL_BOUND * np.abs(outs).max(axis=1, keepdims=True)).astype(F32), cfg.hidden, axis=1)
     return {"HIDDEN": cfg.hidden, "HEAD_DIM": cfg.head_dim, "KV_HEADS": cfg.kv_heads, "SEQ_MAX": cfg.seq_max,
             "STEPS": steps, "w_words": words, "w_scales": scales, "w_zeros": zeros,
             "norm_w_bits": _f32(np.concatenate([w_in, w_post])), "eps_bits": _f32([eps]),
-            "x_bits": _f32(np.stack(xs)), "rope_cs_bits": _f32(np.concatenate([cos, sin], axis=1)),
+            "x_bits": _f32(np.asarray(xs, F32)), "rope_cs_bits": _f32(np.concatenate([cos[:steps], sin[:steps]], axis=1)),
             "expect_out_bits": _f32(outs), "bound_out_bits": _f32(bound),
             "expect_k_cache": cache.k8[:steps].reshape(-1), "expect_v_cache": cache.v8[:steps].reshape(-1)}
+
+
+def linear_case(cfg: LinearKernelConfig, layer: PackedLinear, seed: int = 0) -> dict[str, Any]:
+    """Golden case of a linear or decoder kernel on a user's packed layer (inputs seeded random)."""
+    return _linear_case(cfg, np.random.default_rng(seed), layer)
 
 
 def golden_case(config, seed: int = 0) -> dict[str, Any]:

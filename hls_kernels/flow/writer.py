@@ -26,7 +26,7 @@ from sparse_dsp.safe_paths import check_output_dir, write_dir_atomically
 
 TEMPLATES = Path(__file__).parent / "templates"
 TOPS = {"linear_mv": "linear_mv_top", "linear_mm": "linear_mm_top", "weight_decode": "weight_decode_top",
-        "sfu": "sfu_top", "attention": "attention_top", "decoder_layer": "decoder_layer_top"}
+        "weight_decode_stream": "weight_decode_stream_top", "sfu": "sfu_top", "attention": "attention_top", "decoder_layer": "decoder_layer_top"}
 # Default kernel clock: FlightLLM's U280 design clock, 225 MHz (shared/anchors/hardware.yaml
 # flightllm_u280.clock_MHz, from the FlightLLM paper). A target, not a promise: csynth reports the estimate.
 DEFAULT_CLOCK_MHZ = 225.0
@@ -59,8 +59,13 @@ def _render(template: str, **values) -> str:
 
 
 def write_project(config, out_dir: str | os.PathLike, device: str = "alveo-u280", clock_mhz: Optional[float] = None,
-                  seed: int = 0, overwrite: bool = False) -> Path:
-    """Write the project for ``config`` at ``out_dir`` and return its path."""
+                  seed: int = 0, overwrite: bool = False, case: Optional[dict] = None,
+                  provenance: Optional[dict] = None) -> Path:
+    """Write the project for ``config`` at ``out_dir`` and return its path.
+
+    ``case``: golden vectors to use instead of seeded random ones (a user's model's weights and
+    inputs, from ``flow.model_emit``); ``provenance`` is recorded in project.json.
+    """
     out = Path(out_dir)
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise LlmaccelError(f"output directory {out} already exists (pass overwrite/--force to replace it)")
@@ -81,7 +86,8 @@ def write_project(config, out_dir: str | os.PathLike, device: str = "alveo-u280"
         tb.mkdir()
         (tb / f"tb_{family}.cpp").write_text(_render(f"tb_{family}.cpp", name=config.name))
         shutil.copyfile(TEMPLATES / "tb_common.h", tb / "tb_common.h")
-        (tb / "golden_vectors.h").write_text(vectors_header(golden_case(config, seed), config.name))
+        (tb / "golden_vectors.h").write_text(vectors_header(case if case is not None else golden_case(config, seed),
+                                                            config.name))
         (tmp / "build_prj.tcl").write_text(_render(
             "build_prj.tcl", name=config.name, device=target.name, part=target.part, clock_mhz=target.clock_mhz,
             project_name=f"prj_{config.name}", top=top, top_file=f"{top}.cpp", tb_file=f"tb_{family}.cpp",
@@ -89,7 +95,8 @@ def write_project(config, out_dir: str | os.PathLike, device: str = "alveo-u280"
         (tmp / "project.json").write_text(json.dumps({
             "name": config.name, "family": family, "top": top, "device": target.name, "part": target.part,
             "clock_MHz": target.clock_mhz, "seed": seed, "tcl": "build_prj.tcl",
-            "testbench": f"tb/tb_{family}.cpp", "hls_project": f"prj_{config.name}"}, indent=2))
+            "testbench": f"tb/tb_{family}.cpp", "hls_project": f"prj_{config.name}",
+            "vectors": provenance or {"source": "seeded random", "seed": seed}}, indent=2))
 
     return write_dir_atomically(out_dir, build, "--out", overwrite, _is_our_project, "HLS project")
 

@@ -1,5 +1,6 @@
 // Vitis kernel top: the special function unit. One instance serves every
-// op; `op` (s_axilite) selects it, as an SFU opcode would.
+// op; `op` (s_axilite) selects it, as an SFU opcode would. One m_axi bundle
+// per port, a depth on every port.
 #include "llmaccel_instance.hpp"
 #include "llmaccel_hls/kernels/quantize.hpp"
 #include "llmaccel_hls/kernels/sfu.hpp"
@@ -18,13 +19,15 @@ enum sfu_op {
 
 // a, b, c: operands (x; w or cos or second operand; bias or sin). For ROPE n = heads * head_dim.
 // SFU_QUANTIZE writes codes to q and the scale to y[0].
+static const int SFU_DEPTH = instance_sfu::N_MAX;
+
 int sfu_top(int op, const float* a, const float* b, const float* c, float eps, int n, int head_dim, float* y,
             int8_t* q) {
-#pragma HLS INTERFACE m_axi port = a offset = slave bundle = gmem_a
-#pragma HLS INTERFACE m_axi port = b offset = slave bundle = gmem_b
-#pragma HLS INTERFACE m_axi port = c offset = slave bundle = gmem_b
-#pragma HLS INTERFACE m_axi port = y offset = slave bundle = gmem_y
-#pragma HLS INTERFACE m_axi port = q offset = slave bundle = gmem_y
+#pragma HLS INTERFACE m_axi port = a offset = slave bundle = gmem_a depth = SFU_DEPTH
+#pragma HLS INTERFACE m_axi port = b offset = slave bundle = gmem_b depth = SFU_DEPTH
+#pragma HLS INTERFACE m_axi port = c offset = slave bundle = gmem_c depth = SFU_DEPTH
+#pragma HLS INTERFACE m_axi port = y offset = slave bundle = gmem_y depth = SFU_DEPTH
+#pragma HLS INTERFACE m_axi port = q offset = slave bundle = gmem_q depth = SFU_DEPTH
 #pragma HLS INTERFACE s_axilite port = op
 #pragma HLS INTERFACE s_axilite port = eps
 #pragma HLS INTERFACE s_axilite port = n

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from sparse_dsp.errors import LlmaccelError
@@ -19,9 +20,18 @@ DEVICE_ALIASES = {"u280": "alveo-u280", "u55c": "alveo-u55c"}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="hls_command", required=True)
-    emit = sub.add_parser("emit", help="write a Vitis HLS project for one kernel configuration")
-    emit.add_argument("--kernel", required=True,
+    emit = sub.add_parser("emit", help="write a Vitis HLS project for one kernel configuration, or the kernels "
+                                       "and layer tops of a compressed model on a design")
+    what = emit.add_mutually_exclusive_group(required=True)
+    what.add_argument("--kernel",
                       help="configuration name (e.g. mv_n2m16_w4_g64_k256_o64_c4); 'list' prints the known ones")
+    what.add_argument("--compressed", metavar="ART",
+                      help="a compressed model (llmaccel compress --out): emit its layer tops, linear kernels and "
+                           "streaming decoders with golden vectors from its own weights")
+    emit.add_argument("--design", default=None,
+                      help="with --compressed: design preset or YAML (its device, clock, DSP chain, N:M support; "
+                           "default flightllm-u280)")
+    emit.add_argument("--steps", type=int, default=3, help="with --compressed: decode steps in the layer testbench")
     emit.add_argument("--out", help="project directory to create (default: hls_<kernel>)")
     emit.add_argument("--device", default="alveo-u280", help="FPGA device preset (alveo-u280, alveo-u55c, u280, u55c)")
     emit.add_argument("--clock-mhz", type=float, default=None, help="kernel clock target (default 225 MHz)")
@@ -52,6 +62,11 @@ def _emit(args) -> dict[str, Any]:
     from hls_kernels.configs import REGISTRY, get_config
     from hls_kernels.flow.writer import write_project
 
+    if args.compressed is not None:
+        return _emit_compressed(args)
+    for flag in ("design",):
+        if getattr(args, flag) is not None:
+            raise LlmaccelError(f"--{flag} applies only with --compressed")
     if args.kernel == "list":
         return {"kernels": sorted(REGISTRY)}
     cfg = get_config(args.kernel)
@@ -59,6 +74,45 @@ def _emit(args) -> dict[str, Any]:
     out = write_project(cfg, args.out or f"hls_{cfg.name}", device=device, clock_mhz=args.clock_mhz,
                         seed=args.seed, overwrite=args.force)
     return {"project": str(out), **json.loads((out / "project.json").read_text())}
+
+
+def _emit_compressed(args) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from hls_kernels.flow.model_emit import DesignForEmit, ModelForEmit, ModelLayer, emit_model
+    from mapping import llama_math as lm
+    from mapping.calibration import LINEAR_PATHS
+    from mapping.compress import load_compressed
+    from simulator.design import load_design
+
+    if args.device != "alveo-u280" or args.clock_mhz is not None:
+        raise LlmaccelError("--device and --clock-mhz do not apply with --compressed: the design gives both")
+    if not 1 <= args.steps <= 64:
+        raise LlmaccelError(f"--steps {args.steps} must be in 1..64 (the layer top's cache depth)")
+    d = load_design(args.design or "flightllm-u280")
+    model = load_compressed(args.compressed)
+    shape = model.shape
+    layers = []
+    for i in range(shape.num_layers):
+        projections = {leaf: model.linears[f"layers.{i}.{path}"] for leaf, path in LINEAR_PATHS.items()}
+        dense = [leaf for leaf, w in projections.items() if getattr(w, "fmt", None) is None]
+        if dense:
+            raise LlmaccelError(f"layer {i}: projections {dense} are not packed (quantized); the HLS kernels need "
+                                f"packed weights (compress with a quantizing recipe)")
+        layers.append(ModelLayer(i, projections, np.asarray(model.tensors[f"layers.{i}.input_layernorm"], np.float32),
+                                 np.asarray(model.tensors[f"layers.{i}.post_attention_layernorm"], np.float32)))
+    cos, sin = lm.rope_cos_sin(shape, torch.arange(64), lm.inv_freq(shape))
+    embed = np.asarray(model.tensors["embed_tokens"], np.float32)
+    ids = np.arange(1, args.steps + 1) % embed.shape[0]
+    name = Path(args.compressed).resolve().name
+    emit = ModelForEmit(name, model.content_hash, shape.num_heads, shape.num_kv_heads, shape.head_dim,
+                        float(shape.rms_norm_eps), tuple(layers), embed[ids], cos.numpy(), sin.numpy())
+    me = d.matrix_engine
+    target = DesignForEmit(d.name, d.device, float(d.clock_MHz), me.chain_len, tuple(me.supported_nm))
+    out = Path(args.out or f"hls_{name}")
+    index = emit_model(emit, target, out, seed=args.seed, overwrite=args.force)
+    return {"project": str(out), "inputs": f"embeddings of token ids 1..{args.steps}", **index}
 
 
 def _run(args) -> dict[str, Any]:
@@ -83,7 +137,10 @@ def _report(args) -> dict[str, Any]:
 
 def _print_human(cmd: str, result: dict[str, Any]) -> None:
     if cmd == "emit":
-        if "kernels" in result:
+        if result.get("family") == "model":
+            print(f"wrote {result['project']}: {len(result['layers'])} layer top(s), {len(result['linear'])} MV "
+                  f"kernel(s), {len(result['decoders'])} streaming decoder(s) for design {result['design']}")
+        elif "kernels" in result:
             print("\n".join(result["kernels"]))
         else:
             print(f"wrote {result['project']} ({result['top']}, part {result['part']}, {result['clock_MHz']} MHz)")

@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = sub.add_parser("gen", help="write the Verilog of one configuration to a directory")
     _config_args(g)
     g.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
+    g.add_argument("--design", default="flightllm-u280",
+                   help="design preset or YAML whose device part and clock the Vivado OOC script uses")
     s = sub.add_parser("sim", help="run the cocotb bench (Icarus) of one configuration")
     _config_args(s)
     s.add_argument("--rows", type=int, default=2, help="output rows (per chain for the tile)")
@@ -46,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--gap-prob", type=float, default=0.3, help="random valid gaps on the inputs")
     s.add_argument("--stall-prob", type=float, default=0.3, help="random back-pressure on the output")
     s.add_argument("--build-dir", default=None, help="build directory (default: a temporary one)")
+    s.add_argument("--waves", action="store_true",
+                   help="dump an FST waveform of the bench (kept in --build-dir, or in a new kept directory)")
     y = sub.add_parser("synth", help="yosys synth_xilinx -family xcup resource counts")
     _config_args(y)
     y.add_argument("--workdir", default=None, help="keep yosys script, log and stat here")
@@ -88,8 +92,12 @@ def _validate(unit: str, params: dict) -> dict:
 
 
 def _gen(unit, params, args) -> dict:
+    from simulator.design import load_design
+    from simulator.specs.device import load_device
     from sparse_dsp.rtl.gen import generate
-    manifest = generate(unit, params, Path(args.out))
+    design = load_design(args.design)
+    part = load_device(design.device).part
+    manifest = generate(unit, params, Path(args.out), part=part, clock_MHz=design.clock_MHz)
     if not args.json:
         print(f"wrote {len(manifest['files'])} files for {manifest['top']} to {args.out}")
     return manifest
@@ -118,16 +126,24 @@ def _sim(unit, params, args) -> dict:
     else:
         spec.update(rows_per_chain=args.rows)
     top = UNIT_TOPS[unit]
+    if args.waves and not args.build_dir:
+        # the wave file must outlive the run, so it goes to a new directory that is kept and named
+        args.build_dir = tempfile.mkdtemp(prefix="llmaccel_rtl_waves_")
     if args.build_dir:
-        report = run_bench(top, hp, spec, Path(args.build_dir))
+        report = run_bench(top, hp, spec, Path(args.build_dir), waves=args.waves)
     else:
         with tempfile.TemporaryDirectory(prefix="llmaccel_rtl_sim_") as tmp:
             report = run_bench(top, hp, spec, Path(tmp) / "build")
+    if report.get("config") is None:  # the bench failed before writing its report (an assertion, no memory)
+        raise LlmaccelError(f"RTL bench of {unit} {params} failed before it reported ({report.get('failed')} of "
+                            f"{report.get('tests')} tests failed); "
+                            + (f"see {Path(args.build_dir) / 'sim.log'}" if args.build_dir
+                               else "give --build-dir DIR to keep its sim.log"))
     passed = report.get("failed", 1) == 0 and report.get("mismatches", 1) == 0
     out = {"unit": unit, "config": report.get("config"), "passed": passed,
            "mismatches": report.get("mismatches"), "model": report.get("model"),
            "timing_phase": report.get("timing_phase"), "random_phase": report.get("random_phase"),
-           "hdl_parameters": hp}
+           "hdl_parameters": hp, "waves": report.get("waves")}
     if not args.json:
         t, m = out["timing_phase"] or {}, out["model"] or {}
         line = f"{'PASS' if passed else 'FAIL'} {out['config']}: mismatches {out['mismatches']}, " \
@@ -135,6 +151,8 @@ def _sim(unit, params, args) -> dict:
         if unit == "dsp_chain":
             line += f", latency {t.get('latency_cycles_seen')} (model {m.get('latency_cycles')}), II 1 beat/cycle"
         print(line)
+        if out["waves"]:
+            print(f"waves: {out['waves']}")
     if not passed:
         raise LlmaccelError(f"RTL bench of {out['config']} failed: {out['mismatches']} mismatches "
                             f"(build dir: {report.get('build_dir')})")

@@ -78,7 +78,9 @@ def run_bench(top: str, parameters: dict, spec: dict, build_dir: Path, *, waves:
     runner = get_runner(sim)
     runner.build(sources=sources(top, hdl_dir), hdl_toplevel=top, parameters=parameters, build_dir=build_dir,
                  always=True, timescale=("1ns", "1ps"), waves=waves,
-                 build_args=["-g2005"], log_file=build_dir / "build.log")
+                 # cocotb's Icarus dump module (waves) is SystemVerilog; our sources are Verilog-2005
+                 # and compile unchanged as 2012, so the standard is raised only when waves are on.
+                 build_args=["-g2012" if waves else "-g2005"], log_file=build_dir / "build.log")
     results = build_dir / "results.xml"
     try:
         runner.test(test_module=BENCH_MODULES[top], hdl_toplevel=top, build_dir=build_dir,
@@ -91,6 +93,11 @@ def run_bench(top: str, parameters: dict, spec: dict, build_dir: Path, *, waves:
     num_tests, num_failed = get_results(results)
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     report.update(tests=num_tests, failed=num_failed, build_dir=str(build_dir))
+    if waves:
+        wave_file = build_dir / f"{top}.fst"
+        if not wave_file.is_file():
+            raise LlmaccelError(f"waves were asked for but {wave_file} was not written; see {build_dir / 'sim.log'}")
+        report["waves"] = str(wave_file)
     return report
 
 

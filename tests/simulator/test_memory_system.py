@@ -221,3 +221,12 @@ def test_instructions_in_ddr_need_a_device_with_ddr():
     ddr, onchip = _hw(instruction_memory="ddr"), _hw(instruction_memory="on_chip")
     assert ddr.ifetch_latency_cycles > onchip.ifetch_latency_cycles
     assert ddr.ifetch_bytes_per_cycle < onchip.ifetch_bytes_per_cycle
+
+
+def test_device_without_a_channel_count_uses_the_designs_channels_for_the_peak():
+    # the VHK158 spec gives only total_GBps (819.2) and no pseudo-channel count; the design's 32 channels
+    # split it (25.6 GB/s each) and the HBM-side port (256 b x 500 MHz = 16 GB/s) is then the ceiling
+    hw = _hw("flightllm-vhk158")
+    assert hw.mem.channel_peak_GBps == pytest.approx(819.2 / 32)
+    assert hw.mem.ceiling_GBps == pytest.approx(16.0)
+    assert hw.hbm_channel_GBps == pytest.approx(16.0)

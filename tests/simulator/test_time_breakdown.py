@@ -9,7 +9,6 @@ from mapping.sim_api import build_compiler
 from simulator.api import simulate_compiled
 from simulator.design import load_design
 from simulator.power import PowerModel
-from simulator.specs.device import load_device
 from simulator.timing import CATEGORIES
 from simulator.timing_engine import UNIT_INDEX, TimedOp, run
 
@@ -90,3 +89,16 @@ def test_instructions_in_ddr_cost_fetch_time_on_chip_ones_do_not():
     assert ddr.breakdown["decode_ms_per_token"]["instruction_fetch"] > \
         onchip.breakdown["decode_ms_per_token"]["instruction_fetch"]
     assert ddr.decode_ms_per_token >= onchip.decode_ms_per_token
+
+
+def test_fewer_weight_decoders_show_up_as_decoder_stalls():
+    d = load_design("flightllm-u280")
+    half = dataclasses.replace(d, weight_decoder=dataclasses.replace(d.weight_decoder, decoders_per_channel=7))
+    comp, _, dev = build_compiler("llama2-7b", half, "flightllm", check_fit=False)
+    r = simulate_compiled(comp, 128, 32, device_name=dev.name)
+    base = _sim()
+    # one decoder per chain cannot keep a chain fed at 4 bits (8 weights per 32-bit word, 16 per beat):
+    # the tiles wait on the decoders, not on HBM
+    assert r.breakdown["decode_ms_per_token"]["decoder_stall"] > \
+        5 * base.breakdown["decode_ms_per_token"]["decoder_stall"]
+    assert r.decode_ms_per_token > base.decode_ms_per_token

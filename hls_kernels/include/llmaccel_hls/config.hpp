@@ -51,6 +51,20 @@ struct linear_fit {
     static const bool ok = true;
 };
 
+// m_axi depths (elements) of a linear layer's ports at the format's bounds: what
+// Vitis cosim sizes its buffers by (`depth=` on each INTERFACE pragma).
+template <class FMT, int T_MAX = 1>
+struct linear_port_depths {
+    static const int KEPT_MAX = FMT::K_MAX / FMT::M * FMT::N;
+    static const int CODES = FMT::O_MAX * ((KEPT_MAX * FMT::BITS + 31) / 32);
+    static const int INDICES = FMT::DENSE ? 1 : FMT::O_MAX * ((KEPT_MAX * FMT::INDEX_BITS + 31) / 32);
+    static const int GROUPS = FMT::O_MAX * (FMT::K_MAX / FMT::GROUP);
+    static const int X = T_MAX * FMT::K_MAX;
+    static const int Y = T_MAX * FMT::O_MAX;
+    static const int PARTIAL = T_MAX * GROUPS;
+    static const int TOKENS = T_MAX;
+};
+
 // SFU configuration: vector length bound and unroll factor of element loops.
 template <int N_MAX_, int UNROLL_ = 1>
 struct sfu_config {

@@ -24,43 +24,65 @@ void decode_attention(const int8_t* q8, const float* s_q, const int8_t* k8, cons
     const float inv_sqrt_d = CFG::INV_SQRT_HEAD_DIM;  // compile-time constant
     float score[CFG::SEQ_MAX];
     float p[CFG::SEQ_MAX];
+    ap_int<8> q_buf[CFG::HEAD_DIM];
+    float acc[CFG::HEAD_DIM];
 ATTN_HEADS:
     for (int h = 0; h < CFG::HEADS; h++) {
         const int kvh = h / CFG::REP;  // Llama's repeat_kv
         const float sq = s_q[h];
-    ATTN_SCORES:
-        for (int t = 0; t < seq_len; t++) {
+    ATTN_LOAD_Q:
+        for (int d = 0; d < D; d++) {
 #pragma HLS PIPELINE II = 1
-            const int8_t* kr = k8 + (t * CFG::KV_HEADS + kvh) * D;
-            acc32_t dot = 0;
-        ATTN_QK_DOT:
-            for (int d = 0; d < D; d++) {
-#pragma HLS UNROLL factor = CFG::DOT_LANES
-                dot += ap_int<16>(ap_int<8>(q8[h * D + d]) * ap_int<8>(kr[d]));
+            q_buf[d] = q8[h * D + d];
+        }
+        // QK: the head's K rows stream through one element per cycle (a burst of D bytes per
+        // cached token); the INT32 dot closes at each row's last element.
+        acc32_t dot = 0;
+        int t = 0, d = 0;
+    ATTN_SCORES:
+        for (int i = 0; i < seq_len * D; i++) {
+#pragma HLS PIPELINE II = 1
+            dot += ap_int<16>(q_buf[d] * ap_int<8>(k8[(t * CFG::KV_HEADS + kvh) * D + d]));
+            if (d == D - 1) {
+                const float qk_scale = sq * s_k[t * CFG::KV_HEADS + kvh];
+                const float raw = (float)dot.to_int() * qk_scale;
+                score[t] = raw * inv_sqrt_d;
+                dot = 0;
+                d = 0;
+                t++;
+            } else {
+                d++;
             }
-            const float qk_scale = sq * s_k[t * CFG::KV_HEADS + kvh];
-            const float raw = (float)dot.to_int() * qk_scale;
-            score[t] = raw * inv_sqrt_d;
         }
         softmax<softmax_cfg>(score, seq_len, p);
-        float acc[CFG::HEAD_DIM];
-#pragma HLS ARRAY_PARTITION variable = acc cyclic factor = CFG::DOT_LANES
     ATTN_ACC_INIT:
-        for (int d = 0; d < D; d++) acc[d] = 0.0f;
-    ATTN_VALUES:
-        for (int t = 0; t < seq_len; t++) {
-            const float w = p[t] * s_v[t * CFG::KV_HEADS + kvh];
-            const int8_t* vr = v8 + (t * CFG::KV_HEADS + kvh) * D;
-        ATTN_PV:
-            for (int d = 0; d < D; d++) {
+        for (int e = 0; e < D; e++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS UNROLL factor = CFG::DOT_LANES
-                const float term = w * (float)vr[d];
-                acc[d] = acc[d] + term;
+            acc[e] = 0.0f;
+        }
+        // PV: the V rows stream the same way; acc[d] is revisited every D cycles, so the FP32
+        // adder's latency is hidden for D >= its depth, in the contract's order over t.
+        float w = 0.0f;
+        t = 0;
+        d = 0;
+    ATTN_VALUES:
+        for (int i = 0; i < seq_len * D; i++) {
+#pragma HLS PIPELINE II = 1
+            if (d == 0) w = p[t] * s_v[t * CFG::KV_HEADS + kvh];
+            const float term = w * (float)v8[(t * CFG::KV_HEADS + kvh) * D + d];
+            acc[d] = acc[d] + term;
+            if (d == D - 1) {
+                d = 0;
+                t++;
+            } else {
+                d++;
             }
         }
     ATTN_STORE:
-        for (int d = 0; d < D; d++) out[h * D + d] = acc[d];
+        for (int e = 0; e < D; e++) {
+#pragma HLS PIPELINE II = 1
+            out[h * D + e] = acc[e];
+        }
     }
 }
 

@@ -42,30 +42,41 @@ void layer_linear(weight_cursor& cur, const int8_t* xq, float s_x, int rows, int
     const row_geometry<F> geo(k);
     const uint32_t* codes = cur.words;
     const uint32_t* indices = cur.words + rows * geo.code_words;
-    linear_mv<F, typename SPEC::sched>(codes, indices, cur.scales, F::SYMMETRIC ? 0 : cur.zeros, xq, s_x, rows,
-                                       k, y, 0);
+    int32_t no_partial[1];  // the layer keeps no partial sums (write_partial = 0)
+    linear_mv<F, typename SPEC::sched>(codes, indices, cur.scales, cur.zeros, xq, s_x, rows, k, y, no_partial, 0);
     cur.words += rows * (geo.code_words + geo.index_words);
     cur.scales += rows * geo.groups;
     if (!F::SYMMETRIC) cur.zeros += rows * geo.groups;
 }
 
-// Gate and up read the same quantized input and are independent: a dataflow region.
+// Gate and up read the same quantized input and are independent, but their
+// weights come through one m_axi bundle (one HBM pseudo channel port, w_words
+// of the top): a dataflow region over the two would only contend for it. They
+// run one after the other; the overlap lives inside each projection's own
+// read -> decode -> MAC -> write dataflow (linear.hpp).
 template <class L>
 void ffn_gate_up(weight_cursor& cur, const int8_t* hq, float s_h, float* gate, float* up) {
-    weight_cursor cur_up = cur;
-    {
-        typedef typename L::gate_proj::fmt F;
-        const row_geometry<F> geo(L::HIDDEN);
-        cur_up.words += L::INTER * (geo.code_words + geo.index_words);
-        cur_up.scales += L::INTER * geo.groups;
-        if (!F::SYMMETRIC) cur_up.zeros += L::INTER * geo.groups;
-    }
-    weight_cursor cur_gate = cur;
-#pragma HLS DATAFLOW
-    layer_linear<typename L::gate_proj>(cur_gate, hq, s_h, L::INTER, L::HIDDEN, gate);
-    layer_linear<typename L::up_proj>(cur_up, hq, s_h, L::INTER, L::HIDDEN, up);
-    cur = cur_up;
+    layer_linear<typename L::gate_proj>(cur, hq, s_h, L::INTER, L::HIDDEN, gate);
+    layer_linear<typename L::up_proj>(cur, hq, s_h, L::INTER, L::HIDDEN, up);
 }
+
+// Words, groups of one projection at its exact shape (the layer's formats bound O and K exactly).
+template <class F>
+struct projection_words {
+    static const int KEPT = F::K_MAX / F::M * F::N;
+    static const int WORDS = F::O_MAX * ((KEPT * F::BITS + 31) / 32) +
+                             (F::DENSE ? 0 : F::O_MAX * ((KEPT * F::INDEX_BITS + 31) / 32));
+    static const int GROUPS = F::O_MAX * (F::K_MAX / F::GROUP);
+};
+
+// m_axi depths (elements) of the layer top's ports, for cosim.
+template <class L>
+struct layer_port_depths {
+    static const int W_WORDS = projection_words<typename L::q_proj::fmt>::WORDS + projection_words<typename L::k_proj::fmt>::WORDS + projection_words<typename L::v_proj::fmt>::WORDS + projection_words<typename L::o_proj::fmt>::WORDS + projection_words<typename L::gate_proj::fmt>::WORDS + projection_words<typename L::up_proj::fmt>::WORDS + projection_words<typename L::down_proj::fmt>::WORDS;
+    static const int W_GROUPS = projection_words<typename L::q_proj::fmt>::GROUPS + projection_words<typename L::k_proj::fmt>::GROUPS + projection_words<typename L::v_proj::fmt>::GROUPS + projection_words<typename L::o_proj::fmt>::GROUPS + projection_words<typename L::gate_proj::fmt>::GROUPS + projection_words<typename L::up_proj::fmt>::GROUPS + projection_words<typename L::down_proj::fmt>::GROUPS;
+    static const int KV = L::SEQ_MAX * L::KV_HEADS * L::HEAD_DIM;
+    static const int KV_SCALE = L::SEQ_MAX * L::KV_HEADS;
+};
 
 // L: a layer config with HIDDEN, INTER, HEADS, KV_HEADS, HEAD_DIM, SEQ_MAX and
 // linear_spec typedefs q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj.
