@@ -36,11 +36,14 @@ def run(args) -> dict:
         raise LlmaccelError(f"interrupted: every point finished so far is kept in '{store}'; rerun the same "
                             f"command to continue") from None
     files = write_fronts(res, out)
+    by_hash = {r["hash"]: r for r in res.rows}
     result = {"spec": spec.name, "store": str(store), "sweep": res.sweep, "counts": res.counts,
               "seconds": round(res.seconds, 3), "objectives": res.objectives, **files,
-              "fronts": {g: [{k: r.get(k) for k in ("hash", "label", "recipe", "decode_tokens_per_s", "tokens_per_J",
-                                                    "ttft_s", "decode_ms_per_token", "resource_share", "perplexity")}
-                             for r in res.rows if r["group"] == g and r.get("on_front")] for g in res.fronts}}
+              # each front in the engine's own order (by point hash), so the JSON is the same however it ran
+              "fronts": {g: [{k: by_hash[h].get(k) for k in ("hash", "label", "recipe", "decode_tokens_per_s",
+                                                             "tokens_per_J", "ttft_s", "decode_ms_per_token",
+                                                             "resource_share", "perplexity")}
+                             for h in hashes] for g, hashes in res.fronts.items()}}
     if not args.json:
         c = res.counts
         print(f"{spec.name}: {c['points']} points ({c['cached']} from the store), {c['estimated']} estimated, "
