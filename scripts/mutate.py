@@ -51,7 +51,8 @@ REPO = Path(__file__).resolve().parents[1]
 # contract, not every file that happens to import it.
 MODULES: dict[str, dict] = {
     "packed_format": dict(src=["sparse_dsp/packed_format.py"],
-                          tests=["tests/sparse_dsp/test_packed_format.py"], weight=10),
+                          tests=["tests/sparse_dsp/test_packed_format.py",
+                                 "tests/mutation_oracles/test_packed_format_oracle.py"], weight=10),
     "quantize": dict(src=["mapping/quantize.py"],
                      tests=["tests/mapping/test_quantize_prune.py",
                             "tests/mutation_oracles/test_gptq_oracle.py"], weight=12),
