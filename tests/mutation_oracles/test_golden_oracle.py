@@ -124,3 +124,28 @@ def test_rmsnorm_eps_enters_exactly():
         inv = F32(F32(1) / np.sqrt(F32(ms + F32(eps))))
         want = np.array([F32(F32(v * inv) * wi) for v, wi in zip(x[0], w)], dtype=F32)
         assert np.array_equal(rmsnorm(x, w, eps)[0], want)
+
+
+def test_quantize_heads_and_value_sum_by_scalar_loops():
+    from simulator.golden.attention import quantize_heads, weighted_value_sum
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 3 * 8)).astype(F32)                   # 2 tokens, 3 heads of head_dim 8
+    q8, s = quantize_heads(x, 8)
+    assert q8.shape == (2, 3, 8) and s.shape == (2, 3)
+    for t in range(2):
+        for h in range(3):
+            v = x[t, 8 * h:8 * h + 8]
+            sc = F32(F32(np.abs(v).max()) / F32(127))
+            assert s[t, h] == sc
+            assert q8[t, h].tolist() == np.clip(np.rint((v / sc).astype(F32)), -127, 127).astype(int).tolist()
+    # P.V: acc + sum over t in order of (p[t] * s_v[t]) * float(v8[t]), each step rounded to FP32
+    p = rng.uniform(0, 1, (1, 5)).astype(F32)
+    s_v = rng.uniform(0.01, 0.1, 5).astype(F32)
+    v8 = rng.integers(-127, 128, (5, 4)).astype(np.int8)
+    acc0 = rng.normal(size=(1, 4)).astype(F32)
+    want = acc0[0].copy()
+    for t in range(5):
+        w = F32(p[0, t] * s_v[t])
+        for d in range(4):
+            want[d] = F32(want[d] + F32(w * F32(v8[t, d])))
+    assert np.array_equal(weighted_value_sum(acc0, p, s_v, v8)[0], want)
