@@ -149,3 +149,9 @@ def test_quantize_heads_and_value_sum_by_scalar_loops():
         for d in range(4):
             want[d] = F32(want[d] + F32(w * F32(v8[t, d])))
     assert np.array_equal(weighted_value_sum(acc0, p, s_v, v8)[0], want)
+
+
+def test_rope_tables_refuse_an_odd_head_dim():
+    with pytest.raises(ValueError, match="even"):
+        rope_tables(np.arange(4), 7)
+    assert rope_tables(np.arange(2), 2)[0].shape == (2, 2)
