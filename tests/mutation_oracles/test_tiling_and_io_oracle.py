@@ -39,3 +39,23 @@ def test_a_write_that_fails_before_creating_its_file_is_one_clear_error(tmp_path
     with pytest.raises(OutputPathError, match="could not be written"):
         write_file_atomically(tmp_path / "out.json", fail, "--out")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_prefill_attention_macs_are_the_causal_count():
+    """A prefill of T tokens does T(T+1)/2 query-key pairs per head, each head_dim MACs, for q.K and for
+    p.V (summed over the chunks and cores the compiler splits it into)."""
+    from pathlib import Path
+
+    from mapping.sim_api import build_compiler
+    tiny = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
+    comp = build_compiler("tiny", tiny, "w4-g128-rtn", max_len=256)[0]
+    s = comp.spec
+    for t in (128, 256):
+        tot = {"qk": 0, "pv": 0}
+        for prog in comp.prefill_programs(t):
+            for op in prog.ops:
+                key = op.name.split("[")[0]
+                if key in tot:
+                    tot[key] += op.macs
+        want = t * (t + 1) // 2 * s.num_heads * s.head_dim
+        assert tot == {"qk": want, "pv": want}, (t, tot, want)
