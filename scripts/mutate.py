@@ -538,10 +538,10 @@ def main(argv=None) -> int:
         return 0
     if args.rerun:
         prev = _load_results(args.rerun)
-        want = {(r["file"], r["op"], r["mutation"]) for r in prev if not r["caught"]}
+        want = {(r["file"], r["line"], r["op"], r["mutation"]) for r in prev if not r["caught"]}
         mods = sorted({r["module"] for r in prev if not r["caught"]}, key=list(MODULES).index)
         mutants = [mu for m in mods for mu in enumerate_mutants(m)
-                   if (mu.path, mu.op, f"{mu.before.strip()} -> {mu.after.strip()}") in want]
+                   if (mu.path, mu.line, mu.op, f"{mu.before.strip()} -> {mu.after.strip()}") in want]
     else:
         mutants = select(mods, args.max_mutants, args.seed)
     if args.list:
