@@ -38,14 +38,17 @@ import triton.language as tl
 from gpu_baseline.measured import (CopyBandwidth, GpuIdentity, GpuMeasurement, IdlePower, KernelBench, ModelRun,
                                    SCHEMA_VERSION, preset_for_gpu_name)
 from gpu_baseline.nvml import Nvml, measure_idle_power
-from gpu_baseline.triton.formats import DevicePackedLinear
 from gpu_baseline.triton.launch import compile_options
 from gpu_baseline.triton.linear import GemvConfig, choose_split_k, fp16_linear, int8_linear
-from host.errors import BackendUnavailable
 from sparse_dsp.errors import LlmaccelError
 from sparse_dsp.packed_format import LayerFormat
 
 Say = Callable[[str], None]
+
+
+class GpuUnavailable(LlmaccelError):
+    """No CUDA GPU to measure on."""
+
 ENERGY_MIN_SECONDS = 1.0     # NVML's energy counter advances in steps; integrate over >= 1 s of work
 
 
@@ -63,6 +66,7 @@ class BenchConfig:
     gemv_bits: int = 4
     gemv_group: int = 128
     gemv_block_o: tuple[int, ...] = (16, 32, 64)
+    gemv_groups_per_iter: tuple[int, ...] = (1, 4)
     include_hf: bool = True
     hf_compile: bool = False
     bundled_tokens: int = 32
@@ -76,7 +80,7 @@ class BenchConfig:
 def require_cuda() -> torch.device:
     if not torch.cuda.is_available():
         why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA device is visible"
-        raise BackendUnavailable(f"gpu-bench needs a CUDA GPU, but torch.cuda.is_available() is False ({why}; torch "
+        raise GpuUnavailable(f"gpu-bench needs a CUDA GPU, but torch.cuda.is_available() is False ({why}; torch "
                                  f"{torch.__version__}); allowed: a machine with an NVIDIA GPU and a CUDA torch "
                                  f"(without one, `llmaccel simulate --device <gpu>` gives modelled figures)")
     return torch.device("cuda", torch.cuda.current_device())
@@ -152,15 +156,14 @@ def measure_copy(nbytes: int, repeats: int, peak_GBps: float) -> tuple[CopyBandw
     gbps = 2 * n * 4 / (ms * 1e-3) / 1e9
     notes = [f"copy bandwidth: triton copy kernel {2 * n * 4 / (triton_ms * 1e6):.1f} GB/s, torch copy_ "
              f"{2 * n * 4 / (torch_ms * 1e6):.1f} GB/s (the faster is copy_bandwidth)"]
-    del src, dst
     return CopyBandwidth(provenance="measured", bytes_copied=n * 4, repeats=repeats, GBps=gbps, peak_GBps=peak_GBps,
                          share_of_peak=gbps / peak_GBps), notes
 
 
 # --------------------------------------------------------------------------- kernel rows
 
-def bench_gemv(o: int, k: int, bits: int, group: int, activation: str, block_os: tuple[int, ...], repeats: int,
-               copy: Optional[CopyBandwidth], say: Say) -> KernelBench:
+def bench_gemv(o: int, k: int, bits: int, group: int, activation: str, block_os: tuple[int, ...],
+               gpis: tuple[int, ...], repeats: int, copy: Optional[CopyBandwidth], say: Say) -> KernelBench:
     """The decode GEMV on a synthetic packed layer, fastest of the tilings tried (L2 defeated by rotation)."""
     import numpy as np
 
@@ -180,19 +183,21 @@ def bench_gemv(o: int, k: int, bits: int, group: int, activation: str, block_os:
         act_bytes = 2 * k
     best = None
     for bo in block_os:
-        cfg = GemvConfig(block_o=bo)
-        split = choose_split_k(layers[0], cfg, dev)
-        call = ((lambda i, c=cfg: int8_linear(layers[i % copies], q, s, gemv=c)) if activation == "int8"
-                else (lambda i, c=cfg: fp16_linear(layers[i % copies], x, gemv=c)))
-        ms = time_in_graph(call, 2 * copies, repeats)
-        say(f"  gemv {o}x{k} w{bits} g{group} {activation} block_o={bo} split_k={split}: {ms * 1e3:.1f} us")
-        if best is None or ms < best[0]:
-            best = (ms, split, bo)
-    ms, split, bo = best
+        for gpi in gpis:
+            cfg = GemvConfig(block_o=bo, groups_per_iter=gpi)
+            split = choose_split_k(layers[0], cfg, dev)
+            call = ((lambda i, c=cfg: int8_linear(layers[i % copies], q, s, gemv=c)) if activation == "int8"
+                    else (lambda i, c=cfg: fp16_linear(layers[i % copies], x, gemv=c)))
+            ms = time_in_graph(call, 2 * copies, repeats)
+            say(f"  gemv {o}x{k} w{bits} g{group} {activation} block_o={bo} groups/iter={gpi} split_k={split}: "
+                f"{ms * 1e3:.1f} us")
+            if best is None or ms < best[0]:
+                best = (ms, split, bo, gpi)
+    ms, split, bo, gpi = best
     moved = fmt.total_bytes + act_bytes + 4 * o
     gbps = moved / (ms * 1e-3) / 1e9
     return KernelBench(provenance="measured", kernel="decode_gemv", format=f"w{bits}-g{group}-sym",
-                       activation=activation, shape={"out_features": o, "in_features": k, "block_o": bo},
+                       activation=activation, shape={"out_features": o, "in_features": k, "block_o": bo, "groups_per_iter": gpi},
                        split_k=split, repeats=repeats, ms=ms, bytes_moved=moved, GBps=gbps,
                        share_of_copy=(gbps / copy.GBps) if copy else None)
 
@@ -306,7 +311,15 @@ def bundled_tokens_equal_reference(n: int, say: Say) -> tuple[bool, list[int], l
 
 # --------------------------------------------------------------------------- identity and assembly
 
-def _commit() -> str:
+def measured_commit() -> str:
+    """The commit the run measured: ``$LLMACCEL_COMMIT`` (for a copy of the tree without .git), else git's."""
+    import os
+    import re
+    given = os.environ.get("LLMACCEL_COMMIT")
+    if given:
+        if not re.fullmatch(r"[0-9a-f]{7,40}(-dirty)?", given):
+            raise LlmaccelError(f"LLMACCEL_COMMIT={given!r} is invalid; allowed: 7-40 hex digits, optional -dirty")
+        return given
     root = Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -314,8 +327,8 @@ def _commit() -> str:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        raise LlmaccelError("gpu-bench records the commit it measured, but git could not read it in "
-                            f"'{root}'; allowed: run from a git checkout of llmaccel") from None
+        raise LlmaccelError(f"gpu-bench records the commit it measured, but git cannot read one in '{root}'; "
+                            "allowed: a git checkout, or LLMACCEL_COMMIT=<hash> for a copy without .git") from None
     return sha + ("-dirty" if dirty else "")
 
 
@@ -344,7 +357,7 @@ def run_gpu_bench(cfg: BenchConfig, say: Say = lambda s: print(s, file=sys.stder
 
     require_cuda()
     date = datetime.now(timezone.utc)
-    commit = _commit()
+    commit = measured_commit()
     nvml = Nvml.open(torch.cuda.current_device()) if cfg.energy else None
     ident = gpu_identity(nvml, cfg.device_preset)
     peak = load_device(ident.device_preset).hbm_GBps
@@ -362,7 +375,8 @@ def run_gpu_bench(cfg: BenchConfig, say: Say = lambda s: print(s, file=sys.stder
     kernels: list[KernelBench] = []
     for o, k in cfg.gemv_shapes:
         for act in cfg.activations:
-            row = bench_gemv(o, k, cfg.gemv_bits, cfg.gemv_group, act, cfg.gemv_block_o, cfg.repeats, copy, say)
+            row = bench_gemv(o, k, cfg.gemv_bits, cfg.gemv_group, act, cfg.gemv_block_o, cfg.gemv_groups_per_iter,
+                             cfg.repeats, copy, say)
             say(f"gemv {o}x{k} {act}: {row.GBps:.0f} GB/s = {100 * row.share_of_copy:.0f} % of copy")
             kernels.append(row)
     runs: list[ModelRun] = []

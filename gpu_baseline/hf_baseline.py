@@ -16,7 +16,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 import torch
 
@@ -93,8 +93,13 @@ def synthetic_llama(config: dict, device: str = "cuda", dtype: torch.dtype = tor
     """A LlamaForCausalLM of ``config``'s shapes with random weights made on the device (no checkpoint)."""
     from transformers import LlamaConfig, LlamaForCausalLM
     torch.manual_seed(seed)
-    with torch.device(device):
-        model = LlamaForCausalLM(LlamaConfig(**config)).to(dtype)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)          # built in ``dtype``: a 7B model in FP32 first would need 27 GB
+    try:
+        with torch.device(device):
+            model = LlamaForCausalLM(LlamaConfig(**config))
+    finally:
+        torch.set_default_dtype(old)
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() == 2:

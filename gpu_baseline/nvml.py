@@ -59,9 +59,10 @@ class Nvml:
 
     def _maybe(self, fn, *args) -> Optional[float]:
         try:
-            return float(fn(self.handle, *args))
+            v = float(fn(self.handle, *args))
         except self.lib.NVMLError:
             return None
+        return v if v > 0 else None     # 0 means "not reported" for clocks and limits
 
     def clocks(self) -> dict[str, Optional[float]]:
         L = self.lib

@@ -1,12 +1,21 @@
 """The whole compressed Llama on a GPU through the Triton kernels: prefill, decode with the INT8 KV cache.
 
 The arithmetic is the numerics contract (docs/numerics.md), the same as
-:mod:`gpu_baseline.reference`: element-wise ops, RMSNorm, RoPE and the INT8
-quantizers are the reference's own torch functions, and every linear and the
-attention run as Triton kernels reading the packed format. So the only
-difference from the reference is the order of the float reductions inside the
-kernels (attention) and torch's on the device (RMSNorm), which the contract
-bounds; greedy tokens are equal on the bundled model.
+:mod:`gpu_baseline.reference`: every linear and the attention run as Triton
+kernels reading the packed format, and the element-wise steps (residual add,
+RoPE, SiLU, the INT8 quantizers) are fused into Triton kernels that round exactly as
+the reference's torch ops do. The only differences from the reference are the
+order of the float reductions (RMSNorm's mean of squares, the attention's
+softmax and value sums) and ``exp`` (SiLU, softmax), which the contract bounds; greedy tokens are equal on
+the bundled model.
+
+Launches are what a batch-1 decode step pays for, so each shared input is
+quantized once (one Triton kernel), the residual add, RMSNorm and the next
+quantization are one kernel, RoPE, INT8 quantization and the KV-cache write
+are one kernel per q/k/v, and q/k/v and gate/up run as one GEMV
+over their stacked rows when their formats are equal (rows are independent,
+so the stacked layer is still the packed format and the outputs are the
+same bits).
 
 The decode step reads its position and token from device tensors, so it can
 be captured once as a CUDA graph and replayed at every position
@@ -21,10 +30,10 @@ from typing import Literal, Optional, Union
 import numpy as np
 import torch
 
-from gpu_baseline.reference import quantize_per_row
 from gpu_baseline.triton.attention import int8_attention
-from gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError
+from gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError, concat_rows, same_format
 from gpu_baseline.triton.linear import GemvConfig, fp16_linear, int8_linear
+from gpu_baseline.triton.quantize import add_rmsnorm_prepare, quantize_rows, rope_quantize, silu_mul_prepare
 from mapping import llama_math as lm
 from mapping.calibration import LINEAR_PATHS
 from mapping.compress import CompressedModel
@@ -95,7 +104,8 @@ class TritonModel:
             raise LlmaccelError(f"activations='{activations}' is invalid; allowed: int8, fp16")
         if not 1 <= max_len <= shape.max_position_embeddings:
             raise LlmaccelError(f"max_len={max_len} is invalid; allowed: 1..{shape.max_position_embeddings}")
-        self.shape, self.linears, self.embed, self.norms = shape, linears, embed, norms
+        self.shape, self.embed, self.norms = shape, embed, norms
+        self.groups = _fuse(linears, shape.num_layers)
         self.device, self.max_len, self.activations, self.gemv, self.name = device, max_len, activations, gemv, name
         self.freqs = lm.inv_freq(shape).to(device)
         s = shape
@@ -141,12 +151,26 @@ class TritonModel:
         return cls(shape, linears, emb, norms, device, max_len, activations, gemv, cm.recipe.name)
 
     # ---------------------------------------------------------------- forward
-    def linear(self, key: str, x: torch.Tensor) -> torch.Tensor:
-        layer = self.linears[key]
+    def _prepare(self, x: torch.Tensor):
+        """A linear input as the kernels take it: INT8 codes and scales, or FP16 (weight-only)."""
         if self.activations == "int8":
-            q, s_x = quantize_per_row(x)
-            return int8_linear(layer, q.to(torch.int8), s_x, gemv=self.gemv)
-        return fp16_linear(layer, x.clamp(-FP16_MAX, FP16_MAX).to(torch.float16), gemv=self.gemv)
+            return quantize_rows(x.contiguous())
+        return x.clamp(-FP16_MAX, FP16_MAX).to(torch.float16).contiguous()
+
+    def _norm_prepare(self, x: torch.Tensor, res: Optional[torch.Tensor], key: str):
+        """(x + res, the next linear's prepared input rmsnorm(x + res)) in one kernel."""
+        return add_rmsnorm_prepare(x, res, self.norms[key], self.shape.rms_norm_eps, self.activations == "int8")
+
+    def _run(self, group: str, prepared) -> list[torch.Tensor]:
+        """Outputs of a group of linears sharing one input, in the group's order."""
+        outs = []
+        for layer, sizes in self.groups[group]:
+            if self.activations == "int8":
+                y = int8_linear(layer, *prepared, gemv=self.gemv)
+            else:
+                y = fp16_linear(layer, prepared, gemv=self.gemv)
+            outs += list(torch.split(y, sizes, dim=1)) if len(sizes) > 1 else [y]
+        return outs
 
     def forward(self, ids: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
         """Logits [T, vocab] of ``ids`` (long [T], device) placed after the first ``start`` (int32 [1], device)
@@ -156,26 +180,24 @@ class TritonModel:
         pos = start.to(torch.long) + torch.arange(t, device=self.device)
         cos, sin = lm.rope_cos_sin(s, pos, self.freqs)
         x = self.embed[ids].to(torch.float32)
+        res = None          # the last sublayer's output, added to x by the next norm kernel
         for i in range(s.num_layers):
-            L = lambda leaf, inp: self.linear(f"layers.{i}.{LINEAR_PATHS[leaf]}", inp)
-            h = lm.rmsnorm(x, self.norms[f"layers.{i}.input_layernorm"], s.rms_norm_eps)
-            q = L("q_proj", h).view(t, s.num_heads, s.head_dim)
-            k = L("k_proj", h).view(t, s.num_kv_heads, s.head_dim)
-            v = L("v_proj", h).view(t, s.num_kv_heads, s.head_dim)
-            q, k = lm.apply_rope(q, cos, sin), lm.apply_rope(k, cos, sin)
-            for cache, scale, val in ((self.k8, self.k_scale, k), (self.v8, self.v_scale, v)):
-                c8, sc = quantize_per_row(val)
-                cache[i].index_copy_(0, pos, c8.to(torch.int8))
-                scale[i].index_copy_(0, pos, sc)
-            q8, s_q = quantize_per_row(q)
-            attn = int8_attention(q8.to(torch.int8).contiguous(), s_q.contiguous(), self.k8[i], self.k_scale[i],
-                                  self.v8[i], self.v_scale[i], start)
-            x = x + L("o_proj", attn.reshape(t, -1))
-            h2 = lm.rmsnorm(x, self.norms[f"layers.{i}.post_attention_layernorm"], s.rms_norm_eps)
-            a = torch.nn.functional.silu(L("gate_proj", h2)) * L("up_proj", h2)
-            x = x + L("down_proj", a)
-        x = lm.rmsnorm(x, self.norms["norm"], s.rms_norm_eps)
-        return self.linear("lm_head", x)
+            x, hp = self._norm_prepare(x, res, f"layers.{i}.input_layernorm")
+            q, k, v = self._run(f"{i}.qkv", hp)
+            q = q.reshape(t, s.num_heads, s.head_dim).contiguous()
+            k = k.reshape(t, s.num_kv_heads, s.head_dim).contiguous()
+            v = v.reshape(t, s.num_kv_heads, s.head_dim).contiguous()
+            # RoPE + INT8 per (token, head) in one kernel each; K and V land in the cache at start..start+t-1
+            rope_quantize(k, cos, sin, self.k8[i], self.k_scale[i], start)
+            rope_quantize(v, None, None, self.v8[i], self.v_scale[i], start)
+            q8, s_q = rope_quantize(q, cos, sin)
+            attn = int8_attention(q8, s_q, self.k8[i], self.k_scale[i], self.v8[i], self.v_scale[i], start)
+            o = self._run(f"{i}.o", self._prepare(attn.reshape(t, -1)))[0]
+            x, hp = self._norm_prepare(x, o, f"layers.{i}.post_attention_layernorm")
+            gate, up = self._run(f"{i}.gate_up", hp)
+            res = self._run(f"{i}.down", silu_mul_prepare(gate, up, self.activations == "int8"))[0]
+        x, hp = self._norm_prepare(x, res, "norm")
+        return self._run("lm_head", hp)[0]
 
     def _start(self) -> torch.Tensor:
         return torch.tensor([self.length], dtype=torch.int32, device=self.device)
@@ -206,7 +228,25 @@ class TritonModel:
 
     @property
     def weight_bytes(self) -> int:
-        return sum(layer.nbytes for layer in self.linears.values())
+        return sum(layer.nbytes for group in self.groups.values() for layer, _ in group)
+
+
+GROUPS = (("qkv", ("q_proj", "k_proj", "v_proj")), ("o", ("o_proj",)), ("gate_up", ("gate_proj", "up_proj")),
+          ("down", ("down_proj",)))
+
+
+def _fuse(linears: dict[str, DevicePackedLinear], num_layers: int) -> dict[str, list]:
+    """Per group of linears sharing an input: [(layer, output sizes)], stacked when the formats are equal."""
+    linears = dict(linears)
+    groups: dict[str, list] = {"lm_head": [(linears["lm_head"], [linears["lm_head"].out_features])]}
+    for i in range(num_layers):
+        for name, leaves in GROUPS:
+            layers = [linears.pop(f"layers.{i}.{LINEAR_PATHS[leaf]}") for leaf in leaves]
+            if len(layers) > 1 and same_format(layers):
+                groups[f"{i}.{name}"] = [(concat_rows(layers), [x.out_features for x in layers])]
+            else:
+                groups[f"{i}.{name}"] = [(x, [x.out_features]) for x in layers]
+    return groups
 
 
 class DecodeGraph:

@@ -1,7 +1,7 @@
 """Compiled artifacts: what a session loads.
 
 The artifact is the one ``llmaccel compile`` writes (schema
-``llmaccel.compiled_program`` v1, ``mapping.artifact_io``: temp name + rename,
+``llmaccel.compiled_program`` v2, ``mapping.artifact_io``: temp name + rename,
 every file hashed): ``programs.bin`` (the ISA words of every bucket program),
 ``programs.json`` (their index), ``placement.json`` (the HBM placement) and a
 manifest with the design, ``max_len`` and bucket sizes. When a session's

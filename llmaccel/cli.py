@@ -124,7 +124,11 @@ def _given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, 
 
 
 def _check_flags(args: argparse.Namespace, given: dict[str, str]) -> None:
-    """A flag that does not apply to the chosen mode is an error (the module's ``inapplicable(args)``)."""
+    """An empty value is an error (no flag here means anything by ""; ``--artifact ""`` once meant "none");
+    a flag that does not apply to the chosen mode is an error (the module's ``inapplicable(args)``)."""
+    empty = [given.get(dest, dest) for dest, value in vars(args).items() if value == "" and not dest.startswith("_")]
+    if empty:
+        raise LlmaccelError("; ".join(f"{name}: an empty value; give one, or leave {name} out" for name in empty))
     rule = getattr(args._module, "inapplicable", None)
     if rule is None:
         return
@@ -234,7 +238,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         prog = _command_name(argv) and f"llmaccel {_command_name(argv)}" or "llmaccel"
         return emit_error("usage", str(exc), EXIT_INPUT, usage=exc.usage)
     except LlmaccelError as exc:
-        return emit_error("input", str(exc), EXIT_INPUT)
+        problems = list(getattr(exc, "problems", ()))   # a spec file's every problem (SpecError), for scripts
+        return emit_error("input", str(exc), EXIT_INPUT, **({"problems": problems} if len(problems) > 1 else {}))
     except KeyboardInterrupt:
         return emit_error("interrupted", "interrupted", EXIT_INTERRUPT)
     except BrokenPipeError:  # `llmaccel ... | head`: the reader left; nothing more to say
@@ -243,6 +248,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         return EXIT_INPUT
     except OSError as exc:  # a path the user gave: unwritable, a file where a directory is needed, disk full
         return emit_error("io", _os_error_message(exc), EXIT_INPUT)
+    except SystemExit as exc:  # a library's sys.exit() inside a command: still one line, never a silent exit
+        where = _bug_location(exc)
+        return emit_error("bug", f"this is a bug in llmaccel, please report it: SystemExit({exc.code!r}) at {where}",
+                          EXIT_BUG, exception="SystemExit", where=where)
     except MemoryError:
         return emit_error("resources", "out of memory (try a smaller model, --max-len or input)", EXIT_INPUT)
     except Exception as exc:  # noqa: BLE001 - the one place that turns a bug into one line

@@ -32,6 +32,9 @@ from sparse_dsp.safe_paths import check_output_dir, write_dir_atomically
 
 MANIFEST = "manifest.json"
 UNHASHED_KEYS = ("content_hash", "timings")
+# A 7B model's manifest (config, recipe, 225 layer formats, sensitivities) is well under 1 MiB;
+# a bigger one is not ours, and is refused before it is read into memory.
+MAX_MANIFEST_BYTES = 64 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -117,16 +120,19 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
 def _load_json(mpath: Path, src: Path) -> dict[str, Any]:
     if mpath.is_symlink() or not mpath.is_file():
         raise ArtifactError(f"artifact '{src}' has no {MANIFEST}: not an llmaccel artifact or incompletely written")
+    if mpath.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ArtifactError(f"artifact '{src}': {MANIFEST} is {mpath.stat().st_size} bytes, more than "
+                            f"{MAX_MANIFEST_BYTES} (not an llmaccel manifest)")
     try:
         text = mpath.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ArtifactError(f"artifact '{src}': {MANIFEST} is not UTF-8 text (byte {exc.start})") from None
     try:
         manifest = json.loads(text, object_pairs_hook=_no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"artifact '{src}': {MANIFEST} is not valid JSON ({exc})") from None
     except ArtifactError as exc:
         raise ArtifactError(f"artifact '{src}': {MANIFEST} has {exc}") from None
+    except (ValueError, RecursionError) as exc:   # JSONDecodeError, an over-long integer, deep nesting
+        raise ArtifactError(f"artifact '{src}': {MANIFEST} is not valid JSON ({exc})") from None
     if not isinstance(manifest, dict):
         raise ArtifactError(f"artifact '{src}': {MANIFEST} holds a JSON {type(manifest).__name__}, "
                             "expected an object")

@@ -35,8 +35,8 @@ LINEAR_PATHS = {
 class InputStats:
     """Second moment X^T X / n and per-column L2 norm of one linear's calibration inputs.
 
-    Both are computed in float64 with portable (CPU-independent) products and sums, then rounded
-    once to float32.
+    Both come from one float64 product X^T X with portable (CPU-independent) bits: the Hessian
+    is it over n, the norms the square roots of its diagonal; each is rounded once to float32.
     """
 
     hessian: torch.Tensor
@@ -44,10 +44,10 @@ class InputStats:
 
     @classmethod
     def of(cls, x: torch.Tensor) -> "InputStats":
-        x = x.reshape(-1, x.shape[-1]).to(torch.float64)
-        xt = x.T.contiguous()
-        return cls(hessian=(pm.matmul(xt, x) / x.shape[0]).to(torch.float32),
-                   col_norm=torch.sqrt(pm.sum_last(xt * xt)).to(torch.float32))
+        x = x.reshape(-1, x.shape[-1])
+        gram = pm.gram(x.T)
+        return cls(hessian=(gram / x.shape[0]).to(torch.float32),
+                   col_norm=torch.sqrt(torch.diagonal(gram)).to(torch.float32))
 
 
 @dataclass
@@ -80,29 +80,47 @@ def layer_forward(x: torch.Tensor, w: dict[str, torch.Tensor], shape: lm.ModelSp
     cos, sin = pm.rope_tables(shape.head_dim, shape.rope_theta, shape.rope_scaling, t)
     hd, nh, nkv = shape.head_dim, shape.num_heads, shape.num_kv_heads
 
-    def linear(a: torch.Tensor, leaf: str) -> torch.Tensor:
-        return pm.matmul(a, w[leaf].to(torch.float64).T)
+    def weights(*leaves: str) -> tuple[pm.Sliced, list[int]]:
+        # linears sharing an input are one product: each output column depends only on its own
+        # weight row, so the bits are those of separate products; the weights are cut once per layer
+        return pm.cols(torch.cat([w[leaf] for leaf in leaves], 0).T, "weights"), [w[leaf].shape[0] for leaf in leaves]
 
-    def heads(a: torch.Tensor, n: int) -> torch.Tensor:  # [S*T, n*hd] -> [S, n, T, hd], RoPE applied
-        a = a.view(s_count, t, n, hd).transpose(1, 2)
-        return a * cos + lm.rotate_half(a) * sin
+    qkv, o_proj, gate_up, down = weights("q_proj", "k_proj", "v_proj"), weights("o_proj"), \
+        weights("gate_proj", "up_proj"), weights("down_proj")
 
-    flat = x.reshape(s_count * t, d)
-    h = pm.rmsnorm(flat, w["input_layernorm"], shape.rms_norm_eps)
-    q = heads(linear(h, "q_proj"), nh)
-    k = heads(linear(h, "k_proj"), nkv).repeat_interleave(nh // nkv, dim=1)
-    v = linear(h, "v_proj").view(s_count, t, nkv, hd).transpose(1, 2).repeat_interleave(nh // nkv, dim=1)
-    scores = pm.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
-    p = pm.causal_softmax(scores, pos, pos)
-    attn = pm.matmul(p, v).transpose(1, 2).reshape(s_count * t, nh * hd)
-    flat = flat + linear(attn, "o_proj")
-    h2 = pm.rmsnorm(flat, w["post_attention_layernorm"], shape.rms_norm_eps)
-    a = pm.sigmoid_linear(linear(h2, "gate_proj")) * linear(h2, "up_proj")
-    out = flat + linear(a, "down_proj")
+    def linear(a: torch.Tensor, wt: tuple[pm.Sliced, list[int]]) -> list[torch.Tensor]:
+        return list(pm.product(pm.rows(a), wt[0]).split(wt[1], dim=-1))
+
+    def heads(a: torch.Tensor, n: int, rope: bool) -> torch.Tensor:  # [T, n*hd] -> [n, T, hd]
+        a = a.view(t, n, hd).transpose(0, 1)
+        return a * cos + lm.rotate_half(a) * sin if rope else a
+
+    out = torch.empty_like(x)
+    seen: dict[str, list[torch.Tensor]] = {"q_proj": [], "o_proj": [], "gate_proj": [], "down_proj": []}
+    for s in range(s_count):  # one sequence at a time: its temporaries stay in cache
+        xs = x[s]
+        h = pm.rmsnorm(xs, w["input_layernorm"], shape.rms_norm_eps)
+        q, k, v = linear(h, qkv)
+        q = heads(q, nh, True)
+        k = heads(k, nkv, True).repeat_interleave(nh // nkv, dim=0)
+        v = heads(v, nkv, False).repeat_interleave(nh // nkv, dim=0)
+        scores = pm.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
+        p = pm.causal_softmax(scores, pos, pos)
+        attn = pm.matmul(p, v).transpose(0, 1).reshape(t, nh * hd)
+        xs = xs + linear(attn, o_proj)[0]
+        h2 = pm.rmsnorm(xs, w["post_attention_layernorm"], shape.rms_norm_eps)
+        gate, up = linear(h2, gate_up)
+        a = pm.sigmoid_linear(gate) * up
+        out[s] = xs + linear(a, down)[0]
+        if capture is not None:
+            for name, val in (("q_proj", h), ("o_proj", attn), ("gate_proj", h2), ("down_proj", a)):
+                seen[name].append(val)
     if capture is not None:
-        capture.inputs.update({"q_proj": h, "k_proj": h, "v_proj": h, "o_proj": attn,
-                               "gate_proj": h2, "up_proj": h2, "down_proj": a})
-    return out.view(s_count, t, d)
+        cat = {name: torch.cat(vals, 0) for name, vals in seen.items()}
+        capture.inputs.update({"q_proj": cat["q_proj"], "k_proj": cat["q_proj"], "v_proj": cat["q_proj"],
+                               "o_proj": cat["o_proj"], "gate_proj": cat["gate_proj"],
+                               "up_proj": cat["gate_proj"], "down_proj": cat["down_proj"]})
+    return out
 
 
 def calibration_tokens(tokenizer_dir: str, text_or_ids: "str | list[int]", n_tokens: int,

@@ -18,6 +18,7 @@ explain (each one named).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import struct
@@ -83,8 +84,8 @@ def _read_header(path: Path, problems: list[str], named: set[str]) -> dict[str, 
             return {}
         try:
             header = _strict_json(f.read(hlen), "its header")
-        except (ValueError, UnicodeDecodeError) as exc:
-            problems.append(f"'{path.name}' has a malformed safetensors header ({exc})")
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            problems.append(f"'{path.name}' has a malformed safetensors header ({type(exc).__name__}: {exc})")
             return {}
     if not isinstance(header, dict):
         problems.append(f"'{path.name}': the safetensors header is a JSON {type(header).__name__}, not an object")
@@ -122,8 +123,7 @@ def _read_header(path: Path, problems: list[str], named: set[str]) -> dict[str, 
         spans.append((b, e, name))
         if not ok:
             continue
-        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[dtype]).itemsize if shape else \
-            np.dtype(_DTYPES[dtype]).itemsize
+        nbytes = math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize   # exact: no int64 wrap-around
         if e - b != nbytes:
             bad.append(f"{where}: dtype {dtype} x shape {shape} is {nbytes} bytes but data_offsets [{b}, {e}] "
                        f"span {e - b}")
@@ -179,7 +179,7 @@ class SafetensorsCheckpoint:
             self.config: dict = _strict_json(cfg.read_bytes(), "config.json")
         except UnicodeDecodeError as exc:
             raise CheckpointError(f"'{cfg}' is not UTF-8 text (byte {exc.start})") from None
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise CheckpointError(f"'{cfg}' is not valid JSON: {exc}") from None
         problems: list[str] = []
         files, weight_map = self._shard_files(problems)
@@ -211,7 +211,7 @@ class SafetensorsCheckpoint:
             return files, None
         try:
             weight_map = _strict_json(index.read_bytes(), index.name).get("weight_map")
-        except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+        except (ValueError, UnicodeDecodeError, AttributeError, RecursionError) as exc:
             raise CheckpointError(f"'{index}' is not a JSON object with a weight_map ({exc})") from None
         if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
             raise CheckpointError(f"'{index}': weight_map must map tensor names to shard file names")

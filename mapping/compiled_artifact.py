@@ -1,6 +1,6 @@
 """The compiled-program artifact: one writer for `llmaccel compile` and for host sessions.
 
-Layout (schema ``llmaccel.compiled_program`` v1, written through
+Layout (schema ``llmaccel.compiled_program`` v2, written through
 ``mapping.artifact_io``: temporary name + rename, every file hashed):
 
 * ``programs.bin``: the ISA words (uint32, little-endian) of every program, back to back;
@@ -23,7 +23,7 @@ import numpy as np
 from mapping.artifact_io import check_artifact_dest, write_artifact
 
 SCHEMA = "llmaccel.compiled_program"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: content_hash covers the whole manifest (metadata too), timings outside it
 
 
 def encode_bucket_programs(comp: Any) -> tuple[list[dict], np.ndarray, dict]:

@@ -31,7 +31,7 @@ from sparse_dsp.errors import LlmaccelError
 from sparse_dsp.packed_format import FORMAT_VERSION, LayerFormat, PackedLinear
 
 SCHEMA = "llmaccel.compressed_model"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: content_hash covers the whole manifest (metadata too), timings outside it
 CALIB_SEQ_LEN = 256
 LinearWeight = Union[PackedLinear, np.ndarray]
 ProgressFn = Callable[[str], None]

@@ -17,18 +17,15 @@ from typing import Optional
 import torch
 
 from mapping.calibration import InputStats
-from mapping.quantize import quantize_rtn, reconstruction_error
+from mapping.quantize import output_errors, quantize_rtn
 from mapping.recipe import MIXED_CHOICES, LayerRule
 
 
 def layer_sensitivity(weight: torch.Tensor, rule: LayerRule, stats: InputStats,
                       keep: Optional[torch.Tensor]) -> dict[int, float]:
-    out = {}
-    for bits in MIXED_CHOICES:
-        fmt = rule.layer_format(*weight.shape, bits=bits)
-        packed = quantize_rtn(weight, fmt, keep)
-        out[bits] = reconstruction_error(weight, torch.from_numpy(packed.dense_float()), stats.hessian)
-    return out
+    dequants = [torch.from_numpy(quantize_rtn(weight, rule.layer_format(*weight.shape, bits=bits), keep).dense_float())
+                for bits in MIXED_CHOICES]
+    return dict(zip(MIXED_CHOICES, output_errors(weight, dequants, stats.hessian)))
 
 
 def allocate_bits(sensitivity: dict[str, dict[int, float]], sizes: dict[str, int], avg_bits: float) -> dict[str, int]:

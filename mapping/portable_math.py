@@ -6,21 +6,22 @@ exp/sin/pow use different approximations (Sleef vectors vs. scalar libm), so a c
 gives other Hessians, other Wanda norms and in the end other weight codes on another machine.
 Rounding the statistics to a coarser grid would not help: a value near a grid edge still flips.
 
-What is used here, and why each is portable:
+What is used here, and why each is portable (docs/numerics.md, section 6):
 
-* IEEE-754 elementwise ``+ - * /``, ``sqrt``, ``trunc``, ``round`` (half to even), ``max``: each
-  result is correctly rounded, so a vector lane and a scalar loop give the same bits. Every
-  product and sum is its own torch op (no ``alpha=``, ``addcmul`` or ``lerp``, which a compiler
-  may fuse into an FMA in one ISA's kernel and not in another's).
-* Sums and matrix products are made *exact* before any floating-point addition happens
-  (the Ozaki splitting idea): each row of A and each column of B is scaled by a power of two and
-  cut into integer-valued slices of ``b`` bits, with ``b`` chosen so that every partial sum of a
-  slice product is an integer below 2^53. Any summation order, any blocking, any FMA gives that
-  integer exactly, so BLAS may do what it likes. The slices are then combined by elementwise ops
-  in a fixed order. Two slices keep ``2b`` bits of each row (>= 38 bits for K <= 2^15); the
-  error is below ``12 K 2^-2b max|A_i| max|B_j|`` (docs/numerics.md, "Cross-CPU determinism").
-* ``exp`` is a Cody-Waite range reduction and a degree-13 Taylor polynomial in float64 (error
-  below 1 ulp of float64 for the arguments calibration produces), not libm or Sleef.
+* IEEE-754 elementwise ``+ - * /``, ``sqrt``, ``round`` (half to even), ``max``: each result is
+  correctly rounded, so a vector lane and a scalar loop give the same bits. Every product and
+  sum is its own torch op (no ``alpha=``, ``addcmul`` or ``lerp``, which a compiler may fuse
+  into an FMA in one ISA's kernel and not in another's).
+* Matrix products are made *exact* before any rounding can depend on the order (Ozaki's
+  splitting): each row of A and each column of B is cut into two slices, multiples of one power
+  of two with at most ``b`` significant bits, ``b`` chosen so that every partial sum of a slice
+  product is an exact float64. Any summation order, blocking or FMA that BLAS picks gives that
+  value, and the slice products are added in a fixed order with one rounding. The cut keeps
+  ``2b`` bits of each row (>= 36 bits for K <= 2^15); the error is below
+  ``5 K 2^-2b max|A_i| max|B_j|`` plus that one rounding.
+* Sums over a dimension are a fixed pairwise tree of elementwise additions.
+* ``exp`` is a Cody-Waite range reduction and a degree-13 Taylor polynomial in float64 (within
+  1 ulp of float64), not libm or Sleef.
 * RoPE angles, cos and sin are computed in 40-digit decimal arithmetic (Python's ``decimal``,
   integer arithmetic underneath) and rounded once to float64.
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import math
 from decimal import Context, Decimal
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
 
@@ -60,59 +62,147 @@ def _check_finite(amax: torch.Tensor, what: str) -> None:
 
 
 def _slice_bits(k: int) -> int:
-    """Bits per slice so that a sum of k products of two slices stays an exact float64 integer."""
-    return (_MANT - max(1, math.ceil(math.log2(max(k, 2))))) // 2
+    """Bits per slice so that a sum of 2k products of two slices (the hi*lo + lo*hi cross term over
+    an inner size k) is an integer below 2^53, exact in float64 whatever the order of the additions."""
+    return (_MANT - math.ceil(math.log2(2 * max(k, 1)))) // 2
 
 
-def _split(a: torch.Tensor, dim: int, bits: int, what: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """a ~= 2^(e-bits) * (hi + 2^-bits * lo) with e per slice along ``dim``; hi, lo integers < 2^bits."""
-    amax = a.abs().amax(dim=dim, keepdim=True)
+_CHUNK = 1 << 15  # elements per pass of the elementwise kernels: their temporaries stay in cache (measured best)
+
+
+def _split_block(a: torch.Tensor, bits: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ozaki's extraction: hi = (a + c) - c rounds each entry to a multiple of 2^(e-bits), c = 3*2^(e+51-bits)
+    per row (a is far below c, so the sum stays in c's binade where the spacing is 2^(e-bits)); the
+    remainder a - hi is exact, and the same step at 2^(e-2bits) gives lo. |hi| <= 2^bits and
+    |lo| <= 2^(bits-1) in those units."""
+    amax = a.abs().amax(dim=-1, keepdim=True)
     _check_finite(amax, what)
-    e = torch.frexp(amax).exponent.to(torch.int64).clamp(min=bits - 1022)  # amax < 2^e
-    scaled = a * pow2(bits - e)                                            # exact: a power of two
-    hi = torch.trunc(scaled)
-    lo = torch.trunc((scaled - hi) * pow2(torch.tensor(bits)))             # both steps exact
-    return hi, lo, e - bits
+    e = torch.frexp(amax).exponent.to(torch.int64).clamp(min=-1022 + 2 * bits)  # amax < 2^e
+    if bool((e > 1023 - 51 + bits).any()):
+        raise NonFiniteError(f"{what} reach {float(amax.max()):.3g}, too close to the float64 range to calibrate on")
+    c_hi = pow2(e + 51 - bits) * 3.0
+    c_lo = pow2(e + 51 - 2 * bits) * 3.0
+    hi = (a + c_hi).sub_(c_hi)
+    lo = (a - hi).add_(c_lo).sub_(c_lo)
+    return hi, lo
+
+
+def _split_rows(a: torch.Tensor, bits: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of a 2-D ``a`` cut into a ~= hi + lo: per row, hi and lo are integers of at most 2^bits times
+    2^(e-bits) and 2^(e-2bits), e the row's max exponent; what is below 2^(e-2bits-1) is dropped.
+
+    Done in blocks of rows (each row's cut depends on that row alone, so blocking changes no bit).
+    """
+    r, k = a.shape
+    step = max(1, _CHUNK // max(k, 1))
+    if r <= step:
+        return _split_block(a, bits, what)
+    parts = [_split_block(a[r0:r0 + step], bits, what) for r0 in range(0, r, step)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+@dataclass(frozen=True)
+class Sliced:
+    """A matrix cut for exact products, once, to be multiplied many times: a ~= hi + lo.
+
+    ``by_rows``: the left operand A [..., M, K], cut per row; otherwise the right operand
+    B [..., K, N], cut per column. Within a row (column) hi and lo are integers below 2^bits
+    times one power of two each, so every partial sum of hi*hi, hi*lo or lo*hi over K is exact.
+    """
+
+    hi: torch.Tensor
+    lo: torch.Tensor
+    bits: int
+    by_rows: bool
+
+    @property
+    def T(self) -> "Sliced":
+        """The cut of the transpose: rows of A are the columns of A^T."""
+        return Sliced(self.hi.transpose(-1, -2), self.lo.transpose(-1, -2), self.bits, not self.by_rows)
+
+    def block(self, r: slice, c: slice) -> "Sliced":
+        """Rows ``r`` and columns ``c`` of the cut matrix (for products of sub-blocks)."""
+        return Sliced(self.hi[..., r, c], self.lo[..., r, c], self.bits, self.by_rows)
+
+
+def rows(a: torch.Tensor, what: str = "calibration activations") -> Sliced:
+    """Cut the rows of the left operand of a product over its last dimension."""
+    a = a.to(F64)
+    bits = _slice_bits(a.shape[-1])
+    hi, lo = _split_rows(a.reshape(-1, a.shape[-1]), bits, what)
+    return Sliced(hi.view(a.shape), lo.view(a.shape), bits, True)
+
+
+def cols(b: torch.Tensor, what: str = "calibration activations") -> Sliced:
+    """Cut the columns of the right operand of a product over its second-to-last dimension."""
+    return rows(b.transpose(-1, -2), what).T
+
+
+def product(a: Sliced, b: Sliced) -> torch.Tensor:
+    """The float64 product of two cut operands (or sub-blocks of them, cut for the same inner size).
+
+    hi*lo + lo*hi is exact (every partial sum is a multiple of one power of two below 2^53 of it),
+    hi*hi is exact, and their sum is the one rounding. lo*lo is below the cut's own error and
+    left out.
+    """
+    if a.bits != b.bits or not a.by_rows or b.by_rows:
+        raise ValueError(f"need a row-cut left and a column-cut right operand for the same inner size "
+                         f"(got {a.bits} and {b.bits} bits per slice)")
+    cross = torch.matmul(a.hi, b.lo).add_(torch.matmul(a.lo, b.hi))
+    return torch.matmul(a.hi, b.hi).add_(cross)
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor, what: str = "calibration activations") -> torch.Tensor:
-    """``a @ b`` (batched like torch.matmul) in float64, the same bits on every CPU.
-
-    Three float64 products of integer slices (hi*hi, hi*lo, lo*hi), each exact; lo*lo is below
-    the truncation error and left out.
-    """
-    a, b = a.to(F64), b.to(F64)
-    bits = _slice_bits(a.shape[-1])
-    ah, al, ea = _split(a, -1, bits, what)
-    bh, bl, eb = _split(b, -2, bits, what)
-    cross = torch.matmul(ah, bl) + torch.matmul(al, bh)
-    out = torch.matmul(ah, bh) + cross * pow2(torch.tensor(-bits))
-    return out * pow2(ea.clamp(min=-1022)) * pow2(eb.clamp(min=-1022))
+    """``a @ b`` (batched like torch.matmul) in float64, the same bits on every CPU."""
+    return product(rows(a, what), cols(b, what))
 
 
 def sum_last(a: torch.Tensor, what: str = "calibration activations") -> torch.Tensor:
-    """Sum over the last dimension in float64, the same bits on every CPU (exact integer slice sums)."""
+    """Sum over the last dimension in float64, the same bits on every CPU: a fixed pairwise tree.
+
+    Zero-padded to a power of two, then halves are added elementwise (entry i with entry i + n/2)
+    until one is left: every addition is a separate IEEE operation in an order fixed here.
+    Error at most ceil(log2 n) * 2^-53 * sum|a|.
+    """
     a = a.to(F64)
-    bits = _MANT - 1 - max(1, math.ceil(math.log2(max(a.shape[-1], 2))))
-    hi, lo, e = _split(a, -1, bits, what)
-    s = hi.sum(-1, keepdim=True) + lo.sum(-1, keepdim=True) * pow2(torch.tensor(-bits))
-    return (s * pow2(e.clamp(min=-1022))).squeeze(-1)
+    k = a.shape[-1]
+    n = 1 << max(0, (k - 1).bit_length())
+    if n != k:
+        a = torch.nn.functional.pad(a, (0, n - k))
+    while a.shape[-1] > 1:
+        h = a.shape[-1] // 2
+        a = a[..., :h] + a[..., h:]
+    out = a[..., 0]
+    _check_finite(out, what)
+    return out
 
 
-def exp(x: torch.Tensor) -> torch.Tensor:
-    """e^x in float64 for finite x or -inf (-> 0), the same bits on every CPU."""
-    x = x.to(F64)
+def _exp_block(x: torch.Tensor) -> torch.Tensor:
     under = x < _EXP_MIN
     xc = x.clamp(_EXP_MIN, _EXP_MAX)
     n = torch.round(xc * _INV_LN2)
-    r = (xc - n * _LN2_HI) - n * _LN2_LO
+    r = xc.sub_(n * _LN2_HI).sub_(n * _LN2_LO)
     p = torch.full_like(r, _EXP_TAYLOR[-1])
     for c in reversed(_EXP_TAYLOR[:-1]):  # Horner, in place: one multiply and one add per degree
         p.mul_(r).add_(c)
     n = n.to(torch.int64)
     n1 = torch.div(n, 2, rounding_mode="floor")  # two factors keep each power of two normal
-    out = (p * pow2(n1)) * pow2(n - n1)
-    return torch.where(under, torch.zeros_like(out), out)
+    p.mul_(pow2(n1)).mul_(pow2(n.sub_(n1)))
+    return p.masked_fill_(under, 0.0)
+
+
+def exp(x: torch.Tensor) -> torch.Tensor:
+    """e^x in float64 for finite x or -inf (-> 0), the same bits on every CPU.
+
+    x = n ln2 + r with |r| <= ln2/2 (Cody-Waite: n * ln2_hi is exact), e^r by its Taylor series
+    to degree 13 (remainder below 2^-57), times 2^n built from its bits. Worked in cache-sized
+    blocks (elementwise, so blocking changes no bit).
+    """
+    flat = x.to(F64).reshape(-1)
+    out = torch.empty_like(flat)
+    for i in range(0, flat.numel(), _CHUNK):
+        out[i:i + _CHUNK] = _exp_block(flat[i:i + _CHUNK].clone())
+    return out.view(x.shape)
 
 
 def sigmoid_linear(z: torch.Tensor) -> torch.Tensor:
@@ -120,13 +210,35 @@ def sigmoid_linear(z: torch.Tensor) -> torch.Tensor:
     return z / (exp(-z) + 1.0)
 
 
+@lru_cache(maxsize=8)
+def _causal_index(t: int) -> torch.Tensor:
+    """Flat indices of the unmasked (key <= query) entries of a [t, t] score matrix."""
+    return torch.tril_indices(t, t).mul(torch.tensor([[t], [1]])).sum(0)
+
+
 def causal_softmax(scores: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last dim of float64 scores [..., Tq, Tk], keys after the query masked."""
-    masked = k_pos[None, :] > q_pos[:, None]
-    s = scores.masked_fill(masked, float("-inf"))
-    m = s.amax(dim=-1, keepdim=True)
-    e = exp(s - m)
+    """Softmax over the last dim of float64 scores [..., Tq, Tk], keys after the query masked.
+
+    exp runs on the unmasked entries only (a masked entry is exactly 0 either way).
+    """
+    tq, tk = scores.shape[-2:]
+    keep = k_pos[None, :] <= q_pos[:, None]
+    m = scores.masked_fill(~keep, float("-inf")).amax(dim=-1, keepdim=True)
+    shifted = (scores - m).reshape(*scores.shape[:-2], tq * tk)
+    if tq == tk and torch.equal(q_pos, k_pos) and torch.equal(q_pos, torch.arange(tq)):
+        idx = _causal_index(tq)
+    else:
+        idx = torch.nonzero(keep.reshape(-1)).squeeze(1)
+    e = torch.zeros_like(shifted).index_copy_(-1, idx, exp(shifted.index_select(-1, idx)))
+    e = e.view(scores.shape)
     return e / sum_last(e).unsqueeze(-1)
+
+
+def gram(a: torch.Tensor, what: str = "calibration activations") -> torch.Tensor:
+    """a @ a^T in float64, bit for bit :func:`matmul` (a, a.T): one cut, and hi*lo^T + lo*hi^T = C + C^T."""
+    r = rows(a, what)
+    c = torch.matmul(r.hi, r.lo.T)
+    return torch.matmul(r.hi, r.hi.T).add_(c.add_(c.T.clone()))
 
 
 def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -135,26 +247,21 @@ def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return weight.to(F64) * (x * (1.0 / torch.sqrt(var + eps)).unsqueeze(-1))
 
 
-_NB = 128  # block size of the triangular algorithms below
+_NB = 128  # block size of the triangular algorithms below: Python loops run over blocks of this size
 
 
-def cholesky_lower(a: torch.Tensor) -> torch.Tensor:
-    """Lower L with a = L L^T (float64 SPD ``a``), right-looking blocked; trailing updates by :func:`matmul`."""
-    a = a.to(F64).clone()
-    n = a.shape[0]
-    for j0 in range(0, n, _NB):
-        j1 = min(j0 + _NB, n)
-        for j in range(j0, j1):
-            d = a[j, j]
-            if not bool(d > 0):
-                raise LlmaccelError(f"Hessian is not positive definite at column {j} (pivot {float(d)!r})")
-            col = a[j:, j] / torch.sqrt(d)
-            a[j:, j] = col
-            if j + 1 < j1:  # rank-1 update of the rest of this panel, one rounding per element
-                a[j + 1:, j + 1:j1] -= col[1:, None] * col[1:j1 - j][None, :]
-        if j1 < n:
-            p = a[j1:, j0:j1]
-            a[j1:, j1:] -= matmul(p, p.T, "Hessian")
+def _chol_small(a: torch.Tensor, offset: int) -> torch.Tensor:
+    """Lower Cholesky factor of a small SPD block, column by column (rank-1 updates)."""
+    a = a.clone()
+    m = a.shape[0]
+    for j in range(m):
+        d = a[j, j]
+        if not bool(d > 0):
+            raise LlmaccelError(f"Hessian is not positive definite at column {offset + j} (pivot {float(d)!r})")
+        col = a[j:, j] / torch.sqrt(d)
+        a[j:, j] = col
+        if j + 1 < m:  # one rounding per element: a product, then a difference
+            a[j + 1:, j + 1:] -= col[1:, None] * col[None, 1:]
     return torch.tril(a)
 
 
@@ -169,13 +276,46 @@ def _inv_lower_small(l: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def inv_lower(l: torch.Tensor) -> torch.Tensor:
+def _cholesky_blocks(a: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Lower L with a = L L^T and the inverses of L's diagonal blocks; blocked right-looking.
+
+    Per block: factor the diagonal block, L21 = A21 L11^-T, then subtract L21 L21^T from the
+    lower block triangle of the rest (L21 is cut once, for every block of that update).
+    """
+    a = a.to(F64).clone()
+    n = a.shape[0]
+    l = torch.zeros_like(a)
+    dinv = []
+    for j0 in range(0, n, _NB):
+        j1 = min(j0 + _NB, n)
+        ld = _chol_small(a[j0:j1, j0:j1], j0)
+        l[j0:j1, j0:j1] = ld
+        dinv.append(_inv_lower_small(ld))
+        if j1 == n:
+            break
+        below = matmul(a[j1:, j0:j1], dinv[-1].T, "Hessian")
+        l[j1:, j0:j1] = below
+        r = rows(below, "Hessian")
+        c = r.T  # the columns of below^T are the rows of below: one cut serves both operands
+        for c0 in range(j1, n, _NB):
+            c1 = min(c0 + _NB, n)
+            a[c0:, c0:c1] -= product(r.block(slice(c0 - j1, None), slice(None)),
+                                     c.block(slice(None), slice(c0 - j1, c1 - j1)))
+    return l, dinv
+
+
+def cholesky_lower(a: torch.Tensor) -> torch.Tensor:
+    """Lower L with a = L L^T (float64 SPD ``a``), the same bits on every CPU."""
+    return _cholesky_blocks(a)[0]
+
+
+def inv_lower(l: torch.Tensor, diag_inverses: Optional[list[torch.Tensor]] = None) -> torch.Tensor:
     """L^-1 of a lower-triangular float64 matrix, blocked by rows: X[i, :i] = -L[i,i]^-1 L[i, :i] X[:i, :i]."""
     n = l.shape[0]
     x = torch.zeros_like(l, dtype=F64)
-    for i0 in range(0, n, _NB):
+    for b, i0 in enumerate(range(0, n, _NB)):
         i1 = min(i0 + _NB, n)
-        d = _inv_lower_small(l[i0:i1, i0:i1])
+        d = diag_inverses[b] if diag_inverses is not None else _inv_lower_small(l[i0:i1, i0:i1])
         x[i0:i1, i0:i1] = d
         if i0:
             x[i0:i1, :i0] = -matmul(d, matmul(l[i0:i1, :i0], x[:i0, :i0], "Hessian"), "Hessian")
@@ -188,8 +328,8 @@ def upper_cholesky_of_inverse(h: torch.Tensor) -> torch.Tensor:
     With P the index reversal, P h P = L L^T gives h = V V^T for the upper V = P L P, so
     h^-1 = V^-T V^-1 and U = V^-1 = P L^-1 P.
     """
-    lr = cholesky_lower(torch.flip(h, (0, 1)))
-    return torch.flip(inv_lower(lr), (0, 1))
+    lr, dinv = _cholesky_blocks(torch.flip(h, (0, 1)))
+    return torch.flip(inv_lower(lr, dinv), (0, 1))
 
 
 @lru_cache(maxsize=8)

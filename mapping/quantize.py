@@ -141,19 +141,24 @@ def quantize_gptq(weight: torch.Tensor, hessian: torch.Tensor, fmt: LayerFormat,
     return _to_packed(codes, keep, scales, zeros, fmt)
 
 
+def output_errors(weight: torch.Tensor, dequants: list[torch.Tensor], hessian: Optional[torch.Tensor]) -> list[float]:
+    """:func:`reconstruction_error` of several dequantized versions of one weight, in one product
+    (the Hessian is cut once; each row's bits are those of a separate call)."""
+    w = weight.to(torch.float64)
+    d = torch.stack([w - dq.to(torch.float64) for dq in dequants] + [w])  # [n+1, O, K], exact differences
+    if hessian is None:
+        e = d * d
+    else:
+        e = pm.matmul(d.reshape(-1, d.shape[-1]), hessian.to(torch.float64), "weights").view(d.shape) * d
+    sums = pm.sum_last(e.reshape(len(dequants) + 1, -1), "weights")
+    den = sums[-1].clamp(min=1e-30)
+    return [float(s / den) for s in sums[:-1]]
+
+
 def reconstruction_error(weight: torch.Tensor, dequant: torch.Tensor, hessian: Optional[torch.Tensor]) -> float:
     """Output-space error tr(dW H dW^T) relative to tr(W H W^T); weight-space if no Hessian.
 
     Float64 with portable products and sums: the allocator compares these numbers and the
     manifest records them, so they must be the same bits on every CPU.
     """
-    d = (weight - dequant).to(torch.float64)
-    w = weight.to(torch.float64)
-    if hessian is None:
-        num, den = d * d, w * w
-    else:
-        h = hessian.to(torch.float64)
-        num = pm.matmul(d, h, "weights") * d
-        den = pm.matmul(w, h, "weights") * w
-    num, den = pm.sum_last(num.reshape(-1), "weights"), pm.sum_last(den.reshape(-1), "weights")
-    return float(num / den.clamp(min=1e-30))
+    return output_errors(weight, [dequant], hessian)[0]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One prepared GPU device check (under 8 minutes) for a session that is lent a CUDA GPU.
 #
-#   bash scripts/gpu_device_check.sh
+#   LLMACCEL_COMMIT=$(git rev-parse --short=12 HEAD) bash scripts/gpu_device_check.sh
+#   (LLMACCEL_COMMIT only where the tree is a copy without .git, as on a lent device machine)
 #
 # 1. the GPU tests, compiled (tests/gpu_baseline: the Triton kernels over every packed
 #    format, the gpu backend's tokens, CUDA graphs, the FP16 transformers baseline);
@@ -36,11 +37,19 @@ if [ -n "$missing" ]; then
   echo "gpu_device_check: missing Python packages: $missing (bash scripts/setup.sh installs them)" >&2
   exit 2
 fi
+if ! $PY -c "from gpu_baseline.bench import measured_commit; print('commit', measured_commit())"; then
+  echo "gpu_device_check: give LLMACCEL_COMMIT=<hash> (the tree here has no .git)" >&2
+  exit 2
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv | tee "$LOGS/nvidia-smi.txt"
 preset=$($PY -c "
 import torch; from gpu_baseline.measured import preset_for_gpu_name
 print(preset_for_gpu_name(torch.cuda.get_device_name(0)) or '')")
-[ -z "$preset" ] && echo "gpu_device_check: no device preset for $(nvidia-smi --query-gpu=name --format=csv,noheader); pass DEVICE_PRESET=" >&2
+[ -z "$preset" ] && echo "gpu_device_check: no device preset for $(if ! $PY -c "from gpu_baseline.bench import measured_commit; print('commit', measured_commit())"; then
+  echo "gpu_device_check: give LLMACCEL_COMMIT=<hash> (the tree here has no .git)" >&2
+  exit 2
+fi
+nvidia-smi --query-gpu=name --format=csv,noheader); pass DEVICE_PRESET=" >&2
 preset=${DEVICE_PRESET:-$preset}
 preset_arg=(); [ -n "$preset" ] && preset_arg=(--device-preset "$preset")
 tag="$stamp-${preset:-gpu}"

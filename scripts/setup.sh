@@ -8,13 +8,16 @@ need_apt=()
 for tool in iverilog yosys verilator; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
+# Headless Chromium and its WebDriver, for the real-browser test of the HTML reports.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
-    echo "setup: missing ${need_apt[*]} and no apt-get; RTL tests will be skipped" >&2
+    echo "setup: missing ${need_apt[*]} and no apt-get; RTL and browser tests will be skipped" >&2
   fi
 fi
 
@@ -28,4 +31,4 @@ if ! $PY -c "import triton" >/dev/null 2>&1; then
   # tensors. A CUDA torch ships its own matching triton, which is then left alone.
   $PY -m pip install -q triton==3.9.0
 fi
-$PY -m pip install -q -e ".[test,hls,rtl,gpu]"
+$PY -m pip install -q -e ".[test,hls,rtl,gpu,explore,report]"

@@ -550,7 +550,8 @@ def main(argv=None) -> dict:
     model.half().save_pretrained(tmp_dir, safe_serialization=True)
     tokenizer.save_pretrained(tmp_dir)
     make_tokenizer_files_portable(tmp_dir)
-    reloaded = LlamaForCausalLM.from_pretrained(tmp_dir, dtype=torch.float32, local_files_only=True)
+    reloaded = LlamaForCausalLM.from_pretrained(tmp_dir, dtype=torch.float32, local_files_only=True,
+                                                trust_remote_code=False)
     window = args.max_position_embeddings
     heldout_ppl, heldout_n = perplexity(reloaded, heldout_ids, window)
     first_ppl, _ = perplexity(reloaded, heldout_ids[:2048], window)

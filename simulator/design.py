@@ -36,6 +36,8 @@ def parse_nm(text: str) -> Optional[tuple[int, int]]:
         n, m = (int(v) for v in text.split(":"))
     except ValueError:
         raise SpecError(f"N:M pattern '{text}' must be 'dense' or 'N:M' (e.g. '2:16')") from None
+    if not 0 < n <= m:
+        raise SpecError(f"N:M pattern '{text}' must keep N of every M weights with 0 < N <= M (N == M is dense)")
     return None if n == m else (n, m)
 
 

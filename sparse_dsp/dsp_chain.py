@@ -68,6 +68,9 @@ def _nm_tuple(nm) -> Optional[tuple[int, int]]:
             raise ChainConfigError(f"nm='{nm}' is not 'N:M' or 'dense'") from None
         nm = (n, m)
     nm = (int(nm[0]), int(nm[1]))
+    if not 0 < nm[0] <= nm[1]:
+        raise ChainConfigError(f"nm={nm[0]}:{nm[1]} is not a pattern; N:M keeps N of every M weights, "
+                               f"0 < N <= M (N == M is dense)")
     if nm[0] == nm[1]:
         return None  # 16:16 is dense
     return nm

@@ -165,16 +165,18 @@ def write_dir_atomically(dest: "str | os.PathLike", build: Callable[[Path], None
         tmp.mkdir(mode=0o777)          # mkdir applies the umask itself
     except OSError as exc:
         raise OutputPathError(f"{flag} '{dest}': cannot write in '{path.parent}' ({exc.strerror})") from None
+    old = None
     try:
         build(tmp)
         # re-checked at the moment of replacement: something may have appeared while we worked
         check_output_dir(path, flag, force, is_ours, kind)
-        old = None
         if path.exists():
             old = path.parent / _temp_name(path.name, "old")
             os.rename(path, old)
         os.rename(tmp, path)
     except BaseException:
+        if old is not None and old.exists() and not path.exists():
+            os.rename(old, path)           # interrupted between the two renames: the old one goes back
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:

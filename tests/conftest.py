@@ -56,3 +56,10 @@ def calib_text() -> str:
     import random
     rng = random.Random(0)
     return " ".join(rng.choice(words) for _ in range(3000))
+
+
+@pytest.fixture(scope="session")
+def llama_checkpoint():
+    """``make_llama_checkpoint`` for tests that need other shapes (``from conftest import`` is ambiguous:
+    several test folders have a conftest.py)."""
+    return make_llama_checkpoint

@@ -107,3 +107,22 @@ class DevicePackedLinear:
     def nbytes(self) -> int:
         """Bytes the kernels stream per use of the layer (its packed size in HBM)."""
         return self.fmt.total_bytes
+
+
+def concat_rows(layers: list[DevicePackedLinear]) -> DevicePackedLinear:
+    """Layers of one format stacked by output rows: still the packed format (rows are independent),
+    so q/k/v (and gate/up) run as one GEMV launch over more rows."""
+    f0 = layers[0].fmt
+    key = lambda f: (f.in_features, f.bits, f.group_size, f.symmetric, f.nm)
+    if any(key(layer.fmt) != key(f0) for layer in layers):
+        raise KernelFormatError("concat_rows needs layers of one format (in_features, bits, group, symmetric, N:M)")
+    fmt = LayerFormat(sum(layer.out_features for layer in layers), f0.in_features, f0.bits, f0.group_size,
+                      f0.symmetric, f0.nm)
+    cat = lambda name: torch.cat([getattr(layer, name) for layer in layers], dim=0)
+    return DevicePackedLinear(fmt, layers[0].kfmt, cat("codes"), cat("indices"), cat("scales"),
+                              None if f0.symmetric else cat("zeros"))
+
+
+def same_format(layers: list[DevicePackedLinear]) -> bool:
+    key = lambda f: (f.in_features, f.bits, f.group_size, f.symmetric, f.nm)
+    return len({key(layer.fmt) for layer in layers}) == 1

@@ -33,15 +33,20 @@ GEMM_BLOCK_T = 16      # tl.dot needs tile sides >= 16
 # Rows per program. Compiled: 32 keeps a group's tile in registers; the interpreter pays per
 # program, not per element, so it runs 512 rows at once (measured 10x faster on the bundled model).
 DEFAULT_BLOCK_O = 512 if INTERPRETED else 32
+# Groups whose loads one GEMV iteration issues together (compiled): an estimate to be tuned by the
+# gpu-bench sweep on a lent GPU; the interpreter gains nothing from it.
+DEFAULT_GROUPS_PER_ITER = 1 if INTERPRETED else 4
 
 
 @dataclass(frozen=True)
 class GemvConfig:
-    """Tiling of the decode GEMV: rows per program, K-splits (None: chosen from the SM count), warps."""
+    """Tiling of the decode GEMV: rows per program, K-splits (None: chosen from the SM count), warps,
+    groups per loop iteration."""
 
     block_o: int = DEFAULT_BLOCK_O
     split_k: Optional[int] = None
     num_warps: int = 4
+    groups_per_iter: int = DEFAULT_GROUPS_PER_ITER
 
 
 @triton.jit
@@ -49,7 +54,7 @@ def _gemv_int8_kernel(xq_ptr, sx_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr,
                       O, code_words, idx_words, ngroups, groups_per_split,
                       BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
                       IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_O: tl.constexpr,
-                      SPLIT: tl.constexpr, STORE_PARTIALS: tl.constexpr):
+                      SPLIT: tl.constexpr, STORE_PARTIALS: tl.constexpr, GPI: tl.constexpr):
     pid_o = tl.program_id(0)
     pid_k = tl.program_id(1)
     rows = pid_o * BLOCK_O + tl.arange(0, BLOCK_O)
@@ -58,16 +63,20 @@ def _gemv_int8_kernel(xq_ptr, sx_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr,
     g1 = tl.minimum(g0 + groups_per_split, ngroups)
     cols = tl.arange(0, G)
     y = tl.zeros([BLOCK_O], dtype=tl.float32)
-    for g in range(g0, g1):
-        w = decode_group_tile(codes_ptr, idx_ptr, zeros_ptr, rows, rmask, g, code_words, idx_words, ngroups,
-                              BITS, G, N, M, IDX_BITS, SYM)
-        x = tl.load(xq_ptr + g * G + cols).to(tl.int32)
-        acc = tl.sum(w * x[None, :], axis=1)
-        if STORE_PARTIALS:
-            tl.store(part_ptr + rows.to(tl.int64) * ngroups + g, acc, mask=rmask)
-        if SPLIT == 1:
-            s = tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=rmask, other=0).to(tl.float32)
-            y = y + s * acc.to(tl.float32)
+    for gb in range(g0, g1, GPI):
+        for j in tl.static_range(GPI):       # GPI groups' loads independent of each other: more bytes in flight
+            g = gb + j
+            ok = (rows * 0 + g) < g1          # as a vector: a scalar mask is not a valid load mask
+            m = rmask & ok
+            w = decode_group_tile(codes_ptr, idx_ptr, zeros_ptr, rows, m, g, code_words, idx_words, ngroups,
+                                  BITS, G, N, M, IDX_BITS, SYM)
+            x = tl.load(xq_ptr + g * G + cols, mask=(cols * 0 + g) < g1, other=0).to(tl.int32)
+            acc = tl.sum(w * x[None, :], axis=1)
+            if STORE_PARTIALS:
+                tl.store(part_ptr + rows.to(tl.int64) * ngroups + g, acc, mask=m)
+            if SPLIT == 1:
+                s = tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=m, other=0).to(tl.float32)
+                y = tl.where(ok, y + s * acc.to(tl.float32), y)     # groups in order, as the contract says
     if SPLIT == 1:
         sx = tl.load(sx_ptr)
         tl.store(y_ptr + rows, y * sx, mask=rmask)
@@ -119,7 +128,7 @@ def _gemm_int8_kernel(xq_ptr, sx_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr,
 def _gemv_fp16_kernel(x_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, part_ptr,
                       O, code_words, idx_words, ngroups, groups_per_split,
                       BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
-                      IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_O: tl.constexpr):
+                      IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_O: tl.constexpr, GPI: tl.constexpr):
     pid_o = tl.program_id(0)
     pid_k = tl.program_id(1)
     rows = pid_o * BLOCK_O + tl.arange(0, BLOCK_O)
@@ -128,13 +137,17 @@ def _gemv_fp16_kernel(x_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, part_ptr
     g1 = tl.minimum(g0 + groups_per_split, ngroups)
     cols = tl.arange(0, G)
     y = tl.zeros([BLOCK_O], dtype=tl.float32)
-    for g in range(g0, g1):
-        d = decode_group_tile(codes_ptr, idx_ptr, zeros_ptr, rows, rmask, g, code_words, idx_words, ngroups,
-                              BITS, G, N, M, IDX_BITS, SYM)
-        s = tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=rmask, other=0).to(tl.float32)
-        w = (d.to(tl.float32) * s[:, None]).to(tl.float16)
-        x = tl.load(x_ptr + g * G + cols).to(tl.float32)
-        y = y + tl.sum(w.to(tl.float32) * x[None, :], axis=1)
+    for gb in range(g0, g1, GPI):
+        for j in tl.static_range(GPI):
+            g = gb + j
+            ok = (rows * 0 + g) < g1          # as a vector: a scalar mask is not a valid load mask
+            m = rmask & ok
+            d = decode_group_tile(codes_ptr, idx_ptr, zeros_ptr, rows, m, g, code_words, idx_words, ngroups,
+                                  BITS, G, N, M, IDX_BITS, SYM)
+            s = tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=m, other=0).to(tl.float32)
+            w = (d.to(tl.float32) * s[:, None]).to(tl.float16)
+            x = tl.load(x_ptr + g * G + cols, mask=(cols * 0 + g) < g1, other=0).to(tl.float32)
+            y = y + tl.sum(w.to(tl.float32) * x[None, :], axis=1)
     tl.store(part_ptr + pid_k * O + rows, y, mask=rmask)
 
 
@@ -208,7 +221,7 @@ def int8_linear(layer: DevicePackedLinear, q: torch.Tensor, s_x: torch.Tensor, *
         grid = (triton.cdiv(o, cfg.block_o), split)
         _gemv_int8_kernel[grid](q, s_x, *ptrs, y, part, o, layer.codes.shape[1], layer.indices.shape[1], ng,
                                 _groups_per_split(ng, split), **consts, BLOCK_O=cfg.block_o, SPLIT=split,
-                                STORE_PARTIALS=need_parts, **compile_options(cfg.num_warps))
+                                STORE_PARTIALS=need_parts, GPI=cfg.groups_per_iter, **compile_options(cfg.num_warps))
         if split > 1:
             _rescale_kernel[(1, triton.cdiv(o, cfg.block_o))](part, s_x, layer.scales, y, o, ng,
                                                                BLOCK_O=cfg.block_o, **compile_options())
@@ -234,7 +247,7 @@ def fp16_linear(layer: DevicePackedLinear, x: torch.Tensor, *, gemv: Optional[Ge
         part = torch.empty((split, o), dtype=torch.float32, device=x.device)
         grid = (triton.cdiv(o, cfg.block_o), split)
         _gemv_fp16_kernel[grid](x, *ptrs, part, o, layer.codes.shape[1], layer.indices.shape[1], ng,
-                                _groups_per_split(ng, split), **consts, BLOCK_O=cfg.block_o,
+                                _groups_per_split(ng, split), **consts, BLOCK_O=cfg.block_o, GPI=cfg.groups_per_iter,
                                 **compile_options(cfg.num_warps))
         return part.sum(0, keepdim=True) if split > 1 else part
     y = torch.empty((t, o), dtype=torch.float32, device=x.device)

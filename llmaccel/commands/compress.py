@@ -28,11 +28,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def inapplicable(args) -> dict[str, str]:
     """Flags the chosen mode would ignore (the CLI refuses them when given)."""
+    from mapping.recipe import DEFAULT_RECIPE, EVAL_RECIPES, get_recipe
     if args.eval:
-        return {"recipe": "does not apply with --eval (give the recipes to compare with --recipes)",
-                "out": "does not apply with --eval (nothing is kept; use --plot for a figure)",
-                "force": "does not apply with --eval (nothing is kept)"}
-    return {d: "applies only with --eval" for d in ("recipes", "eval_text", "max_eval_tokens", "plot")}
+        out = {"recipe": "does not apply with --eval (give the recipes to compare with --recipes)",
+               "out": "does not apply with --eval (nothing is kept; use --plot for a figure)",
+               "force": "does not apply with --eval (nothing is kept)"}
+        names = _recipe_list(args.recipes) if args.recipes else list(EVAL_RECIPES)
+    else:
+        out = {d: "applies only with --eval" for d in ("recipes", "eval_text", "max_eval_tokens", "plot")}
+        names = [args.recipe or DEFAULT_RECIPE]
+    if args.calibration_text is not None and not any(get_recipe(n).needs_calibration for n in names):
+        out["calibration_text"] = (f"does not apply: recipe(s) {', '.join(names)} use no calibration "
+                                   f"(only GPTQ, Wanda and mixed precision do)")
+    return out
 
 
 def _recipe_list(text: str) -> list[str]:

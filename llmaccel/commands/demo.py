@@ -39,8 +39,11 @@ def run(args) -> dict:
     from mapping.recipe import DEFAULT_RECIPE, get_recipe
     from sparse_dsp.errors import LlmaccelError
 
-    if args.max_new_tokens <= 0:
-        raise LlmaccelError(f"--max-new-tokens={args.max_new_tokens} must be a positive integer")
+    # names used only at the end of the tour are checked first: a typo fails at once, not after minutes
+    from simulator.design import load_design
+    from simulator.specs import load_model_spec
+    load_design(args.design)
+    load_model_spec(args.project_model)
     t0 = time.perf_counter()
     say = progress(True)
     model_dir = bundled_model_dir()
@@ -50,6 +53,11 @@ def run(args) -> dict:
     prompt_ids = tok(args.prompt, add_special_tokens=False)["input_ids"]
     if not prompt_ids:
         raise LlmaccelError("--prompt is empty after tokenization; give at least one token of text")
+    limit = load_model_spec(model_dir).max_position_embeddings
+    if len(prompt_ids) + args.max_new_tokens > limit:   # checked here, not after a minute of evaluation
+        raise LlmaccelError(f"--prompt ({len(prompt_ids)} tokens) + --max-new-tokens {args.max_new_tokens} "
+                            f"exceeds the model's {limit} positions; allowed: --max-new-tokens <= "
+                            f"{limit - len(prompt_ids)}")
 
     say("fp32 reference: perplexity")
     fp32 = ReferenceModel.from_checkpoint(model_dir)

@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def inapplicable(args) -> dict[str, str]:
     """--kind filters the listing; --show prints one preset."""
-    return {"kind": "does not apply with --show (a preset name is unique across kinds)"} if args.show else {}
+    return {"kind": "does not apply with --show (a preset name is unique across kinds)"} if args.show is not None \
+        else {}
 
 
 def _device_row(name: str) -> dict:
@@ -98,7 +99,7 @@ def run(args) -> dict:
     from simulator.design import list_designs
     from simulator.specs import list_devices, list_models
 
-    if args.show:
+    if args.show is not None:
         result = _show(args.show)
         if not args.json:
             _print_show(result)

@@ -134,6 +134,11 @@ def _sim(unit, params, args) -> dict:
     else:
         with tempfile.TemporaryDirectory(prefix="llmaccel_rtl_sim_") as tmp:
             report = run_bench(top, hp, spec, Path(tmp) / "build")
+    if report.get("config") is None:  # the bench failed before writing its report (an assertion, no memory)
+        raise LlmaccelError(f"RTL bench of {unit} {params} failed before it reported ({report.get('failed')} of "
+                            f"{report.get('tests')} tests failed); "
+                            + (f"see {Path(args.build_dir) / 'sim.log'}" if args.build_dir
+                               else "give --build-dir DIR to keep its sim.log"))
     passed = report.get("failed", 1) == 0 and report.get("mismatches", 1) == 0
     out = {"unit": unit, "config": report.get("config"), "passed": passed,
            "mismatches": report.get("mismatches"), "model": report.get("model"),

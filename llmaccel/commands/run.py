@@ -73,9 +73,16 @@ def run(args) -> dict:
             from mapping.compress import compress_checkpoint
             from mapping.recipe import get_recipe
 
+            from simulator.design import load_design
+            load_design(args.design or "flightllm-u280")   # a bad --design fails before compressing
             model_dir = bundled_model_dir()
             if not (model_dir / "config.json").is_file():
                 raise LlmaccelError(f"the bundled model is missing at '{model_dir}'; give --artifact")
+            from simulator.specs import load_model_spec
+            limit = load_model_spec(model_dir).max_position_embeddings
+            if args.max_new_tokens >= limit:    # before compressing: a prompt has at least one token
+                raise LlmaccelError(f"--max-new-tokens {args.max_new_tokens} leaves no room for the prompt in "
+                                    f"the model's {limit} positions; allowed: at most {limit - 1}")
             recipe = get_recipe(args.recipe)
             say(f"compressing the bundled model with recipe {recipe.name}")
             calib = calibration_text_path().read_text(encoding="utf-8") if recipe.needs_calibration else None

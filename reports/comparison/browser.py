@@ -74,9 +74,8 @@ def check_html(path: str | Path, width: int = 1400, height: int = 1800) -> Brows
         finally:
             drv.quit()
     errors = [f"{e.get('level')}: {e.get('message')}" for e in logs if e.get("level") in ("SEVERE", "ERROR")]
-    img = Image.open(io.BytesIO(png)).convert("RGB")
-    colours = img.getcolors(maxcolors=1 << 20)
-    n_colours = len(colours) if colours else 1 << 20
-    px = img.getdata()
-    nonwhite = sum(1 for p in px if min(p) < 245) / max(1, len(px))
+    import numpy as np
+    px = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).reshape(-1, 3)
+    n_colours = len(np.unique(px, axis=0))
+    nonwhite = float((px.min(axis=1) < 245).mean())
     return BrowserCheck(errors, images, png, n_colours, nonwhite, version)

@@ -124,7 +124,31 @@ class ReportData:
     store: str
 
 
+def _measured_row(measurements: list, dev: str, model: str, recipe: str, wl: Workload) -> Optional[dict]:
+    """Measured figures of the newest gpu-bench run of this device, model, recipe and lengths, if any."""
+    for m in reversed(measurements):                    # newest first
+        if m.gpu.device_preset != dev:
+            continue
+        runs = [r for r in m.runs if r.model == model and r.recipe == recipe and r.prefill == wl.prefill
+                and r.decode == wl.decode]
+        dec = next((r for r in runs if r.phase == "decode"), None)
+        pre = next((r for r in runs if r.phase == "prefill"), None)
+        if dec is None:
+            continue
+        where = f"measured: {Path(m.source_file or '?').name}, {m.date.date()}, commit {m.commit}"
+        row = {"decode_tokens_per_s": dec.tokens_per_s, "decode_ms_per_token": dec.ms_per_token,
+               "tokens_per_J": dec.tokens_per_J, "power_W": dec.avg_power_W, "source": "measured", "detail": where}
+        if pre is not None:
+            row["ttft_s"] = pre.ms_per_token * pre.prefill / 1e3
+        return row
+    return None
+
+
 def _gpu_rows(spec: ReportSpec, notes: list[str]) -> list[dict]:
+    """GPU rows: measured where a measurement matches, the GPU performance model otherwise.
+
+    A measured row without a prefill run (or without NVML energy) takes those figures from the model
+    and says so in ``source_<figure>``, so every figure carries its own source."""
     if spec.gpus is None:
         return []
     try:
@@ -132,25 +156,34 @@ def _gpu_rows(spec: ReportSpec, notes: list[str]) -> list[dict]:
     except ImportError:
         notes.append(f"GPU comparison missing: {GPU_MODULE_MISSING}; the GPU rows are absent.")
         return []
-    measured = []
     try:
         from gpu_baseline.measured import load_measurements
-        measured = [m.to_dict() if hasattr(m, "to_dict") else dict(m) for m in load_measurements()]
+        measured = load_measurements()
     except ImportError:
+        measured = []
         notes.append("gpu_baseline.measured is not available in this build: GPU rows are modelled only.")
+    if not measured:
+        notes.append("No GPU measurements in gpu_baseline/measurements: every GPU figure is modelled "
+                     "(gpu_baseline.perf_model).")
     rows = []
     for model in spec.models:
         for wl in spec.workloads:
             for dev in spec.gpus.devices:
-                key = (dev, model, spec.gpus.recipe, wl.prefill, wl.decode)
-                m = next((x for x in measured if (x.get("device"), x.get("model"), x.get("recipe"), x.get("prefill"),
-                                                   x.get("decode")) == key), None)
+                est = estimate_gpu(model, dev, recipe=spec.gpus.recipe, prefill=wl.prefill, decode=wl.decode)
+                modelled = est.to_dict()
+                m = _measured_row(measured, dev, model, spec.gpus.recipe, wl)
+                row = dict(modelled)
+                srcs = {k: "modelled" for k, *_ in METRICS}
                 if m is not None:
-                    row = dict(m) | {"source": "measured"}
+                    for k, *_ in METRICS:
+                        if m.get(k) is not None:
+                            row[k] = m[k]
+                            srcs[k] = "measured"
+                    row["detail"] = m["detail"]
                 else:
-                    row = estimate_gpu(model, dev, recipe=spec.gpus.recipe, prefill=wl.prefill,
-                                       decode=wl.decode).to_dict()
-                    row["source"] = row.get("provenance") or "modelled"
+                    row["detail"] = f"modelled: {modelled.get('efficiency_source', '')}"
+                row |= {f"source_{k}": v for k, v in srcs.items()}
+                row["source"] = "/".join(sorted(set(srcs.values())))
                 rows.append(row | {"system": dev, "kind": "GPU", "model": model, "recipe": spec.gpus.recipe,
                                    "prefill": wl.prefill, "decode": wl.decode})
     return rows
@@ -172,7 +205,7 @@ def collect(spec: ReportSpec, store: str | Path, workers: Optional[int] = 1, pro
         if r.get("tokens_per_J") is None and r.get("notes"):
             notes.append(f"{r['label']}: " + "; ".join(r["notes"]))
     rows += _gpu_rows(spec, notes)
-    gpu_model = ("gpu_baseline.perf_model (modelled) / gpu_baseline.measured (measured)"
+    gpu_model = ("gpu_baseline.perf_model (roofline x efficiency, see docs/gpu_model.md)"
                  if spec.gpus is not None and not any(GPU_MODULE_MISSING in n for n in notes) else "none")
     prov = Provenance(__version__, code_version(), _commit(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                       hashlib.sha256(spec_text).hexdigest()[:16], gpu_model)

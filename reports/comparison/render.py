@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import base64
 import html
-import io
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from reports.comparison.collect import METRICS, ReportData
 from reports.explore.plots import slug
+from reports.text_outputs import MARK as OUR_MARK, is_ours, write_text_output
 from sparse_dsp.errors import LlmaccelError
 
-MARK = "llmaccel report"          # our outputs carry this; a file without it is not ours to overwrite
+MARK = f"{OUR_MARK} report"      # our outputs carry this; a file without it is not ours to overwrite
 CSS = """body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}
 .pair{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
 figure{margin:0}img{max-width:640px;height:auto;border:1px solid #ddd}
@@ -57,14 +56,14 @@ def metric_table(rows: Sequence[dict], key: str) -> tuple[list[str], list[list[s
     body = []
     for s in _systems(rows):
         srows = [r for r in rows if r["system"] == s]
-        srcs = "/".join(sorted({r["source"] for r in srows}))
+        srcs = "/".join(sorted({r.get(f"source_{key}", r["source"]) for r in srows}))
         cells = [next((_fmt(r.get(key), key) for r in srows if _wl(r) == w), "-") for w in wls]
         body.append([s, srcs, *cells])
     return head, body
 
 
-def metric_plot(rows: Sequence[dict], key: str, label: str, unit: str, title: str) -> bytes:
-    """Grouped bars: workloads on x, one bar per system (hatched = GPU); PNG bytes."""
+def metric_plot(rows: Sequence[dict], key: str, label: str, unit: str, title: str, path: Path) -> bytes:
+    """Grouped bars: workloads on x, one bar per system (hatched = GPU); written to ``path``, bytes returned."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -87,23 +86,8 @@ def metric_plot(rows: Sequence[dict], key: str, label: str, unit: str, title: st
     ax.legend(fontsize=6.5, loc="best")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _check_ours(path: Path) -> None:
-    if path.exists():
-        if not path.is_file() or MARK not in path.read_text(encoding="utf-8", errors="replace")[:2000]:
-            raise LlmaccelError(f"--out: '{path}' exists and was not written by llmaccel report; it was left "
-                                f"untouched; choose another --out directory")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    from reports.figures import save_png
+    return save_png(fig, path, flag="--out", dpi=100).read_bytes()
 
 
 def _html_table(head: list[str], body: list[list[str]]) -> str:
@@ -120,29 +104,33 @@ def _md_table(head: list[str], body: list[list[str]]) -> str:
 
 
 def _sources_text(data: ReportData) -> str:
-    return ("Sources: simulated = llmaccel's cycle-approximate simulator with its energy model "
-            "(simulator/presets/energy: dynamic part an estimate, static part a measured board range); "
-            f"measured = gpu_baseline/measurements; modelled = {data.provenance.gpu_model}. "
+    return ("Sources: simulated = llmaccel's cycle-approximate simulator and its power model "
+            "(simulator/power.py: measured idle board power + resource x activity x energy per event, each "
+            "coefficient sourced or labelled an estimate in simulator/presets/power); "
+            f"measured = gpu_baseline/measurements (NVML energy); modelled = {data.provenance.gpu_model}. "
             + data.provenance.line() + ".")
 
 
 def write_report(data: ReportData, out_dir: str | Path) -> dict[str, str]:
     """Write report.html, report.md and img/*.png into ``out_dir``; refuse to overwrite files not ours."""
+    from reports.figures import check_png_dest
+    from sparse_dsp.safe_paths import check_output_file
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise LlmaccelError(f"--out: '{out}' exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
     html_path, md_path = out / "report.html", out / "report.md"
-    _check_ours(html_path)
-    _check_ours(md_path)
-    (out / "img").mkdir(exist_ok=True)
+    for p in (html_path, md_path):                 # refuse before any work, and before writing any plot
+        check_output_file(p, "--out", is_ours, "report")
+    for m in data.spec.models:
+        for key, *_ in METRICS:
+            check_png_dest(out / "img" / f"{slug(m)}-{slug(key)}.png", "--out")
     spec, prov = data.spec, data.provenance
     title = spec.title or f"{spec.name}: FPGA designs against GPUs"
     src = _sources_text(data)
     H = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="generator" content="{MARK}">',
          f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
          f"<h1>{html.escape(title)}</h1>", f'<p class="prov">{html.escape(src)}</p>']
-    M = [f"<!-- generated by {MARK} -->", f"# {title}", "", src, ""]
+    M = [f"<!-- {MARK} -->", f"# {title}", "", src, ""]
     for n in data.notes:
         H.append(f'<p class="note">{html.escape(n)}</p>')
         M += [f"> **Note.** {n}", ""]
@@ -152,9 +140,8 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict[str, str]:
         M += [f"## {model}", ""]
         for key, label, unit, higher in METRICS:
             t = f"{model}: {label} ({unit}, {'higher' if higher else 'lower'} is better)"
-            png = metric_plot(mrows, key, label, unit, t)
             name = f"{slug(model)}-{slug(key)}.png"
-            _atomic_write(out / "img" / name, png)
+            png = metric_plot(mrows, key, label, unit, t, out / "img" / name)
             head, body = metric_table(mrows, key)
             b64 = base64.b64encode(png).decode()
             H += [f"<section><h3>{html.escape(t)}</h3><div class=\"pair\"><figure>"
@@ -171,6 +158,6 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict[str, str]:
           f"(SQLite, one row per point). Spec sha256 {prov.spec_sha256}.</p></body></html>"]
     M += [f"FPGA points are stored in `{Path(data.store).name}` (SQLite, one row per point). "
           f"Spec sha256 {prov.spec_sha256}.", ""]
-    _atomic_write(md_path, "\n".join(M).encode())
-    _atomic_write(html_path, "\n".join(H).encode())
+    write_text_output(md_path, "\n".join(M), "--out")
+    write_text_output(html_path, "\n".join(H), "--out")
     return {"html": str(html_path), "markdown": str(md_path)}

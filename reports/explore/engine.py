@@ -106,7 +106,9 @@ class RayExecutor:
                 else:
                     ray.init(num_cpus=workers or os.cpu_count() or 1, **kw)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ClusterError(f"--address '{address}': Ray could not connect: {exc}") from None
+                hint = ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token in "
+                        "this environment" if os.environ.get("RAY_AUTH_MODE") is None else "")
+                raise ClusterError(f"--address '{address}': Ray could not connect: {exc}{hint}") from None
             self._started = True
         self.workers = int(ray.cluster_resources().get("CPU", 1))
         self._remote = {}

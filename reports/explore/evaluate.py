@@ -9,13 +9,26 @@ the cycle simulation (mapping.sim_api). Both take and return plain data, so
 they run the same way in this process or on a Ray worker; both are pure
 functions of the point, so the results do not depend on where they ran.
 
-Why the tokens/J bound holds: decode energy = static power x decode time +
-dynamic energy of counted events (simulator.energy). The analytical decode time
-is a lower bound on the simulated one, and the analytical MAC count and HBM
-bytes (weights, scales, indices and KV read per token) are lower bounds on the
-simulator's counts (it adds padding and whole bursts); the other event kinds
-are counted as zero. tests/reports/test_explore_bounds.py checks all three
-against the cycle simulation.
+Why the decode bound is not the analytical time itself: the analytical compute
+term runs every decode MAC on one DSP lane, but the simulator packs the query
+heads that share a KV head (GQA) onto both lanes for attention, so on
+compute-bound decode with long contexts the cycle simulation can beat the
+analytical time (measured: by up to 3.4% on the tiny GQA shape; never on the
+MHA shape). The bound used for pruning therefore lets attention run on both
+lanes: decode time x (1 - attention share of decode MACs / 2). That holds for
+any lane use, since a DSP has two lanes.
+
+Why the tokens/J bound holds: decode energy is the power model's
+(simulator.power): static power x time, lines that are on every cycle (core
+control, the clock tree, enabled HBM channels) x time, lines driven by a unit's
+busy cycles, buffer accesses and HBM bits. With the lower-bound time, the
+analytical HBM bytes (weights, scales, indices and KV read per token: the
+simulator adds padding and whole bursts), buffer traffic of at least twice that
+(every byte read from HBM is written into a buffer by its LD and read at least
+once by its consumer) and no busy cycles at all, the power model itself gives
+a lower bound on the energy, so decode tokens / that energy bounds tokens/J.
+tests/reports/test_explore_bounds.py checks every bound against the cycle
+simulation.
 """
 from __future__ import annotations
 
@@ -34,10 +47,9 @@ def _device(name: str):
     return load_device(name)
 
 
-@lru_cache(maxsize=None)
-def _energy(name: str):
-    from simulator.energy import load_energy
-    return load_energy(name)
+def _power(design: Any, device: Any):
+    from simulator.power import PowerModel
+    return PowerModel.build(design, device)
 
 
 @lru_cache(maxsize=None)
@@ -61,7 +73,6 @@ def estimate_point(point: Point) -> dict[str, Any]:
     if point.excluded:
         return {"status": "excluded", "reason": point.excluded}
     from simulator.analytical import estimate
-    from simulator.energy import phase_energy
     from simulator.resources import DesignFitError, fit_check, resource_usage
     from simulator.timing import Work
 
@@ -87,17 +98,23 @@ def estimate_point(point: Point) -> dict[str, Any]:
     except LlmaccelError as exc:
         return row | {"status": "infeasible", "reason": str(exc)}
     dec = est["decode"]
+    spec = comp.spec
+    n_tok = point.decode
+    attn_macs = spec.num_layers * 2 * spec.q_dim * (n_tok * point.prefill + n_tok * (n_tok + 1) / 2)
+    t_dec_low = dec["seconds"] * (1 - 0.5 * attn_macs / dec["macs"])
     # every byte read from HBM is written into an on-chip buffer by its LD and read at least once by
     # its consumer: buffer traffic >= 2 x HBM reads
-    low = Work(macs=dec["macs"], hbm_read_bytes=dec["bytes"], buffer_bytes=2 * dec["bytes"])
-    e_low = phase_energy(low, dec["seconds"], _energy(device.name)).total_J
+    low = Work(cycles=t_dec_low * design.clock_hz, macs=dec["macs"], hbm_read_bytes=dec["bytes"],
+               buffer_bytes=2 * dec["bytes"])
+    e_low = _power(design, device).phase(low, t_dec_low).total_J
     row.update({
         "status": "estimated",
         "est_ttft_s": est["ttft_s"], "est_prefill_bound": est["prefill_bound"],
         "est_decode_ms_per_token": est["decode_ms_per_token"],
         "est_decode_tokens_per_s": est["decode_tokens_per_s"], "est_decode_bound": est["decode_bound"],
         "est_decode_macs": dec["macs"], "est_decode_hbm_bytes": dec["bytes"],
-        "est_tokens_per_J_max": (point.decode / e_low) if e_low else None,
+        "bound_decode_tokens_per_s_max": point.decode / t_dec_low,
+        "bound_tokens_per_J_max": (point.decode / e_low) if e_low else None,
     })
     return row
 
@@ -109,7 +126,7 @@ def simulate_point(point: Point) -> dict[str, Any]:
     device = _device(design.device)
     comp = _compiler(point, design, device)
     res = simulate_compiled(comp, point.prefill, point.decode, design_name=point.label, device_name=device.name,
-                            recipe_name=point.recipe, energy=_energy(device.name))
+                            recipe_name=point.recipe, power=_power(design, device))
     out = res.to_dict()
     out.pop("design", None)         # the point's label; the store has it already
     out["status"] = "simulated"
@@ -118,7 +135,7 @@ def simulate_point(point: Point) -> dict[str, Any]:
 
 def optimistic(row: dict[str, Any], perplexity: Any) -> dict[str, Any]:
     """The best objective values the cycle simulation of this point could give (from its estimate row)."""
-    return {"decode_tokens_per_s": row.get("est_decode_tokens_per_s"), "tokens_per_J": row.get("est_tokens_per_J_max"),
+    return {"decode_tokens_per_s": row.get("bound_decode_tokens_per_s_max"), "tokens_per_J": row.get("bound_tokens_per_J_max"),
             "ttft_s": row.get("est_ttft_s"), "resource_share": row.get("resource_share"), "perplexity": perplexity}
 
 

@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from reports.text_outputs import MARK, write_text_output
+
 FRONT_COLUMNS = (  # (header, row key, format, scale)
     ("design point", "label", "{}", None),
     ("recipe", "recipe", "{}", None),
@@ -60,10 +62,10 @@ def plot_group(rows: Sequence[dict], objectives: Sequence[str], title: str, path
     sim = [r for r in rows if r.get("status") == "simulated"]
     fr = [r for r in sim if r.get("on_front")]
     pr = [r for r in rows if r.get("pruned_by")]
-    opt_key = {"tokens_per_J": "est_tokens_per_J_max", "ttft_s": "est_ttft_s", "resource_share": "resource_share",
+    opt_key = {"tokens_per_J": "bound_tokens_per_J_max", "ttft_s": "est_ttft_s", "resource_share": "resource_share",
                "perplexity": "perplexity"}
     for ax, o in zip(axes[0], others):
-        ax.scatter([r["est_decode_tokens_per_s"] for r in pr], [r.get(opt_key[o]) for r in pr], s=10, marker="x",
+        ax.scatter([r["bound_decode_tokens_per_s_max"] for r in pr], [r.get(opt_key[o]) for r in pr], s=10, marker="x",
                    color="0.75", label="pruned (at its optimistic bound)")
         ax.scatter([r["decode_tokens_per_s"] for r in sim], [r.get(o) for r in sim], s=14, color="tab:blue",
                    alpha=0.5, label="simulated")
@@ -75,21 +77,49 @@ def plot_group(rows: Sequence[dict], objectives: Sequence[str], title: str, path
     axes[0][0].legend(fontsize=7, loc="best")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    from reports.figures import save_png
+    return save_png(fig, path, flag="--out", dpi=110)
+
+
+def check_front_outputs(spec: Any, out_dir: str | Path) -> None:
+    """Refuse, before any work, output files in ``out_dir`` that llmaccel did not write."""
+    from reports.figures import check_png_dest
+    from reports.text_outputs import is_ours
+    from sparse_dsp.safe_paths import check_output_file
+    out = Path(out_dir)
+    check_output_file(out / "front.md", "--out", is_ours, "report")
+    for m in spec.models:
+        for w in spec.workloads:
+            check_png_dest(out / f"front-{slug(f'{m} p{w.prefill}+d{w.decode}')}.png", "--out")
+
+
+def results_digest(result: Any) -> str:
+    """A hash of everything the tables and plots show: same digest, same files."""
+    import hashlib
+    from reports.explore.points import canonical
+    body = [result.spec.name, result.objectives, result.store, result.sweep,
+            [{k: v for k, v in r.items() if k not in ("design",)} for r in result.rows]]
+    return hashlib.sha256(canonical(body).encode()).hexdigest()[:24]
 
 
 def write_fronts(result: Any, out_dir: str | Path) -> dict[str, Any]:
-    """Write ``front.md`` (tables, plots linked) and one PNG per group into ``out_dir``."""
+    """Write ``front.md`` (tables, plots linked) and one PNG per group into ``out_dir``.
+
+    A rerun whose results are unchanged (same digest, recorded in front.md) keeps the files it
+    wrote last time instead of drawing them again: the output would be the same, and drawing is
+    most of the time of a rerun from the store."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with_q = result.spec.quality is not None
-    md = [f"# Pareto fronts: {result.spec.name}", "",
+    digest = results_digest(result)
+    first = f"<!-- {MARK} explore; results {digest} -->"
+    pngs = {g: out / f"front-{slug(g)}.png" for g in sorted(result.fronts)}
+    md_path = out / "front.md"
+    if md_path.is_file() and all(p.is_file() for p in pngs.values()):
+        with open(md_path, encoding="utf-8", errors="replace") as fh:
+            if fh.readline().rstrip("\n") == first:
+                return {"table": str(md_path), "plots": {g: str(p) for g, p in pngs.items()}, "unchanged": True}
+    md = [first, f"# Pareto fronts: {result.spec.name}", "",
           f"Objectives: {', '.join(result.objectives)}. Figures are simulated (cycle-approximate engine); "
           f"store `{result.store}`, sweep `{result.sweep}`.", ""]
     plots = {}
@@ -99,8 +129,5 @@ def write_fronts(result: Any, out_dir: str | Path) -> dict[str, Any]:
         plots[g] = str(png)
         md += [f"## {g}", "", f"![front {g}]({png.name})", "",
                front_table([r for r in rows if r.get("on_front")], with_q), ""]
-    path = out / "front.md"
-    tmp = out / ".front.md.partial"
-    tmp.write_text("\n".join(md), encoding="utf-8")
-    tmp.replace(path)
+    path = write_text_output(out / "front.md", "\n".join(md), "--out")
     return {"table": str(path), "plots": plots}

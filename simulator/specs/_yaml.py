@@ -19,7 +19,7 @@ at once, in one error.
 from __future__ import annotations
 
 import dataclasses
-import math
+import functools
 import re
 import types
 import typing
@@ -59,7 +59,7 @@ class _DuplicateKeys(yaml.YAMLError):
         self.problems = problems
 
 
-class StrictLoader(yaml.SafeLoader):
+class StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser where installed
     """``yaml.SafeLoader`` that refuses duplicate keys and reads ``1e6`` as a number.
 
     PyYAML keeps the last of two equal keys silently, and follows YAML 1.1, where a float needs a dot
@@ -82,7 +82,7 @@ def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool 
         if first != key_node.start_mark.line + 1:
             loader.duplicates.append(f"duplicate key '{key}' at line {key_node.start_mark.line + 1} "
                                      f"(first at line {first}); each key may appear once")
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+    return yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=deep)
 
 
 StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -180,7 +180,8 @@ def _convert(tp: Any, value: Any, field: str) -> Any:
     origin = typing.get_origin(tp)
 
     def bad(wanted: str = "") -> SpecError:
-        return _TypeMismatch(f"field '{field}' must be {_type_name(tp)}, got {value!r}{schema.quoted_hint(value, wanted)}")
+        hint = schema.quoted_hint(value, wanted)
+        return _TypeMismatch(f"field '{field}' must be {_type_name(tp)}, got {value!r}{hint}")
 
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
@@ -268,8 +269,13 @@ def _convert_all(items: list[tuple[Any, Any, str]]) -> list[Any]:
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # evaluates string annotations: once per class, not per file
+
+
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     problems = [f"unknown field '{prefix}{k}'; allowed fields: {', '.join(fields)}"
                 for k in data if k not in fields]

@@ -54,6 +54,14 @@ class ModelSpec:
             raise SpecError(f"rope_theta={self.rope_theta} must be > 0")
         if self.rope_scaling is not None and not isinstance(self.rope_scaling.get("rope_type"), str):
             raise SpecError(f"rope_scaling={self.rope_scaling!r} must name its 'rope_type'")
+        for key, v in (self.rope_scaling or {}).items():
+            # every RoPE scaling parameter (llama3 factors, yarn betas, longrope factor lists) is a number
+            if key == "rope_type":
+                continue
+            ok = _is_number_list(v) if key in _LIST_ROPE_KEYS else _is_number(v)
+            if not ok:
+                raise SpecError(f"rope_scaling.{key}={v!r} must be " +
+                                ("a list of numbers" if key in _LIST_ROPE_KEYS else "a number"))
 
     # ----- derived shapes, in the words compilers use -------------------------------------------
     @property
@@ -115,6 +123,17 @@ class ModelSpec:
             rope.update(self.rope_scaling)
         cfg["rope_parameters"] = rope
         return cfg
+
+
+_LIST_ROPE_KEYS = ("short_factor", "long_factor")   # longrope: one factor per frequency
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_number_list(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(_is_number(x) for x in v)
 
 
 def _need(cfg: dict[str, Any], key: str, where: str) -> Any:

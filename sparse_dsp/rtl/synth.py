@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -30,6 +31,7 @@ from sparse_dsp.dsp_chain import ChainConfig
 from sparse_dsp.errors import LlmaccelError
 from sparse_dsp.mv_tile import TileConfig
 from sparse_dsp.rtl.sim import HDL_DIR, SOURCES, require_tool
+from sparse_dsp.safe_paths import check_output_dir
 from sparse_dsp.weight_decoder import DecoderConfig
 
 FAMILY = "xcup"
@@ -126,7 +128,12 @@ def yosys_script(top: str, hdl_params: dict, stat_path: Path) -> str:
 
 
 def synth_unit(unit: str, params: dict, workdir: Optional[Path] = None) -> dict:
-    """Run yosys on one unit configuration; returns counts + canonical params + tool info."""
+    """Run yosys on one unit configuration; returns counts + canonical params + tool info.
+
+    ``workdir`` (kept for the user) must be new, empty, or hold only the files a previous run wrote
+    there: they are overwritten, nothing else is (sparse_dsp.safe_paths)."""
+    if workdir is not None:
+        check_output_dir(workdir, "--workdir", True, _is_our_workdir, "yosys work directory")
     yosys = require_tool("yosys")
     hp = hdl_parameters(unit, params)
     top = UNIT_TOPS[unit]
@@ -145,6 +152,14 @@ def synth_unit(unit: str, params: dict, workdir: Optional[Path] = None) -> dict:
         counts = parse_stat_json(stat.read_text())
     counts.update(params=canonical_params(unit, params), hdl_parameters=hp, yosys_seconds=round(time.time() - t0, 1))
     return counts
+
+
+_WORKDIR_FILES = ("stat.json", "synth.ys", "yosys.log")
+
+
+def _is_our_workdir(path: Path) -> Optional[str]:
+    extra = sorted(set(os.listdir(path)) - set(_WORKDIR_FILES))
+    return None if not extra else "it holds files a synthesis run does not write: " + ", ".join(extra[:8])
 
 
 def yosys_version() -> str:

@@ -99,4 +99,4 @@ def test_demo_runs_end_to_end(bundled):
 
 def test_demo_rejects_bad_token_count():
     proc = llmaccel("demo", "--json", "--max-new-tokens", "0", check=False)
-    assert proc.returncode == 2 and "--max-new-tokens=0" in json.loads(proc.stdout)["error"]
+    assert proc.returncode == 2 and "--max-new-tokens: 0 must be >= 1" in json.loads(proc.stdout)["error"]

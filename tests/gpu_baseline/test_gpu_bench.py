@@ -58,7 +58,7 @@ def test_a_small_gpu_bench_run_writes_a_valid_measurement(tmp_path):
     from gpu_baseline.bench import BenchConfig, run_gpu_bench
     from gpu_baseline.measured import parse_measurement, write_measurement
     cfg = BenchConfig(model="tiny", recipe="w4-g128-rtn", prefill=16, decode=8, repeats=2, gemv_shapes=((512, 512),),
-                      gemv_block_o=(32,), include_hf=False, bundled_tokens=8, copy_bytes=1 << 26, idle_seconds=0.5,
+                      gemv_block_o=(32,), gemv_groups_per_iter=(1, 4), include_hf=False, bundled_tokens=8, copy_bytes=1 << 26, idle_seconds=0.5,
                       command="pytest")
     m = run_gpu_bench(cfg, lambda s: None)
     back = parse_measurement(write_measurement(m, tmp_path / "m.json"))

@@ -31,3 +31,13 @@ def test_fp16_compiled_baseline_on_cuda_times_both_phases():
     assert len(toks) == 16
     t = hf.time_generation(PROMPT, 16, repeats=2)
     assert t.prefill_ms > 0 and t.decode_ms_per_token > 0
+
+
+def test_synthetic_model_is_built_in_the_asked_dtype_and_restores_the_default():
+    from gpu_baseline.hf_baseline import synthetic_llama
+    cfg = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=2, vocab_size=100)
+    m = synthetic_llama(cfg, "cpu", torch.bfloat16)
+    assert {p.dtype for p in m.parameters()} == {torch.bfloat16}
+    assert torch.get_default_dtype() == torch.float32
+    assert len(HfBaseline.from_model(m, "cpu").generate_greedy([1, 2, 3], 4)) == 4

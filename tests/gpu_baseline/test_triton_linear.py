@@ -44,14 +44,14 @@ def test_every_format_through_every_linear_kernel(fmt, device):
         gold_y = rescale_groups(gold_acc, p.scales, s_x)
         assert np.array_equal(_bits(gold_y), _bits(ref_int8(torch.from_numpy(x)).numpy()))
         qd, sd = torch.from_numpy(q).to(device), torch.from_numpy(s_x).to(device)
-        for split in ((1, 2) if t == 1 else (None,)):
-            y, acc = int8_linear(layer, qd, sd, gemv=GemvConfig(block_o=16, split_k=split), block_o=16,
-                                 partials=True)
+        for split, gpi in (((1, 1), (2, 1), (1, 4)) if t == 1 else ((None, 1),)):   # gpi 4 > 2 groups: masked
+            y, acc = int8_linear(layer, qd, sd, gemv=GemvConfig(block_o=16, split_k=split, groups_per_iter=gpi),
+                                 block_o=16, partials=True)
             assert np.array_equal(acc.cpu().numpy(), gold_acc), f"INT32 partial sums differ (T={t}, split={split})"
             assert np.array_equal(_bits(y.cpu().numpy()), _bits(gold_y)), f"outputs differ (T={t}, split={split})"
         xt = torch.from_numpy(x)
-        y16 = fp16_linear(layer, xt.half().to(device), gemv=GemvConfig(block_o=16, split_k=2 if t == 1 else None),
-                          block_o=16).cpu()
+        y16 = fp16_linear(layer, xt.half().to(device), block_o=16,
+                          gemv=GemvConfig(block_o=16, split_k=2 if t == 1 else None, groups_per_iter=2)).cpu()
         err = (y16 - ref_fp32(xt)).abs()
         assert bool((err <= fp16_error_bound(xt, w_float)).all()), f"FP16 path beyond its bound (T={t})"
 
@@ -97,3 +97,18 @@ def test_wrong_operand_dtype_is_one_clear_error(device):
     with pytest.raises(KernelFormatError, match=r"split_k=5 is invalid; allowed: 1..2"):
         int8_linear(layer, torch.zeros((1, 64), dtype=torch.int8, device=device), torch.ones(1, device=device),
                     gemv=GemvConfig(split_k=5))
+
+
+def test_stacked_rows_give_the_same_bits_as_separate_layers(device):
+    """q/k/v (and gate/up) run as one GEMV over stacked rows: the same outputs, bit for bit."""
+    from gpu_baseline.triton.formats import concat_rows
+    rng = np.random.default_rng(11)
+    parts = [DevicePackedLinear.from_packed(random_packed(rng, o, K, 3, G, (2, 4), False), device) for o in (16, 8, 8)]
+    q, s_x = quantize_activation(_acts(rng, 1, K))
+    qd, sd = torch.from_numpy(q).to(device), torch.from_numpy(s_x).to(device)
+    whole = int8_linear(concat_rows(parts), qd, sd, gemv=GemvConfig(block_o=16))
+    sep = torch.cat([int8_linear(p, qd, sd, gemv=GemvConfig(block_o=16)) for p in parts], dim=1)
+    assert torch.equal(whole, sep)
+    other = DevicePackedLinear.from_packed(random_packed(rng, 8, K, 4, G), device)
+    with pytest.raises(KernelFormatError, match="needs layers of one format"):
+        concat_rows([parts[0], other])

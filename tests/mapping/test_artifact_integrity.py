@@ -118,10 +118,9 @@ def test_a_malformed_manifest_is_one_clear_error(content, match, w8, tmp_path, c
     assert rc == 2 and match.split(",")[0] in err
 
 
-def test_a_compiled_artifact_of_a_tampered_model_never_runs(tmp_path, capsys):
-    from conftest import make_llama_checkpoint
+def test_a_compiled_artifact_of_a_tampered_model_never_runs(llama_checkpoint, tmp_path, capsys):
     from host.artifact import compile_artifact, load_artifact
-    ckpt = make_llama_checkpoint(tmp_path / "ckpt", kv_heads=4)        # 4 KV heads: one per core of the U280 design
+    ckpt = llama_checkpoint(tmp_path / "ckpt", kv_heads=4)        # 4 KV heads: one per core of the U280 design
     cm = tmp_path / "cm"
     compress_checkpoint(ckpt, get_recipe("w8"), cm)
     art = compile_artifact(cm, tmp_path / "art", "flightllm-u280", 128)
@@ -133,3 +132,12 @@ def test_a_compiled_artifact_of_a_tampered_model_never_runs(tmp_path, capsys):
     rc, err = _cli_error(capsys, ["run", "--artifact", str(art), "--compressed", str(cm), "--prompt", "hi",
                                   "--max-new-tokens", "1"])
     assert rc == 2 and "content_hash" in err
+
+
+def test_an_oversized_manifest_is_refused_before_it_is_read(w8, tmp_path):
+    from mapping.artifact_io import MAX_MANIFEST_BYTES
+    bad = _copy(w8, tmp_path)
+    with open(bad / "manifest.json", "r+b") as f:
+        f.truncate(MAX_MANIFEST_BYTES + 1)            # sparse: no disk space used
+    with pytest.raises(ArtifactError, match="more than 67108864"):
+        load_compressed(bad)

@@ -108,9 +108,8 @@ def test_hidden_size_over_narrower_tensors_is_refused(tiny_checkpoint, tmp_path)
              "config.json implies [256, 256]")
 
 
-def test_a_config_with_fewer_layers_than_stored_is_refused(tmp_path):
-    from conftest import make_llama_checkpoint
-    ck = make_llama_checkpoint(tmp_path / "four", layers=4)
+def test_a_config_with_fewer_layers_than_stored_is_refused(llama_checkpoint, tmp_path):
+    ck = llama_checkpoint(tmp_path / "four", layers=4)
     cfg = json.loads((ck / "config.json").read_text())
     cfg["num_hidden_layers"] = 2
     (ck / "config.json").write_text(json.dumps(cfg))

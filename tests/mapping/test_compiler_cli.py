@@ -47,7 +47,7 @@ def test_compile_writes_a_verified_artifact(capsys, tmp_path):
     rc, o = _run(capsys, ["compile", "--model", "tiny", "--design", TINY, "--recipe", "w4-g128-rtn",
                           "--max-len", "256", "--out", str(out), "--json"])
     assert rc == 0
-    man = read_manifest(out, "llmaccel.compiled_program", 1)
+    man = read_manifest(out, "llmaccel.compiled_program", 2)
     assert man["max_len"] == 256 and man["storage"]["instruction_storage_saving"] > 0.5
     idx = json.loads((out / "programs.json").read_text())
     assert len(idx["decode_buckets"]) == 16 and len(idx["prefill_buckets"]) == 2
@@ -61,4 +61,4 @@ def test_compile_writes_a_verified_artifact(capsys, tmp_path):
     # a corrupted artifact is refused
     (out / "programs.bin").write_bytes(b"\0" * 16)
     with pytest.raises(ArtifactError, match="content hash"):
-        read_manifest(out, "llmaccel.compiled_program", 1)
+        read_manifest(out, "llmaccel.compiled_program", 2)

@@ -74,10 +74,10 @@ def test_an_existing_non_empty_directory_is_refused_and_force_replaces_only_our_
     art = tmp_path / "art"
     assert main(COMPILE + ["--out", str(art)]) == 0
     capsys.readouterr()
-    first = read_manifest(art, "llmaccel.compiled_program", 1)
+    first = read_manifest(art, "llmaccel.compiled_program", 2)
     assert main(COMPILE + ["--out", str(art), "--force"]) == 0        # same kind: replaced
     capsys.readouterr()
-    assert read_manifest(art, "llmaccel.compiled_program", 1)["content_hash"] == first["content_hash"]
+    assert read_manifest(art, "llmaccel.compiled_program", 2)["content_hash"] == first["content_hash"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["art", "results"]   # nothing left beside it
 
     (art / "my-notes.txt").write_text("mine")                          # someone's file inside the artifact
@@ -222,3 +222,33 @@ def test_rtl_generate_refuses_a_non_empty_directory_and_leaves_no_temporaries(tm
     assert sorted(os.listdir(tmp_path / "new")) == sorted(m["files"] + ["config.json"])
     assert (decoy / "keep.v").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "new.tmp-gen", "rtl"]
+
+
+def test_yosys_workdir_never_overwrites_a_users_files(tmp_path, monkeypatch):
+    from sparse_dsp.rtl.synth import synth_unit
+    user = tmp_path / "work"
+    mine = _user_tree(user)
+    (user / "synth.ys").write_text("my own yosys script")   # one of the names a run writes, among others
+    with pytest.raises(OutputPathError, match="--workdir .*synthesis run does not write: notes, thesis.tex"):
+        synth_unit("dsp_chain", {"chain_len": 2, "nm": None}, workdir=user)
+    assert _intact(user, mine) and (user / "synth.ys").read_text() == "my own yosys script"
+    monkeypatch.chdir(user)
+    with pytest.raises(OutputPathError, match="current directory"):
+        synth_unit("dsp_chain", {"chain_len": 2, "nm": None}, workdir=Path("."))
+
+
+def test_an_interrupt_between_the_two_renames_puts_the_old_artifact_back(tmp_path, monkeypatch):
+    import sparse_dsp.safe_paths as sp
+    art = write_artifact(tmp_path / "a", SCHEMA, 1, {"v": 1}, lambda d: (d / "old.bin").write_bytes(b"old"))
+    real = os.rename
+
+    def rename(src, dst):
+        if Path(src).name.endswith(".partial"):          # the new tree going in: ^C right here
+            raise KeyboardInterrupt
+        real(src, dst)
+    monkeypatch.setattr(sp.os, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        write_artifact(art, SCHEMA, 1, {"v": 2}, lambda d: (d / "new.bin").write_bytes(b"new"), force=True)
+    monkeypatch.undo()
+    assert read_manifest(art, SCHEMA, 1)["v"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]

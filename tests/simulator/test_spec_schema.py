@@ -33,7 +33,8 @@ def _preset(path):
 def test_clock_in_hz_where_mhz_is_asked_names_the_unit(tmp_path):
     d = _preset(DESIGN)
     d["clock_MHz"] = 225_000_000
-    with pytest.raises(SpecError, match=r"clock_MHz.*not a plausible value in MHz.*looks like a value in Hz.*write 225"):
+    with pytest.raises(SpecError, match=r"clock_MHz.*not a plausible value in MHz.*looks like a value in Hz"
+                                        r".*write 225"):
         load_design(_write(tmp_path, "hz.yaml", d))
 
 
@@ -164,3 +165,29 @@ def test_yaml_that_is_not_utf8_or_has_a_bad_date_is_one_error(tmp_path):
         load_design(str(p))
     with pytest.raises(SpecError, match="malformed YAML"):
         load_design(_write(tmp_path, "date.yaml", "name: x\nwhen: 2024-02-30\n"))
+
+
+def test_rope_scaling_parameters_are_numbers(tmp_path):
+    m = _preset(PRESETS_DIR / "models" / "llama-3.2-1b.yaml")
+    assert m["rope_scaling"]["factor"] == 32.0
+    m["rope_scaling"]["factor"] = "32.0"
+    with pytest.raises(SpecError, match=r"rope_scaling.factor='32.0' must be a number"):
+        load_model_spec(_write(tmp_path, "rs.yaml", m))
+    m["rope_scaling"]["factor"] = [1.0, 2.0]
+    with pytest.raises(SpecError, match=r"rope_scaling.factor=\[1.0, 2.0\] must be a number"):
+        load_model_spec(_write(tmp_path, "rs2.yaml", m))
+
+
+def test_nm_pattern_zero_zero_is_refused(tmp_path):
+    d = _preset(DESIGN)
+    d["matrix_engine"]["supported_nm"] = ["dense", "0:0"]
+    with pytest.raises(SpecError, match=r"0 < N <= M"):
+        load_design(_write(tmp_path, "nm.yaml", d))
+
+
+def test_power_coefficients_are_finite(tmp_path):
+    from simulator.power import DEFAULT_POWER_YAML, load_power_coefficients
+    e = _preset(DEFAULT_POWER_YAML)
+    e["fabrics"]["ultrascale_plus"]["dsp_pJ_per_cycle_full_toggle"]["value"] = float("inf")
+    with pytest.raises(SpecError, match=r"dsp_pJ_per_cycle_full_toggle: value inf must be a finite number"):
+        load_power_coefficients("alveo-u280", _write(tmp_path, "p.yaml", e))
