@@ -30,3 +30,20 @@ def test_prompt_plus_new_tokens_boundary(sess):
     sess.stream(list(range(1, 129)), 1)                     # a full prompt and one token
     with pytest.raises(SessionError, match=r"max_new_tokens <= 124"):
         sess.stream(prompt, 128 - 5 + 2)
+
+
+def test_a_prompt_that_is_not_a_sequence_is_one_error(sess):
+    for bad in (5, 3.5, None):
+        with pytest.raises(SessionError, match="prompt must be text or a sequence"):
+            sess.encode_prompt(bad)
+
+
+def test_request_energy_is_prefill_plus_decode(sess):
+    prompt = [5, 17, 300, 42, 7]
+    list(sess.stream(prompt, 1))                              # one token: prefill only
+    prefill_e = sess.last_stats.energy_J
+    list(sess.stream(prompt, 4))
+    st = sess.last_stats
+    assert st.decode_energy_J is not None and st.decode_energy_J > 0
+    assert st.energy_J == pytest.approx(prefill_e + st.decode_energy_J, rel=1e-12)
+    assert st.tokens_per_J == pytest.approx(3 / st.decode_energy_J)

@@ -127,3 +127,12 @@ def test_rtn_asymmetric_codes_match_the_contract_exactly(bits):
     inside = (w >= np.repeat(lo, 128, axis=1)) & (w <= np.repeat(hi, 128, axis=1))
     err = np.abs(p.dense_float() - w)
     assert np.all(err[inside] <= step[inside] * (0.5 + 2 ** bits * 2.0 ** -10))
+
+
+def test_asymmetric_group_of_positive_weights_has_zero_point_zero():
+    """min(w, 0) = 0 for an all-positive group, so z = rint(0 / s) = 0 and the codes are rint(w / s)."""
+    w = np.linspace(0.01, 0.2, 128, dtype=np.float32)[None].repeat(4, 0)
+    p = quantize_rtn(torch.from_numpy(w), LayerFormat(4, 128, 4, 128, False, None))
+    assert p.zeros.tolist() == [[0]] * 4
+    s = np.float32(np.float16(np.float32(0.2) / np.float32(15)))
+    assert np.array_equal(p.dense_int8()[0].astype(int), np.clip(np.rint(w[0] / s), 0, 15).astype(int))

@@ -88,3 +88,14 @@ def test_code_tables_match_hand_written_tables():
     assert encode([LD()]).tolist() == [1, 0, 1, 1 << 16, 0, 0, 0]
     assert encode([ST()]).tolist() == [2, 0, 1 << 16]
     assert encode([MM()]).tolist() == [3, 1, 1 | 1 << 16, 0]
+
+
+def test_unused_nm_and_enum_codes_are_refused_by_decode():
+    """The 3-bit nm field has codes 6 and 7 unused, the 4-bit fuse field 9..15: decode names the field."""
+    from simulator.isa import IsaError
+    for code in (6, 7):
+        with pytest.raises(IsaError, match="'nm' holds code"):
+            decode([4 | code << 27, 0, 1 | 1 << 16, 0])
+    for code in (9, 15):
+        with pytest.raises(IsaError, match="'fuse' holds code"):
+            decode([4 | code << 23, 0, 1 | 1 << 16, 0])

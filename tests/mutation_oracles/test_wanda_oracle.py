@@ -86,3 +86,23 @@ def test_sensitivity_is_the_hessian_weighted_error():
         weight_space = (d * d).sum() / (w.astype(np.float64) ** 2).sum()
         assert abs(value / want - 1) < 1e-9, (bits, value, want)
         assert abs(weight_space / want - 1) > 0.05
+
+
+def test_allocator_spends_no_bits_on_a_flat_curve_and_breaks_ties_by_name():
+    # a's error does not move with bits: its upgrades gain 0 and must not be bought (a gain of 0 is
+    # not worth a bit), while b's steep curve takes the budget. Budget 3.0 avg = 60 bits, start 40.
+    sens = {"a": {2: 1.0, 3: 1.0, 4: 1.0, 8: 1.0}, "b": {2: 0.5, 3: 0.1, 4: 0.05, 8: 0.0}}
+    assert allocate_bits(sens, {"a": 10, "b": 10}, 3.0) == {"a": 2, "b": 4}
+    assert allocate_bits({"a": sens["a"]}, {"a": 10}, 8.0) == {"a": 2}
+    # identical curves, room for one upgrade: the lower name wins, whatever the insertion order
+    same = {2: 1.0, 3: 0.5, 4: 0.4, 8: 0.3}
+    for order in (("a", "b"), ("b", "a")):
+        alloc = allocate_bits({k: same for k in order}, {k: 10 for k in order}, 2.5)
+        assert alloc == {"a": 3, "b": 2}, order
+
+
+def test_nm_mask_ties_keep_the_lower_columns():
+    s = torch.ones(3, 32)
+    for n, m in [(2, 4), (4, 8), (8, 16)]:
+        mask = nm_mask(s, n, m).reshape(3, -1, m)
+        assert mask[..., :n].all() and not mask[..., n:].any(), (n, m)

@@ -1,7 +1,7 @@
 """ISA: encode/decode round trips (property-based), field range errors, stable disassembly."""
 from __future__ import annotations
 
-import os
+from pathlib import Path
 import re
 
 import numpy as np
@@ -14,7 +14,7 @@ from simulator import isa
 from simulator.isa import (INSTRUCTIONS, LD, MISC, MM, MV, NM_CODES, ST, SYS, UNIT_BIT, IsaError, assemble,
                            decode, disassemble, encode, program_bytes, units_mask)
 
-HW = "/work/shared/anchors/hardware.yaml"
+HW = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "hardware.yaml"  # ../shared of the repository
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -146,11 +146,10 @@ def test_out_of_range_field_is_an_error_not_truncated(data):
 
 def test_word_counts_and_dependency_width_follow_flightllm():
     """LD 7, ST 3, MM 4, MV 4, MISC 3, SYS 1 words of 32 bits; 5-bit wait/release (hardware.yaml)."""
-    expected = {"LD": 7, "ST": 3, "MM": 4, "MV": 4, "MISC": 3, "SYS": 1}
-    if os.path.exists(HW):
-        text = yaml.safe_load(open(HW).read())["published_accelerator_architectures"]["flightllm_u280"]["isa"]
-        expected = {m: int(n) for m, n in re.findall(r"(LD|ST|MM|MV|MISC|SYS)\((\d+)", text)}
-        assert "5-bit wait/release" in text
+    text = yaml.safe_load(HW.read_text())["published_accelerator_architectures"]["flightllm_u280"]["isa"]
+    expected = {m: int(n) for m, n in re.findall(r"(LD|ST|MM|MV|MISC|SYS)\((\d+)", text)}
+    assert expected == {"LD": 7, "ST": 3, "MM": 4, "MV": 4, "MISC": 3, "SYS": 1}
+    assert "5-bit wait/release" in text
     assert {c.MNEMONIC: c.WORDS for c in INSTRUCTIONS} == expected
     assert isa.DEP_BITS == 5 and len(isa.UNITS) == 5
     for cls in INSTRUCTIONS:
