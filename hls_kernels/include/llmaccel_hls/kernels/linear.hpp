@@ -16,7 +16,7 @@
 //   m_axi port bursts; a dense MV row pair is staged through one row buffer
 //   (burst row o into it, burst row o+1 while emitting both).
 // * The decoder pulls CHAIN fields per beat from a shift register
-//   (chunk_reader), i.e. ceil(CHAIN*BITS/32) code words per beat at most.
+//   (bitstream_reader), i.e. ceil(CHAIN*BITS/32) code words per beat at most.
 // * Activations sit in x_buf, partitioned cyclically by the beat's window
 //   (CHAIN columns dense, WINDOW_BLOCKS * M columns N:M). Each beat copies its
 //   window into a register file with one access per bank, and the decoded
@@ -33,6 +33,7 @@
 #include "hls_stream.h"
 #include "../config.hpp"
 #include "../primitives/bitstream.hpp"
+#include "../primitives/bitstream_reader.hpp"
 #include "../primitives/dsp_pair_mac.hpp"
 #include "weight_decoder.hpp"
 
@@ -72,36 +73,6 @@ struct linear_beat {
     static const int CODE_WORDS_MAX = (FMT::K_MAX / FMT::M * FMT::N * FMT::BITS + 31) / 32;
     typedef ap_uint<8 * CHAIN> w_t;
     typedef ap_uint<IB * CHAIN> idx_t;
-};
-
-// A bit-stream reader that returns W bits per call (W <= 64), pulling 32-bit
-// words from a stream only as the values need them: the decoder's shift register.
-template <int W>
-struct chunk_reader {
-    static_assert(W >= 1 && W <= 64, "chunk width must be 1..64");
-    ap_uint<W + 32> buf;
-    int nbits;
-    chunk_reader() : buf(0), nbits(0) {}
-    void reset() {
-        buf = 0;
-        nbits = 0;
-    }
-    ap_uint<W> next(hls::stream<ap_uint<32> >& words) {
-#pragma HLS INLINE
-    CHUNK_FILL:
-        for (int i = 0; i < (W + 31) / 32; i++) {
-#pragma HLS UNROLL
-            if (nbits < W) {
-                ap_uint<W + 32> w = words.read();
-                buf |= w << nbits;
-                nbits += 32;
-            }
-        }
-        ap_uint<W> v = buf(W - 1, 0);
-        buf >>= W;
-        nbits -= W;
-        return v;
-    }
 };
 
 // ---- stage 1: readers (one m_axi port each, front to back) -----------------
@@ -155,8 +126,8 @@ void decode_beats(hls::stream<ap_uint<32> >& codes_a, hls::stream<ap_uint<32> >&
     const int groups = k / FMT::GROUP;
     const int steps = groups * B::CHUNKS;
     const int row_step = PAIRED ? 2 : 1;
-    chunk_reader<B::CHAIN * FMT::BITS> ra, rb;
-    chunk_reader<B::CHAIN * B::IB> ri;
+    bitstream_reader<B::CHAIN * FMT::BITS> ra, rb;
+    bitstream_reader<B::CHAIN * B::IB> ri;
 DEC_REPEATS:
     for (int r = 0; r < repeats; r++) {
     DEC_ROWS:

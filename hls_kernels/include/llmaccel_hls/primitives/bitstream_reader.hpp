@@ -10,10 +10,12 @@
 
 namespace llmaccel_hls {
 
+// W bits per call (W <= 64: a whole beat of CHAIN fields for the linear
+// kernels), pulling at most ceil(W/32) words per call, and only as needed.
 template <int W>
 struct bitstream_reader {
-    static_assert(W >= 1 && W <= 32, "field width must be 1..32");
-    ap_uint<64> buf;
+    static_assert(W >= 1 && W <= 64, "field width must be 1..64");
+    ap_uint<W + 32> buf;
     int nbits;
 
     bitstream_reader() : buf(0), nbits(0) {}
@@ -25,10 +27,14 @@ struct bitstream_reader {
 
     ap_uint<W> next(hls::stream<ap_uint<32> >& words) {
 #pragma HLS INLINE
-        if (nbits < W) {
-            ap_uint<64> w = words.read();
-            buf |= w << nbits;
-            nbits += 32;
+    BITSTREAM_FILL:
+        for (int i = 0; i < (W + 31) / 32; i++) {
+#pragma HLS UNROLL
+            if (nbits < W) {
+                ap_uint<W + 32> w = words.read();
+                buf |= w << nbits;
+                nbits += 32;
+            }
         }
         ap_uint<W> v = buf(W - 1, 0);
         buf >>= W;
