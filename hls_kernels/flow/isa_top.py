@@ -38,7 +38,7 @@ import numpy as np
 
 from hls_kernels.build import CXXFLAGS, INCLUDE_DIR, TOPS_DIR, HlsToolError, _compiler_version, _external_digest, \
     _tree_digest, cache_dir, find_ap_types, find_cxx
-from hls_kernels.flow.isa_top_header import header_text
+from hls_kernels.flow.isa_top_header import fields_text, header_text
 from hls_kernels.flow.isa_top_side import (AUX_WORDS, STATUS, IsaTopError, act_layout, pack_config, side_header_lines,
                                            side_row)
 
@@ -83,12 +83,46 @@ def top_formats(comp: Any, wslot_rows: int) -> list[TopFormat]:
             for (b, nm, g, s), fs in sorted(fmts.items(), key=lambda kv: repr(kv[0]))]
 
 
+def slot_needs(comp: Any) -> tuple[int, int]:
+    """(rows, bytes) of the largest weight tile the compiler emits: the weight slot's size in the top.
+
+    The top's LD moves packed rows (as in HBM, line-padded) and the decoder runs inside the MPE's
+    linear kernel, so a slot holds a tile's packed rows rather than its decoded INT8 rows."""
+    from mapping import tiling
+    from mapping.compiler import hbm_row_bytes
+    rows, nbytes = 1, 1
+    items = [(leaf, f, comp._linear_rows(leaf, 0)) for lay in set(comp.f.layers) for leaf, f in lay]
+    items.append(("lm_head", comp.f.lm_head, comp.sl.vocab_rows[0]))
+    for leaf, f, n in items:
+        tl = tiling.weight_tiling(f, n, comp.cpc, comp.hw.weight_buf_bytes_per_core, leaf, align=comp._dec_per_ch)
+        r = min(tl.rows_per_tile, n)
+        rows, nbytes = max(rows, r), max(nbytes, r * hbm_row_bytes(f))
+    return rows, nbytes
+
+
+def single_core_design(design: Any, weight_buf_bytes: Optional[int] = None, kv_buf_bytes: Optional[int] = None,
+                       name: Optional[str] = None) -> Any:
+    """``design`` with one core (it owns every HBM channel), optionally with smaller weight / KV buffers
+    (tests use them to get several weight tiles and several K/V tiles per step)."""
+    import dataclasses
+    bufs = []
+    for b in design.buffers:
+        if b.role == "weight" and weight_buf_bytes is not None:
+            share = b.size_bytes / design.buffer_bytes_per_core("weight")
+            word = b.banks * b.width_bits // 8
+            b = dataclasses.replace(b, size_bytes=max(word, int(weight_buf_bytes * share) // word * word))
+        if b.role == "kv" and kv_buf_bytes is not None:
+            word = b.banks * b.width_bits // 8
+            b = dataclasses.replace(b, size_bytes=-(-kv_buf_bytes // word) * word)
+        bufs.append(b)
+    return dataclasses.replace(design, cores=1, buffers=tuple(bufs), name=name or f"{design.name}-1core")
+
+
 def instance_text(comp: Any, tokens_max: int) -> str:
     """llmaccel_isa_instance.hpp: the sizes and formats this top is built for."""
     s, hw = comp.spec, comp.hw
     layout = act_layout(s, tokens_max)
-    wslot_bytes = hw.weight_buf_bytes_per_core // 2
-    wslot_rows = max([s.vocab_size, s.intermediate_size, s.hidden_size, s.num_heads * s.head_dim])
+    wslot_rows, wslot_bytes = slot_needs(comp)
     fmts = top_formats(comp, wslot_rows)
     k_max = max(f.k_max for f in fmts)
     n_max = max(w for _, w in layout.regions.values())
@@ -145,6 +179,32 @@ def build_top(comp: Any, tokens_max: int = 1) -> Path:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise HlsToolError(f"g++ failed to build the ISA top:\n{proc.stderr[-6000:]}")
+        os.replace(exe, out)
+    return out
+
+
+def build_decoder_check() -> Path:
+    """The executable that decodes a word stream with the generated decoder and prints every field
+    (tops/isa_decode_tb.cpp): what the test of the generator compares with ``simulator.isa.decode``."""
+    cxx = find_cxx()
+    decode, fields = header_text(), fields_text()
+    h = hashlib.sha256()
+    for part in (decode, fields, (TOPS_DIR / "isa_decode_tb.cpp").read_text(), " ".join(TB_FLAGS),
+                 _compiler_version(cxx)):
+        h.update(part.encode())
+        h.update(b"\0")
+    out = cache_dir() / f"isa_decode-{h.hexdigest()[:20]}"
+    if out.is_file():
+        return out
+    with tempfile.TemporaryDirectory(prefix=".isa_decode-", dir=out.parent) as tmp:
+        tmp = Path(tmp)
+        (tmp / "llmaccel_isa_decode.hpp").write_text(decode)
+        (tmp / "llmaccel_isa_fields.hpp").write_text(fields)
+        exe = tmp / "isa_decode_tb"
+        proc = subprocess.run([cxx, *TB_FLAGS, f"-I{tmp}", str(TOPS_DIR / "isa_decode_tb.cpp"), "-o", str(exe)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise HlsToolError(f"g++ failed to build the decoder check:\n{proc.stderr[-4000:]}")
         os.replace(exe, out)
     return out
 

@@ -5,6 +5,8 @@ wait/release tokens, its opcode and sizes (LD channel/address/rows/row length
 and weight format, MV/MM n/k/m and fused op, MISC op/rows/row length, SYS op).
 They do not yet say (simulator/isa.py is being extended to carry them):
 
+* which double-buffer slot an MV/MM reads (its ``wt_offset_lines`` is left 0 while the LD's
+  ``dst_offset_lines`` names the slot);
 * which activation region an MV/MM reads and writes, and the operand of its
   fused op (the residual for ``add``, gate for ``silu_mul``): ``AUX_MPE_LINEAR``;
 * whether an MV/MM on the KV buffer is a QK^T or a P.V tile, and its kv head:
@@ -46,9 +48,9 @@ ROLES: dict[str, tuple[str, ...]] = {
     "AUX_LD_WEIGHT": ("row0",),
     "AUX_LD_KV": ("byte_in_line", "tokens", "first_token", "token_stride", "tile_k0", "kv_head"),
     "AUX_ST_KV": ("src_offset", "channel0", "head_base", "first_index", "tokens", "index_stride", "row_pitch"),
-    "AUX_MPE_LINEAR": ("in_offset", "out_offset", "slice_rows", "operand_offset", "dst_offset", "width"),
-    "AUX_MPE_QK": ("q_offset", "kv_head", "q_pitch"),
-    "AUX_MPE_PV": ("out_offset", "kv_head", "out_pitch"),
+    "AUX_MPE_LINEAR": ("in_offset", "out_offset", "slice_rows", "operand_offset", "dst_offset", "width", "slot"),
+    "AUX_MPE_QK": ("q_offset", "kv_head", "q_pitch", "slot"),
+    "AUX_MPE_PV": ("out_offset", "kv_head", "out_pitch", "slot"),
     "AUX_SFU_NORM": ("gamma_addr", "src_offset", "dst_offset", "first_row"),
     "AUX_SFU_SOFTMAX": ("kv_head",),
 }
@@ -74,8 +76,8 @@ def side_header_lines() -> list[str]:
     lines = [f"#define ISA_AUX_WORDS {AUX_WORDS}",
              "enum {" + ", ".join(f"{n} = {c}" for n, c in ROLE_CODE.items()) + "};"]
     for name, ops in ROLES.items():
-        if ops:
-            lines.append(f"// {name}: aux[1..] = {', '.join(ops)}")
+        if ops:   # operand index of each role: aux[MPE_LINEAR_slot]
+            lines.append("enum {" + ", ".join(f"{name[4:]}_{o} = {i + 1}" for i, o in enumerate(ops)) + "};")
     lines.append("struct isa_config {")
     for name, ctype, n in CONFIG_FIELDS:
         if name == "init_tokens":
@@ -174,11 +176,12 @@ def side_row(op: Any, comp: Any, engine: Any, layout: ActLayout, layer: int, tok
     if op.opcode in ("MV", "MM"):
         if op.name.startswith("qk["):
             gh = _head_of(op.name)
-            return put("AUX_MPE_QK", q_offset=layout.off("q") + gh * g * hd, kv_head=gh, q_pitch=layout.width("q"))
+            return put("AUX_MPE_QK", q_offset=layout.off("q") + gh * g * hd, kv_head=gh, q_pitch=layout.width("q"),
+                       slot=op.buf_addr)
         if op.name.startswith("pv["):
             gh = _head_of(op.name)
             return put("AUX_MPE_PV", out_offset=layout.off("attn") + gh * g * hd, kv_head=gh,
-                       out_pitch=layout.width("attn"))
+                       out_pitch=layout.width("attn"), slot=op.buf_addr)
         leaf = op.name.split("_", 1)[1].split("[")[0]
         out = LINEAR_OUTPUT[leaf]
         fused = op.fused or ""
@@ -189,7 +192,8 @@ def side_row(op: Any, comp: Any, engine: Any, layout: ActLayout, layer: int, tok
             dst = layout.off("x")
         slice_rows = comp.sl.vocab_rows[0] if leaf == "lm_head" else comp._linear_rows(leaf, 0)
         return put("AUX_MPE_LINEAR", in_offset=layout.off(LINEAR_INPUT[leaf]), out_offset=layout.off(out),
-                   slice_rows=slice_rows, operand_offset=operand, dst_offset=dst, width=layout.width(out))
+                   slice_rows=slice_rows, operand_offset=operand, dst_offset=dst, width=layout.width(out),
+                   slot=op.buf_addr)
     if op.opcode == "MISC":
         base = op.name.split("[")[0]
         if op.func == "rmsnorm":

@@ -69,7 +69,7 @@ inline int exec_ld(const uint32_t* w, const int32_t* aux, const isa_config& cfg,
 #pragma HLS PIPELINE II = 1
                 ws.raw[(long)ws.rows * pitch + b] = hbm[src + b];
             }
-            ws.row_of[ws.rows] = aux[1] + r;
+            ws.row_of[ws.rows] = aux[LD_WEIGHT_row0] + r;
             ws.rows++;
         }
         return ISA_OK;
@@ -78,15 +78,16 @@ inline int exec_ld(const uint32_t* w, const int32_t* aux, const isa_config& cfg,
         const int slot = (int)LD_dst_offset_lines(w) / cfg.kvslot_lines;
         if (slot >= SLOTS) return ISA_BOUNDS;
         kv_slot& ks = s.kvslot[slot];
-        const int n = aux[2], t0 = aux[3], stride = aux[4], k0 = aux[5], head = aux[6];
+        const int n = aux[LD_KV_tokens], t0 = aux[LD_KV_first_token], stride = aux[LD_KV_token_stride],
+                  k0 = aux[LD_KV_tile_k0], head = aux[LD_KV_kv_head];
         if (ks.count == 0) {
             ks.k0 = k0;
             ks.head = head;
         } else if (ks.k0 != k0 || ks.head != head) {
             return ISA_SLOT;
         }
-        const long src0 = base + aux[1];
-        if ((long)aux[1] + (long)n * cfg.kv_row_bytes > (long)LD_length_lines(w) * LINE_BYTES) return ISA_BOUNDS;
+        const long src0 = base + aux[LD_KV_byte_in_line];
+        if ((long)aux[LD_KV_byte_in_line] + (long)n * cfg.kv_row_bytes > (long)LD_length_lines(w) * LINE_BYTES) return ISA_BOUNDS;
     LD_KV_ROWS:
         for (int i = 0; i < n; i++) {
             const int idx = t0 + i * stride - k0;
@@ -113,8 +114,9 @@ inline int exec_ld(const uint32_t* w, const int32_t* aux, const isa_config& cfg,
 inline int exec_st(const uint32_t* w, const int32_t* aux, const isa_config& cfg, uint8_t* hbm, long hbm_bytes,
                    core_state& s) {
     if (ST_kind(w) != STORE_KIND_kv_cache || aux[0] != AUX_ST_KV) return ISA_UNSUPPORTED;
-    const int src_off = aux[1], ch0 = aux[2], head_base = aux[3], i0 = aux[4], n = aux[5], stride = aux[6],
-              pitch = aux[7];
+    const int src_off = aux[ST_KV_src_offset], ch0 = aux[ST_KV_channel0], head_base = aux[ST_KV_head_base],
+              i0 = aux[ST_KV_first_index], n = aux[ST_KV_tokens], stride = aux[ST_KV_index_stride],
+              pitch = aux[ST_KV_row_pitch];
 ST_TOKENS:
     for (int i = 0; i < n; i++) {
         const int ti = i0 + i * stride;  // token index inside the program
@@ -205,13 +207,14 @@ inline int fused_rope(const isa_config& cfg, const uint8_t* hbm, long hbm_bytes,
 
 inline int exec_linear(const uint32_t* w, bool mm, const int32_t* aux, const isa_config& cfg, const uint8_t* hbm,
                        long hbm_bytes, core_state& s) {
-    const int slot = (int)(mm ? MM_wt_offset_lines(w) : MV_wt_offset_lines(w)) / cfg.wslot_lines;
+    const int slot = aux[MPE_LINEAR_slot];  // side table: the words' wt_offset_lines does not name the slot yet
     const int n = (int)(mm ? MM_n(w) : MV_n(w));
     const int k = (int)(mm ? MM_k(w) : MV_k(w));
     const int tokens = mm ? (int)MM_m(w) : 1;
     const int fuse = (int)(mm ? MM_fuse(w) : MV_fuse(w));
-    const int in_off = aux[1], out_off = aux[2], slice = aux[3], op_off = aux[4], dst_off = aux[5],
-              width = aux[6];
+    const int in_off = aux[MPE_LINEAR_in_offset], out_off = aux[MPE_LINEAR_out_offset],
+              slice = aux[MPE_LINEAR_slice_rows], op_off = aux[MPE_LINEAR_operand_offset],
+              dst_off = aux[MPE_LINEAR_dst_offset], width = aux[MPE_LINEAR_width];
     if (slot >= SLOTS || tokens > ISA_T_MAX) return ISA_BOUNDS;
     weight_slot& ws = s.wslot[slot];
     if (ws.rows != n || ws.format < 0) return ISA_SLOT;
@@ -271,17 +274,17 @@ inline void quantize_queries(const core_state& s, int q_off, int q_pitch, int ro
 
 // scores[i][t] = (float(q8_i . k8_t) * (s_q_i * s_k_t)) * (1/sqrt(head_dim)): attention.hpp's ATTN_SCORES.
 inline int exec_qk(const uint32_t* w, bool mm, const int32_t* aux, const isa_config& cfg, core_state& s) {
-    const int slot = (int)(mm ? MM_wt_offset_lines(w) : MV_wt_offset_lines(w)) / cfg.kvslot_lines;
+    const int slot = aux[MPE_QK_slot];
     const int n = (int)(mm ? MM_n(w) : MV_n(w));
     const int rows = mm ? (int)MM_m(w) : 1;
     if (slot >= SLOTS || rows > ISA_QROWS) return ISA_BOUNDS;
     kv_slot& ks = s.kvslot[slot];
-    if (ks.count != n || ks.head != aux[2]) return ISA_SLOT;
+    if (ks.count != n || ks.head != aux[MPE_QK_kv_head]) return ISA_SLOT;
     static int8_t q8[ISA_QROWS][ISA_HEAD_DIM];
     static float s_q[ISA_QROWS];
-    quantize_queries(s, aux[1], aux[3], rows, q8, s_q);
-    if (s.score_head != aux[2]) {
-        s.score_head = aux[2];
+    quantize_queries(s, aux[MPE_QK_q_offset], aux[MPE_QK_q_pitch], rows, q8, s_q);
+    if (s.score_head != aux[MPE_QK_kv_head]) {
+        s.score_head = aux[MPE_QK_kv_head];
         s.softmax_row = 0;
     }
 QK_KEYS:
@@ -307,12 +310,12 @@ QK_KEYS:
 
 // acc[i][d] += (p[i][t] * s_v[t]) * float(v8[t][d]) in token order: attention.hpp's ATTN_VALUES.
 inline int exec_pv(const uint32_t* w, bool mm, const int32_t* aux, const isa_config& cfg, core_state& s) {
-    const int slot = (int)(mm ? MM_wt_offset_lines(w) : MV_wt_offset_lines(w)) / cfg.kvslot_lines;
+    const int slot = aux[MPE_PV_slot];
     const int n = (int)(mm ? MM_k(w) : MV_k(w));
     const int rows = mm ? (int)MM_m(w) : 1;
     if (slot >= SLOTS || rows > ISA_QROWS) return ISA_BOUNDS;
     kv_slot& ks = s.kvslot[slot];
-    if (ks.count != n || ks.head != aux[2] || s.score_head != aux[2]) return ISA_SLOT;
+    if (ks.count != n || ks.head != aux[MPE_PV_kv_head] || s.score_head != aux[MPE_PV_kv_head]) return ISA_SLOT;
 PV_VALUES:
     for (int idx = 0; idx < ISA_KV_TILE; idx++) {
         if (!ks.valid[idx]) continue;
@@ -328,7 +331,7 @@ PV_VALUES:
         ks.valid[idx] = 0;
     }
     ks.count = 0;
-    const int out_off = aux[1], pitch = aux[3];
+    const int out_off = aux[MPE_PV_out_offset], pitch = aux[MPE_PV_out_pitch];
     for (int i = 0; i < rows; i++) {
         const int t = i / ISA_GQA, j = i % ISA_GQA;
         const long o = (long)out_off + (long)t * pitch + j * ISA_HEAD_DIM;
@@ -354,11 +357,12 @@ inline int exec_sfu(const uint32_t* w, const int32_t* aux, const isa_config& cfg
     const int rows = (int)MISC_rows(w), len = (int)MISC_row_len(w);
     if (op == MISC_OP_rmsnorm && aux[0] == AUX_SFU_NORM) {
         static float gamma[ISA_SFU_N_MAX];
-        if (len > ISA_SFU_N_MAX || !in_range(aux[1], (long)len * 4, hbm_bytes)) return ISA_BOUNDS;
-        for (int i = 0; i < len; i++) gamma[i] = load_f32(hbm + aux[1] + 4 * i);
-        const int r0 = aux[4];  // first row of this MISC (a long op is split into <= 63-row pieces)
+        if (len > ISA_SFU_N_MAX || !in_range(aux[SFU_NORM_gamma_addr], (long)len * 4, hbm_bytes)) return ISA_BOUNDS;
+        for (int i = 0; i < len; i++) gamma[i] = load_f32(hbm + aux[SFU_NORM_gamma_addr] + 4 * i);
+        const int r0 = aux[SFU_NORM_first_row];  // first row of this MISC (a long op is split into <= 63-row pieces)
         for (int r = 0; r < rows; r++) {
-            const long src = (long)aux[2] + (long)(r0 + r) * len, dst = (long)aux[3] + (long)(r0 + r) * len;
+            const long src = (long)aux[SFU_NORM_src_offset] + (long)(r0 + r) * len,
+                       dst = (long)aux[SFU_NORM_dst_offset] + (long)(r0 + r) * len;
             if (!in_range(src, len, ISA_ACT_WORDS) || !in_range(dst, len, ISA_ACT_WORDS)) return ISA_BOUNDS;
             rmsnorm<isa_sfu_cfg>(s.act + src, gamma, cfg.eps, len, s.act + dst);
         }
@@ -366,7 +370,7 @@ inline int exec_sfu(const uint32_t* w, const int32_t* aux, const isa_config& cfg
     }
     if (op == MISC_OP_softmax && aux[0] == AUX_SFU_SOFTMAX) {
         // causal: query row i (token i / G) attends keys 0 .. its position
-        if (s.score_head != aux[1] || len > ISA_CTX_MAX) return ISA_SLOT;
+        if (s.score_head != aux[SFU_SOFTMAX_kv_head] || len > ISA_CTX_MAX) return ISA_SLOT;
         for (int r = 0; r < rows; r++) {
             const int i = s.softmax_row + r;
             if (i >= ISA_QROWS) return ISA_BOUNDS;
