@@ -101,9 +101,10 @@ def slot_needs(comp: Any) -> tuple[int, int]:
 
 
 def single_core_design(design: Any, weight_buf_bytes: Optional[int] = None, kv_buf_bytes: Optional[int] = None,
-                       name: Optional[str] = None) -> Any:
-    """``design`` with one core (it owns every HBM channel), optionally with smaller weight / KV buffers
-    (tests use them to get several weight tiles and several K/V tiles per step)."""
+                       act_buf_bytes: Optional[int] = None, name: Optional[str] = None) -> Any:
+    """``design`` with one core (it owns every HBM channel), optionally with smaller weight / KV /
+    activation buffers (tests use them to get several weight tiles and K/V tiles per step, and short
+    prefill chunks)."""
     import dataclasses
     bufs = []
     for b in design.buffers:
@@ -111,9 +112,10 @@ def single_core_design(design: Any, weight_buf_bytes: Optional[int] = None, kv_b
             share = b.size_bytes / design.buffer_bytes_per_core("weight")
             word = b.banks * b.width_bits // 8
             b = dataclasses.replace(b, size_bytes=max(word, int(weight_buf_bytes * share) // word * word))
-        if b.role == "kv" and kv_buf_bytes is not None:
-            word = b.banks * b.width_bits // 8
-            b = dataclasses.replace(b, size_bytes=-(-kv_buf_bytes // word) * word)
+        for role, want in (("kv", kv_buf_bytes), ("activation", act_buf_bytes)):
+            if b.role == role and want is not None:
+                word = b.banks * b.width_bits // 8
+                b = dataclasses.replace(b, size_bytes=-(-want // word) * word)
         bufs.append(b)
     return dataclasses.replace(design, cores=1, buffers=tuple(bufs), name=name or f"{design.name}-1core")
 
@@ -303,15 +305,20 @@ class TopProgram:
 
 
 def step_program(comp: Any, engine: Any, img: HbmImage, phase: str, ctx: int, tokens: int,
-                 with_head: bool = True) -> TopProgram:
-    """Every layer program of one step (then the LM head) as one stream, with its side table."""
+                 with_head: bool = True, with_layers: bool = True) -> TopProgram:
+    """Every layer program of one step (then the LM head) as one stream, with its side table.
+
+    Decode runs both in one stream (the head reads the one token's residual). Prefill runs the
+    layers of a chunk (read back: the residual rows), then the head alone on the last prompt
+    token's row, as the host launches them (``simulator.functional_model``)."""
     from simulator.isa import encode
     if comp.hw.n_cores != 1:
         raise IsaTopError(f"the ISA top runs one core; design '{comp.hw.name}' has {comp.hw.n_cores} "
                           "(compile for a one-core design)")
     layout = act_layout(comp.spec, tokens)
     words, aux, ops = [], [], []
-    progs = [(i, comp.layer_program(phase, ctx, tokens, layer=i)) for i in range(comp.spec.num_layers)]
+    progs = [(i, comp.layer_program(phase, ctx, tokens, layer=i))
+             for i in range(comp.spec.num_layers if with_layers else 0)]
     if with_head:
         progs.append((-1, comp.head_program()))
     for layer, prog in progs:
@@ -324,7 +331,8 @@ def step_program(comp: Any, engine: Any, img: HbmImage, phase: str, ctx: int, to
             aux.append(side_row(op, comp, engine, hl, layer, 1 if head else tokens, 1 if head else ctx,
                                 img.norm_addr, misc_rows))
             ops.append(op)
-    return TopProgram(np.concatenate(words).astype(np.uint32), np.asarray(aux, np.int32), ops, tokens)
+    return TopProgram(np.concatenate(words).astype(np.uint32), np.asarray(aux, np.int32), ops,
+                      tokens if with_layers else 1)
 
 
 @dataclass
@@ -336,8 +344,11 @@ class TopRun:
 
 
 def run_top(exe: Path, comp: Any, prog: TopProgram, img: HbmImage, x: np.ndarray, position: int,
-            run_dir: Path, policy: int = 0) -> TopRun:
-    """Write the run's inputs under ``run_dir``, run the C-simulated top once, read its outputs."""
+            run_dir: Path, policy: int = 0, read_back: str = "logits") -> TopRun:
+    """Write the run's inputs under ``run_dir``, run the C-simulated top once, read its outputs.
+
+    ``read_back`` names the activation region the host reads when the program ends (the top's
+    ``logits`` port): the logits, or the residual ``x`` of every token after a prefill chunk."""
     import time
     from simulator.timing import initial_tokens
     from simulator.isa import UNITS
@@ -352,8 +363,8 @@ def run_top(exe: Path, comp: Any, prog: TopProgram, img: HbmImage, x: np.ndarray
     x = np.asarray(x, F32).reshape(-1)
     cfg = {"channel_bytes": img.channel_bytes, "channels_per_core": comp.cpc, "kv_row_bytes": s.head_dim + 4,
            "wslot_lines": hw.weight_buf_bytes_per_core // 2 // LINE, "kvslot_lines": hw.kv_buf_bytes_per_core // 2 // LINE,
-           "x_offset": layout.off("x"), "x_words": x.size, "logits_offset": layout.off("logits"),
-           "logits_words": s.vocab_size, "rope_addr": img.rope_addr,
+           "x_offset": layout.off("x"), "x_words": x.size, "logits_offset": layout.off(read_back),
+           "logits_words": prog.tokens * layout.width(read_back) if read_back != "logits" else s.vocab_size, "rope_addr": img.rope_addr,
            "max_len": comp.max_len, "position": int(position), "tokens": prog.tokens, "init_tokens": init,
            "eps": float(s.rms_norm_eps), "policy": int(policy)}
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -393,3 +404,32 @@ def x_for(weights: Any, token: int) -> np.ndarray:
 
 def bucket(comp: Any, pos: int) -> int:
     return math.ceil((pos + 1) / comp.decode_bucket) * comp.decode_bucket
+
+
+def prefill_on_top(exe: Path, comp: Any, engine: Any, img: HbmImage, weights: Any, ids: list[int],
+                   run_dir: Path) -> tuple[np.ndarray, list[TopRun]]:
+    """A prompt on the top as the host launches it (``simulator.functional_model.FunctionalModel.prefill``):
+    the bucket padded after the prompt, chunk by chunk (chunks of padding only are not launched), each
+    chunk's layers reading back the residual rows, then the LM head on the last prompt token's row.
+    The image's KV cache is updated in place. Returns (logits, the runs)."""
+    n = len(ids)
+    bucket = comp.prefill_bucket_of(n)
+    chunk = comp.prefill_chunk(bucket)
+    padded = np.zeros(bucket, np.int64)
+    padded[:n] = ids
+    x_last, runs = None, []
+    for q0 in range(0, bucket, chunk):
+        if q0 >= n:
+            break
+        t = min(chunk, bucket - q0)
+        prog = step_program(comp, engine, img, "prefill", q0 + t, t, with_head=False)
+        run = require_ok(run_top(exe, comp, prog, img, np.asarray(weights.embed[padded[q0:q0 + t]], F32), q0,
+                                 run_dir, read_back="x"))
+        img.data = run.image
+        runs.append(run)
+        if q0 <= n - 1 < q0 + t:
+            x_last = run.logits.reshape(t, -1)[n - 1 - q0]
+    head = step_program(comp, engine, img, "decode", 1, 1, with_layers=False)
+    run = require_ok(run_top(exe, comp, head, img, x_last, 0, run_dir))
+    runs.append(run)
+    return run.logits, runs

@@ -57,8 +57,10 @@ def top(tmp_path_factory):
     out = tmp_path_factory.mktemp("isa-top") / "model"
     compress_checkpoint(bundled_model_dir(), recipe, out)
     cm = load_compressed(out)
-    # 180 KB of weight buffer: gate, up, down and the LM head take several tiles; 2304 B of KV buffer: 32-token K/V tiles
-    design = T.single_core_design(load_design("flightllm-u280"), weight_buf_bytes=184320, kv_buf_bytes=2304)
+    # 180 KB of weight buffer: gate, up, down and the LM head take several tiles; 2304 B of KV buffer:
+    # 32-token K/V tiles; 12 KB of activation buffer: 16-token prefill chunks
+    design = T.single_core_design(load_design("flightllm-u280"), weight_buf_bytes=184320, kv_buf_bytes=2304,
+                                  act_buf_bytes=12288)
     comp, _, _ = build_compiler(cm, design, max_len=128)
     w = ModelWeights.from_compressed(cm)
     fm = FunctionalModel(comp, w)
@@ -70,7 +72,7 @@ def top(tmp_path_factory):
     prog = T.step_program(comp, fm.engine, img, "decode", T.bucket(comp, pos), 1)
     ref = fm.decode(tok)
     return dict(comp=comp, w=w, fm=fm, img=img, prog=prog, tok=tok, pos=pos, ref=ref.logits,
-                kv_after=fm.engine.kv_hbm, kv_before=kv_before, exe=T.build_top(comp),
+                kv_after=fm.engine.kv_hbm, kv_before=kv_before, exe=T.build_top(comp, comp.prefill_chunk(128)),
                 run_dir=tmp_path_factory.mktemp("isa-top-run"))
 
 
@@ -139,6 +141,29 @@ def test_decode_steps_follow_the_engine(top, tmp_path):
     assert worst <= LOGIT_REL
     assert fm.length == len(STEPS_PROMPT) + STEPS
     assert T.bucket(comp, len(STEPS_PROMPT)) != T.bucket(comp, fm.length - 1)
+
+
+def test_prefill_chunks_equal_the_functional_engine(top, tmp_path):
+    """A 20-token prompt: two 16-token chunks (MM linears, causal softmax over 63-row MISC pieces), then the head."""
+    from simulator.functional_model import FunctionalModel
+    comp, w = top["comp"], top["w"]
+    fm = FunctionalModel(comp, w)
+    img = T.build_image(comp, fm.engine, w)                     # an empty KV cache
+    ids = PROMPT[:20]
+    assert comp.prefill_chunk(comp.prefill_bucket_of(len(ids))) == 16
+    logits, runs = T.prefill_on_top(top["exe"], comp, fm.engine, img, w, ids, tmp_path)
+    ref = fm.prefill(ids).logits
+    assert len(runs) == 3 and runs[0].status["executed"]["MPE"] > 0
+    assert int(np.argmax(logits)) == int(np.argmax(ref))
+    assert _close(logits, ref) <= LOGIT_REL
+    kv = img.kv_rows(fm.engine)
+    for name, (k8, sk) in kv.items():       # the prompt's rows (padding rows are never attended)
+        d = np.abs(k8[:, :len(ids)].astype(int) - fm.engine.kv_hbm[name][0][:, :len(ids)])
+        assert d.max() <= 1 and np.count_nonzero(d) <= 4, name
+        assert np.any(k8[:, :len(ids)] != 0)
+    for name in ("L0.kv_k.c0", "L0.kv_v.c0"):   # before the first exp: bit for bit
+        np.testing.assert_array_equal(kv[name][0][:, :len(ids)], fm.engine.kv_hbm[name][0][:, :len(ids)])
+        np.testing.assert_array_equal(kv[name][1][:, :len(ids)], fm.engine.kv_hbm[name][1][:, :len(ids)])
 
 
 def _edit(prog: T.TopProgram, name: str, **fields) -> T.TopProgram:
