@@ -137,11 +137,14 @@ class Rope:
 
     def tables(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """cos, sin [t, head_dim] float64 for positions 0..t-1, rotate-half layout, scaling applied."""
+        self._check_length(t)
+        cos, sin = _tables(self, int(t))
+        return cos.copy(), sin.copy()
+
+    def _check_length(self, t: int) -> None:
         if t > self.max_position_embeddings > 0:
             raise FamilyError(f"RoPE tables for {t} positions exceed max_position_embeddings="
                               f"{self.max_position_embeddings}; longer sequences are not supported")
-        cos, sin = _tables(self, int(t))
-        return cos.copy(), sin.copy()
 
     def tables_fp32(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """FP32 cos, sin [len(positions), head_dim] (the float64 tables rounded once): the engines' input."""
@@ -149,8 +152,12 @@ class Rope:
         if pos.size and pos.min() < 0:
             raise FamilyError(f"RoPE position {int(pos.min())} is negative")
         n = int(pos.max()) + 1 if pos.size else 0
-        cos, sin = _tables(self, n) if n <= self.max_position_embeddings or not self.max_position_embeddings \
-            else self.tables(n)
+        self._check_length(n)
+        # one table per power of two (at least 64 positions): callers asking for growing lengths reuse it
+        t = max(64, 1 << max(n - 1, 0).bit_length())
+        if self.max_position_embeddings:
+            t = max(n, min(t, self.max_position_embeddings))
+        cos, sin = _tables(self, t)
         return cos[pos].astype(np.float32), sin[pos].astype(np.float32)
 
 
