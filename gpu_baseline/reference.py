@@ -46,8 +46,9 @@ class Linear:
     a bias is added in FP32 after the rescale."""
 
     def __init__(self, weight: np.ndarray | PackedLinear, act_int8: bool, device: torch.device,
-                 bias: Optional[np.ndarray] = None):
+                 bias: Optional[np.ndarray] = None, act_fp16: bool = False):
         self.bias = None if bias is None else torch.from_numpy(np.asarray(bias, np.float32)).to(device)
+        self.act_fp16 = act_fp16     # FP16 datapath: the input rounded to FP16, products summed in FP32
         self.packed = isinstance(weight, PackedLinear)
         if self.packed:
             f = weight.fmt
@@ -72,6 +73,8 @@ class Linear:
         return y if self.bias is None else y + self.bias
 
     def _product(self, x: torch.Tensor) -> torch.Tensor:
+        if self.act_fp16:
+            x = x.to(torch.float16).to(torch.float32)
         if not self.packed:
             return x @ self.w.T
         if not self.act_int8:
@@ -119,6 +122,7 @@ class ReferenceModel:
     device: torch.device
     name: str = "fp32"
     positions: Optional[torch.Tensor] = None
+    kv_fp16: bool = False          # FP16 KV cache: K and V rounded to FP16 when written
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -142,13 +146,13 @@ class ReferenceModel:
     def from_compressed(cls, model: CompressedModel, device: str = "cpu") -> "ReferenceModel":
         dev = torch.device(device)
         shape = model.shape
-        act = model.recipe.act_bits == 8
+        act, act16 = model.recipe.act_bits == 8, model.recipe.act_bits == 16
         tensors = {k: torch.from_numpy(np.asarray(v, np.float32)).to(dev) for k, v in model.tensors.items()}
-        linears = {k: Linear(w, act, dev, model.tensors.get(k + ".bias")) for k, w in model.linears.items()}
+        linears = {k: Linear(w, act, dev, model.tensors.get(k + ".bias"), act16) for k, w in model.linears.items()}
         linear_bias = {k + ".bias" for k in model.linears}
         norms = {k: v for k, v in tensors.items() if k not in ("embed_tokens", "embed_positions") and k not in linear_bias}
         return cls(shape, tensors["embed_tokens"], norms, linears, act, model.recipe.kv_bits == 8, dev,
-                   model.recipe.name, tensors.get("embed_positions"))
+                   model.recipe.name, tensors.get("embed_positions"), model.recipe.kv_bits == 16)
 
     # ---------------------------------------------------------------- forward
     def new_cache(self, max_len: Optional[int] = None) -> KVCache:
@@ -198,10 +202,10 @@ class ReferenceModel:
         t = ids.shape[0]
         if t == 0:
             raise LlmaccelError("input_ids is empty; at least one token is required")
-        if cache.length + t > cache.max_len:
-            raise LlmaccelError(f"sequence length {cache.length + t} exceeds the KV cache's max_len {cache.max_len}")
         if cache.length + t > s.max_context:
             raise LlmaccelError(_too_long(s, cache.length + t))
+        if cache.length + t > cache.max_len:
+            raise LlmaccelError(f"sequence length {cache.length + t} exceeds the KV cache's max_len {cache.max_len}")
         pos = torch.arange(cache.length, cache.length + t, device=self.device)
         x = self.embed[ids.to(self.device)]
         if a.positions == "learned":     # learned positions added to the (FP16-valued) embedding, in FP32
@@ -220,6 +224,8 @@ class ReferenceModel:
             if self.kv_int8:
                 cache.k[i][sl], cache.k_scale[i][sl] = quantize_per_row(k)
                 cache.v[i][sl], cache.v_scale[i][sl] = quantize_per_row(v)
+            elif self.kv_fp16:
+                cache.k[i][sl], cache.v[i][sl] = k.half().float(), v.half().float()
             else:
                 cache.k[i][sl], cache.v[i][sl] = k, v
             attn = self._attention(q, i, cache, pos)

@@ -89,15 +89,16 @@ def _validate_recipe_for_shape(recipe: Recipe, shape: ModelSpec) -> None:
 
 
 def compress_linear(weight: torch.Tensor, rule: LayerRule, bits: Optional[int],
-                    stats: Optional[InputStats]) -> LinearWeight:
-    """One linear: prune, then quantize. Returns the stored weight (packed, or FP32 if bits is None)."""
+                    stats: Optional[InputStats], dense_dtype: type = np.float32) -> LinearWeight:
+    """One linear: prune, then quantize. Returns the stored weight (packed, or ``dense_dtype`` (FP32 or
+    FP16) if bits is None)."""
     keep = None
     if rule.nm is not None:
         n, m = rule.nm
         keep = nm_mask(prune_scores(weight, rule.prune_method, None if stats is None else stats.col_norm), n, m)
     if bits is None:
         w = weight if keep is None else weight * keep
-        return w.numpy().astype(np.float32)
+        return w.numpy().astype(dense_dtype)
     fmt = rule.layer_format(*weight.shape, bits=bits)
     if rule.method == "gptq":
         if stats is None:
@@ -173,7 +174,7 @@ class _Tally:
             kept, bits, nbytes = f.kept_per_row * o, f.bits, f.total_bytes
         else:
             self.layer_formats[key] = {"bits": None, "out_features": o, "in_features": k}
-            kept, bits, nbytes = int(np.count_nonzero(wt)), 32, wt.nbytes
+            kept, bits, nbytes = int(np.count_nonzero(wt)), 8 * wt.itemsize, wt.nbytes
         if decoder:
             self.n_dense += o * k
             self.n_kept += kept
@@ -181,7 +182,7 @@ class _Tally:
             self.storage_bytes += nbytes
 
     def stats(self, recipe: Recipe) -> dict:
-        return {"avg_bits": (self.code_bits / self.n_kept) if recipe.quantized else 32.0,
+        return {"avg_bits": (self.code_bits / self.n_kept) if recipe.quantized else (16.0 if recipe.fp16_weights else 32.0),
                 "storage_bits_per_weight": 8.0 * self.storage_bytes / self.n_dense,
                 "sparsity": 1.0 - self.n_kept / self.n_dense, "decoder_weight_bytes": self.storage_bytes}
 
@@ -212,7 +213,8 @@ def _compress_layer(i: int, w: dict[str, torch.Tensor], spec: ModelSpec, recipe:
     def compress_group(group: str, leaves: tuple[str, ...], inp: Optional[torch.Tensor]) -> dict[str, torch.Tensor]:
         st = None if inp is None else InputStats.of(inp)
         for leaf in leaves:
-            stored[leaf] = compress_linear(w[leaf], recipe.rule_for(leaf), recipe.bits_for(_layer_key(spec, i, leaf)), st)
+            stored[leaf] = compress_linear(w[leaf], recipe.rule_for(leaf), recipe.bits_for(_layer_key(spec, i, leaf)), st,
+                                           np.float16 if recipe.fp16_weights else np.float32)
         return {leaf: torch.from_numpy(dense_weight(stored[leaf])) for leaf in leaves}
 
     nxt = None
@@ -228,8 +230,8 @@ def _compress_layer(i: int, w: dict[str, torch.Tensor], spec: ModelSpec, recipe:
 
 def _write_embeddings(tmp: Path, ckpt: SafetensorsCheckpoint, spec: ModelSpec, recipe: Recipe) -> None:
     # FP16 embeddings (and learned positions) on the accelerator path (docs/numerics.md section 1);
-    # FP32 when nothing is quantized
-    dtype = np.float16 if recipe.quantized else np.float32
+    # FP32 when nothing is quantized, unless the weights are FP16
+    dtype = np.float16 if recipe.quantized or recipe.fp16_weights else np.float32
     t = model_tensors(ckpt, spec, head=False)
     save_file({k: t[k].astype(dtype) for k in ("embed_tokens", "embed_positions") if k in t},
               str(tmp / "embed.safetensors"))
@@ -245,8 +247,9 @@ def _write_head(tmp: Path, ckpt: SafetensorsCheckpoint, spec: ModelSpec, recipe:
         tally.add("lm_head", packed, *head.shape, False)
         shard.update({f"lm_head.{k}": v for k, v in packed.arrays().items()})
     else:
-        tally.add("lm_head", head.numpy(), *head.shape, False)
-        shard["lm_head.weight"] = head.numpy()
+        dense = head.numpy().astype(np.float16 if recipe.fp16_weights else np.float32)
+        tally.add("lm_head", dense, *head.shape, False)
+        shard["lm_head.weight"] = dense
     save_file(shard, str(tmp / "head.safetensors"))
 
 
