@@ -14,6 +14,9 @@ DEFAULT_RECIPE = "flightllm"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="llama2-7b", help="model preset, config.json path or checkpoint directory")
     p.add_argument("--design", default=None, help=f"design preset name or design YAML path (default {DEFAULT_DESIGN})")
+    p.add_argument("--preset-path", action="append", default=[], metavar="DIR",
+                   help="a directory of design YAMLs searched after the bundled presets and $LLMACCEL_PRESET_PATH "
+                        "(repeatable)")
     p.add_argument("--device", default=None, help="a GPU device preset: the modelled GPU baseline instead of a design")
     p.add_argument("--recipe", default=None, help="compression recipe name or YAML path (default flightllm on a "
                                                   "design, fp16 on a GPU)")
@@ -30,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> dict:
+    from mapping.designs import load_design
     from mapping.sim_api import build_compiler
     from simulator.analytical import estimate
     from simulator.api import simulate_compiled
@@ -47,7 +51,7 @@ def run(args) -> dict:
             return out
     args.design = args.design or DEFAULT_DESIGN
     args.recipe = args.recipe or DEFAULT_RECIPE
-    comp, design, device = build_compiler(args.model, args.design, args.recipe, max_len=args.max_len,
+    comp, design, device = build_compiler(args.model, load_design(args.design, args.preset_path), args.recipe, max_len=args.max_len,
                                           fuse=not args.no_fuse)
     from simulator.power import PowerModel
     res = simulate_compiled(comp, args.prefill, args.decode, design_name=design.name, device_name=device.name,
