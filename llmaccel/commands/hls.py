@@ -59,7 +59,7 @@ def inapplicable(args) -> dict[str, str]:
 
 
 def _emit(args) -> dict[str, Any]:
-    from hls_kernels.configs import REGISTRY, get_config
+    from hls_kernels.configs import FAMILIES, REGISTRY, get_config
     from hls_kernels.flow.writer import write_project
 
     if args.compressed is not None:
@@ -67,8 +67,12 @@ def _emit(args) -> dict[str, Any]:
     for flag in ("design",):
         if getattr(args, flag) is not None:
             raise LlmaccelError(f"--{flag} applies only with --compressed")
-    if args.kernel == "list":
-        return {"kernels": sorted(REGISTRY)}
+    if args.kernel == "list":       # from the registry: every configuration, grouped by its family's record
+        return {"kernels": sorted(REGISTRY),
+                "families": {f.name: {"top": f.top, "description": f.description, "smallest": f.smallest.name,
+                                      "simulator_unit": f.sim_unit,
+                                      "configurations": sorted(n for n, c in REGISTRY.items() if c.family == f.name)}
+                             for f in FAMILIES.values()}}
     cfg = get_config(args.kernel)
     device = DEVICE_ALIASES.get(args.device, args.device)
     out = write_project(cfg, args.out or f"hls_{cfg.name}", device=device, clock_mhz=args.clock_mhz,
@@ -141,7 +145,10 @@ def _print_human(cmd: str, result: dict[str, Any]) -> None:
             print(f"wrote {result['project']}: {len(result['layers'])} layer top(s), {len(result['linear'])} MV "
                   f"kernel(s), {len(result['decoders'])} streaming decoder(s) for design {result['design']}")
         elif "kernels" in result:
-            print("\n".join(result["kernels"]))
+            for fam, f in result["families"].items():
+                print(f"{fam} ({f['top']}): {f['description']}")
+                for n in f["configurations"]:
+                    print(f"  {n}")
         else:
             print(f"wrote {result['project']} ({result['top']}, part {result['part']}, {result['clock_MHz']} MHz)")
     elif cmd == "run":
