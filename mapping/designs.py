@@ -41,5 +41,5 @@ def resolve_reports(design: AcceleratorDesign, base_dir: Path | None) -> Acceler
                             "the design was not read from a file; give an absolute path")
         p = base_dir / p
     from hls_kernels.flow.report import reported_units   # the parser lives with the HLS flow
-    units = reported_units(p)
+    units = reported_units(p.resolve())
     return dataclasses.replace(design, hls_reports=None, reported=units)

@@ -284,6 +284,13 @@ class AcceleratorDesign:
         if twice:
             raise SpecError(f"reported: unit '{twice[0]}' is given twice; each unit may have one report")
 
+    def require_reports_read(self) -> None:
+        """Refuse to model a design whose reports were named but not read (their figures would be ignored)."""
+        if self.hls_reports is not None and not self.reported:
+            raise SpecError(f"design '{self.name}' names hls_reports '{self.hls_reports}' that were not read; load "
+                            "the design with mapping.designs.load_design (as compile, simulate and run do), "
+                            "which reads them")
+
     def reported_unit(self, unit: str) -> Optional[ReportedUnit]:
         """The report figures for ``unit`` (``mpe``, ``sfu``), or None when the models' own are used."""
         return next((r for r in self.reported if r.unit == unit), None)

@@ -43,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--gxx", action="store_true", help="build and run the testbench with g++ (no Vitis needed)")
     rep = sub.add_parser("report", help="parse a csynth.xml (file or directory)")
     rep.add_argument("path", help="csynth.xml, or a directory holding one")
-    rep.add_argument("--unit", help="also give simulator overrides for this unit name")
+    rep.add_argument("--unit", choices=("mpe", "sfu"),
+                     help="also give the figures a design naming this report gets for this simulator unit "
+                          "(mpe: a linear_mv_top report, sfu: an sfu_top report)")
     for p in (emit, run, rep):  # accept --json after the subcommand too (`llmaccel hls report X --json`)
         p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                        help="print one JSON object on stdout")
@@ -131,11 +133,15 @@ def _run(args) -> dict[str, Any]:
 
 
 def _report(args) -> dict[str, Any]:
-    from hls_kernels.flow.report import parse_csynth, unit_overrides
+    from hls_kernels.flow.report import parse_csynth, reported_units
+    from simulator.specs._yaml import to_dict
 
     rep = parse_csynth(args.path)
     if args.unit:
-        rep["simulator_overrides"] = unit_overrides(rep, args.unit)
+        units = {u.unit: u for u in reported_units(args.path)}
+        if args.unit not in units:
+            raise LlmaccelError(f"--unit {args.unit}: {args.path} holds reports for {sorted(units)} only")
+        rep["simulator_overrides"] = to_dict(units[args.unit])
     return rep
 
 
