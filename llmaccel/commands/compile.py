@@ -30,7 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a directory of design YAMLs searched after the bundled presets and $LLMACCEL_PRESET_PATH "
                         "(repeatable)")
     p.add_argument("--recipe", default="flightllm", help="compression recipe (ignored for a compressed model)")
-    p.add_argument("--max-len", type=int, default=2048, help="compiled maximum length (tokens)")
+    p.add_argument("--max-len", type=int, default=None,
+                   help="compiled maximum length (tokens; default 2048, or for a compressed model the longest "
+                        "multiple of 128 its positions allow, at most 2048)")
     p.add_argument("--out", required=True, help="artifact directory to write")
     p.add_argument("--force", action="store_true",
                    help="replace --out if it is an existing compiled-program artifact (nothing else is replaced)")
@@ -80,7 +82,14 @@ def run(args) -> dict:
     check_artifact_dest(args.out, SCHEMA, args.force)   # before compiling: refuse a bad --out at once
     design = load_design(args.design, args.preset_path)
     model = _load_model(args.model)
-    comp, design, _ = build_compiler(model, design, args.recipe, max_len=args.max_len)
+    max_len = args.max_len
+    if max_len is None:
+        from mapping.compiler import DEFAULT_MAX_LEN, PREFILL_BUCKET
+        max_len = DEFAULT_MAX_LEN
+        if not isinstance(model, str):
+            max_len = max(PREFILL_BUCKET, min(max_len, model.shape.max_position_embeddings) // PREFILL_BUCKET
+                          * PREFILL_BUCKET)
+    comp, design, _ = build_compiler(model, design, args.recipe, max_len=max_len)
     rname = comp.f.source if not isinstance(model, str) else str(args.recipe)
     out = compile_artifact(comp, design, rname, args.out, storage=not args.no_storage_report,
                            compressed=None if isinstance(model, str) else model, force=args.force)
