@@ -28,7 +28,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from host.errors import SessionError
-from mapping.artifact_io import ArtifactError, design_from_manifest, design_record, read_manifest
+from mapping.artifact_io import ArtifactError, design_from_manifest, design_matches, design_record, read_manifest
 from mapping.compiled_artifact import SCHEMA, SCHEMA_VERSION, write_compiled_artifact
 from mapping.compress import CompressedModel, load_compressed
 from mapping.sim_api import build_compiler
@@ -122,7 +122,7 @@ def load_artifact(path: Union[str, Path], compressed: Optional[Union[str, Path, 
     """
     path = Path(path)
     man = read_manifest(path, SCHEMA, SCHEMA_VERSION, verify=True)
-    if design is not None and design != man.get("design"):
+    if design is not None and not design_matches(man, design):
         raise ArtifactError(f"artifact '{path}' was compiled for design '{man.get('design')}', the session asks "
                             f"for design '{design}'; recompile it for '{design}'")
     named = man.get("compressed_model") or {}

@@ -232,3 +232,15 @@ def design_from_manifest(manifest: dict[str, Any], src: str | os.PathLike) -> An
         raise ArtifactError(f"artifact '{src}': field 'design' is '{manifest.get('design')}' but the stored "
                             f"design is named '{design.name}'")
     return design
+
+
+def design_matches(manifest: dict[str, Any], design: str) -> bool:
+    """Whether ``design`` (a name, or a design YAML path) is the design the artifact was compiled for: a name
+    is compared with the stored name, a YAML file by the hash of the design it holds."""
+    if design == manifest.get("design"):
+        return True
+    from simulator.design import design_sha256, is_design_file
+    if not is_design_file(design):
+        return False
+    from mapping.designs import load_design
+    return manifest.get("design_sha256") == design_sha256(load_design(design))

@@ -64,7 +64,7 @@ def _custom_yaml(tmp_path: Path, name: str = "my-u280", chains: int = 40) -> Pat
             b["size_bytes"] = b["size_bytes"] // 56 * chains
     d["weight_decoder"]["decoders_per_channel"] = 10
     p = tmp_path / "designs" / f"{name}.yaml"
-    p.parent.mkdir(exist_ok=True)
+    p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(yaml.safe_dump(d))
     return p
 
@@ -76,6 +76,11 @@ def test_an_artifact_of_a_design_yaml_runs_without_the_yaml(compressed_24, tmp_p
     assert rc == 0
     man = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert man["design"] == "my-u280" and man["design_sha256"] == design_sha256(want)
+    from host.artifact import load_artifact
+    assert load_artifact(tmp_path / "a", design=str(p)).design == want    # the same design, named by its file
+    other = _custom_yaml(tmp_path / "o", "my-u280", chains=48)
+    with pytest.raises(ArtifactError, match="was compiled for design 'my-u280'"):
+        load_artifact(tmp_path / "a", design=str(other))                   # same name, other figures
     p.unlink()                                  # the YAML is gone: the artifact alone must do
     got = _generate(tmp_path / "a")
     assert got["design"] == want and got["design"].chains_per_core == 40
