@@ -176,6 +176,8 @@ class WeightDecoderSpec:
             raise SpecError(f"weight decoder bits={bad[0]} is not supported; allowed: {list(SUPPORTED_BITS)}")
 
 
+# The units whose figures a synthesis report may set (ReportedUnit.unit); the HLS kernel-family registry
+# (hls_kernels.configs.FAMILIES, sim_unit) says which kernel top stands for which.
 REPORTED_UNITS = ("mpe", "sfu")
 
 
@@ -219,6 +221,8 @@ class ReportedUnit:
     tool_version: str = "unknown"
 
     def __post_init__(self) -> None:
+        if self.unit not in REPORTED_UNITS:
+            raise SpecError(f"reported unit '{self.unit}' is unknown; allowed: {', '.join(REPORTED_UNITS)}")
         if self.ii_cycles < 1:
             raise SpecError(f"reported unit '{self.unit}': ii_cycles={self.ii_cycles} must be >= 1")
         if self.pipeline_depth_cycles < 0:

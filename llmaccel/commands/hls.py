@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--gxx", action="store_true", help="build and run the testbench with g++ (no Vitis needed)")
     rep = sub.add_parser("report", help="parse a csynth.xml (file or directory)")
     rep.add_argument("path", help="csynth.xml, or a directory holding one")
-    rep.add_argument("--unit", choices=("mpe", "sfu"),
+    rep.add_argument("--unit",
                      help="also give the figures a design naming this report gets for this simulator unit "
                           "(mpe: a linear_mv_top report, sfu: an sfu_top report)")
     for p in (emit, run, rep):  # accept --json after the subcommand too (`llmaccel hls report X --json`)
@@ -138,6 +138,10 @@ def _report(args) -> dict[str, Any]:
 
     rep = parse_csynth(args.path)
     if args.unit:
+        from simulator.design import REPORTED_UNITS
+        if args.unit not in REPORTED_UNITS:
+            raise LlmaccelError(f"--unit '{args.unit}' is not a unit the simulator takes reports for; allowed: "
+                                f"{', '.join(REPORTED_UNITS)}")
         units = {u.unit: u for u in reported_units(args.path)}
         if args.unit not in units:
             raise LlmaccelError(f"--unit {args.unit}: {args.path} holds reports for {sorted(units)} only")

@@ -129,5 +129,7 @@ def test_cli_report_json_and_errors(tmp_path, capsys):
     assert (ov["loop"], ov["ii_cycles"], ov["pipeline_depth_cycles"], ov["resources"]["LUT"]) == ("MV_BEATS", 1, 20, 4100)
     assert main(["hls", "report", str(fixtures), "--json", "--unit", "sfu"]) == 2
     assert "holds reports for ['mpe'] only" in json.loads(capsys.readouterr().out)["error"]
+    assert main(["hls", "report", str(fixtures), "--json", "--unit", "mv"]) == 2
+    assert "allowed: mpe, sfu" in json.loads(capsys.readouterr().out)["error"]
     assert main(["hls", "report", str(tmp_path / "nope.xml"), "--json"]) == 2
     assert "does not exist" in json.loads(capsys.readouterr().out)["error"]
