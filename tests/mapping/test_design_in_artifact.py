@@ -109,3 +109,19 @@ def test_compile_finds_a_design_on_the_preset_path(compressed_24, tmp_path, caps
     rc, _ = _compile(capsys, compressed_24, "path-u280", tmp_path / "a", "--preset-path", str(p.parent))
     assert rc == 0
     assert json.loads((tmp_path / "a" / "manifest.json").read_text())["design"] == "path-u280"
+
+
+def test_manifest_design_fields_are_checked():
+    from mapping.artifact_io import design_from_manifest, design_record
+    d = load_design("flightllm-u280-2of4")
+    rec = design_record(d)
+    assert design_from_manifest(rec, "x") == d
+    assert design_from_manifest({"design": "flightllm-u280"}, "x") == load_design("flightllm-u280")  # older artifacts
+    with pytest.raises(ArtifactError, match="names no design"):
+        design_from_manifest({}, "x")
+    with pytest.raises(ArtifactError, match="'design_spec' must be an object"):
+        design_from_manifest({**rec, "design_spec": [1]}, "x")
+    with pytest.raises(ArtifactError, match="unknown field 'design_spec.bogus'|unknown field 'bogus'"):
+        design_from_manifest({**rec, "design_spec": {**rec["design_spec"], "bogus": 1}}, "x")
+    with pytest.raises(ArtifactError, match="field 'design' is 'other'"):
+        design_from_manifest({**rec, "design": "other"}, "x")
