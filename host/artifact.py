@@ -28,7 +28,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from host.errors import SessionError
-from mapping.artifact_io import ArtifactError, read_manifest
+from mapping.artifact_io import ArtifactError, design_from_manifest, design_matches, design_record, read_manifest
 from mapping.compiled_artifact import SCHEMA, SCHEMA_VERSION, write_compiled_artifact
 from mapping.compress import CompressedModel, load_compressed
 from mapping.sim_api import build_compiler
@@ -93,7 +93,7 @@ def compile_artifact(compressed: Union[str, Path, CompressedModel], out_dir: Uni
                            "mapping.compress.load_compressed so the compiled artifact can name it")
     comp, d, dev = build_compiler(cm, design, max_len=max_len or default_max_len(cm))
     tok_src = Path(tokenizer_dir) if tokenizer_dir else None
-    meta = {"design": d.name, "device": dev.name, "recipe": cm.recipe.name,
+    meta = {**design_record(d), "device": dev.name, "recipe": cm.recipe.name,
             "compressed_model": {"path": str(Path(cm.path).resolve()), "content_hash": cm.content_hash}}
 
     def copy_tokenizer(tmp: Path) -> None:
@@ -122,7 +122,7 @@ def load_artifact(path: Union[str, Path], compressed: Optional[Union[str, Path, 
     """
     path = Path(path)
     man = read_manifest(path, SCHEMA, SCHEMA_VERSION, verify=True)
-    if design is not None and design != man.get("design"):
+    if design is not None and not design_matches(man, design):
         raise ArtifactError(f"artifact '{path}' was compiled for design '{man.get('design')}', the session asks "
                             f"for design '{design}'; recompile it for '{design}'")
     named = man.get("compressed_model") or {}
@@ -137,7 +137,7 @@ def load_artifact(path: Union[str, Path], compressed: Optional[Union[str, Path, 
         raise ArtifactError(f"artifact '{path}' was compiled from the compressed model with content_hash "
                             f"{want[:16]}..., the given one has content_hash {str(cm.content_hash)[:16]}...; "
                             "recompile the artifact from this compressed model")
-    comp, d, dev = build_compiler(cm, man["design"], max_len=int(man["max_len"]))
+    comp, d, dev = build_compiler(cm, design_from_manifest(man, path), max_len=int(man["max_len"]))
     placement = json.loads((path / "placement.json").read_text())
     if placement != json.loads(json.dumps(comp.placement.to_dict())):
         raise ArtifactError(f"artifact '{path}': this compressed model and compiler place tensors differently "

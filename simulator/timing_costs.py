@@ -124,7 +124,8 @@ def latency(op: OpDesc, hw: HwParams) -> int:
     if op.opcode == "LD":
         return hw.hbm_latency_cycles
     if op.opcode in ("MV", "MM") and op.rows > 0:
-        return chain_latency(hw.chain_len, op.nm) + (hw.sfu_pipeline_cycles if op.fused else 0)
+        chain = chain_latency(hw.chain_len, op.nm) if hw.chain_latency_cycles is None else hw.chain_latency_cycles
+        return chain + (hw.sfu_pipeline_cycles if op.fused else 0)
     return 0
 
 
@@ -172,7 +173,7 @@ def sfu_cycles(op: OpDesc, hw: HwParams) -> int:
     phases = SFU_PHASES.get(op.func.split("+")[0], 1)
     if op.elems <= 0:
         return 0
-    return phases * (math.ceil(op.elems / hw.sfu_lanes_per_core) + hw.sfu_pipeline_cycles)
+    return phases * (math.ceil(op.elems / hw.sfu_lanes_per_core) * hw.sfu_ii + hw.sfu_pipeline_cycles)
 
 
 def cycles(op: OpDesc, hw: HwParams) -> int:
