@@ -294,6 +294,7 @@ QK_KEYS:
         if (t >= ISA_CTX_MAX) return ISA_BOUNDS;
         for (int i = 0; i < rows; i++) {
             acc32_t dot = 0;
+        QK_DOT:
             for (int d = 0; d < ISA_HEAD_DIM; d++) {
 #pragma HLS PIPELINE II = 1
                 dot += ap_int<16>(ap_int<8>(q8[i][d]) * ap_int<8>(ks.val[idx][d]));
@@ -322,6 +323,7 @@ PV_VALUES:
         const int t = ks.k0 + idx;
         for (int i = 0; i < rows; i++) {
             const float wgt = s.probs[i][t] * ks.scale[idx];
+        PV_TERMS:
             for (int d = 0; d < ISA_HEAD_DIM; d++) {
 #pragma HLS PIPELINE II = 1
                 const float term = wgt * (float)ks.val[idx][d];
