@@ -1,22 +1,23 @@
 """Whole-model execution on the functional engine: prefill and decode steps, with their timing.
 
-Function and timing come from the same run of the same program objects: every
+Function and timing come from the same run of the same programs: every
 program this module executes on :class:`~simulator.functional.FunctionalEngine`
 is also handed to the timing engine (``simulator.timing``), and the cycles of
 exactly those programs are what a step reports. As in ``simulator.api``, the
 first layer of a step is timed alone (pipeline fill) and each further layer by
 its steady-state increment (the overlap with the previous layer's tail).
 
-``comp`` is duck-typed (``mapping.compiler.Compiler``): simulator does not
-import mapping.
+The model is a ``simulator.compiled.CompiledModel`` holding every program a
+session may run (``mapping`` compiles it; an artifact stores it).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Optional
 
 import numpy as np
 
+from simulator.compiled import CompiledModel
 from simulator.functional import F32, FunctionalEngine, FunctionalError, ModelWeights
 from simulator.timing import Work, layer_timing, program_work
 
@@ -36,18 +37,13 @@ class StepResult:
 class FunctionalModel:
     """Runs prefill/decode of one sequence on the functional engine; the KV cache lives in its HBM image."""
 
-    comp: Any
+    comp: CompiledModel
     weights: ModelWeights
-    check_program: Optional[Callable[[Any], None]] = None   # called on every layer-0 / head program before it runs
     engine: FunctionalEngine = field(init=False)
     length: int = 0                                # tokens in the KV cache
 
     def __post_init__(self) -> None:
         self.engine = FunctionalEngine(self.comp, self.weights)
-        self._group_of = {}
-        for g, (_, layers) in enumerate(self.comp.f.layer_groups()):
-            for i in layers:
-                self._group_of[i] = g
 
     @property
     def max_len(self) -> int:
@@ -66,24 +62,20 @@ class FunctionalModel:
 
     def _layers(self, phase: str, ctx_len: int, tokens: int, x: np.ndarray, positions: np.ndarray,
                 work: Work) -> tuple[np.ndarray, int, int]:
-        hw = self.comp.hw
+        cm = self.comp
         n0 = self.engine.instructions_executed
-        nl = self.comp.spec.num_layers
+        nl = cm.spec.num_layers
         for i in range(nl):
-            prog = self.comp.layer_program(phase, ctx_len, tokens, group=self._group_of[i], layer=i)
-            if i == 0 and self.check_program is not None:
-                self.check_program(prog)       # the artifact stores layer-0 templates
+            prog = cm.program(phase, ctx_len, tokens, cm.group_of(i))
             self.engine.run(prog, positions, x if i == 0 else None, layer=i)
-            lt = layer_timing(prog, hw)
+            lt = layer_timing(prog, cm.hw, cm.cache)
             work.add(lt.first if i == 0 else lt.steady)
         return self.engine.residual(), nl, self.engine.instructions_executed - n0
 
     def _head(self, x_last: np.ndarray, work: Work) -> np.ndarray:
-        prog = self.comp.head_program()
-        if self.check_program is not None:
-            self.check_program(prog)
+        prog = self.comp.program("head")
         self.engine.run(prog, np.zeros(1, np.int64), x_last.reshape(1, -1))
-        work.add(program_work(prog, self.comp.hw))
+        work.add(program_work(prog, self.comp.hw, self.comp.cache))
         return self.engine.logits()
 
     def prefill(self, ids: list[int]) -> StepResult:

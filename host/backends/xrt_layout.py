@@ -85,13 +85,13 @@ def buffer_layout(placement: dict, instruction_bytes_per_core: dict[int, int],
 
 def layout_for_artifact(artifact: Any) -> dict[int, BankBuffer]:
     """The layout of a loaded artifact: its placement, its instruction words per core, its logits slices."""
-    comp = artifact.comp
+    model = artifact.model
     instr = {}
     for words in (artifact.programs or {}).values():
         for core, w in words.items():
             instr[core] = instr.get(core, 0) + 4 * len(w)
-    logits = {c: 4 * rows for c, rows in enumerate(comp.sl.vocab_rows)}
-    return buffer_layout(comp.placement.to_dict(), instr, logits)
+    logits = {c: 4 * rows for c, rows in enumerate(model.slices.vocab_rows)}
+    return buffer_layout(model.placement_dict(), instr, logits)
 
 
 def weight_row_bytes(packed: Any, rows: Any, row_bytes: int) -> bytes:
