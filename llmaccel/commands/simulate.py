@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> dict:
     from mapping.sim_api import build_compiler
     from simulator.analytical import estimate
-    from simulator.api import simulate_compiled
+    from mapping.sim_api import simulate_with
 
     if args.trace is not None:       # bad output paths are refused before the simulation runs
         from simulator.trace import check_trace_dest
@@ -50,8 +50,8 @@ def run(args) -> dict:
     comp, design, device = build_compiler(args.model, args.design, args.recipe, max_len=args.max_len,
                                           fuse=not args.no_fuse)
     from simulator.power import PowerModel
-    res = simulate_compiled(comp, args.prefill, args.decode, design_name=design.name, device_name=device.name,
-                            recipe_name=str(args.recipe), power=PowerModel.build(design, device))
+    res = simulate_with(comp, args.prefill, args.decode, design_name=design.name, device_name=device.name,
+                        recipe_name=str(args.recipe), power=PowerModel.build(design, device))
     out = res.to_dict()
     if args.decode:
         ana = estimate(comp.spec, comp.hw, comp.f, args.prefill, args.decode,

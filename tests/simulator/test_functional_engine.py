@@ -14,7 +14,7 @@ from gpu_baseline.reference import ReferenceModel
 from mapping.compress import compress_checkpoint, load_compressed
 from mapping.recipe import Recipe, get_recipe, LayerRule
 from mapping.sim_api import build_compiler
-from simulator.api import simulate_compiled
+from mapping.sim_api import simulate_with
 from simulator.functional import FunctionalError, ModelWeights
 from simulator.golden.attention import weighted_value_sum
 from simulator.functional_model import FunctionalModel
@@ -177,7 +177,7 @@ def test_timing_is_the_timing_of_the_executed_programs(w8_model):
     assert comp.prefill_chunk(128) < 100
     pre = fm.prefill(long_prompt)
     dec = [fm.decode(t) for t in (3, 4, 5)]
-    sim = simulate_compiled(comp, len(long_prompt), 3)
+    sim = simulate_with(comp, len(long_prompt), 3)
     assert pre.seconds == pytest.approx(sim.ttft_s, rel=1e-9)
     assert sum(d.seconds for d in dec) == pytest.approx(sim.decode_s, rel=1e-9)
     assert pre.instructions > 1000 and all(d.instructions > 100 for d in dec)

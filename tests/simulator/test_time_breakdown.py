@@ -6,7 +6,7 @@ import functools
 import pytest
 
 from mapping.sim_api import build_compiler
-from simulator.api import simulate_compiled
+from mapping.sim_api import simulate_with
 from simulator.design import load_design
 from simulator.power import PowerModel
 from simulator.timing import CATEGORIES
@@ -20,7 +20,7 @@ def _sim(port_bits=512, instruction_memory=None, prefill=128, decode=32, stride=
     d = load_design("flightllm-u280")
     d = dataclasses.replace(d, hbm_port_bits=port_bits, instruction_memory=instruction_memory or d.instruction_memory)
     comp, d, dev = build_compiler("llama2-7b", d, "flightllm", check_fit=False)
-    return simulate_compiled(comp, prefill, decode, device_name=dev.name, power=PowerModel.build(d, dev),
+    return simulate_with(comp, prefill, decode, device_name=dev.name, power=PowerModel.build(d, dev),
                              sample_stride=stride)
 
 
@@ -95,7 +95,7 @@ def test_fewer_weight_decoders_show_up_as_decoder_stalls():
     d = load_design("flightllm-u280")
     half = dataclasses.replace(d, weight_decoder=dataclasses.replace(d.weight_decoder, decoders_per_channel=7))
     comp, _, dev = build_compiler("llama2-7b", half, "flightllm", check_fit=False)
-    r = simulate_compiled(comp, 128, 32, device_name=dev.name)
+    r = simulate_with(comp, 128, 32, device_name=dev.name)
     base = _sim()
     # one decoder per chain cannot keep a chain fed at 4 bits (8 weights per 32-bit word, 16 per beat):
     # the tiles wait on the decoders, not on HBM
