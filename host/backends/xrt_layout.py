@@ -47,6 +47,8 @@ def _kind(tensor: str) -> str:
         return "kv"
     if tensor.startswith("embed"):
         return "embedding"
+    if ".norm" in tensor or tensor.startswith("norm"):
+        return "norms"
     return "weights"
 
 
@@ -110,22 +112,24 @@ def weight_row_bytes(packed: Any, rows: Any, row_bytes: int) -> bytes:
     return bytes(out)
 
 
-def weight_bank_images(engine: Any) -> dict[int, bytearray]:
+def weight_bank_images(model: Any, weights: Any) -> dict[int, bytearray]:
     """Bank -> the bytes the host writes into that bank's buffer object for the weights, at the
-    placed addresses, with the row layout the functional engine reads (``simulator.functional``):
+    placed addresses (``model``: a ``simulator.compiled.CompiledModel``; ``weights``: its
+    ``simulator.functional.ModelWeights``), with the row layout the functional engine reads:
     core row ``r`` of a tensor in channel ``channel0 + r // rows_per_channel`` at local row
     ``r % rows_per_channel``."""
     images: dict[int, bytearray] = {}
-    for t in engine.tensors.values():
+    for t in model.regions:
         if t.kind != "weight":
             continue
+        packed = weights.linears[t.key]
         for k in range(t.n_channels):
             lo, hi = k * t.rows_per_channel, min((k + 1) * t.rows_per_channel, t.rows)
             if hi <= lo:
                 continue
-            data = weight_row_bytes(t.packed, range(t.row0 + lo, t.row0 + hi), t.row_bytes)
+            data = weight_row_bytes(packed, range(t.row0 + lo, t.row0 + hi), t.row_bytes)
             if t.addr + len(data) > t.end:
-                raise SessionError(f"tensor '{t.name}' rows overflow its placed region in channel {t.channel0 + k}")
+                raise SessionError(f"tensor '{t.tensor}' rows overflow its placed region in channel {t.channel0 + k}")
             img = images.setdefault(t.channel0 + k, bytearray())
             if len(img) < t.addr + len(data):
                 img.extend(bytes(t.addr + len(data) - len(img)))
