@@ -330,3 +330,87 @@ def test_many_weight_and_kv_tiles_give_the_same_tokens(w8_model, fn_ckpt, tmp_pa
     if fn_ckpt[1]:
         assert toks == rtoks
     assert np.max(np.abs(rows[0] - rrows[0])) <= PREFILL_RTOL * np.max(np.abs(rrows[0]))
+
+
+# ---------------------------------------------------------------- a flipped field changes what runs
+# Each flip edits one field of stored words (re-encoded, so decode accepts it): the engine must either
+# compute something else or refuse, never ignore the field.
+
+def _changed_or_refused(cm, base, model):
+    try:
+        got = _decode_logits(cm, model)
+    except FunctionalError:
+        return True
+    return not np.allclose(got, base, rtol=0, atol=1e-4)
+
+
+def test_flipping_the_residual_accumulate_changes_the_logits(w8_model):
+    cm, model, _ = w8_model
+    base = _decode_logits(cm, model)
+    got = _decode_logits(cm, _edit(model, _set(lambda c, ins, n: n.startswith("mv_o_proj"), accumulate=False)))
+    assert np.isfinite(got).all() and not np.allclose(got, base, rtol=0, atol=1e-3)
+
+
+def test_flipping_the_fused_op_changes_the_logits(w8_model):
+    cm, model, _ = w8_model
+    base = _decode_logits(cm, model)
+    relu = _decode_logits(cm, _edit(model, _set(lambda c, ins, n: n.startswith("mv_up_proj"), fuse="relu")))
+    plain = _decode_logits(cm, _edit(model, _set(lambda c, ins, n: n.startswith("mv_up_proj"), fuse="none")))
+    assert np.isfinite(relu).all() and not np.allclose(relu, base, rtol=0, atol=1e-3)
+    assert not np.allclose(relu, plain, rtol=0, atol=1e-3)      # relu(y) is not y: the op itself ran
+
+
+def test_flipping_an_activation_offset_changes_the_logits(w8_model):
+    """k_proj reads the residual instead of the normed input: the binary says so, the engine does it."""
+    cm, model, _ = w8_model
+    x = model.act_region("x")
+    base = _decode_logits(cm, model)
+    got = _decode_logits(cm, _edit(model, _set(lambda c, ins, n: n.startswith("mv_k_proj"),
+                                               act_offset_lines=x.offset_lines)))
+    assert not np.allclose(got, base, rtol=0, atol=1e-3)
+
+
+def test_flipping_the_norm_kind_or_its_parameters_is_seen(w8_model):
+    cm, model, _ = w8_model
+    base = _decode_logits(cm, model)
+    assert _changed_or_refused(cm, base, _edit(model, _set(lambda c, ins, n: n == "rmsnorm_post", op="layernorm")))
+    post = model.act_region("norm_post").offset_lines
+    assert _changed_or_refused(cm, base, _edit(model, _set(lambda c, ins, n: n == "rmsnorm_in",
+                                                            aux_offset_lines=post)))
+
+
+def test_flipping_position_key0_or_a_barrier_is_refused(w8_model):
+    cm, model, _ = w8_model
+    with pytest.raises(FunctionalError, match="outside the program's tokens"):
+        _decode_logits(cm, _edit(model, _set(lambda c, ins, n: n == "set_position", imm=3)))
+    with pytest.raises(FunctionalError, match="key0"):
+        _decode_logits(cm, _edit(model, _set(lambda c, ins, n: n == "qk[h0,0]", key0=1)))
+    with pytest.raises(FunctionalError, match="incomplete|barrier"):
+        _decode_logits(cm, _edit(model, _set(lambda c, ins, n: n == "barrier_attn", op="nop")))
+
+
+def test_a_weight_row_address_moved_by_one_row_is_seen(w8_model):
+    cm, model, _ = w8_model
+    base = _decode_logits(cm, model)
+
+    def edit(core, pairs):
+        i = next(i for i, (_, n) in enumerate(pairs) if n.startswith("ld_down_proj[0].ch0"))
+        ins = pairs[i][0]
+        pairs[i] = (dataclasses.replace(ins, src_addr_lines=ins.src_addr_lines + ins.length_lines), pairs[i][1])
+        return pairs
+    assert _changed_or_refused(cm, base, _edit(model, edit))
+
+
+def test_a_bad_enum_code_in_a_stored_word_is_refused_by_decode(w8_model):
+    from simulator import isa
+    cm, model, _ = w8_model
+
+    def edit(core, pairs):
+        return pairs
+    bad = _edit(model, edit)
+    st = bad.program("decode", 16, 1, 0).stream(0)
+    i = next(j for j, n in enumerate(st.names) if n.startswith("mv_q_proj"))
+    off = sum(ins.WORDS for ins in isa.decode(st.words)[:i])
+    st.words[off] |= np.uint32(7 << 23)                # fuse code 7: no such output-path op
+    with pytest.raises(isa.IsaError, match="field 'fuse' holds code 7"):
+        _decode_logits(cm, bad)
