@@ -1,9 +1,12 @@
-"""The PyTorch reference of a (compressed) Llama: docs/numerics.md in code.
+"""The PyTorch reference of a (compressed) decoder of any supported family: docs/numerics.md in code.
 
 Every other implementation (the simulator's functional engine, the HLS
 kernels, the RTL) is checked against this model. It runs one sequence at a
 time (the accelerator's batch size), on CPU or CUDA, for prefill and for
-decode with a KV cache.
+decode with a KV cache. What the block computes (norm kind, activation,
+gated MLP, biases, RoPE or learned positions) is read from the family's
+:class:`simulator.families.Architecture`; on the uncompressed model it equals
+transformers' logits (tests/families).
 
 Exactness: INT32 partial sums are computed as float64 matmuls of integer
 values, which are exact in any summation order (every partial sum is an
@@ -13,16 +16,15 @@ order. That keeps the integer path bit-identical on CPU and GPU.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
 import torch
 
-from mapping import llama_math as lm
-from mapping.calibration import LINEAR_PATHS
-from mapping.checkpoint import SafetensorsCheckpoint
+from mapping import layer_math as lm
+from mapping.checkpoint import SafetensorsCheckpoint, layer_tensors, model_tensors
 from mapping.compress import CompressedModel
 from sparse_dsp.errors import LlmaccelError
 from sparse_dsp.packed_format import PackedLinear
@@ -40,9 +42,13 @@ def quantize_per_row(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Linear:
-    """One linear layer under the contract: FP32 weights, or packed codes with INT8 activations."""
+    """One linear layer under the contract: FP32 weights, or packed codes with INT8 activations;
+    a bias is added in FP32 after the rescale."""
 
-    def __init__(self, weight: np.ndarray | PackedLinear, act_int8: bool, device: torch.device):
+    def __init__(self, weight: np.ndarray | PackedLinear, act_int8: bool, device: torch.device,
+                 bias: Optional[np.ndarray] = None, act_fp16: bool = False):
+        self.bias = None if bias is None else torch.from_numpy(np.asarray(bias, np.float32)).to(device)
+        self.act_fp16 = act_fp16     # FP16 datapath: the input rounded to FP16, products summed in FP32
         self.packed = isinstance(weight, PackedLinear)
         if self.packed:
             f = weight.fmt
@@ -63,6 +69,12 @@ class Linear:
         return self.w.shape[0]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        y = self._product(x)
+        return y if self.bias is None else y + self.bias
+
+    def _product(self, x: torch.Tensor) -> torch.Tensor:
+        if self.act_fp16:
+            x = x.to(torch.float16).to(torch.float32)
         if not self.packed:
             return x @ self.w.T
         if not self.act_int8:
@@ -98,6 +110,9 @@ class KVCache:
 
 @dataclass
 class ReferenceModel:
+    """``norms`` by canonical name (``layers.{i}.input_layernorm`` ..., ``norm``; ``.bias`` for LayerNorm);
+    ``positions``: learned position embeddings [max_position_embeddings, hidden] or None (RoPE)."""
+
     shape: lm.ModelSpec
     embed: torch.Tensor
     norms: dict[str, torch.Tensor]
@@ -106,43 +121,44 @@ class ReferenceModel:
     kv_int8: bool
     device: torch.device
     name: str = "fp32"
-    freqs: torch.Tensor = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.freqs = lm.inv_freq(self.shape).to(self.device)
+    positions: Optional[torch.Tensor] = None
+    kv_fp16: bool = False          # FP16 KV cache: K and V rounded to FP16 when written
 
     # ---------------------------------------------------------------- construction
     @classmethod
     def from_checkpoint(cls, checkpoint_dir: str | Path, device: str = "cpu") -> "ReferenceModel":
         """Uncompressed FP32 reference straight from a Hugging Face checkpoint directory."""
         ckpt = SafetensorsCheckpoint(checkpoint_dir)
-        shape = lm.shape_from_config(ckpt.config, str(Path(checkpoint_dir) / 'config.json'))
+        shape = ckpt.spec
+        keys = shape.arch.linear_keys
         dev = torch.device(device)
-        norms = {"norm": torch.from_numpy(ckpt.get("model.norm.weight")).to(dev)}
-        linears = {}
+        t = {k: torch.from_numpy(v).to(dev) for k, v in model_tensors(ckpt, shape).items()}
+        norms = {k: v for k, v in t.items() if k in ("norm", "norm.bias")}
+        linears = {"lm_head": Linear(t["lm_head"].cpu().numpy(), False, dev)}
         for i in range(shape.num_layers):
-            for norm in ("input_layernorm", "post_attention_layernorm"):
-                norms[f"layers.{i}.{norm}"] = torch.from_numpy(ckpt.get(f"model.layers.{i}.{norm}.weight")).to(dev)
-            for p in LINEAR_PATHS.values():
-                linears[f"layers.{i}.{p}"] = Linear(ckpt.get(f"model.layers.{i}.{p}.weight"), False, dev)
-        embed = torch.from_numpy(ckpt.get("model.embed_tokens.weight")).to(dev)
-        head = ckpt.get("lm_head.weight") if "lm_head.weight" in ckpt else ckpt.get("model.embed_tokens.weight")
-        linears["lm_head"] = Linear(head, False, dev)
-        return cls(shape, embed, norms, linears, False, False, dev, "fp32")
+            w = layer_tensors(ckpt, shape, i)
+            for leaf, key in keys.items():
+                linears[f"layers.{i}.{key}"] = Linear(w.pop(leaf), False, dev, w.pop(leaf + ".bias", None))
+            norms.update({f"layers.{i}.{k}": torch.from_numpy(v).to(dev) for k, v in w.items()})
+        return cls(shape, t["embed_tokens"], norms, linears, False, False, dev, "fp32", t.get("embed_positions"))
 
     @classmethod
     def from_compressed(cls, model: CompressedModel, device: str = "cpu") -> "ReferenceModel":
         dev = torch.device(device)
-        act = model.recipe.act_bits == 8
-        linears = {k: Linear(w, act, dev) for k, w in model.linears.items()}
-        norms = {k: torch.from_numpy(v.astype(np.float32)).to(dev) for k, v in model.tensors.items()
-                 if k != "embed_tokens"}
-        embed = torch.from_numpy(model.tensors["embed_tokens"].astype(np.float32)).to(dev)
-        return cls(model.shape, embed, norms, linears, act, model.recipe.kv_bits == 8, dev, model.recipe.name)
+        shape = model.shape
+        act, act16 = model.recipe.act_bits == 8, model.recipe.act_bits == 16
+        tensors = {k: torch.from_numpy(np.asarray(v, np.float32)).to(dev) for k, v in model.tensors.items()}
+        linears = {k: Linear(w, act, dev, model.tensors.get(k + ".bias"), act16) for k, w in model.linears.items()}
+        linear_bias = {k + ".bias" for k in model.linears}
+        norms = {k: v for k, v in tensors.items() if k not in ("embed_tokens", "embed_positions") and k not in linear_bias}
+        return cls(shape, tensors["embed_tokens"], norms, linears, act, model.recipe.kv_bits == 8, dev,
+                   model.recipe.name, tensors.get("embed_positions"), model.recipe.kv_bits == 16)
 
     # ---------------------------------------------------------------- forward
     def new_cache(self, max_len: Optional[int] = None) -> KVCache:
-        n = max_len or self.shape.max_position_embeddings
+        n = max_len or self.shape.max_context
+        if n > self.shape.max_context:
+            raise LlmaccelError(_too_long(self.shape, n))
         return KVCache.empty(self.shape.num_layers, n, self.shape.num_kv_heads, self.shape.head_dim, self.device)
 
     def _attention(self, q: torch.Tensor, i: int, cache: KVCache, pos: torch.Tensor) -> torch.Tensor:
@@ -165,39 +181,58 @@ class ReferenceModel:
         pv = p * s_v.T[:, None, :]
         return torch.einsum("hqk,khd->qhd", pv, v8).reshape(q.shape[0], -1)
 
+    def _norm(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        a = self.shape.arch
+        return lm.norm(x, a.norm.kind, self.norms[name], self.norms.get(name + ".bias"), self.shape.norm_eps)
+
+    def _mlp(self, h: torch.Tensor, i: int) -> torch.Tensor:
+        a = self.shape.arch
+        L = lambda leaf: self.linears[f"layers.{i}.{a.linear_keys[leaf]}"]
+        if a.gated:
+            hidden = lm.activation(a.activation, L("gate_proj")(h)) * L("up_proj")(h)
+        else:
+            hidden = lm.activation(a.activation, L("up_proj")(h))
+        return L("down_proj")(hidden)
+
     @torch.no_grad()
     def forward(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Logits [T, vocab] for ``ids`` [T] appended after the cache's tokens (prefill or decode)."""
         s = self.shape
+        a = s.arch
         t = ids.shape[0]
         if t == 0:
             raise LlmaccelError("input_ids is empty; at least one token is required")
+        if cache.length + t > s.max_context:
+            raise LlmaccelError(_too_long(s, cache.length + t))
         if cache.length + t > cache.max_len:
             raise LlmaccelError(f"sequence length {cache.length + t} exceeds the KV cache's max_len {cache.max_len}")
         pos = torch.arange(cache.length, cache.length + t, device=self.device)
-        cos, sin = lm.rope_cos_sin(s, pos, self.freqs)
         x = self.embed[ids.to(self.device)]
+        if a.positions == "learned":     # learned positions added to the (FP16-valued) embedding, in FP32
+            x = x + self.positions[pos]
+        else:
+            cos, sin = lm.rope_cos_sin(s, pos)
         for i in range(s.num_layers):
-            L = lambda name: self.linears[f"layers.{i}.{name}"]
-            h = lm.rmsnorm(x, self.norms[f"layers.{i}.input_layernorm"], s.rms_norm_eps)
-            q = L("self_attn.q_proj")(h).view(t, s.num_heads, s.head_dim)
-            k = L("self_attn.k_proj")(h).view(t, s.num_kv_heads, s.head_dim)
-            v = L("self_attn.v_proj")(h).view(t, s.num_kv_heads, s.head_dim)
-            q, k = lm.apply_rope(q, cos, sin), lm.apply_rope(k, cos, sin)
+            L = lambda leaf: self.linears[f"layers.{i}.{a.linear_keys[leaf]}"]
+            h = self._norm(x, f"layers.{i}.input_layernorm")
+            q = L("q_proj")(h).view(t, s.num_heads, s.head_dim)
+            k = L("k_proj")(h).view(t, s.num_kv_heads, s.head_dim)
+            v = L("v_proj")(h).view(t, s.num_kv_heads, s.head_dim)
+            if a.positions == "rope":
+                q, k = lm.apply_rope(q, cos, sin), lm.apply_rope(k, cos, sin)
             sl = slice(cache.length, cache.length + t)
             if self.kv_int8:
                 cache.k[i][sl], cache.k_scale[i][sl] = quantize_per_row(k)
                 cache.v[i][sl], cache.v_scale[i][sl] = quantize_per_row(v)
+            elif self.kv_fp16:
+                cache.k[i][sl], cache.v[i][sl] = k.half().float(), v.half().float()
             else:
                 cache.k[i][sl], cache.v[i][sl] = k, v
             attn = self._attention(q, i, cache, pos)
-            x = x + L("self_attn.o_proj")(attn)
-            h2 = lm.rmsnorm(x, self.norms[f"layers.{i}.post_attention_layernorm"], s.rms_norm_eps)
-            a = torch.nn.functional.silu(L("mlp.gate_proj")(h2)) * L("mlp.up_proj")(h2)
-            x = x + L("mlp.down_proj")(a)
+            x = x + L("o_proj")(attn)
+            x = x + self._mlp(self._norm(x, f"layers.{i}.post_attention_layernorm"), i)
         cache.length += t
-        x = lm.rmsnorm(x, self.norms["norm"], s.rms_norm_eps)
-        return self.linears["lm_head"](x)
+        return self.linears["lm_head"](self._norm(x, "norm"))
 
     def prefill(self, ids: list[int] | torch.Tensor, max_len: Optional[int] = None) -> tuple[torch.Tensor, KVCache]:
         cache = self.new_cache(max_len)
@@ -212,3 +247,9 @@ class ReferenceModel:
             if cache.length >= cache.max_len:
                 return
             logits = self.forward(torch.tensor([tok]), cache)
+
+
+def _too_long(spec: lm.ModelSpec, n: int) -> str:
+    why = (f"the sliding window of {spec.sliding_window} positions (windowed attention is not implemented)"
+           if spec.sliding_window else f"max_position_embeddings={spec.max_position_embeddings}")
+    return f"sequence length {n} exceeds {why}; allowed: at most {spec.max_context} positions"

@@ -1,4 +1,4 @@
-"""The whole compressed Llama on a GPU through the Triton kernels: prefill, decode with the INT8 KV cache.
+"""The whole compressed Llama-layout model on a GPU through the Triton kernels: prefill, decode with the INT8 KV cache.
 
 The arithmetic is the numerics contract (docs/numerics.md), the same as
 :mod:`gpu_baseline.reference`: every linear and the attention run as Triton
@@ -34,8 +34,7 @@ from gpu_baseline.triton.attention import int8_attention
 from gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError, concat_rows, same_format
 from gpu_baseline.triton.linear import GemvConfig, fp16_linear, int8_linear
 from gpu_baseline.triton.quantize import add_rmsnorm_prepare, quantize_rows, rope_quantize, silu_mul_prepare
-from mapping import llama_math as lm
-from mapping.calibration import LINEAR_PATHS
+from mapping import layer_math as lm
 from mapping.compress import CompressedModel
 from sparse_dsp.errors import LlmaccelError
 from sparse_dsp.packed_format import PackedLinear
@@ -105,9 +104,13 @@ class TritonModel:
         if not 1 <= max_len <= shape.max_position_embeddings:
             raise LlmaccelError(f"max_len={max_len} is invalid; allowed: 1..{shape.max_position_embeddings}")
         self.shape, self.embed, self.norms = shape, embed, norms
-        self.groups = _fuse(linears, shape.num_layers)
+        check_family(shape)
+        self.groups = _fuse(linears, shape)
         self.device, self.max_len, self.activations, self.gemv, self.name = device, max_len, activations, gemv, name
-        self.freqs = lm.inv_freq(shape).to(device)
+        # RoPE tables for every cache position, on the device: forward() gathers rows by device index,
+        # so it never reads a position on the host (CUDA-graph safe)
+        cos, sin = lm.rope_cos_sin(shape, torch.arange(max_len))
+        self.cos_table, self.sin_table = cos.to(device), sin.to(device)
         s = shape
         kv = (s.num_layers, max_len, s.num_kv_heads, s.head_dim)
         self.k8 = torch.zeros(kv, dtype=torch.int8, device=device)
@@ -123,6 +126,7 @@ class TritonModel:
         """Move a compressed model onto ``device``; checks every format and (on CUDA) the free memory first."""
         device = torch.device(device)
         shape = cm.shape
+        check_family(shape)
         max_len = max_len or shape.max_position_embeddings
         if cm.recipe.kv_bits != 8:
             raise KernelFormatError(f"recipe '{cm.recipe.name}' keeps a {cm.recipe.kv_bits or 32}-bit KV cache; the "
@@ -130,7 +134,7 @@ class TritonModel:
         if activations == "int8" and cm.recipe.act_bits != 8:
             raise KernelFormatError(f"recipe '{cm.recipe.name}' has act_bits={cm.recipe.act_bits}; INT8 activations "
                                     f"need act_bits=8 (or run activations='fp16', weight-only)")
-        keys = [f"layers.{i}.{p}" for i in range(shape.num_layers) for p in LINEAR_PATHS.values()] + ["lm_head"]
+        keys = [f"layers.{i}.{p}" for i in range(shape.num_layers) for p in shape.arch.linear_keys.values()] + ["lm_head"]
         packed = {k: _packed(cm, k) for k in keys}
         from gpu_baseline.triton.formats import KernelFormat
         for k, p in packed.items():
@@ -178,7 +182,7 @@ class TritonModel:
         s = self.shape
         t = ids.shape[0]
         pos = start.to(torch.long) + torch.arange(t, device=self.device)
-        cos, sin = lm.rope_cos_sin(s, pos, self.freqs)
+        cos, sin = self.cos_table[pos], self.sin_table[pos]
         x = self.embed[ids].to(torch.float32)
         res = None          # the last sublayer's output, added to x by the next norm kernel
         for i in range(s.num_layers):
@@ -231,17 +235,30 @@ class TritonModel:
         return sum(layer.nbytes for group in self.groups.values() for layer, _ in group)
 
 
-GROUPS = (("qkv", ("q_proj", "k_proj", "v_proj")), ("o", ("o_proj",)), ("gate_up", ("gate_proj", "up_proj")),
-          ("down", ("down_proj",)))
+# the family's input groups (Architecture.groups) under the names forward() uses
+GROUP_NAMES = {"attn_in": "qkv", "attn_out": "o", "mlp_in": "gate_up", "mlp_out": "down"}
 
 
-def _fuse(linears: dict[str, DevicePackedLinear], num_layers: int) -> dict[str, list]:
+def check_family(spec: lm.ModelSpec) -> None:
+    """The fused kernels implement the Llama block (RMSNorm, RoPE, SwiGLU, no biases); refuse the rest by name."""
+    a = spec.arch
+    wrong = [f"{what}={got!r} (kernels: {want!r})" for what, got, want in (
+        ("norm", a.norm.kind, "rmsnorm"), ("activation", a.activation, "silu"), ("gated", a.gated, True),
+        ("positions", a.positions, "rope"), ("biases", list(a.biased), [])) if got != want]
+    if wrong:
+        raise KernelFormatError(f"family '{spec.family}' is not supported by the gpu backend's Triton kernels: "
+                                + ", ".join(wrong) + "; allowed: Llama-layout families (llama, mistral)")
+
+
+def _fuse(linears: dict[str, DevicePackedLinear], spec: lm.ModelSpec) -> dict[str, list]:
     """Per group of linears sharing an input: [(layer, output sizes)], stacked when the formats are equal."""
     linears = dict(linears)
+    keys = spec.arch.linear_keys
     groups: dict[str, list] = {"lm_head": [(linears["lm_head"], [linears["lm_head"].out_features])]}
-    for i in range(num_layers):
-        for name, leaves in GROUPS:
-            layers = [linears.pop(f"layers.{i}.{LINEAR_PATHS[leaf]}") for leaf in leaves]
+    for i in range(spec.num_layers):
+        for group, leaves in spec.arch.groups().items():
+            name = GROUP_NAMES[group]
+            layers = [linears.pop(f"layers.{i}.{keys[leaf]}") for leaf in leaves]
             if len(layers) > 1 and same_format(layers):
                 groups[f"{i}.{name}"] = [(concat_rows(layers), [x.out_features for x in layers])]
             else:

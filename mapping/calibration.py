@@ -1,10 +1,14 @@
 """Calibration statistics for GPTQ, Wanda and mixed precision, one decoder layer at a time.
 
-Inputs of every linear are captured by running a float64 layer forward (the
-operations of transformers' Llama, in its order) on calibration tokens.
-Layers are processed in order and the next layer's input is produced with the
-*compressed* weights of the current one, so each layer is calibrated on the
-activations it will really see (GPTQ's sequential mode).
+Inputs of every linear are captured by running a float64 layer forward (the operations of
+transformers' model of the family, in its order: simulator.families.Architecture says which
+norm, activation, biases and positions) on calibration tokens. Layers are processed in order
+and the next layer's input is produced with the *compressed* weights of the current one, so
+each layer is calibrated on the activations it will really see (GPTQ's sequential mode).
+Within a layer the forward stops at each group of linears sharing an input (q/k/v, o,
+gate/up, down) and asks ``on_group`` for the weights to continue with: compression passes
+compress the group there, so o_proj is calibrated on the output of the compressed q/k/v
+(GPTQ's and Wanda's "true sequential" order) and each layer runs forward once.
 
 Every step uses mapping.portable_math, never torch's own matmul, sum, softmax,
 exp, sin/cos or pow: those give other bits under another CPU vector
@@ -19,16 +23,18 @@ from typing import Callable, Optional
 
 import torch
 
-from mapping import llama_math as lm
 from mapping import portable_math as pm
+from simulator.specs.model import ModelSpec
 
 ATTN_IN = ("q_proj", "k_proj", "v_proj")
 MLP_IN = ("gate_proj", "up_proj")
+# leaf -> canonical artifact path of a gated (Llama-layout) family; Architecture.linear_keys is the general form
 LINEAR_PATHS = {
     "q_proj": "self_attn.q_proj", "k_proj": "self_attn.k_proj", "v_proj": "self_attn.v_proj",
     "o_proj": "self_attn.o_proj", "gate_proj": "mlp.gate_proj", "up_proj": "mlp.up_proj",
     "down_proj": "mlp.down_proj",
 }
+NORMS = ("input_layernorm", "post_attention_layernorm")
 
 
 @dataclass
@@ -52,75 +58,98 @@ class InputStats:
 
 @dataclass
 class LayerCapture:
+    """The input of every linear of one layer (the linears of a group share one tensor)."""
+
     inputs: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def stats(self) -> dict[str, InputStats]:
-        """One InputStats per linear; q/k/v and gate/up share their input."""
+        """One InputStats per linear, computed once per shared input."""
         out: dict[str, InputStats] = {}
-        for group in (ATTN_IN, MLP_IN, ("o_proj",), ("down_proj",)):
-            s = InputStats.of(self.inputs[group[0]])
-            for name in group:
-                out[name] = s
+        done: dict[int, InputStats] = {}
+        for leaf, x in self.inputs.items():
+            if id(x) not in done:
+                done[id(x)] = InputStats.of(x)
+            out[leaf] = done[id(x)]
         return out
 
 
-def layer_forward(x: torch.Tensor, w: dict[str, torch.Tensor], shape: lm.ModelSpec,
-                  freqs: Optional[torch.Tensor] = None, capture: Optional[LayerCapture] = None) -> torch.Tensor:
-    """Float64 decoder layer on a batch of sequences x [S, T, D] with weights keyed like LINEAR_PATHS
-    leaves plus 'input_layernorm' and 'post_attention_layernorm'; returns float64 [S, T, D].
+GroupHook = Callable[[str, tuple[str, ...], torch.Tensor], dict[str, torch.Tensor]]
+"""(group name, its leaves, their shared float64 input [N, K]) -> the weight [out, in] of each leaf to use."""
 
-    ``freqs`` is not read: RoPE comes from ``shape`` through pm.rope_tables, exact to float64,
-    because the float32 frequencies of mapping.llama_math.inv_freq come from torch's pow, whose
-    bits depend on the CPU. (It stays in the signature while mapping.compress passes it.)
+
+def layer_forward(x: torch.Tensor, w: dict[str, torch.Tensor], shape: ModelSpec,
+                  capture: Optional[LayerCapture] = None, on_group: Optional[GroupHook] = None) -> torch.Tensor:
+    """Float64 decoder layer on a batch of sequences x [S, T, D]; returns float64 [S, T, D].
+
+    ``w`` holds the layer by canonical name (mapping.checkpoint.layer_tensors): each projection
+    leaf, ``leaf.bias`` where the family has one, the two norms (and their ``.bias``). RoPE comes
+    from pm.rope_tables, exact to float64. ``capture`` records each linear's input; ``on_group``
+    may replace a group's weights (the compressed ones) before they are used.
     """
-    del freqs
+    a = shape.arch
     s_count, t, d = x.shape
-    x = x.to(torch.float64)
+    n = s_count * t
+    x = x.to(torch.float64).reshape(n, d)
     pos = torch.arange(t)
-    cos, sin = pm.rope_tables(shape.head_dim, shape.rope_theta, shape.rope_scaling, t)
     hd, nh, nkv = shape.head_dim, shape.num_heads, shape.num_kv_heads
+    groups = a.groups()
 
-    def weights(*leaves: str) -> tuple[pm.Sliced, list[int]]:
-        # linears sharing an input are one product: each output column depends only on its own
-        # weight row, so the bits are those of separate products; the weights are cut once per layer
-        return pm.cols(torch.cat([w[leaf] for leaf in leaves], 0).T, "weights"), [w[leaf].shape[0] for leaf in leaves]
-
-    qkv, o_proj, gate_up, down = weights("q_proj", "k_proj", "v_proj"), weights("o_proj"), \
-        weights("gate_proj", "up_proj"), weights("down_proj")
-
-    def linear(a: torch.Tensor, wt: tuple[pm.Sliced, list[int]]) -> list[torch.Tensor]:
-        return list(pm.product(pm.rows(a), wt[0]).split(wt[1], dim=-1))
-
-    def heads(a: torch.Tensor, n: int, rope: bool) -> torch.Tensor:  # [T, n*hd] -> [n, T, hd]
-        a = a.view(t, n, hd).transpose(0, 1)
-        return a * cos + lm.rotate_half(a) * sin if rope else a
-
-    out = torch.empty_like(x)
-    seen: dict[str, list[torch.Tensor]] = {"q_proj": [], "o_proj": [], "gate_proj": [], "down_proj": []}
-    for s in range(s_count):  # one sequence at a time: its temporaries stay in cache
-        xs = x[s]
-        h = pm.rmsnorm(xs, w["input_layernorm"], shape.rms_norm_eps)
-        q, k, v = linear(h, qkv)
-        q = heads(q, nh, True)
-        k = heads(k, nkv, True).repeat_interleave(nh // nkv, dim=0)
-        v = heads(v, nkv, False).repeat_interleave(nh // nkv, dim=0)
-        scores = pm.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
-        p = pm.causal_softmax(scores, pos, pos)
-        attn = pm.matmul(p, v).transpose(0, 1).reshape(t, nh * hd)
-        xs = xs + linear(attn, o_proj)[0]
-        h2 = pm.rmsnorm(xs, w["post_attention_layernorm"], shape.rms_norm_eps)
-        gate, up = linear(h2, gate_up)
-        a = pm.sigmoid_linear(gate) * up
-        out[s] = xs + linear(a, down)[0]
+    def group_weights(group: str, inp: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        leaves = groups[group]
         if capture is not None:
-            for name, val in (("q_proj", h), ("o_proj", attn), ("gate_proj", h2), ("down_proj", a)):
-                seen[name].append(val)
-    if capture is not None:
-        cat = {name: torch.cat(vals, 0) for name, vals in seen.items()}
-        capture.inputs.update({"q_proj": cat["q_proj"], "k_proj": cat["q_proj"], "v_proj": cat["q_proj"],
-                               "o_proj": cat["o_proj"], "gate_proj": cat["gate_proj"],
-                               "up_proj": cat["gate_proj"], "down_proj": cat["down_proj"]})
-    return out
+            capture.inputs.update({leaf: inp for leaf in leaves})
+        got = on_group(group, leaves, inp) if on_group is not None else {}
+        return [(leaf, got.get(leaf, w[leaf])) for leaf in leaves]
+
+    def linear(inp: torch.Tensor, ws: list[tuple[str, torch.Tensor]]) -> list[torch.Tensor]:
+        # linears sharing an input are one product: each output column depends only on its own
+        # weight row and each row of the input only on itself, so the bits are those of separate
+        # products, sequence by sequence (whose temporaries stay in cache)
+        wt = pm.cols(torch.cat([wl for _, wl in ws], 0).T, "weights")
+        y = torch.cat([pm.product(pm.rows(inp[r:r + t]), wt) for r in range(0, n, t)], 0)
+        outs = list(y.split([wl.shape[0] for _, wl in ws], dim=-1))
+        return [o + w[leaf + ".bias"].to(torch.float64) if leaf + ".bias" in w else o
+                for (leaf, _), o in zip(ws, outs)]
+
+    def norm(inp: torch.Tensor, name: str) -> torch.Tensor:
+        return pm.norm(inp, a.norm.kind, w[name], w.get(name + ".bias"), shape.norm_eps)
+
+    h = norm(x, "input_layernorm")
+    q, k, v = linear(h, group_weights("attn_in", h))
+    if a.positions == "rope":
+        cos, sin = pm.rope_tables(hd, shape.rope_theta, shape.rope_scaling, t, shape.max_position_embeddings)
+    attn = torch.empty((n, nh * hd), dtype=torch.float64)
+    for s in range(s_count):  # attention one sequence at a time
+        rows = slice(s * t, (s + 1) * t)
+        qs, ks, vs = (m[rows].reshape(t, c, hd).transpose(0, 1) for m, c in ((q, nh), (k, nkv), (v, nkv)))
+        if a.positions == "rope":
+            qs, ks = qs * cos + _rotate_half(qs) * sin, ks * cos + _rotate_half(ks) * sin
+        ks, vs = ks.repeat_interleave(nh // nkv, dim=0), vs.repeat_interleave(nh // nkv, dim=0)
+        p = pm.causal_softmax(pm.matmul(qs, ks.transpose(-1, -2)) * (1.0 / math.sqrt(hd)), pos, pos)
+        attn[rows] = pm.matmul(p, vs).transpose(0, 1).reshape(t, nh * hd)
+    x = x + linear(attn, group_weights("attn_out", attn))[0]
+    h2 = norm(x, "post_attention_layernorm")
+    act = pm.ACTIVATIONS[a.activation]
+    if a.gated:
+        gate, up = linear(h2, group_weights("mlp_in", h2))
+        hidden = act(gate) * up
+    else:
+        hidden = act(linear(h2, group_weights("mlp_in", h2))[0])
+    out = x + linear(hidden, group_weights("mlp_out", hidden))[0]
+    return out.reshape(s_count, t, d)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def embed_inputs(tokens: torch.Tensor, embed: torch.Tensor, positions: Optional[torch.Tensor]) -> torch.Tensor:
+    """The first layer's input [S, T, D] float64: token embeddings (+ learned positions 0..T-1)."""
+    x = embed[tokens].to(torch.float64)
+    if positions is not None:
+        x = x + positions[: tokens.shape[1]].to(torch.float64)
+    return x
 
 
 def calibration_tokens(tokenizer_dir: str, text_or_ids: "str | list[int]", n_tokens: int,

@@ -11,9 +11,17 @@ checkpoint is opened, and every problem found is listed in one
 :class:`CheckpointError`: byte ranges contiguous from 0, in range and equal
 to dtype x shape (then safetensors' own header check as well), floating
 dtypes only, no tensor in two shards, the index naming plain files in the
-directory; and against ``config.json``: every tensor a Llama of that config
-has, with its shape, the layer count, and no tensor the config does not
-explain (each one named).
+directory; and against ``config.json``: every tensor a model of that config
+has (its family's :class:`simulator.families.Architecture` lists them), with
+its shape, the layer count, and no tensor the config does not explain (each
+one named).
+
+The rest of mapping reads tensors by *canonical* name through
+:func:`layer_tensors` and :func:`model_tensors`: projections as [out, in]
+FP32 (GPT-2's fused, transposed Conv1D ``c_attn`` split into q/k/v), their
+biases, the norms, the embeddings, learned positions from position 0 (OPT's
+offset of 2 removed) and the LM head (the embedding when tied). Only this
+module knows a family's tensor paths.
 """
 from __future__ import annotations
 
@@ -32,12 +40,13 @@ from sparse_dsp.errors import LlmaccelError
 
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64,
            "I8": np.int8, "U8": np.uint8, "I16": np.int16, "I32": np.int32, "I64": np.int64}
-WEIGHT_DTYPES = ("BF16", "F16", "F32", "F64")     # a Llama checkpoint's weights are floating point
+WEIGHT_DTYPES = ("BF16", "F16", "F32", "F64")     # a checkpoint's weights are floating point
 MAX_HEADER_BYTES = 100_000_000                    # safetensors' own limit on the JSON header
 _MAX_LISTED = 12                                   # per kind of problem, so a wholly wrong file stays readable
-# Buffers some transformers versions saved next to the weights; recomputed from config.json, never read.
-_IGNORABLE = re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$")
-_LAYER = re.compile(r"^model\.layers\.(\d+)\.")
+# Buffers some transformers versions saved next to the weights; recomputed from config.json, never read:
+# Llama's RoPE inv_freq, GPT-2's causal-mask buffers.
+_IGNORABLE = re.compile(r"^(model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq"
+                        r"|transformer\.h\.\d+\.attn\.(bias|masked_bias))$")
 
 
 class CheckpointError(LlmaccelError):
@@ -164,8 +173,10 @@ def _listed(kind: str, items: list[str]) -> Optional[str]:
 class SafetensorsCheckpoint:
     """Read-only view of a checkpoint directory (config.json + one or more .safetensors files).
 
-    Opening it validates every header and, for a Llama ``config.json``, every tensor against the
-    config; all problems are raised together as one :class:`CheckpointError`.
+    Opening it validates every header and, for a supported family's ``config.json``, every tensor
+    against the config; all problems are raised together as one :class:`CheckpointError`.
+    A checkpoint saved from the base model (GPT-2's ``h.0...``/``wte`` without ``transformer.``)
+    has its names read with the full model's prefix.
     """
 
     def __init__(self, directory: str | os.PathLike, check_config: bool = True):
@@ -195,6 +206,7 @@ class SafetensorsCheckpoint:
             problems.append(_listed("tensors stored in two shards", twice))
         if weight_map is not None:
             self._check_index(weight_map, problems)
+        self._add_base_prefix()
         self.spec = None
         if check_config:
             self.spec = self._check_against_config(problems)
@@ -239,26 +251,31 @@ class SafetensorsCheckpoint:
             if items:
                 problems.append(_listed(kind, items))
 
+    def _add_base_prefix(self) -> None:
+        """Names of a base-model save (no ``transformer.``/``model.`` prefix) read as the full model's."""
+        try:
+            from mapping.layer_math import shape_from_config
+            arch = shape_from_config(self.config).arch
+        except LlmaccelError:
+            return   # reported by _check_against_config
+        top = arch.embed.split(".", 1)[0] + "."
+        if arch.embed + ".weight" in self._named or arch.embed[len(top):] + ".weight" not in self._named:
+            return
+        full = lambda n: n if n.startswith("lm_head.") else top + n
+        self._entries = {full(n): e for n, e in self._entries.items()}
+        self._named = {full(n) for n in self._named}
+
     def _check_against_config(self, problems: list[str]):
-        """Every tensor a Llama with this config has, with its shape; nothing else. Returns the ModelSpec."""
-        from mapping.calibration import LINEAR_PATHS
-        from mapping.llama_math import shape_from_config
+        """Every tensor a model of this config has, with its shape; nothing else. Returns the ModelSpec."""
+        from mapping.layer_math import shape_from_config
         try:
             spec = shape_from_config(self.config, str(self.dir / "config.json"))
         except LlmaccelError as exc:
             problems.append(str(exc))
             return None
-        h = spec.hidden_size
-        want: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (spec.vocab_size, h),
-                                            "model.norm.weight": (h,)}
-        if not spec.tie_word_embeddings or "lm_head.weight" in self._named:
-            want["lm_head.weight"] = (spec.vocab_size, h)
-        for i in range(spec.num_layers):
-            for norm in ("input_layernorm", "post_attention_layernorm"):
-                want[f"model.layers.{i}.{norm}.weight"] = (h,)
-            for leaf, o, k in spec.linear_shapes():
-                want[f"model.layers.{i}.{LINEAR_PATHS[leaf]}.weight"] = (o, k)
-        stored_layers = sorted({int(m.group(1)) for n in self._named if (m := _LAYER.match(n))})
+        want = expected_tensors(spec, lm_head_stored="lm_head.weight" in self._named)
+        layer = re.compile("^" + re.escape(spec.arch.layer_prefix).replace(r"\{i\}", r"(\d+)"))
+        stored_layers = sorted({int(m.group(1)) for n in self._named if (m := layer.match(n))})
         if stored_layers and stored_layers != list(range(spec.num_layers)):
             problems.append(f"config.json says num_hidden_layers={spec.num_layers} but the checkpoint stores "
                             f"layers {_ranges(stored_layers)}")
@@ -270,7 +287,7 @@ class SafetensorsCheckpoint:
                 hint = " (transposed?)" if got.shape == shape[::-1] else ""
                 shapes.append(f"'{n}' is {list(got.shape)}, config.json implies {list(shape)}{hint}")
         extra = [f"'{n}'" for n in sorted(self._named) if n not in want and not _IGNORABLE.match(n)
-                 and not ((m := _LAYER.match(n)) and int(m.group(1)) >= spec.num_layers)]
+                 and not ((m := layer.match(n)) and int(m.group(1)) >= spec.num_layers)]
         for kind, items in (("tensors config.json implies that are missing", missing),
                             ("tensors whose shape disagrees with config.json", shapes),
                             ("tensors config.json does not explain", extra)):
@@ -307,6 +324,84 @@ class SafetensorsCheckpoint:
         elif e.dtype in ("F16", "F64"):
             arr = arr.astype(np.float32)
         return arr.reshape(e.shape)
+
+
+def expected_tensors(spec, lm_head_stored: bool = False) -> dict[str, tuple[int, ...]]:
+    """Every tensor (HF name -> shape) a checkpoint of ``spec`` holds, from its family's description."""
+    a, h = spec.arch, spec.hidden_size
+    want: dict[str, tuple[int, ...]] = {f"{a.embed}.weight": (spec.vocab_size, h), f"{a.final_norm}.weight": (h,)}
+    if a.norm.has_bias:
+        want[f"{a.final_norm}.bias"] = (h,)
+    if a.learned_positions is not None:
+        want[f"{a.learned_positions.hf}.weight"] = (spec.max_position_embeddings + a.learned_positions.offset, h)
+    if not spec.tie_word_embeddings or lm_head_stored:
+        want[f"{a.lm_head}.weight"] = (spec.vocab_size, h)
+    dims = {leaf: (o, k) for leaf, o, k in spec.linear_shapes()}
+    for i in range(spec.num_layers):
+        pre = a.prefix(i)
+        for nm in (a.attn_norm, a.mlp_norm):
+            want[f"{pre}{nm}.weight"] = (h,)
+            if a.norm.has_bias:
+                want[f"{pre}{nm}.bias"] = (h,)
+        fused: dict[str, list] = {}
+        for p in a.projections:
+            fused.setdefault(p.hf, []).append(p)
+        for hf, parts in fused.items():
+            o = sum(dims[p.leaf][0] for p in parts)
+            k = dims[parts[0].leaf][1]
+            want[f"{pre}{hf}.weight"] = (k, o) if parts[0].layout == "conv1d" else (o, k)
+            if parts[0].bias:
+                want[f"{pre}{hf}.bias"] = (o,)
+    return want
+
+
+def layer_tensors(ckpt: "SafetensorsCheckpoint", spec, i: int) -> dict[str, np.ndarray]:
+    """Layer ``i`` by canonical name: each projection leaf [out, in] FP32 and ``leaf.bias``; the norms as
+    ``input_layernorm``/``post_attention_layernorm`` (+ ``.bias`` for LayerNorm)."""
+    a = spec.arch
+    pre = a.prefix(i)
+    out: dict[str, np.ndarray] = {}
+    cache: dict[str, np.ndarray] = {}
+
+    def read(name: str) -> np.ndarray:
+        if name not in cache:
+            cache[name] = ckpt.get(name)
+        return cache[name]
+
+    for p in a.projections:
+        w, b = read(p.hf_weight(pre)), read(p.hf_bias(pre)) if p.bias else None
+        if p.layout == "conv1d":
+            w = w.T
+        if p.part is not None:
+            idx, n = p.part
+            rows = w.shape[0] // n
+            w = w[idx * rows:(idx + 1) * rows]
+            b = None if b is None else b[idx * rows:(idx + 1) * rows]
+        out[p.leaf] = np.ascontiguousarray(w, dtype=np.float32)
+        if b is not None:
+            out[p.leaf + ".bias"] = np.ascontiguousarray(b, dtype=np.float32)
+    for canon, hf in (("input_layernorm", a.attn_norm), ("post_attention_layernorm", a.mlp_norm)):
+        out[canon] = read(f"{pre}{hf}.weight")
+        if a.norm.has_bias:
+            out[canon + ".bias"] = read(f"{pre}{hf}.bias")
+    return out
+
+
+def model_tensors(ckpt: "SafetensorsCheckpoint", spec, head: bool = True) -> dict[str, np.ndarray]:
+    """The tensors outside the layers by canonical name: ``embed_tokens``, ``embed_positions``
+    ([max_position_embeddings, hidden], row p = position p: OPT's offset removed), ``norm``
+    (+ ``norm.bias``) and, if ``head``, ``lm_head`` (the embedding when tied and not stored)."""
+    a = spec.arch
+    out = {"embed_tokens": ckpt.get(f"{a.embed}.weight"), "norm": ckpt.get(f"{a.final_norm}.weight")}
+    if a.norm.has_bias:
+        out["norm.bias"] = ckpt.get(f"{a.final_norm}.bias")
+    if a.learned_positions is not None:
+        lp = a.learned_positions
+        out["embed_positions"] = np.ascontiguousarray(ckpt.get(f"{lp.hf}.weight")[lp.offset:])
+    if head:
+        name = f"{a.lm_head}.weight"
+        out["lm_head"] = ckpt.get(name) if name in ckpt else out["embed_tokens"]
+    return out
 
 
 def _ranges(xs: list[int]) -> str:

@@ -23,12 +23,12 @@ What is used here, and why each is portable (docs/numerics.md, section 6):
 * ``exp`` is a Cody-Waite range reduction and a degree-13 Taylor polynomial in float64 (within
   1 ulp of float64), not libm or Sleef.
 * RoPE angles, cos and sin are computed in 40-digit decimal arithmetic (Python's ``decimal``,
-  integer arithmetic underneath) and rounded once to float64.
+  integer arithmetic underneath) and rounded once to float64 (simulator.families.rope).
+* tanh is built on that exp; erf is scipy's (cephes, scalar C); relu and bias adds are exact.
 """
 from __future__ import annotations
 
 import math
-from decimal import Context, Decimal
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
@@ -247,6 +247,46 @@ def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return weight.to(F64) * (x * (1.0 / torch.sqrt(var + eps)).unsqueeze(-1))
 
 
+def layernorm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """(x - mean) / sqrt(var + eps) * weight + bias in float64, torch's layer_norm order (two passes)."""
+    k = x.shape[-1]
+    c = x - (sum_last(x) / k).unsqueeze(-1)
+    var = sum_last(c * c) / k
+    return c * (1.0 / torch.sqrt(var + eps)).unsqueeze(-1) * weight.to(F64) + bias.to(F64)
+
+
+def tanh(z: torch.Tensor) -> torch.Tensor:
+    """tanh in float64 from the portable exp: sign(z) (1 - 2 / (e^{2|z|} + 1)) (absolute error ~1e-16)."""
+    a = z.abs()
+    t = 1.0 - 2.0 / (exp(2.0 * a) + 1.0)
+    return torch.where(z < 0, -t, t)
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GPT-2's GELU 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), float64."""
+    return 0.5 * x * (1.0 + tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * (x * x * x))))
+
+
+def gelu_erf(x: torch.Tensor) -> torch.Tensor:
+    """Exact GELU 0.5 x (1 + erf(x / sqrt 2)), float64; erf from scipy (cephes, a scalar C loop: no
+    CPU-specific vector kernel), not torch.erf."""
+    from scipy.special import erf
+    e = torch.from_numpy(erf((x * (1.0 / math.sqrt(2.0))).numpy()))
+    return 0.5 * x * (1.0 + e)
+
+
+def relu(x: torch.Tensor) -> torch.Tensor:
+    return torch.clamp_min(x, 0.0)
+
+
+ACTIVATIONS = {"silu": lambda z: sigmoid_linear(z), "gelu_tanh": gelu_tanh, "gelu": gelu_erf, "relu": relu}
+
+
+def norm(x: torch.Tensor, kind: str, weight: torch.Tensor, bias: Optional[torch.Tensor], eps: float) -> torch.Tensor:
+    """The family's norm in float64: RMSNorm or LayerNorm."""
+    return rmsnorm(x, weight, eps) if kind == "rmsnorm" else layernorm(x, weight, bias, eps)
+
+
 _NB = 128  # block size of the triangular algorithms below: Python loops run over blocks of this size
 
 
@@ -332,62 +372,12 @@ def upper_cholesky_of_inverse(h: torch.Tensor) -> torch.Tensor:
     return torch.flip(inv_lower(lr, dinv), (0, 1))
 
 
-@lru_cache(maxsize=8)
-def _rope_tables(head_dim: int, theta: float, scaling: Optional[tuple], t: int) -> tuple[torch.Tensor, torch.Tensor]:
-    ctx = Context(prec=40)
-    d = head_dim
-    inv = [ctx.divide(1, ctx.power(Decimal(theta), ctx.divide(2 * i, d))) for i in range(d // 2)]
-    if scaling is not None:  # llama3 frequency-dependent scaling, the same formulas as llama_math.inv_freq
-        r = dict(scaling)
-        factor, lo, hi = (Decimal(float(r[k])) for k in ("factor", "low_freq_factor", "high_freq_factor"))
-        old = Decimal(float(r["original_max_position_embeddings"]))
-        two_pi = ctx.multiply(2, Decimal(math.pi))
-        out = []
-        for f in inv:
-            wavelen = ctx.divide(two_pi, f)
-            scaled = ctx.divide(f, factor) if wavelen > ctx.divide(old, lo) else f
-            if wavelen < ctx.divide(old, hi) or wavelen > ctx.divide(old, lo):
-                out.append(scaled)
-            else:
-                smooth = ctx.divide(ctx.subtract(ctx.divide(old, wavelen), lo), ctx.subtract(hi, lo))
-                out.append(ctx.add(ctx.multiply(ctx.subtract(1, smooth), ctx.divide(scaled, factor)),
-                                   ctx.multiply(smooth, scaled)))
-        inv = out
-    cos = torch.empty((t, d // 2), dtype=F64)
-    sin = torch.empty((t, d // 2), dtype=F64)
-    for i, w in enumerate(inv):
-        cw, sw = _cos_sin(ctx, w)
-        c, s = Decimal(1), Decimal(0)
-        for p in range(t):  # rotation by w per position: 40 digits keep t * 1e-40 far below float64
-            cos[p, i], sin[p, i] = float(c), float(s)
-            c, s = ctx.subtract(ctx.multiply(c, cw), ctx.multiply(s, sw)), ctx.add(ctx.multiply(s, cw),
-                                                                                   ctx.multiply(c, sw))
-    return torch.cat((cos, cos), -1), torch.cat((sin, sin), -1)
-
-
-def _cos_sin(ctx: Context, w: Decimal) -> tuple[Decimal, Decimal]:
-    """Taylor series of cos and sin at |w| <= 1 (RoPE frequencies are at most 1 rad per position)."""
-    if abs(w) > 1:
-        raise LlmaccelError(f"RoPE frequency {w} rad/position is above 1; rope_theta must exceed 1")
-    c, s, term, k = Decimal(0), Decimal(0), Decimal(1), 0
-    while term != 0 and k < 200:
-        if k % 4 == 0:
-            c = ctx.add(c, term)
-        elif k % 4 == 1:
-            s = ctx.add(s, term)
-        elif k % 4 == 2:
-            c = ctx.subtract(c, term)
-        else:
-            s = ctx.subtract(s, term)
-        k += 1
-        term = ctx.divide(ctx.multiply(term, w), k)
-        if abs(term) < Decimal("1e-45"):
-            break
-    return c, s
-
-
-def rope_tables(head_dim: int, rope_theta: float, rope_scaling: Optional[dict], t: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin [t, head_dim] float64 for positions 0..t-1, rotate-half layout (both halves equal)."""
-    key = None if rope_scaling is None else tuple(sorted((k, str(v)) for k, v in rope_scaling.items()))
-    cos, sin = _rope_tables(int(head_dim), float(rope_theta), key, int(t))
-    return cos.clone(), sin.clone()
+def rope_tables(head_dim: int, rope_theta: float, rope_scaling: Optional[dict], t: int,
+                max_position_embeddings: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin [t, head_dim] float64 for positions 0..t-1, rotate-half layout (both halves equal),
+    from the one RoPE implementation (simulator.families.rope: 40-digit decimals, rounded once)."""
+    from simulator.families import Rope
+    r = Rope(int(head_dim), float(rope_theta), tuple(sorted((rope_scaling or {}).items())),
+             int(max_position_embeddings))
+    cos, sin = r.tables(int(t))
+    return torch.from_numpy(cos), torch.from_numpy(sin)

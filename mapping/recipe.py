@@ -1,4 +1,4 @@
-"""Compression recipes: what happens to each linear layer of a Llama.
+"""Compression recipes: what happens to each linear layer of a decoder.
 
 A recipe is data (a frozen dataclass, loadable from YAML or picked by name)
 so exploration scripts can sweep it. Rules are per layer *type* (attention
@@ -18,6 +18,9 @@ from sparse_dsp.packed_format import ASYMMETRIC_BITS, SUPPORTED_BITS, SUPPORTED_
 ATTN_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_LAYERS = ("gate_proj", "up_proj", "down_proj")
 QUANT_METHODS = ("rtn", "gptq")
+WEIGHT_DTYPES = ("fp32", "fp16")     # unquantized weights: stored as
+ACT_BITS = (8, 16)                   # 8: INT8 per-token activations; 16: FP16 activations (DFX-style datapath)
+KV_BITS = (8, 16)                    # 8: INT8 KV cache (per token and head scales); 16: FP16 KV cache
 PRUNE_METHODS = ("magnitude", "wanda")
 MIXED_CHOICES = (2, 3, 4, 8)
 
@@ -77,6 +80,10 @@ class Recipe:
     ``mixed_avg_bits`` turns on per-layer bit allocation under an average
     budget (weights of the decoder layers, metadata excluded); the allocator
     writes its choice to ``layer_bits`` ("layers.3.mlp.down_proj" -> bits).
+
+    ``weight_dtype='fp16'`` stores unquantized weights (and the embeddings) as FP16; with
+    ``act_bits=16`` and ``kv_bits=16`` that is the FP16 datapath of DFX-style designs
+    (docs/numerics.md section 7).
     """
 
     name: str
@@ -87,19 +94,28 @@ class Recipe:
     kv_bits: Optional[int] = None
     mixed_avg_bits: Optional[float] = None
     calibration_tokens: int = 4096
+    weight_dtype: str = "fp32"
     layer_bits: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
-        for fname in ("act_bits", "kv_bits"):
+        for fname, allowed in (("act_bits", ACT_BITS), ("kv_bits", KV_BITS)):
             v = getattr(self, fname)
-            if v not in (None, 8):
-                raise RecipeError(f"{fname}={v} is not supported; allowed: 8 (INT8) or null (fp32)")
+            if v is not None and v not in allowed:
+                raise RecipeError(f"{fname}={v} is not supported; allowed: 8 (INT8), 16 (FP16) or null (fp32)")
+        if self.weight_dtype not in WEIGHT_DTYPES:
+            raise RecipeError(f"weight_dtype='{self.weight_dtype}' is not supported; allowed: {list(WEIGHT_DTYPES)}")
         if self.lm_head_bits not in (None, 8):
             raise RecipeError(f"lm_head_bits={self.lm_head_bits} is not supported; allowed: 8 or null (fp32)")
         quantized = self.attn.bits is not None or self.mlp.bits is not None or self.mixed_avg_bits is not None
         if quantized and (self.attn.bits is None or self.mlp.bits is None):
             raise RecipeError("attn.bits and mlp.bits must both be set when either is (the accelerator "
                               "runs integer weights everywhere)")
+        if quantized and self.weight_dtype != "fp32":
+            raise RecipeError(f"weight_dtype='{self.weight_dtype}' applies to unquantized weights; this recipe "
+                              "quantizes them (allowed with attn.bits/mlp.bits: weight_dtype='fp32')")
+        if self.act_bits == 8 and not quantized:
+            raise RecipeError("act_bits=8 needs integer weights (attn.bits and mlp.bits); allowed with "
+                              "unquantized weights: act_bits 16 or null")
         if self.mixed_avg_bits is not None and not (min(MIXED_CHOICES) <= self.mixed_avg_bits <= max(MIXED_CHOICES)):
             raise RecipeError(f"mixed_avg_bits={self.mixed_avg_bits} must lie in "
                               f"[{min(MIXED_CHOICES)}, {max(MIXED_CHOICES)}]")
@@ -109,6 +125,15 @@ class Recipe:
     @property
     def quantized(self) -> bool:
         return self.attn.bits is not None
+
+    @property
+    def fp16_weights(self) -> bool:
+        return not self.quantized and self.weight_dtype == "fp16"
+
+    @property
+    def kv_bytes_per_element(self) -> float:
+        """Bytes of one K or V element in the cache (scales excluded)."""
+        return {8: 1.0, 16: 2.0}.get(self.kv_bits, 4.0)
 
     @property
     def needs_calibration(self) -> bool:
@@ -166,6 +191,8 @@ _A8 = dict(act_bits=8, kv_bits=8, lm_head_bits=8)
 
 NAMED_RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("fp32"),
+    # DFX-style: FP16 weights, activations and KV cache, nothing quantized (no calibration)
+    Recipe("fp16", act_bits=16, kv_bits=16, weight_dtype="fp16"),
     Recipe("w8", attn=_q(8), mlp=_q(8), **_A8),
     Recipe("w4-g128-rtn", attn=_q(4), mlp=_q(4), **_A8),
     Recipe("w4-g128-gptq", attn=_q(4, "gptq"), mlp=_q(4, "gptq"), **_A8),

@@ -11,6 +11,12 @@ Per decoder layer with prompt length ``l``, hidden ``d``, FFN width ``d_ffn``:
     decode MACs (one token, context l):
                    q/k/v  3 d^2 (GQA: d (d + 2 d_kv))   QK^T (l+1) d   SV (l+1) d   o d^2   FFN 3 d d_ffn
 
+The linear terms are the family's projections (``spec.linear_shapes()``, from its
+simulator.families Architecture): a non-gated MLP (GPT-2, OPT) has 2 l d d_ffn, not 3.
+Biases (Qwen2's q/k/v, GPT-2/OPT everywhere) are one FP32 add per output in the
+linear's epilogue, not MACs, and LayerNorm's extra pass is SFU work; neither enters
+these bounds (the cycle engine times the SFU).
+
 N:M sparsity scales the linear MACs by N/M (only kept weights are multiplied).
 Bounds (each a lower bound on time; the estimate is their maximum):
 
@@ -60,15 +66,18 @@ class PhaseEstimate:
         return max(t, key=t.get)
 
 
+def linear_macs_per_token(spec: Any) -> int:
+    """MACs of one token through one layer's projections (the family's own list)."""
+    return sum(o * k for _, o, k in spec.linear_shapes())
+
+
 def layer_macs_prefill(spec: Any, l: int, nm_frac: float = 1.0, causal: bool = False) -> float:
-    d, dkv, f = spec.hidden_size, spec.kv_dim, spec.intermediate_size
     attn = l * l * spec.q_dim * (0.5 if causal else 1.0)
-    return nm_frac * (l * d * (spec.q_dim + 2 * dkv) + l * spec.q_dim * d + 3 * l * d * f) + 2 * attn
+    return nm_frac * l * linear_macs_per_token(spec) + 2 * attn
 
 
 def layer_macs_decode(spec: Any, l: int, nm_frac: float = 1.0) -> float:
-    d, dkv, f = spec.hidden_size, spec.kv_dim, spec.intermediate_size
-    return nm_frac * (d * (spec.q_dim + 2 * dkv) + spec.q_dim * d + 3 * d * f) + 2 * (l + 1) * spec.q_dim
+    return nm_frac * linear_macs_per_token(spec) + 2 * (l + 1) * spec.q_dim
 
 
 def _row_period(fm: Any, chain_len: int) -> int:

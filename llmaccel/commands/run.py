@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from llmaccel.assets import bundled_model_dir
 from llmaccel.commands._common import finite_float, nonnegative_int, positive_int, progress
 
@@ -35,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="simulator", choices=("simulator", "xrt", "gpu"))
     p.add_argument("--xclbin", default=None, help="xclbin for --backend xrt")
+    p.add_argument("--check-reference", action="store_true",
+                   help="also run the PyTorch reference of the compressed model on the same prompt and report "
+                        "tokens_match_reference and the max logit difference (greedy only)")
 
 
 def inapplicable(args) -> dict[str, str]:
@@ -50,6 +55,8 @@ def inapplicable(args) -> dict[str, str]:
     if args.temperature == 0:
         out.update({d: "does not apply to greedy decoding (--temperature 0); give --temperature > 0"
                     for d in ("top_k", "top_p", "seed")})
+    else:
+        out["check_reference"] = "compares greedy tokens; give --temperature 0"
     return out
 
 
@@ -94,9 +101,12 @@ def run(args) -> dict:
             sess = Session.load(art, backend=args.backend, **backend_kw)
         say(f"generating {args.max_new_tokens} tokens on the {args.backend}")
         toks = []
+        step_logits = []
 
         def show(tok: int) -> None:
             toks.append(tok)
+            if args.check_reference:
+                step_logits.append(np.array(sess.logits, np.float32))
             if not args.json:
                 print(sess.decode_text([tok]), end="", flush=True)
 
@@ -112,8 +122,19 @@ def run(args) -> dict:
                   f"{st['generated_tokens']}; simulated TTFT {_ms(st['ttft_s'])}, decode "
                   f"{_num(st['decode_tokens_per_s'])} tokens/s, {_num(st['tokens_per_J'])} tokens/J; "
                   f"host {st['wall_s']:.2f} s", file=sys.stderr)
-        return {"prompt": args.prompt, "token_ids": toks, "text": sess.decode_text(toks),
-                "recipe": sess.artifact.compressed.recipe.name, "max_len": sess.max_len, "stats": st}
+        out = {"prompt": args.prompt, "token_ids": toks, "text": sess.decode_text(toks),
+               "recipe": sess.artifact.compressed.recipe.name, "max_len": sess.max_len, "stats": st}
+        if args.check_reference:
+            from host.demo_flow import check_against_reference
+            say("checking against the PyTorch reference")
+            check = check_against_reference(sess.artifact.compressed, sess.encode_prompt(args.prompt), toks,
+                                            step_logits)
+            out.update(check)
+            if not args.json:
+                print(f"reference: tokens {'match' if check['tokens_match_reference'] else 'DIFFER'}; max logit "
+                      f"difference {check['max_abs_logit_diff']:.3g} ({check['max_rel_logit_diff']:.2e} of max)",
+                      file=sys.stderr)
+        return out
 
 
 def _ms(s) -> str:

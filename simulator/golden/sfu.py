@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.families.rope import Rope
 from simulator.golden.linear import ACT_QMAX, quantize_activation  # noqa: F401  (re-exported)
 
 F32 = np.float32
@@ -55,8 +56,8 @@ def rmsnorm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
 def layernorm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
     """(x - mean) * (1 / sqrt(var + eps)) * w + b, mean and var by sequential sums / float(K).
 
-    Llama does not use it; it is here for the non-Llama decoders the SFU
-    serves. Not in the contract page yet (see the HLS report to the lead).
+    GPT-2 and OPT use it (docs/numerics.md section 4): FP32 throughout, mean first, then the
+    variance of the centred values (two passes, as torch's layer_norm), no FMA.
     """
     x = np.asarray(x, dtype=F32)
     k = x.shape[-1]
@@ -84,26 +85,79 @@ def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (np.asarray(a, dtype=F32) * np.asarray(b, dtype=F32)).astype(F32)
 
 
-def rope_tables(positions: np.ndarray, head_dim: int, theta: float = 10000.0) -> tuple[np.ndarray, np.ndarray]:
-    """FP32 cos/sin tables [len(positions), head_dim], bit-identical to Hugging Face Llama's default RoPE.
+def _transcendental(fn, z: np.ndarray) -> np.ndarray:
+    """fn evaluated in float64 on FP32 inputs and rounded once to FP32 (within one FP32 ulp).
 
-    The tables are an input of every implementation (the host/compiler
-    writes them; the RoPE unit computes no transcendental function), so they
-    are made once, with torch's own float32 pow/cos/sin in HF's order:
-    inv_freq = 1 / theta ** (arange(0, d, 2) / d), angle = float(pos) * inv_freq,
-    duplicated over both halves. numpy's float32 pow differs from torch's by an
-    ULP for some entries, which grows to ~1e-5 in the angle at position 4095.
+    Float64 then one rounding, rather than numpy's float32 kernels, because those have
+    CPU-specific SIMD variants; the float64 result is within an ulp of float64, so the FP32 value is
+    the same on every machine except at an FP32 rounding midpoint."""
+    return np.asarray(fn(np.asarray(z, dtype=F32).astype(np.float64)), dtype=np.float64).astype(F32)
+
+
+_SQRT_2_OVER_PI = F32(0.7978845608028654)   # sqrt(2/pi), as transformers' NewGELUActivation writes it
+_GELU_CUBIC = F32(0.044715)
+_INV_SQRT2 = F32(0.7071067811865476)
+
+
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    """GPT-2's GELU (gelu_new / gelu_pytorch_tanh): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), FP32.
+
+    Each product and sum rounds to FP32 in that order; x^3 is x*x*x; tanh as :func:`_transcendental`.
     """
-    import torch  # noqa: PLC0415  (a package dependency; only the table builder needs it)
+    x = np.asarray(x, dtype=F32)
+    x3 = ((x * x).astype(F32) * x).astype(F32)
+    inner = (x + (_GELU_CUBIC * x3).astype(F32)).astype(F32)
+    t = _transcendental(np.tanh, (_SQRT_2_OVER_PI * inner).astype(F32))
+    return ((F32(0.5) * x).astype(F32) * (F32(1.0) + t).astype(F32)).astype(F32)
 
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """Exact GELU (erf form): 0.5 x (1 + erf(x / sqrt 2)), FP32; erf as :func:`_transcendental`."""
+    from scipy.special import erf   # noqa: PLC0415  (scipy is a dependency; only this unit needs it)
+    x = np.asarray(x, dtype=F32)
+    e = _transcendental(erf, (x * _INV_SQRT2).astype(F32))
+    return ((F32(0.5) * x).astype(F32) * (F32(1.0) + e).astype(F32)).astype(F32)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0) in FP32 (exact); -0.0 stays -0.0 as torch.relu keeps it."""
+    x = np.asarray(x, dtype=F32)
+    return np.where(x > 0, x, F32(0.0) * x).astype(F32)
+
+
+ACTIVATIONS = {"silu": silu, "gelu_tanh": gelu_tanh, "gelu": gelu, "relu": relu}
+
+
+def activation(name: str):
+    """The golden unit of a family's activation (simulator.families.ACTIVATIONS names)."""
+    return ACTIVATIONS[name]
+
+
+def bias_add(y: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """y + b in FP32, b broadcast over rows: the contract adds a bias after the linear's rescale."""
+    return (np.asarray(y, dtype=F32) + np.asarray(bias, dtype=F32)).astype(F32)
+
+
+def rope_tables(positions: np.ndarray, head_dim: int, theta: float = 10000.0, scaling: dict | None = None,
+                max_position_embeddings: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """FP32 cos/sin tables [len(positions), head_dim] of any supported RoPE type (rotate-half layout).
+
+    The tables are an input of every implementation (the host/compiler writes them; the RoPE unit
+    computes no transcendental function). They come from the one RoPE implementation,
+    simulator.families.rope: frequencies after transformers' init functions, angles and cos/sin
+    correct to float64, rounded once to FP32, the attention scaling (yarn) applied; so they are the
+    same bits on every CPU. transformers' own FP32 tables carry its float32 pow and angle rounding
+    and differ from these by up to ~|angle| * 2^-24 (docs/numerics.md section 4).
+    """
     if head_dim % 2:
         raise ValueError(f"head_dim={head_dim} must be even for RoPE")
-    exponent = torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim
-    inv_freq = 1.0 / (float(theta) ** exponent)
-    pos = torch.as_tensor(np.asarray(positions), dtype=torch.int64).float()
-    ang = pos[:, None] * inv_freq[None, :]
-    emb = torch.cat([ang, ang], dim=-1)
-    return emb.cos().numpy().astype(F32), emb.sin().numpy().astype(F32)
+    rope_ = Rope(int(head_dim), float(theta), tuple(sorted((scaling or {}).items())), int(max_position_embeddings))
+    return rope_.tables_fp32(np.asarray(positions))
+
+
+def rope_tables_of(spec, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FP32 tables of a ModelSpec's RoPE (its type, theta, scaling and length limit)."""
+    return Rope.of(spec).tables_fp32(np.asarray(positions))
 
 
 def rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:

@@ -1,10 +1,11 @@
-"""Llama-family model shapes: presets, and any local Hugging Face ``config.json``.
+"""Decoder model shapes: presets, and any local Hugging Face ``config.json`` of a supported family.
 
 Timing, placement and the analytical model need only the shapes of a model,
 not its weights, so a ``ModelSpec`` lets Llama2-7B/13B be simulated without a
-checkpoint. Only the Llama family is accepted: the compiler, the numerics
-contract and the HLS kernels implement exactly its block (RMSNorm, RoPE,
-grouped-query attention, SwiGLU MLP without biases).
+checkpoint. What the block computes (norm, activation, biases, positions,
+projections) is the family's :class:`simulator.families.Architecture`, reached
+as ``spec.arch``; ``config.json`` is read by the family's own reader, which
+refuses every feature we do not implement by name (simulator.families).
 """
 from __future__ import annotations
 
@@ -12,18 +13,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from simulator import families
+from simulator.families import Architecture, FamilyError
 from simulator.specs._yaml import SpecError, build, load, preset_names, preset_path
 from simulator.specs.schema import read_strict_json
 
-ALLOWED_MODEL_TYPES = ("llama",)
-ALLOWED_ARCHITECTURES = ("LlamaForCausalLM",)
-ALLOWED_HIDDEN_ACT = ("silu",)
-LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ALLOWED_MODEL_TYPES = tuple(families.supported_model_types())
+LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")   # gated families
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Shapes and the few numerics parameters of a Llama decoder."""
+    """Shapes and the few numerics parameters of a decoder; ``family`` names its Architecture.
+
+    ``rms_norm_eps`` is the eps of the family's norm whatever its kind (LayerNorm too; the name
+    is kept for the presets and engines that read it; ``norm_eps`` says it plainly).
+    ``sliding_window``: None, or a window shorter than max_position_embeddings beyond which
+    sequences are refused.
+    """
 
     name: str
     hidden_size: int
@@ -39,8 +46,17 @@ class ModelSpec:
     rope_scaling: Optional[dict[str, Any]] = None
     tie_word_embeddings: bool = False
     source: str = ""  # where the shapes come from (preset provenance or config.json path)
+    family: str = "llama"
+    activation: str = "silu"
+    sliding_window: Optional[int] = None
 
     def __post_init__(self) -> None:
+        if self.family not in families.FAMILIES:
+            raise SpecError(f"family={self.family!r} is not supported; allowed: {sorted(families.FAMILIES)}")
+        if self.activation not in families.ACTIVATIONS:
+            raise SpecError(f"activation={self.activation!r} is not supported; allowed: {list(families.ACTIVATIONS)}")
+        if self.sliding_window is not None and not (isinstance(self.sliding_window, int) and self.sliding_window > 0):
+            raise SpecError(f"sliding_window={self.sliding_window!r} must be a positive integer or null")
         for fname in ("hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads",
                       "head_dim", "vocab_size", "max_position_embeddings"):
             v = getattr(self, fname)
@@ -54,14 +70,42 @@ class ModelSpec:
             raise SpecError(f"rope_theta={self.rope_theta} must be > 0")
         if self.rope_scaling is not None and not isinstance(self.rope_scaling.get("rope_type"), str):
             raise SpecError(f"rope_scaling={self.rope_scaling!r} must name its 'rope_type'")
+        if self.rope_scaling is not None and self.rope_scaling["rope_type"] not in families.ROPE_TYPES:
+            raise SpecError(f"rope_scaling.rope_type={self.rope_scaling['rope_type']!r} is not supported; "
+                            f"allowed: {list(families.ROPE_TYPES)}")
+        try:
+            arch = self.arch
+        except FamilyError as exc:
+            raise SpecError(str(exc)) from None
+        if arch.positions == "learned" and self.rope_scaling is not None:
+            raise SpecError(f"rope_scaling is given but family {self.family!r} uses learned positions")
         for key, v in (self.rope_scaling or {}).items():
             # every RoPE scaling parameter (llama3 factors, yarn betas, longrope factor lists) is a number
             if key == "rope_type":
+                continue
+            if key == "truncate":   # yarn's flag
+                if not isinstance(v, bool):
+                    raise SpecError(f"rope_scaling.truncate={v!r} must be true or false")
                 continue
             ok = _is_number_list(v) if key in _LIST_ROPE_KEYS else _is_number(v)
             if not ok:
                 raise SpecError(f"rope_scaling.{key}={v!r} must be " +
                                 ("a list of numbers" if key in _LIST_ROPE_KEYS else "a number"))
+
+    # ----- the family's description ------------------------------------------------------------
+    @property
+    def arch(self) -> Architecture:
+        """What the block computes and where its tensors are (simulator.families)."""
+        return families.architecture_of(self)
+
+    @property
+    def norm_eps(self) -> float:
+        return self.rms_norm_eps
+
+    @property
+    def max_context(self) -> int:
+        """Longest sequence every engine accepts: max_position_embeddings, or the sliding window if shorter."""
+        return min(self.max_position_embeddings, self.sliding_window or self.max_position_embeddings)
 
     # ----- derived shapes, in the words compilers use -------------------------------------------
     @property
@@ -80,17 +124,12 @@ class ModelSpec:
         return self.num_heads // self.num_kv_heads
 
     def linear_shapes(self) -> list[tuple[str, int, int]]:
-        """``(name, out_features, in_features)`` of one decoder layer's linears, in execution order."""
+        """``(name, out_features, in_features)`` of one decoder layer's linears, in execution order
+        (the family's projections: no gate_proj in a non-gated MLP)."""
         d, i = self.hidden_size, self.intermediate_size
-        return [
-            ("q_proj", self.q_dim, d),
-            ("k_proj", self.kv_dim, d),
-            ("v_proj", self.kv_dim, d),
-            ("o_proj", d, self.q_dim),
-            ("gate_proj", i, d),
-            ("up_proj", i, d),
-            ("down_proj", d, i),
-        ]
+        dims = {"q_proj": (self.q_dim, d), "k_proj": (self.kv_dim, d), "v_proj": (self.kv_dim, d),
+                "o_proj": (d, self.q_dim), "gate_proj": (i, d), "up_proj": (i, d), "down_proj": (d, i)}
+        return [(leaf, *dims[leaf]) for leaf in self.arch.leaves]
 
     @property
     def linear_params_per_layer(self) -> int:
@@ -98,18 +137,29 @@ class ModelSpec:
 
     @property
     def num_params(self) -> int:
-        """All parameters: embeddings, decoder linears and norms, final norm, LM head unless tied."""
-        embed = self.vocab_size * self.hidden_size
-        per_layer = self.linear_params_per_layer + 2 * self.hidden_size
+        """All parameters: embeddings (and learned positions), decoder linears, their biases and norms,
+        final norm, LM head unless tied."""
+        a, h = self.arch, self.hidden_size
+        embed = self.vocab_size * h
+        norm = (2 if a.norm.has_bias else 1) * h
+        shapes = {leaf: o for leaf, o, _ in self.linear_shapes()}
+        per_layer = self.linear_params_per_layer + sum(shapes[leaf] for leaf in a.biased) + 2 * norm
         head = 0 if self.tie_word_embeddings else embed
-        return embed + self.num_layers * per_layer + self.hidden_size + head
+        pos = 0
+        if a.learned_positions is not None:
+            pos = (self.max_position_embeddings + a.learned_positions.offset) * h
+        return embed + pos + self.num_layers * per_layer + norm + head
 
     def kv_cache_bytes_per_token(self, bytes_per_element: float = 1.0) -> float:
         """K and V of every layer for one token (INT8 KV cache: 1 byte per element)."""
         return 2 * self.num_layers * self.kv_dim * bytes_per_element
 
     def to_hf_config(self) -> dict[str, Any]:
-        """A Hugging Face ``LlamaConfig`` keyword dict with these shapes (for building real models)."""
+        """A Hugging Face ``LlamaConfig`` keyword dict with these shapes (for building real models).
+
+        Llama presets only; tests build other families with llmaccel.testing.tiny_checkpoints."""
+        if self.family != "llama":
+            raise SpecError(f"to_hf_config builds Llama configs; family={self.family!r}")
         cfg: dict[str, Any] = dict(
             vocab_size=self.vocab_size, hidden_size=self.hidden_size,
             intermediate_size=self.intermediate_size, num_hidden_layers=self.num_layers,
@@ -136,72 +186,18 @@ def _is_number_list(v: Any) -> bool:
     return isinstance(v, list) and bool(v) and all(_is_number(x) for x in v)
 
 
-def _need(cfg: dict[str, Any], key: str, where: str) -> Any:
-    if key not in cfg or cfg[key] is None:
-        raise SpecError(f"{where}: missing field '{key}' needed for a Llama model")
-    return cfg[key]
-
-
 def model_spec_from_hf_config(cfg: dict[str, Any], name: str, where: str = "config.json") -> ModelSpec:
-    """Shapes from a Hugging Face Llama ``config.json`` dict (transformers 4.x or 5.x layout)."""
-    if not isinstance(cfg, dict):
-        raise SpecError(f"{where}: a config.json must hold a JSON object, got {type(cfg).__name__}")
-    model_type = cfg.get("model_type")
-    if model_type not in ALLOWED_MODEL_TYPES:
-        raise SpecError(f"{where}: model_type={model_type!r} is not a Llama-family decoder; "
-                        f"allowed model_type: {list(ALLOWED_MODEL_TYPES)}")
-    archs = cfg.get("architectures")
-    if archs is not None:
-        if not isinstance(archs, list) or not archs or any(a not in ALLOWED_ARCHITECTURES for a in archs):
-            raise SpecError(f"{where}: architectures={archs!r} is not supported; "
-                            f"allowed architectures: {list(ALLOWED_ARCHITECTURES)}")
-    act = cfg.get("hidden_act", "silu")
-    if act not in ALLOWED_HIDDEN_ACT:
-        raise SpecError(f"{where}: hidden_act={act!r} is not supported; allowed: {list(ALLOWED_HIDDEN_ACT)}")
-    for bias_key in ("attention_bias", "mlp_bias"):
-        if cfg.get(bias_key):
-            raise SpecError(f"{where}: {bias_key}=true is not supported; the Llama block here has no biases "
-                            f"(allowed: false)")
-    hidden = _need(cfg, "hidden_size", where)
-    heads = _need(cfg, "num_attention_heads", where)
-    kv_heads = cfg.get("num_key_value_heads") or heads
-    head_dim = cfg.get("head_dim")
-    if head_dim is None:
-        if not isinstance(hidden, int) or not isinstance(heads, int) or heads <= 0 or hidden % heads:
-            raise SpecError(f"{where}: head_dim is absent and hidden_size={hidden!r} is not a multiple of "
-                            f"num_attention_heads={heads!r}")
-        head_dim = hidden // heads
-    # transformers 5 keeps rope_theta and the scaling inside 'rope_parameters'; 4.x keeps them apart.
-    rope_params = cfg.get("rope_parameters")
-    if isinstance(rope_params, dict):
-        rope_theta = rope_params.get("rope_theta", cfg.get("rope_theta", 10000.0))
-        extra = {k: v for k, v in rope_params.items() if k != "rope_theta"}
-        rope_scaling = extra if extra.get("rope_type", "default") != "default" else None
-    else:
-        rope_theta = cfg.get("rope_theta", 10000.0)
-        rs = cfg.get("rope_scaling")
-        if rs is not None and not isinstance(rs, dict):
-            raise SpecError(f"{where}: rope_scaling must be an object or null, got {rs!r}")
-        if rs is not None and "rope_type" not in rs and "type" in rs:
-            rs = {"rope_type": rs["type"], **{k: v for k, v in rs.items() if k != "type"}}
-        rope_scaling = rs if rs and rs.get("rope_type", "default") != "default" else None
-    data = dict(
-        name=name,
-        hidden_size=hidden,
-        intermediate_size=_need(cfg, "intermediate_size", where),
-        num_layers=_need(cfg, "num_hidden_layers", where),
-        num_heads=heads,
-        num_kv_heads=kv_heads,
-        head_dim=head_dim,
-        vocab_size=_need(cfg, "vocab_size", where),
-        max_position_embeddings=_need(cfg, "max_position_embeddings", where),
-        rms_norm_eps=cfg.get("rms_norm_eps", 1e-6),
-        rope_theta=rope_theta,
-        rope_scaling=rope_scaling,
-        tie_word_embeddings=cfg.get("tie_word_embeddings", False),  # strict: "false" (a string) is an error
-        source=str(where),
-    )
-    return build(ModelSpec, data, where)
+    """Shapes from a Hugging Face ``config.json`` dict of a supported family (transformers 4.x or 5.x layout).
+
+    The family is chosen by ``model_type`` (simulator.families.family_of) and its reader refuses
+    what we do not implement, naming the field and what is allowed.
+    """
+    try:
+        fam = families.family_of(cfg, where)
+        data = fam.read(cfg, where)
+    except FamilyError as exc:
+        raise SpecError(str(exc)) from None
+    return build(ModelSpec, dict(data, name=name, source=str(where)), where)
 
 
 def list_models() -> list[str]:

@@ -105,13 +105,13 @@ def test_schema_version_mismatch_is_refused(artifacts, tmp_path):
         load_compressed(bad)
 
 
-def test_non_llama_config_is_rejected(tmp_path):
-    from transformers import GPT2Config
-    d = tmp_path / "gpt2"
+def test_unsupported_family_config_is_rejected(tmp_path):
+    from transformers import PhiConfig
+    d = tmp_path / "phi"
     d.mkdir()
-    (d / "config.json").write_text(json.dumps(GPT2Config().to_dict()))
+    (d / "config.json").write_text(json.dumps(PhiConfig().to_dict()))
     (d / "model.safetensors").write_bytes(b"\x02\x00\x00\x00\x00\x00\x00\x00{}")
-    with pytest.raises(LlmaccelError, match="model_type=.gpt2. is not a Llama-family decoder; allowed model_type"):
+    with pytest.raises(LlmaccelError, match=r"model_type='phi' is not supported; supported model_type: \['gpt2', "):
         compress_checkpoint(d, NAMED_RECIPES["w8"], tmp_path / "o")
     assert not (tmp_path / "o").exists()
 

@@ -63,7 +63,7 @@ for i in range(shape.num_layers):
     for norm in ("input_layernorm", "post_attention_layernorm"):
         w[norm] = torch.from_numpy(ck.get(f"model.layers.{i}.{norm}.weight"))
     cap = LayerCapture()
-    x = layer_forward(x, w, shape, None, cap)
+    x = layer_forward(x, w, shape, capture=cap)
     probes[f"layer{i}.out"] = digest(x)
     for leaf, st in cap.stats().items():
         probes[f"layer{i}.{leaf}.hessian"], probes[f"layer{i}.{leaf}.norm"] = digest(st.hessian), digest(st.col_norm)

@@ -28,6 +28,17 @@ def test_gqa_shrinks_k_v_projections():
     assert layer_macs_decode(s, 0) == d * (d + 2 * dkv) + d * d + 3 * d * f + 2 * d
 
 
+def test_non_gated_mlp_families_have_two_ffn_matmuls():
+    """GPT-2 / OPT: up and down only (no gate), multi-head attention; written out by hand."""
+    from llmaccel.testing.tiny_checkpoints import hf_config
+    from simulator.specs.model import model_spec_from_hf_config
+    for fam in ("gpt2", "opt"):
+        s = model_spec_from_hf_config(hf_config(fam).to_dict(), fam)
+        d, f = s.hidden_size, s.intermediate_size
+        assert layer_macs_decode(s, 9) == 4 * d * d + 2 * d * f + 2 * 10 * d
+        assert layer_macs_prefill(s, 8) == 8 * (4 * d * d + 2 * d * f) + 2 * 64 * d
+
+
 BIG = str(Path(__file__).resolve().parent / "data" / "big-u280.yaml")
 
 

@@ -98,11 +98,12 @@ def test_hf_default_llama_config_and_legacy_layout():
         assert getattr(spec, f) == getattr(preset, f), f
 
 
-def test_gpt2_config_rejected_naming_model_type(tmp_path):
-    from transformers import GPT2Config
+def test_unsupported_config_rejected_naming_model_type(tmp_path):
+    from transformers import PhiConfig
 
-    (tmp_path / "config.json").write_text(json.dumps(GPT2Config().to_dict()))
-    with pytest.raises(LlmaccelError, match=r"model_type='gpt2'.*allowed model_type: \['llama'\]"):
+    (tmp_path / "config.json").write_text(json.dumps(PhiConfig().to_dict()))
+    with pytest.raises(LlmaccelError, match=r"model_type='phi' is not supported; supported model_type: "
+                                            r"\['gpt2', 'llama', 'mistral', 'opt', 'qwen2'\]"):
         load_model_spec(tmp_path)
 
 

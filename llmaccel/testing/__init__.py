@@ -1,0 +1,1 @@
+"""Helpers for llmaccel's own tests (tiny random checkpoints built with transformers)."""
