@@ -97,7 +97,8 @@ def load_artifact(path: Union[str, Path], compressed: Optional[Union[str, Path, 
                   design: Optional[str] = None) -> CompiledArtifact:
     """Load a compiled artifact as stored.
 
-    ``design`` (if given) must be the design it was compiled for; ``compressed`` (default: the one the
+    ``design`` (a preset name or a design YAML; default the manifest's name) must be the design it was
+    compiled for; ``compressed`` (default: the one the
     manifest names) must have the content hash it was compiled from.
     """
     from simulator.design import load_design
@@ -106,9 +107,10 @@ def load_artifact(path: Union[str, Path], compressed: Optional[Union[str, Path, 
     from simulator.timing_params import hw_from_design
     path = Path(path)
     man = read_manifest(path, SCHEMA, SCHEMA_VERSION, verify=True)
-    if design is not None and design != man.get("design"):
+    d = load_design(design if design is not None else man["design"])     # a preset name or a design YAML
+    if d.name != man.get("design"):
         raise ArtifactError(f"artifact '{path}' was compiled for design '{man.get('design')}', the session asks "
-                            f"for design '{design}'; recompile it for '{design}'")
+                            f"for design '{d.name}'; recompile it for '{d.name}'")
     named = man.get("compressed_model") or {}
     if compressed is None:
         if not named.get("path"):
@@ -121,7 +123,6 @@ def load_artifact(path: Union[str, Path], compressed: Optional[Union[str, Path, 
         raise ArtifactError(f"artifact '{path}' was compiled from the compressed model with content_hash "
                             f"{want[:16]}..., the given one has content_hash {str(cm.content_hash)[:16]}...; "
                             "recompile the artifact from this compressed model")
-    d = load_design(man["design"])
     dev = load_device(d.device)
     spec = model_spec_from_hf_config(cm.config, name=str(man.get("model") or "compressed"))
     model = read_compiled_model(path, spec, hw_from_design(d, dev))

@@ -27,7 +27,7 @@ import numpy as np
 from mapping.artifact_io import ArtifactError, check_artifact_dest, write_artifact
 from simulator import isa
 from simulator.compiled import (ActRegion, BufferIds, CompiledModel, CompiledProgram, CoreSlices, CoreStream,
-                                HbmRegion, RopeTable)
+                                HbmRegion)
 from simulator.specs.model import ModelSpec
 from simulator.timing_params import HwParams
 
@@ -68,9 +68,7 @@ def model_json(cm: CompiledModel) -> dict[str, Any]:
             "layer_groups": [list(g) for g in cm.layer_groups], "slices": cm.slices.__dict__,
             "buffers": cm.buffers.__dict__, "act": [a.__dict__ for a in cm.act],
             "layer_base_lines": [list(r) for r in cm.layer_base_lines], "weight_bytes": cm.weight_bytes,
-            "linear_macs": cm.linear_macs, "source": cm.source,
-            "rope": None if cm.rope is None else {"inv_freq": list(cm.rope.inv_freq),
-                                                   "attention_scaling": cm.rope.attention_scaling}}
+            "linear_macs": cm.linear_macs, "source": cm.source}
 
 
 def write_compiled_artifact(comp: Any, out: str | Path, meta: dict[str, Any], storage: bool = False,
@@ -132,7 +130,6 @@ def read_compiled_model(path: Path, spec: ModelSpec, hw: HwParams) -> CompiledMo
         prog = CompiledProgram(e["phase"], int(e["ctx_len"]), int(e["tokens"]), int(e["layer_group"]),
                                int(e["template_layer"]), tuple(streams))
         programs[prog.key] = prog
-    rope = meta.get("rope")
     return CompiledModel(
         spec=spec, hw=hw, max_len=int(meta["max_len"]), decode_bucket=int(meta["decode_bucket"]),
         prefill_bucket=int(meta["prefill_bucket"]), kv_tile=int(meta["kv_tile"]),
@@ -141,5 +138,4 @@ def read_compiled_model(path: Path, spec: ModelSpec, hw: HwParams) -> CompiledMo
         slices=CoreSlices(**{k: tuple(v) for k, v in meta["slices"].items()}), buffers=BufferIds(**meta["buffers"]),
         act=tuple(ActRegion(**a) for a in meta["act"]), regions=tuple(HbmRegion(**r) for r in placement["regions"]),
         layer_base_lines=tuple(tuple(r) for r in meta["layer_base_lines"]), programs=programs,
-        weight_bytes=int(meta["weight_bytes"]), linear_macs=int(meta["linear_macs"]), source=meta.get("source", ""),
-        rope=None if rope is None else RopeTable(tuple(rope["inv_freq"]), float(rope["attention_scaling"])))
+        weight_bytes=int(meta["weight_bytes"]), linear_macs=int(meta["linear_macs"]), source=meta.get("source", ""))

@@ -22,13 +22,14 @@ from typing import Any, Optional
 import numpy as np
 
 from simulator.specs.model import ModelSpec
+from sparse_dsp.errors import LlmaccelError
 from simulator.timing_params import HwParams
 
 ProgramKey = tuple[str, int, int, int]          # (phase, ctx_len, tokens, layer_group); head: ("head", 0, 1, -1)
 
 
-class CompiledModelError(Exception):
-    pass
+class CompiledModelError(LlmaccelError):
+    """A program or region the compiled model does not hold."""
 
 
 @dataclass(frozen=True)
@@ -129,14 +130,6 @@ class BufferIds:
     output: int
 
 
-@dataclass(frozen=True)
-class RopeTable:
-    """What the RoPE unit needs: cos/sin(position * inv_freq) * attention_scaling over head_dim / 2 pairs."""
-
-    inv_freq: tuple[float, ...]
-    attention_scaling: float = 1.0
-
-
 @dataclass
 class EngineCache:
     """The engines' memoised work for one compiled model (decoded programs, cycle tables, tile decodes).
@@ -166,7 +159,6 @@ class CompiledModel:
     programs: dict[ProgramKey, CompiledProgram]
     weight_bytes: int
     linear_macs: int                                    # MACs of every linear for one token (roofline)
-    rope: Optional[RopeTable] = None
     source: str = ""
     cache: EngineCache = field(default_factory=EngineCache, compare=False, repr=False)
 
@@ -181,7 +173,6 @@ class CompiledModel:
 
     def _check_len(self, n: int, what: str) -> None:
         if not 1 <= n <= self.max_len:
-            from sparse_dsp.errors import LlmaccelError
             raise LlmaccelError(f"{what} {n} is beyond the compiled maximum max_len={self.max_len} "
                                 f"(allowed 1..{self.max_len}); recompile with a larger --max-len")
 

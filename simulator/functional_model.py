@@ -53,12 +53,21 @@ class FunctionalModel:
         self.engine.reset_kv()
         self.length = 0
 
-    def _embed(self, ids: np.ndarray) -> np.ndarray:
+    def _embed(self, ids: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """What the host writes into the residual: the token embeddings, plus (GPT-2, OPT) the learned
+        position embeddings, added in FP32 as the reference does."""
         vocab = self.weights.embed.shape[0]
         if ids.size and (ids.min() < 0 or ids.max() >= vocab):
             raise FunctionalError(f"token id {int(ids.max() if ids.max() >= vocab else ids.min())} is outside "
                                   f"the vocabulary 0..{vocab - 1}")
-        return self.weights.embed[ids].astype(F32)
+        x = self.weights.embed[ids].astype(F32)
+        if self.comp.spec.arch.positions == "learned":
+            table = self.weights.positions
+            if table is None or positions.max() >= table.shape[0]:
+                raise FunctionalError(f"{self.comp.spec.family} adds learned position embeddings: the compressed "
+                                      "model has none for these positions (embed_positions)")
+            x = (x + table[positions]).astype(F32)
+        return x
 
     def _layers(self, phase: str, ctx_len: int, tokens: int, x: np.ndarray, positions: np.ndarray,
                 work: Work) -> tuple[np.ndarray, int, int]:
@@ -102,7 +111,7 @@ class FunctionalModel:
                 break           # a chunk of padding only: the host does not launch it (nothing real in it)
             t = min(chunk, bucket - q0)
             pos = np.arange(q0, q0 + t)
-            x, p, k = self._layers("prefill", q0 + t, t, self._embed(padded[q0:q0 + t]), pos, work)
+            x, p, k = self._layers("prefill", q0 + t, t, self._embed(padded[q0:q0 + t], pos), pos, work)
             progs, instrs = progs + p, instrs + k
             if q0 <= n - 1 < q0 + t:
                 x_last = x[n - 1 - q0]
@@ -119,7 +128,7 @@ class FunctionalModel:
         pos = self.length
         bucket = self.comp.decode_bucket_of(pos + 1)
         work = Work()
-        x, p, k = self._layers("decode", bucket, 1, self._embed(np.asarray([token], np.int64)),
+        x, p, k = self._layers("decode", bucket, 1, self._embed(np.asarray([token], np.int64), np.asarray([pos])),
                                np.asarray([pos]), work)
         n0 = self.engine.instructions_executed
         logits = self._head(x[0], work)

@@ -75,11 +75,12 @@ NM_CODES: tuple[Optional[tuple[int, int]], ...] = (None, (2, 4), (4, 8), (2, 16)
 LOAD_BITS = (0, 2, 3, 4, 8)  # 0: raw bytes (no decode); else packed weight code width
 # The matrix engine's output-path op, applied after ``accumulate`` (see MM): rope on whole heads,
 # quantize (the INT8 KV quantization, done where the row is stored), silu_mul (destination holds the
-# gate: dst = silu(dst) * y), gelu (tanh approximation, GPT-2's gelu_new), relu.
-FUSE_OPS = ("none", "rope", "quantize", "silu_mul", "gelu", "relu")
+# gate: dst = silu(dst) * y), gelu (tanh approximation, GPT-2's gelu_new), relu, gelu_erf (exact GELU).
+FUSE_OPS = ("none", "rope", "quantize", "silu_mul", "gelu", "relu", "gelu_erf")
 MISC_OPS = ("softmax", "rmsnorm", "layernorm", "silu", "gelu", "relu", "add", "mul", "rope", "quantize")
 SYS_OPS = ("nop", "barrier", "set_position", "end")
 MATRIX_MODES = ("linear", "qk", "pv")
+ELEMS_PER_LINE_F32 = 16   # FP32 elements in a 64-byte line
 KV_SCALE_BYTES = 4   # a KV row: row_elems INT8 values then one FP32 scale (docs/numerics.md)
 
 
@@ -204,7 +205,11 @@ class Instr:
 @dataclass(frozen=True)
 class LD(Instr):
     """Load ``rows`` x ``length_lines`` lines from HBM/DDR into a buffer; weight codes are decoded
-    to INT8 on the way (``bits`` != 0) as ``sparse_dsp/packed_format.py`` lays them out."""
+    to INT8 on the way (``bits`` != 0) as ``sparse_dsp/packed_format.py`` lays them out.
+
+    ``src_row_stride_lines`` = 0 with ``rows`` > 1 reads the lines once and writes ``rows`` copies,
+    ``dst_row_stride_lines`` apart (a bias broadcast to every token row of a program).
+    """
 
     wait: int = 0
     release: int = 0

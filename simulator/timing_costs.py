@@ -74,7 +74,8 @@ def transfer(ins: isa.Instr) -> tuple[int, int]:
     if isinstance(ins, isa.LD):
         if ins.kind == "kv_cache":
             return ins.src_addr_lines * isa.LINE_BYTES + ins.src_byte_offset, isa.kv_bytes(ins)
-        return ins.src_addr_lines * isa.LINE_BYTES, ins.rows * ins.length_lines * isa.LINE_BYTES
+        copies = ins.rows if ins.src_row_stride_lines or ins.rows == 1 else 1     # stride 0: one read, broadcast
+        return ins.src_addr_lines * isa.LINE_BYTES, copies * ins.length_lines * isa.LINE_BYTES
     if ins.kind == "kv_cache":
         return ins.dst_addr_lines * isa.LINE_BYTES + ins.dst_byte_offset, isa.kv_bytes(ins)
     return ins.dst_addr_lines * isa.LINE_BYTES, ins.length_lines * isa.LINE_BYTES

@@ -61,6 +61,10 @@ class Compiler:
         if max_len > spec.max_position_embeddings:
             raise CompileError(f"max_len={max_len} exceeds {spec.name}'s max_position_embeddings="
                                f"{spec.max_position_embeddings}")
+        if max_len > spec.max_context:
+            raise CompileError(f"max_len={max_len} exceeds {spec.name}'s sliding window of {spec.sliding_window} "
+                               f"positions (windowed attention is not implemented); allowed: max_len <= "
+                               f"{spec.max_context}")
         self.f, self.hw, self.spec = formats, hw, spec
         self.max_len, self.decode_bucket, self.prefill_bucket, self.fuse = max_len, decode_bucket, prefill_bucket, fuse
         self.sl = core_slices(spec, hw.n_cores)
@@ -75,7 +79,7 @@ class Compiler:
         self.groups = [layers for _, layers in formats.layer_groups()]
         self.layer_base = layer_bases(regions, self.groups, spec.num_layers, hw.n_cores)
         self.buffers = buffer_ids(hw)
-        self.act = act_layout(spec, self.buffers, max_len)
+        self.act = act_layout(spec, self.buffers, max_len, layernorm=spec.arch.norm.kind == "layernorm")
         self.emitter = Emitter(spec, hw, [formats.layer(i) for i in range(spec.num_layers)], formats.lm_head,
                                self.sl, {r.tensor: r for r in regions}, self.buffers, {a.name: a for a in self.act},
                                max_len, self.kv_tile, fuse)

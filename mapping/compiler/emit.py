@@ -18,6 +18,7 @@ import math
 from typing import Callable, Optional
 
 from mapping import tiling as T
+from mapping.compiler.formats import CompileError
 from mapping.compiler.layout import column_lines
 from mapping.compiler.partition import hbm_row_bytes, linear_rows, norm_block_lines
 from simulator import isa
@@ -40,6 +41,10 @@ class Emitter:
                  max_len: int, kv_tile: int, fuse: bool):
         self.spec, self.hw, self.layers, self.lm_head, self.sl = spec, hw, layers, lm_head, sl
         self.regions, self.b, self.act, self.max_len, self.kv_tile, self.fuse = regions, bufs, act, max_len, kv_tile, fuse
+        self.arch = spec.arch
+        self.layernorm = self.arch.norm.kind == "layernorm"
+        self.act_fuse = _act_fuse(self.arch)
+        self.slab_lines = sum(-(-4 * a.elems // LINE_BYTES) for a in act.values() if a.buffer == bufs.activation)
         self.cpc = hw.channels_per_core
         self.dec_per_ch = max(1, hw.decoders_per_core // hw.channels_per_core)
         self.w_slot_lines = hw.weight_buf_bytes_per_core // T.BUFFER_SLOTS // LINE_BYTES
@@ -64,15 +69,20 @@ class Emitter:
         q0 = ctx_len - tokens
         mv = "MV" if tokens == 1 else "MM"
         fz = self.fuse
+        rope = self.arch.positions == "rope"
+        if not fz and (self.arch.biased or not self.arch.gated or not rope or self.layernorm):
+            raise CompileError(f"--no-fuse programs exist for the Llama dataflow only; {self.arch.family} needs the "
+                               "fused output path (compile without --no-fuse)")
         for c in cores:
             emit = _core_sink(sink, c)
             emit(SYS(op="set_position", imm=q0), "set_position")
-            # 1. input RMSNorm, after the previous layer's all-gather
+            # 1. input norm, after the previous layer's all-gather
             self._norm(emit, c, layer, "norm_in", "x", tokens, wait=B_SYS, release=B_MPE)
             # 2. q, k, v projections; RoPE and KV quantization fused into the output path
+            qk_fuse = "rope" if (fz and rope) else "none"
             self._linear(emit, c, layer, "q_proj", lay["q_proj"], tokens, mv, "h", "q", first_wait=B_SFU,
-                         fuse="rope" if fz else "none")
-            self._linear(emit, c, layer, "k_proj", lay["k_proj"], tokens, mv, "h", "k", fuse="rope" if fz else "none")
+                         fuse=qk_fuse)
+            self._linear(emit, c, layer, "k_proj", lay["k_proj"], tokens, mv, "h", "k", fuse=qk_fuse)
             self._linear(emit, c, layer, "v_proj", lay["v_proj"], tokens, mv, "h", "v",
                          last_release=B_ST if fz else B_SFU, fuse="quantize" if fz else "none")
             if not fz:   # the same element-wise work as separate SFU instructions
@@ -85,28 +95,48 @@ class Emitter:
             # 4. attention (QK^T -> softmax -> PV), KV head by KV head; then all-gather
             self._attention(emit, c, layer, q0, ctx_len, tokens)
             emit(SYS(wait=B_MPE, release=B_MPE, op="barrier"), "barrier_attn")
-            # 5. o_proj + residual add (accumulated into the residual)
-            self._linear(emit, c, layer, "o_proj", lay["o_proj"], tokens, mv, "attn", "x", first_wait=B_SYS,
-                         last_release=B_SYS, accumulate=True)
-            emit(SYS(wait=B_MPE, release=B_SFU, op="barrier"), "barrier_o")
-            # 6. post-attention RMSNorm
+            # 5. o_proj + residual add, all-gather
+            done = self._residual_linear(emit, c, layer, "o_proj", lay["o_proj"], tokens, mv, "attn")
+            emit(SYS(wait=done, release=B_SFU, op="barrier"), "barrier_o")
+            # 6. post-attention norm
             self._norm(emit, c, layer, "norm_post", "x", tokens, wait=B_SYS, release=B_MPE)
-            # 7. gate, up (SiLU(gate) * up fused on up's output, in place on the gate vector), all-gather
-            self._linear(emit, c, layer, "gate_proj", lay["gate_proj"], tokens, mv, "h", "mlp", first_wait=B_SFU)
-            if fz:
-                self._linear(emit, c, layer, "up_proj", lay["up_proj"], tokens, mv, "h", "mlp",
-                             last_release=B_SYS, fuse="silu_mul")
-                emit(SYS(wait=B_MPE, release=B_MPE, op="barrier"), "barrier_mlp")
+            # 7. MLP: gate, up (act(gate) * up fused on up's output, in place on the gate vector), or
+            #    act(up) fused on up's output; all-gather
+            if self.arch.gated:
+                self._linear(emit, c, layer, "gate_proj", lay["gate_proj"], tokens, mv, "h", "mlp", first_wait=B_SFU)
+                if fz:
+                    self._linear(emit, c, layer, "up_proj", lay["up_proj"], tokens, mv, "h", "mlp",
+                                 last_release=B_SYS, fuse=self.act_fuse)
+                    emit(SYS(wait=B_MPE, release=B_MPE, op="barrier"), "barrier_mlp")
+                else:
+                    self._linear(emit, c, layer, "up_proj", lay["up_proj"], tokens, mv, "h", "tmp", last_release=B_SFU)
+                    self._misc(emit, "silu_mul", "mul", tokens, 2 * self.sl.ffn_rows[c], self._a("mlp"),
+                               self._a("mlp"), aux=self._a("tmp"), wait=B_MPE, release=B_SYS)
+                    emit(SYS(wait=B_SFU, release=B_MPE, op="barrier"), "barrier_mlp")
             else:
-                self._linear(emit, c, layer, "up_proj", lay["up_proj"], tokens, mv, "h", "tmp", last_release=B_SFU)
-                self._misc(emit, "silu_mul", "mul", tokens, 2 * self.sl.ffn_rows[c], self._a("mlp"), self._a("mlp"),
-                           aux=self._a("tmp"), wait=B_MPE, release=B_SYS)
-                emit(SYS(wait=B_SFU, release=B_MPE, op="barrier"), "barrier_mlp")
+                self._linear(emit, c, layer, "up_proj", lay["up_proj"], tokens, mv, "h", "mlp", first_wait=B_SFU,
+                             last_release=B_SYS, fuse=self.act_fuse)
+                emit(SYS(wait=B_MPE, release=B_MPE, op="barrier"), "barrier_mlp")
             # 8. down + residual add, all-gather; the barrier leaves the next layer's SYS->SFU token
-            self._linear(emit, c, layer, "down_proj", lay["down_proj"], tokens, mv, "mlp", "x", first_wait=B_SYS,
-                         last_release=B_SYS, accumulate=True)
-            emit(SYS(wait=B_MPE, release=B_SFU, op="barrier"), "barrier_layer")
+            done = self._residual_linear(emit, c, layer, "down_proj", lay["down_proj"], tokens, mv, "mlp")
+            emit(SYS(wait=done, release=B_SFU, op="barrier"), "barrier_layer")
             emit(SYS(op="end"), "end")
+
+    def _residual_linear(self, emit, c: int, layer: int, leaf: str, fmt: LayerFormat, tokens: int, mv: str,
+                         src: str) -> int:
+        """x += leaf(src): accumulated straight into the residual; with a bias, x + (y + b) in the contract's
+        order: the bias preloaded into ``tmp``, the linear accumulated onto it, then an SFU add into x.
+        Returns the unit the following barrier waits on."""
+        if leaf not in self.arch.biased:
+            self._linear(emit, c, layer, leaf, fmt, tokens, mv, src, "x", first_wait=B_SYS, last_release=B_SYS,
+                         accumulate=True)
+            return B_MPE
+        self._linear(emit, c, layer, leaf, fmt, tokens, mv, src, "tmp", first_wait=B_SYS, last_release=B_SFU)
+        row0 = sum(linear_rows(self.sl, self.spec.head_dim, leaf, j) for j in range(c))
+        rows = linear_rows(self.sl, self.spec.head_dim, leaf, c)
+        self._misc(emit, f"residual_{leaf}", "add", tokens, rows, self._a("x", row0), self._a("x", row0),
+                   aux=self._a("tmp", row0), wait=B_MPE, release=B_SYS)
+        return B_SFU
 
     def head(self, sink: Sink, cores: range) -> None:
         """Final RMSNorm + LM head for one token (decode, and the last prompt token of prefill)."""
@@ -124,15 +154,16 @@ class Emitter:
         name = f"norm_final.c{c}" if layer < 0 else f"L{layer}.{slot}.c{c}"
         r = self.regions[name]
         pb, po = self._a(slot)
-        total = norm_block_lines(self.spec.hidden_size, False)
+        total = norm_block_lines(self.spec.hidden_size, self.layernorm)
         per = r.bytes_per_channel // LINE_BYTES
         parts = [(ch, min(per, total - ch * per)) for ch in range(self.cpc) if total - ch * per > 0]
         for i, (ch, lines) in enumerate(parts):
             emit(LD(release=B_SFU if i == len(parts) - 1 else 0, channel=r.channel0 + ch, dst_buffer=pb,
                     kind="norm_weights", src_addr_lines=r.addr // LINE_BYTES, length_lines=lines,
                     dst_offset_lines=po + ch * per, rows=1, row_elems=self.spec.hidden_size), f"ld_{slot}.ch{ch}")
-        op = "rmsnorm"
+        op = self.arch.norm.kind
         label = "rmsnorm_final" if layer < 0 else {"norm_in": "rmsnorm_in", "norm_post": "rmsnorm_post"}[slot]
+        label = label.replace("rmsnorm", op)
         self._misc(emit, label, op, tokens, self.spec.hidden_size, self._a(src), self._a("h"), aux=(pb, po),
                    wait=wait | B_LD, release=release)
 
@@ -160,6 +191,13 @@ class Emitter:
         rows_of_ch = [max(0, min(tl.rows_per_channel, rows - ch * tl.rows_per_channel)) for ch in range(self.cpc)]
         ab, ao = self._a(src)
         ob, oo = self._a(dst)
+        if leaf in self.arch.biased:     # y + b: the core's bias rows preloaded into the destination, accumulated
+            br = self.regions[f"L{layer}.{leaf}.bias.c{c}"]
+            bb, bo = self._a(dst, br.row0)
+            emit(LD(channel=br.channel0, dst_buffer=bb, kind="bias", src_addr_lines=br.addr // LINE_BYTES,
+                    length_lines=br.bytes_per_channel // LINE_BYTES, rows=tokens, src_row_stride_lines=0,
+                    dst_row_stride_lines=self.slab_lines, dst_offset_lines=bo, row_elems=br.rows), f"ld_{leaf}.bias")
+            accumulate = True
         for t in range(tl.n_tiles):
             r0 = t * rpt_ch
             per_ch = [max(0, min(rpt_ch, rc - r0)) for rc in rows_of_ch]
@@ -251,6 +289,20 @@ class Emitter:
                 if kv == "k":
                     self._misc(emit, f"softmax[h{h}]", "softmax", q_rows, ctx, scores, probs, wait=B_MPE,
                                release=B_MPE, qgroup=g)
+
+
+def _act_fuse(arch) -> str:
+    """The output-path op of the MLP's up projection for a family's activation."""
+    if arch.gated:
+        if arch.activation != "silu":
+            raise CompileError(f"{arch.family}: a gated MLP with activation '{arch.activation}' has no fused op; "
+                               "allowed: silu (silu_mul)")
+        return "silu_mul"
+    fused = {"gelu_tanh": "gelu", "relu": "relu", "gelu": "gelu_erf"}
+    if arch.activation not in fused:
+        raise CompileError(f"{arch.family}: activation '{arch.activation}' after a plain MLP has no fused op; "
+                           f"allowed: {sorted(fused)}")
+    return fused[arch.activation]
 
 
 def _core_sink(sink: Sink, core: int) -> Callable[[isa.Instr, str], None]:

@@ -88,7 +88,7 @@ def formats_from_recipe(spec: ModelSpec, recipe: Recipe | str) -> ModelFormats:
     for i in range(spec.num_layers):
         lay = []
         for leaf, o, k in spec.linear_shapes():
-            key = f"layers.{i}.{LEAF_PATH[leaf]}"
+            key = f"layers.{i}.{spec.arch.linear_keys[leaf]}"
             b = recipe.layer_bits.get(key) or type_bits.get(leaf) or recipe.rule_for(leaf).bits
             try:
                 lay.append((leaf, recipe.rule_for(leaf).layer_format(o, k, bits=b)))
@@ -107,10 +107,11 @@ def formats_from_compressed(cm: Any) -> ModelFormats:
     layers = []
     for i in range(spec.num_layers):
         lay = []
+        keys = spec.arch.linear_keys
         for leaf, o, k in spec.linear_shapes():
-            w = cm.linears[f"layers.{i}.{LEAF_PATH[leaf]}"]
+            w = cm.linears[f"layers.{i}.{keys[leaf]}"]
             if not hasattr(w, "fmt"):
-                raise CompileError(f"layers.{i}.{LEAF_PATH[leaf]} is FP32 in this compressed model; the accelerator "
+                raise CompileError(f"layers.{i}.{keys[leaf]} is FP32 in this compressed model; the accelerator "
                                    "needs packed integer weights (compress with a quantized recipe)")
             lay.append((leaf, w.fmt))
         layers.append(tuple(lay))

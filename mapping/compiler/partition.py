@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from mapping import tiling as T
-from mapping.compiler.formats import LEAF_PATH, CompileError, ModelFormats
+from mapping.compiler.formats import CompileError, ModelFormats
 from mapping.placement import HbmPlacement
 from simulator.compiled import CoreSlices, HbmRegion
 from simulator.isa import LINE_BYTES
@@ -59,10 +59,15 @@ NORMS = ("norm_in", "norm_post")
 NORM_KEY = {"norm_in": "input_layernorm", "norm_post": "post_attention_layernorm"}
 
 
-def place(f: ModelFormats, hw: HwParams, sl: CoreSlices, max_len: int, layernorm: bool = False
-          ) -> tuple[list[HbmRegion], int]:
-    """Every tensor's region, and the KV cache bytes; too little HBM is one error."""
+def place(f: ModelFormats, hw: HwParams, sl: CoreSlices, max_len: int) -> tuple[list[HbmRegion], int]:
+    """Every tensor's region, and the KV cache bytes; too little HBM is one error.
+
+    Per layer and core: the linears' row slices, their biases (FP32, the core's rows) where the
+    family has them, the K and V cache, the two norm parameter blocks; then the LM head, the
+    embedding share and the final norm."""
     s = f.spec
+    arch = s.arch
+    layernorm = arch.norm.kind == "layernorm"
     cpc = hw.channels_per_core
     total_w = f.weight_bytes
     cap = hw.hbm_capacity_bytes
@@ -91,11 +96,21 @@ def place(f: ModelFormats, hw: HwParams, sl: CoreSlices, max_len: int, layernorm
         out.append(HbmRegion(name, "norm", c, r.channel0, r.n_channels, r.addr, r.bytes_per_channel, layer, key,
                              0, s.hidden_size))
 
+    def bias(name: str, c: int, key: str, leaf: str, layer: int) -> None:
+        rows = linear_rows(sl, hd, leaf, c)
+        per_core = [linear_rows(sl, hd, leaf, j) for j in range(hw.n_cores)]
+        r = pl.allocate(name, c, vector_lines(rows) * LINE_BYTES)
+        out.append(HbmRegion(name, "bias", c, r.channel0, r.n_channels, r.addr, r.bytes_per_channel, layer, key,
+                             sum(per_core[:c]), rows))
+
+    keys = arch.linear_keys
     for i in range(s.num_layers):
         lay = f.layer(i)
         for c in range(hw.n_cores):
             for leaf, fmt in lay.items():
-                weight(f"L{i}.{leaf}.c{c}", c, f"layers.{i}.{LEAF_PATH[leaf]}", leaf, fmt, i)
+                weight(f"L{i}.{leaf}.c{c}", c, f"layers.{i}.{keys[leaf]}", leaf, fmt, i)
+                if leaf in arch.biased:
+                    bias(f"L{i}.{leaf}.bias.c{c}", c, f"layers.{i}.{keys[leaf]}.bias", leaf, i)
             for kv in ("k", "v"):
                 r = pl.allocate(f"L{i}.kv_{kv}.c{c}", c, sl.kv_heads[c] * tpc * kvrb)
                 out.append(HbmRegion(r.tensor, "kv", c, r.channel0, r.n_channels, r.addr, r.bytes_per_channel, i,

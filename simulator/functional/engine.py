@@ -36,7 +36,7 @@ from simulator.compiled import ActRegion, CompiledModel, CompiledProgram
 from simulator.functional import units as U
 from simulator.functional.memory import HbmImage
 from simulator.functional.weights import F32, FunctionalError, ModelWeights
-from simulator.golden.sfu import rope_tables
+from simulator.golden.sfu import rope_tables_of
 
 ELEMS_PER_LINE = isa.LINE_BYTES // 4
 
@@ -148,13 +148,7 @@ class FunctionalEngine:
         if prog.replicas != 1 or len(prog.cores) != self.n_cores:
             raise FunctionalError("the functional engine runs every core's stream (compile without core0_only)")
         self._T, self._pos = T, positions
-        if prog.phase != "head":
-            rt = self.cm.rope
-            if rt is not None:
-                from simulator.functional.rope_unit import rope_cos_sin
-                self._cos, self._sin = rope_cos_sin(rt, positions)
-            else:
-                self._cos, self._sin = rope_tables(positions, self.head_dim, self.cm.spec.rope_theta)
+        self._cos = self._sin = None       # the RoPE tables of these positions, made when a rope op needs them
         bases = [0] * self.n_cores
         if layer >= 0 and prog.template_layer >= 0:
             lb = self.cm.layer_base_lines
@@ -210,6 +204,9 @@ class FunctionalEngine:
                                                                             ins.row_elems, what)))
                 elif ins.kind == "norm_weights":
                     segs[-1].append((self._ld_norm, ins, name, self._norm_share(ins, addr, what)))
+                elif ins.kind == "bias":
+                    segs[-1].append((self._ld_bias, ins, name, self._bias_values(ins, addr, what)
+                                     + self._vec(ins.dst_buffer, ins.dst_offset_lines, what)))
                 else:
                     raise FunctionalError(f"{what}: LD kind '{ins.kind}' is not executed by the functional engine")
             elif t is isa.ST:
@@ -219,8 +216,9 @@ class FunctionalEngine:
                 segs[-1].append((self._st, ins, name, self._kv_rows(ins.channel, addr, ins.rows, ins.row_elems, name)
                                  + self._vec(ins.src_buffer, ins.src_offset_lines, name)))
             elif t is isa.MISC:
+                aux = self._vec(ins.aux_buffer, ins.aux_offset_lines, name) if ins.op in ("add", "mul") else (None, 0)
                 segs[-1].append((self._misc, ins, name, self._vec(ins.src_buffer, ins.src_offset_lines, name)
-                                 + self._vec(ins.dst_buffer, ins.dst_offset_lines, name)))
+                                 + self._vec(ins.dst_buffer, ins.dst_offset_lines, name) + aux))
             else:
                 ops = self._vec(ins.act_buffer, ins.act_offset_lines, name) + \
                     self._vec(ins.out_buffer, ins.out_offset_lines, name)
@@ -307,6 +305,22 @@ class FunctionalEngine:
             raise FunctionalError(f"{what}: loads norm weights from '{r.tensor}', which holds {r.kind}")
         return self.mem.norm_share(r, ch, addr, ins.length_lines, what)
 
+    def _bias_values(self, ins: isa.LD, addr: int, what: str) -> tuple[np.ndarray]:
+        r, ch = self.mem.find(ins.channel, addr, ins.length_lines * isa.LINE_BYTES, what)
+        if r.kind != "bias" or ch != 0 or addr != r.addr:
+            raise FunctionalError(f"{what}: loads a bias from '{r.tensor}' byte {addr - r.addr} of channel "
+                                  f"{r.channel0 + ch}, which holds {r.kind} (a bias LD reads its region from the start)")
+        if ins.row_elems != r.rows or ins.length_lines * isa.ELEMS_PER_LINE_F32 < r.rows:
+            raise FunctionalError(f"{what}: {ins.row_elems} bias elements, the region holds {r.rows}")
+        return (self.mem.bias(r),)
+
+    def _ld_bias(self, core: _Core, ins: isa.LD, name: str, pre) -> None:
+        b, dst, d0 = pre
+        if ins.rows != self._T or (ins.src_row_stride_lines and ins.rows > 1):
+            raise FunctionalError(f"{name}: broadcasts a bias to {ins.rows} rows (stride {ins.src_row_stride_lines}); "
+                                  f"the program runs {self._T} tokens")
+        self._write(core, dst, d0 + np.arange(b.size), np.broadcast_to(b, (self._T, b.size)))
+
     def _ld_norm(self, core: _Core, ins: isa.LD, name: str, data: np.ndarray) -> None:
         buf = core.params.get(ins.dst_buffer)
         end = ins.dst_offset_lines * isa.LINE_BYTES + data.size
@@ -383,6 +397,8 @@ class FunctionalEngine:
             if done.all():
                 allc = o0 + r.row0 + np.arange(r.rows)
                 a = core.act[out.name]
+                if self._cos is None:     # the family's RoPE (its type and scaling), as the host writes the tables
+                    self._cos, self._sin = rope_tables_of(self.cm.spec, self._pos)
                 a[:, allc] = U.apply_rope(a[:, allc], self.head_dim, self._cos, self._sin)
                 p[allc] = False
 
@@ -450,7 +466,17 @@ class FunctionalEngine:
     # -- SFU
     def _misc(self, core: _Core, ins: isa.MISC, name: str, pre) -> None:
         rows = np.arange(ins.row0, ins.row0 + ins.rows)
-        src, s0, dst, d0 = pre
+        src, s0, dst, d0, aux, x0 = pre
+        if ins.op in ("add", "mul"):
+            a = self._read(core, src, s0, ins.row_len, name)[rows]
+            b = self._read(core, aux, x0, ins.row_len, name)[rows]
+            out = self._arr(core, dst)
+            cols = d0 + np.arange(ins.row_len)
+            out[np.ix_(rows, cols)] = U.add(a, b) if ins.op == "add" else U.mul(a, b)
+            core.written.setdefault(dst.name, []).append(cols)
+            for k in [k for k in core.aq if k[0] == dst.name]:
+                del core.aq[k]
+            return
         if ins.op == "softmax":
             sc = core.act.get(src.name)
             if sc is None:

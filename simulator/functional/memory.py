@@ -116,6 +116,16 @@ class HbmImage:
             self._blocks[r.tensor] = hit
         return hit
 
+    def bias(self, r: HbmRegion) -> np.ndarray:
+        """The FP32 bias rows the host wrote in a bias region (the core's output rows)."""
+        b = self.w.norms.get(r.key)
+        if b is None:
+            raise FunctionalError(f"placed bias '{r.tensor}' has no tensor '{r.key}' in the model")
+        b = np.asarray(b, F32).ravel()
+        if r.row0 + r.rows > b.size:
+            raise FunctionalError(f"bias '{r.key}' has {b.size} elements, the placement reads {r.row0 + r.rows}")
+        return b[r.row0:r.row0 + r.rows]
+
     def norm_share(self, r: HbmRegion, ch: int, addr: int, lines: int, what: str) -> np.ndarray:
         """The bytes of channel ``ch``'s share of a norm block an LD of ``lines`` lines at ``addr`` reads."""
         per = r.bytes_per_channel

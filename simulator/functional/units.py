@@ -10,9 +10,9 @@ import numpy as np
 from simulator.functional.weights import F32, FunctionalError
 from simulator.golden.attention import attention_scores, quantize_heads, weighted_value_sum
 from simulator.golden.linear import group_partial_sums, quantize_activation, rescale_groups
-from simulator.golden.sfu import add, layernorm, mul, rmsnorm, rope, silu, softmax
+from simulator.golden.sfu import add, gelu, gelu_tanh, layernorm, mul, relu, rmsnorm, rope, silu, softmax
 
-__all__ = ["F32", "attention_scores", "quantize_heads", "weighted_value_sum", "quantize_activation", "softmax",
+__all__ = ["F32", "add", "mul", "attention_scores", "quantize_heads", "weighted_value_sum", "quantize_activation", "softmax",
            "linear_tile", "epilogue", "apply_rope", "norm", "masked_softmax"]
 
 
@@ -43,29 +43,17 @@ def linear_tile(wg: np.ndarray, scales: np.ndarray, group_size: int, xq: tuple[n
     return rescale_groups(group_sums(wg, q, group_size), scales, s_x)
 
 
-def _gelu_tanh(v: np.ndarray) -> np.ndarray:
-    from simulator.golden import sfu
-    fn = getattr(sfu, "gelu_tanh", None) or getattr(sfu, "gelu", None)
-    if fn is None:
-        raise FunctionalError("fuse='gelu' needs the GELU golden (simulator.golden.sfu.gelu_tanh)")
-    return fn(v)
-
-
-def _relu(v: np.ndarray) -> np.ndarray:
-    from simulator.golden import sfu
-    fn = getattr(sfu, "relu", None)
-    return fn(v) if fn is not None else np.maximum(v, F32(0)).astype(F32)
-
-
 def epilogue(y: np.ndarray, old: np.ndarray | None, accumulate: bool, fuse: str) -> np.ndarray:
     """The output path: v = old + y if accumulate else y; then the fused op (silu_mul: silu(old) * y)."""
     if fuse == "silu_mul":
         return mul(silu(old), y)
     v = add(old, y) if accumulate else y
     if fuse == "gelu":
-        return _gelu_tanh(v)
+        return gelu_tanh(v)
+    if fuse == "gelu_erf":
+        return gelu(v)
     if fuse == "relu":
-        return _relu(v)
+        return relu(v)
     return v
 
 
