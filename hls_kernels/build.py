@@ -109,7 +109,8 @@ def build(config) -> Path:
     out = cache_dir() / f"{config.name}-{build_key(config, cxx, ap_types)}.so"
     if out.is_file():
         return out
-    source = ABI_DIR / f"abi_{config.family}.cpp"
+    from hls_kernels.configs import family_of   # the family record names the C-simulation entry point
+    source = family_of(config).abi
     with tempfile.TemporaryDirectory(prefix=f".{config.name}-", dir=out.parent) as tmp:
         tmp = Path(tmp)
         (tmp / "llmaccel_instance.hpp").write_text(config.instance_header())

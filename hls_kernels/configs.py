@@ -248,14 +248,109 @@ def uniform_layer(hidden: int = 256, intermediate: int = 768, heads: int = 8, kv
                               tuple((p, fmt) for p in PROJECTIONS))
 
 
-# The registry `llmaccel hls emit --kernel NAME` and the tests draw from.
+# ----- the registries: kernel families, and the configurations `hls emit --kernel NAME` offers -------
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class KernelFamily:
+    """Everything that makes one kernel family, in one record: the CLI, the writer, the g++ build, the
+    csim harness and the tests read these, never lists of their own.
+
+    ``top`` is the Vitis kernel top (``tops/<top>.cpp``), ``abi`` the C-simulation entry point
+    (``csim_abi/``), ``testbench`` the emitted golden-vector testbench (``flow/templates/``).
+    ``smallest`` is the cheapest configuration (what the every-family test emits, builds and runs).
+    ``sim_unit`` names the simulator unit a csynth report of ``top`` stands for, and ``timing_loops``
+    the loop labels whose II and pipeline depth that unit takes (hls_kernels.flow.report)."""
+
+    name: str
+    config_type: type
+    top: str
+    smallest: object
+    description: str
+    sim_unit: Optional[str] = None
+    timing_loops: tuple[str, ...] = ()
+
+    @property
+    def top_source(self) -> Path:
+        return PACKAGE_DIR / "tops" / f"{self.top}.cpp"
+
+    @property
+    def abi(self) -> Path:
+        return PACKAGE_DIR / "csim_abi" / f"abi_{self.name}.cpp"
+
+    @property
+    def testbench(self) -> Path:
+        return PACKAGE_DIR / "flow" / "templates" / f"tb_{self.name}.cpp"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.smallest, self.config_type) or self.smallest.family != self.name:
+            raise HlsConfigError(f"kernel family '{self.name}': smallest configuration {self.smallest!r} is not "
+                                 f"a {self.config_type.__name__} of this family")
+        missing = [str(p) for p in (self.top_source, self.abi, self.testbench) if not p.is_file()]
+        if missing:
+            raise HlsConfigError(f"kernel family '{self.name}' lacks {', '.join(missing)}")
+
+
+FAMILIES: dict[str, KernelFamily] = {}
+# The configurations `llmaccel hls emit --kernel NAME` and the tests draw from, by name.
 REGISTRY: dict[str, object] = {}
 
 
+def register_family(fam: KernelFamily) -> KernelFamily:
+    if fam.name in FAMILIES:
+        raise HlsConfigError(f"kernel family '{fam.name}' is registered twice")
+    FAMILIES[fam.name] = fam
+    return fam
+
+
 def register(cfg) -> object:
+    """Add a configuration; its family must be registered (so it has a top, an ABI and a testbench)."""
+    if cfg.family not in FAMILIES:
+        raise HlsConfigError(f"configuration {cfg.name}: kernel family '{cfg.family}' is not registered; "
+                             f"families: {sorted(FAMILIES)}")
     REGISTRY[cfg.name] = cfg
     return cfg
 
+
+def family_of(config) -> KernelFamily:
+    """The family record of a configuration (one clear error for an unregistered family)."""
+    fam = FAMILIES.get(getattr(config, "family", None))
+    if fam is None:
+        raise HlsConfigError(f"kernel family '{getattr(config, 'family', None)}' is not registered; families: "
+                             f"{sorted(FAMILIES)}")
+    return fam
+
+
+def family_by_top(top: str) -> Optional[KernelFamily]:
+    return next((f for f in FAMILIES.values() if f.top == top), None)
+
+
+for _fam in (
+    KernelFamily("linear_mv", LinearKernelConfig, "linear_mv_top", LinearKernelConfig("mv", 4, None, 64, 64, 8),
+                 "decode MV: packed weights through the beat decoder into one DSP chain",
+                 sim_unit="mpe", timing_loops=("MV_BEATS",)),
+    KernelFamily("linear_mm", LinearKernelConfig, "linear_mm_top",
+                 LinearKernelConfig("mm", 8, None, 64, 64, 8, t_max=2, chain=8),
+                 "prefill MM: token pairs share each decoded weight (two MACs per DSP)"),
+    KernelFamily("weight_decode", LinearKernelConfig, "weight_decode_top",
+                 LinearKernelConfig("decode", 3, (2, 16), 64, 64, 8), "weight decoder on m_axi"),
+    KernelFamily("weight_decode_stream", LinearKernelConfig, "weight_decode_stream_top",
+                 LinearKernelConfig("decode_stream", 3, (4, 16), 32, 64, 8, symmetric=False),
+                 "weight decoder on AXI streams"),
+    KernelFamily("sfu", SfuKernelConfig, "sfu_top", SfuKernelConfig(64),
+                 "special-function unit: softmax, norms, SiLU, RoPE, element-wise, quantization",
+                 sim_unit="sfu", timing_loops=("SOFTMAX_MAX", "SOFTMAX_EXP_SUM", "SOFTMAX_NORM", "RMSNORM_SUMSQ",
+                                               "RMSNORM_SCALE", "LAYERNORM_SUM", "LAYERNORM_SUMSQ",
+                                               "LAYERNORM_SCALE", "SILU_ELEMS", "SILU_MUL_ELEMS", "ADD_ELEMS",
+                                               "MUL_ELEMS", "ROPE_PAIRS")),
+    KernelFamily("attention", AttentionKernelConfig, "attention_top", AttentionKernelConfig(2, 1, 16, 8, dot_lanes=2),
+                 "decode attention over an INT8 KV cache (GQA)"),
+    KernelFamily("decoder_layer", DecoderLayerConfig, "decoder_layer_top",
+                 uniform_layer(64, 128, 2, 1, 32, 8, ProjectionFormat(4, 32)),
+                 "a whole decoder layer (MV path) with its KV cache"),
+):
+    register_family(_fam)
 
 for _cfg in (
     LinearKernelConfig("mv", 4, (2, 16), 64, 256, 64),
@@ -276,9 +371,14 @@ for _cfg in (
 
 
 def get_config(name: str):
-    if name not in REGISTRY:
-        raise HlsConfigError(f"unknown kernel configuration {name!r}; known: {sorted(REGISTRY)}")
-    return REGISTRY[name]
+    """A registered configuration, or a family's smallest one, by name."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    smallest = {f.smallest.name: f.smallest for f in FAMILIES.values()}
+    if name in smallest:
+        return smallest[name]
+    raise HlsConfigError(f"unknown kernel configuration {name!r}; known: {sorted(REGISTRY)} and each family's "
+                         f"smallest: {sorted(smallest)}")
 
 
 DSP_CASCADE_MAX = 8   # exact two-lane packing bound (docs/hls.md, DSP packing): CHAIN * 128 * 127 < 2^17

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from host.errors import SessionError
-from mapping.artifact_io import ArtifactError, read_manifest
+from mapping.artifact_io import ArtifactError, design_from_manifest, design_matches, design_record, read_manifest
 from mapping.compiled_artifact import SCHEMA, SCHEMA_VERSION, read_compiled_model, write_compiled_artifact
 from mapping.compress import CompressedModel, load_compressed
 from mapping.sim_api import build_compiler
@@ -74,7 +74,7 @@ def compile_artifact(compressed: Union[str, Path, CompressedModel], out_dir: Uni
                            "mapping.compress.load_compressed so the compiled artifact can name it")
     comp, d, dev = build_compiler(cm, design, max_len=max_len or default_max_len(cm))
     tok_src = Path(tokenizer_dir) if tokenizer_dir else None
-    meta = {"design": d.name, "device": dev.name, "recipe": cm.recipe.name,
+    meta = {**design_record(d), "device": dev.name, "recipe": cm.recipe.name,
             "compressed_model": {"path": str(Path(cm.path).resolve()), "content_hash": cm.content_hash}}
 
     def copy_tokenizer(tmp: Path) -> None:
@@ -97,20 +97,18 @@ def load_artifact(path: Union[str, Path], compressed: Optional[Union[str, Path, 
                   design: Optional[str] = None) -> CompiledArtifact:
     """Load a compiled artifact as stored.
 
-    ``design`` (a preset name or a design YAML; default the manifest's name) must be the design it was
-    compiled for; ``compressed`` (default: the one the
+    ``design`` (a preset name or a design YAML) must be the design it was compiled for (the manifest
+    stores the design itself, ``mapping.artifact_io.design_record``); ``compressed`` (default: the one the
     manifest names) must have the content hash it was compiled from.
     """
-    from simulator.design import load_design
     from simulator.specs.device import load_device
     from simulator.specs.model import model_spec_from_hf_config
     from simulator.timing_params import hw_from_design
     path = Path(path)
     man = read_manifest(path, SCHEMA, SCHEMA_VERSION, verify=True)
-    d = load_design(design if design is not None else man["design"])     # a preset name or a design YAML
-    if d.name != man.get("design"):
+    if design is not None and not design_matches(man, design):
         raise ArtifactError(f"artifact '{path}' was compiled for design '{man.get('design')}', the session asks "
-                            f"for design '{d.name}'; recompile it for '{d.name}'")
+                            f"for design '{design}'; recompile it for '{design}'")
     named = man.get("compressed_model") or {}
     if compressed is None:
         if not named.get("path"):
@@ -123,6 +121,7 @@ def load_artifact(path: Union[str, Path], compressed: Optional[Union[str, Path, 
         raise ArtifactError(f"artifact '{path}' was compiled from the compressed model with content_hash "
                             f"{want[:16]}..., the given one has content_hash {str(cm.content_hash)[:16]}...; "
                             "recompile the artifact from this compressed model")
+    d = design_from_manifest(man, path)
     dev = load_device(d.device)
     spec = model_spec_from_hf_config(cm.config, name=str(man.get("model") or "compressed"))
     model = read_compiled_model(path, spec, hw_from_design(d, dev))

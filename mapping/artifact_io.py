@@ -185,3 +185,62 @@ def read_manifest(src: str | os.PathLike, schema: str, version: int, verify: boo
                 raise ArtifactError(f"artifact '{src}': file '{name}' does not match its content hash "
                                     "(corrupted or truncated)")
     return manifest
+
+
+# ----- the design an artifact was compiled for ----------------------------------------------------
+# The manifest keeps the whole design (its YAML content as plain data), not only its name, so an
+# artifact compiled for a user's own design YAML runs where that file is absent; the manifest's
+# content hash covers it like every other field, and ``design_sha256`` names the design's figures.
+DESIGN_KEYS = ("design", "design_spec", "design_sha256")
+
+
+def design_record(design: Any) -> dict[str, Any]:
+    """Manifest fields for ``design`` (a ``simulator.design.AcceleratorDesign``)."""
+    from simulator.design import design_sha256, design_to_dict
+    return {"design": design.name, "design_spec": design_to_dict(design), "design_sha256": design_sha256(design)}
+
+
+def design_from_manifest(manifest: dict[str, Any], src: str | os.PathLike) -> Any:
+    """The design stored in an artifact's manifest, rebuilt and checked against its hash.
+
+    An artifact written before designs were stored names only a bundled preset: that preset is
+    loaded by name (and a name not on the search path is the loader's clear error)."""
+    from simulator.design import design_from_dict, design_sha256, load_design
+    from simulator.specs._yaml import SpecError
+
+    spec = manifest.get("design_spec")
+    if spec is None:
+        name = manifest.get("design")
+        if not isinstance(name, str):
+            raise ArtifactError(f"artifact '{src}': {MANIFEST} names no design (fields 'design_spec', 'design')")
+        return load_design(name)
+    if not isinstance(spec, dict):
+        raise ArtifactError(f"artifact '{src}': {MANIFEST} field 'design_spec' must be an object (the design), "
+                            f"got {type(spec).__name__}")
+    try:
+        design = design_from_dict(spec, f"artifact '{src}' {MANIFEST} design_spec")
+    except SpecError as exc:
+        raise ArtifactError(f"{exc}; the stored design is not one this llmaccel reads: recompile the "
+                            "artifact") from None
+    want = manifest.get("design_sha256")
+    got = design_sha256(design)
+    if want != got:
+        raise ArtifactError(f"artifact '{src}': the stored design hashes to {got[:16]}..., its manifest says "
+                            f"design_sha256 {str(want)[:16]}... (a field this llmaccel reads differently); "
+                            "recompile the artifact")
+    if manifest.get("design") != design.name:
+        raise ArtifactError(f"artifact '{src}': field 'design' is '{manifest.get('design')}' but the stored "
+                            f"design is named '{design.name}'")
+    return design
+
+
+def design_matches(manifest: dict[str, Any], design: str) -> bool:
+    """Whether ``design`` (a name, or a design YAML path) is the design the artifact was compiled for: a name
+    is compared with the stored name, a YAML file by the hash of the design it holds."""
+    if design == manifest.get("design"):
+        return True
+    from simulator.design import design_sha256, is_design_file
+    if not is_design_file(design):
+        return False
+    from mapping.designs import load_design
+    return manifest.get("design_sha256") == design_sha256(load_design(design))

@@ -11,7 +11,8 @@ from mapping.compiler import DEFAULT_MAX_LEN, Compiler, ModelFormats, formats_fr
 from mapping.recipe import Recipe
 from simulator.api import SimResult, simulate_compiled, timing_plan
 from simulator.compiled import CompiledModel
-from simulator.design import AcceleratorDesign, load_design
+from mapping.designs import load_design   # preset search path + the HLS reports a design names
+from simulator.design import AcceleratorDesign
 from simulator.power import PowerModel
 from simulator.resources import fit_check
 from simulator.specs.device import load_device

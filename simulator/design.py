@@ -15,12 +15,15 @@ tokens. Decode (MV, one token) uses one lane, prefill (MM) both.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Sequence
 
 from simulator.isa import MAX_BUFFER_BYTES, MAX_BUFFERS_PER_CORE, MISC_OPS
-from simulator.specs._yaml import SpecError, load, preset_names, preset_path
+from simulator.specs._yaml import PRESETS_DIR, SpecError, build, load, to_dict
 from sparse_dsp.dsp_chain import ChainConfig
 from sparse_dsp.errors import LlmaccelError
 from sparse_dsp.packed_format import SUPPORTED_BITS, WORD_BITS
@@ -173,6 +176,60 @@ class WeightDecoderSpec:
             raise SpecError(f"weight decoder bits={bad[0]} is not supported; allowed: {list(SUPPORTED_BITS)}")
 
 
+# The units whose figures a synthesis report may set (ReportedUnit.unit); the HLS kernel-family registry
+# (hls_kernels.configs.FAMILIES, sim_unit) says which kernel top stands for which.
+REPORTED_UNITS = ("mpe", "sfu")
+
+
+@dataclass(frozen=True)
+class ReportedResources:
+    """Resources of one unit instance as a synthesis report states them (Vitis HLS names)."""
+
+    LUT: int
+    FF: int
+    DSP: int
+    BRAM_18K: int
+    URAM: int
+
+    def __post_init__(self) -> None:
+        for f in ("LUT", "FF", "DSP", "BRAM_18K", "URAM"):
+            if getattr(self, f) < 0:
+                raise SpecError(f"reported resource {f}={getattr(self, f)} must be >= 0")
+
+
+@dataclass(frozen=True)
+class ReportedUnit:
+    """What a csynth report says about one unit; the timing and resource models take these figures
+    instead of their own (``simulator.timing_params.hw_from_design``, ``simulator.resources``).
+
+    ``mpe``: one sparse DSP chain as the ``linear_mv`` kernel (its beat loop's II and pipeline
+    depth are the chain's II and fill/drain latency; its resources one chain's). ``sfu``: the SFU of
+    one core (the deepest pipelined phase loop is the per-phase pipeline depth, the worst II the
+    cycles per element and lane; its resources are shared by the design's lanes).
+    Filled by ``mapping.designs`` from ``hls_reports``; stored in compiled artifacts as data.
+    """
+
+    unit: Literal["mpe", "sfu"]
+    report: str                  # the csynth.xml the timing came from
+    report_sha256: str
+    top: str                     # the HLS top it synthesised
+    loop: str                    # the loop whose II and pipeline depth are taken
+    ii_cycles: int
+    pipeline_depth_cycles: int
+    resources: ReportedResources
+    resources_report: str        # the csynth.xml of the top (resources of the whole unit)
+    tool_version: str = "unknown"
+
+    def __post_init__(self) -> None:
+        if self.unit not in REPORTED_UNITS:
+            raise SpecError(f"reported unit '{self.unit}' is unknown; allowed: {', '.join(REPORTED_UNITS)}")
+        if self.ii_cycles < 1:
+            raise SpecError(f"reported unit '{self.unit}': ii_cycles={self.ii_cycles} must be >= 1")
+        if self.pipeline_depth_cycles < 0:
+            raise SpecError(f"reported unit '{self.unit}': pipeline_depth_cycles={self.pipeline_depth_cycles} "
+                            f"must be >= 0")
+
+
 @dataclass(frozen=True)
 class AcceleratorDesign:
     """A whole accelerator: ``cores`` identical cores sharing ``hbm_channels`` HBM channels."""
@@ -196,6 +253,10 @@ class AcceleratorDesign:
     instruction_memory: Literal["ddr", "hbm", "on_chip"] = "on_chip"
     description: str = ""
     notes: dict[str, str] = field(default_factory=dict)  # provenance of design choices
+    # csynth.xml (or a directory of them, relative to the design YAML) whose figures replace the
+    # timing and resource models' own for the units they synthesise (mapping.designs reads them)
+    hls_reports: Optional[str] = None
+    reported: tuple[ReportedUnit, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.clock_MHz > 0:
@@ -222,6 +283,21 @@ class AcceleratorDesign:
         for role in ("weight", "activation"):
             if not any(b.role == role and b.scope == "core" for b in self.buffers):
                 raise SpecError(f"buffers: a per-core '{role}' buffer is required")
+        units = [r.unit for r in self.reported]
+        twice = sorted({u for u in units if units.count(u) > 1})
+        if twice:
+            raise SpecError(f"reported: unit '{twice[0]}' is given twice; each unit may have one report")
+
+    def require_reports_read(self) -> None:
+        """Refuse to model a design whose reports were named but not read (their figures would be ignored)."""
+        if self.hls_reports is not None and not self.reported:
+            raise SpecError(f"design '{self.name}' names hls_reports '{self.hls_reports}' that were not read; load "
+                            "the design with mapping.designs.load_design (as compile, simulate and run do), "
+                            "which reads them")
+
+    def reported_unit(self, unit: str) -> Optional[ReportedUnit]:
+        """The report figures for ``unit`` (``mpe``, ``sfu``), or None when the models' own are used."""
+        return next((r for r in self.reported if r.unit == unit), None)
 
     # ----- what the timing engine and compiler read ------------------------------------------------
     @property
@@ -303,14 +379,95 @@ class AcceleratorDesign:
         return sum(b.read_bytes_per_cycle for b in self.buffers if b.role == "weight" and b.scope == "core")
 
 
-def list_designs() -> list[str]:
-    """Names of the bundled design presets."""
-    return preset_names("designs")
+# ----- where designs are found -------------------------------------------------------------------
+PRESET_PATH_ENV = "LLMACCEL_PRESET_PATH"
+BUNDLED_DESIGNS = PRESETS_DIR / "designs"
 
 
-def load_design(name_or_path: str | Path) -> AcceleratorDesign:
-    """A design preset by name (``flightllm-u280``) or a user design YAML file."""
+def design_search_path(extra: Sequence[str | Path] = ()) -> tuple[Path, ...]:
+    """The directories design names are looked up in, in order: the bundled presets, then each directory
+    of ``$LLMACCEL_PRESET_PATH`` (``os.pathsep``-separated), then ``extra`` (``--preset-path``).
+
+    A directory that does not exist is an error naming where it came from (a typo in the variable
+    must not make a name silently resolve elsewhere)."""
+    dirs = [BUNDLED_DESIGNS]
+    env = os.environ.get(PRESET_PATH_ENV, "")
+    sources = [(d, f"${PRESET_PATH_ENV}") for d in env.split(os.pathsep) if d.strip()]
+    sources += [(str(d), "--preset-path") for d in extra]
+    for text, origin in sources:
+        d = Path(text).expanduser()
+        if not d.is_dir():
+            raise SpecError(f"{origin} entry '{text}' is not a directory; it must name directories holding "
+                            f"design YAML files (<name>.yaml)")
+        if d.resolve() not in [x.resolve() for x in dirs]:
+            dirs.append(d)
+    return tuple(dirs)
+
+
+def _design_files(extra: Sequence[str | Path] = ()) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    for d in design_search_path(extra):
+        for p in sorted(d.glob("*.yaml")):
+            found.setdefault(p.stem, []).append(p)
+    return found
+
+
+def _duplicate_error(name: str, paths: list[Path]) -> SpecError:
+    return SpecError(f"design '{name}' is found twice on the preset search path: "
+                     + " and ".join(f"'{p}'" for p in paths)
+                     + "; rename one, or give the file path instead of the name")
+
+
+def list_designs(extra: Sequence[str | Path] = ()) -> list[str]:
+    """Names of the designs on the search path (bundled first; a name found twice is an error)."""
+    found = _design_files(extra)
+    for name, paths in found.items():
+        if len(paths) > 1:
+            raise _duplicate_error(name, paths)
+    return sorted(found)
+
+
+def is_design_file(name_or_path: str | Path) -> bool:
+    """An explicit file path (``my.yaml``, ``./x``), as opposed to a name looked up on the search path."""
     text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or "/" in text:
-        return load(AcceleratorDesign, Path(text))
-    return load(AcceleratorDesign, preset_path("designs", text))
+    return isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or "/" in text or os.sep in text
+
+
+def find_design(name_or_path: str | Path, extra: Sequence[str | Path] = ()) -> Path:
+    """The YAML file of a design: an explicit path as given, a name from the search path.
+
+    An unknown name lists the names on the path; a name found in two directories names both files."""
+    if is_design_file(name_or_path):
+        return Path(name_or_path)
+    name = str(name_or_path)
+    found = _design_files(extra)
+    paths = found.get(name, [])
+    if len(paths) > 1:
+        raise _duplicate_error(name, paths)
+    if not paths:
+        where = ", ".join(str(d) for d in design_search_path(extra))
+        raise SpecError(f"unknown design preset '{name}'; available: {', '.join(sorted(found))} "
+                        f"(searched {where}; add directories with ${PRESET_PATH_ENV} or --preset-path, "
+                        f"or give a design YAML path)")
+    return paths[0]
+
+
+def load_design(name_or_path: str | Path, extra: Sequence[str | Path] = ()) -> AcceleratorDesign:
+    """A design by name (``flightllm-u280``, looked up on :func:`design_search_path`) or a design YAML file."""
+    return load(AcceleratorDesign, find_design(name_or_path, extra))
+
+
+def design_to_dict(design: AcceleratorDesign) -> dict:
+    """The design as plain data (what a design YAML holds; :func:`design_from_dict` reads it back)."""
+    return to_dict(design)
+
+
+def design_from_dict(data: dict, source: str) -> AcceleratorDesign:
+    """Rebuild a design from :func:`design_to_dict`'s data, with the YAML files' checks."""
+    return build(AcceleratorDesign, data, source)
+
+
+def design_sha256(design: AcceleratorDesign) -> str:
+    """SHA-256 of the design's canonical JSON: two designs with the same figures have the same hash."""
+    canon = json.dumps(design_to_dict(design), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canon.encode("ascii")).hexdigest()

@@ -139,8 +139,24 @@ def _measured(unit: str, chain_len: int, nm_patterns: tuple[str, ...] = ()) -> O
                            f"measured chain_len={chain_len} configurations {used}")
 
 
+def reported_cost(design: AcceleratorDesign, unit: str) -> Optional[UnitCost]:
+    """A csynth report's resources for ``unit`` (``AcceleratorDesign.reported``), per instance of the
+    resource table's unit: the mpe report (linear_mv_top) is one sparse DSP chain; the sfu report
+    (sfu_top) is one core's SFU, shared by its lanes. BRAM_18K count as half a BRAM36."""
+    r = design.reported_unit(unit)
+    if r is None:
+        return None
+    per = 1 if unit == "mpe" else design.sfu.lanes
+    x = r.resources
+    what = "one sparse DSP chain" if unit == "mpe" else f"one core's SFU over its {per} lanes"
+    return UnitCost(LUT=x.LUT / per, FF=x.FF / per, DSP=x.DSP / per, BRAM36=x.BRAM_18K / 2 / per, URAM=x.URAM / per,
+                    source=f"csynth report {r.resources_report} ({r.top}, HLS {r.tool_version}): {what}")
+
+
 def unit_costs(design: AcceleratorDesign) -> dict[str, UnitCost]:
-    """The per-unit cost table for ``design``: the single place to swap in better figures."""
+    """The per-unit cost table for ``design``: the single place to swap in better figures (a csynth
+    report the design names replaces the model's figure for its unit: :func:`reported_cost`)."""
+    design.require_reports_read()
     me = design.matrix_engine
     sparse = [nm for nm in me.nm_patterns if nm is not None]
     m_max = max((m for _, m in sparse), default=1)
@@ -151,9 +167,9 @@ def unit_costs(design: AcceleratorDesign) -> dict[str, UnitCost]:
     decoder = (_measured("weight_decoder", me.chain_len, patterns)
                or _decoder_estimate(me.chain_len, design.weight_decoder.in_bits_per_cycle))
     return {
-        "dsp_chain": chain,
+        "dsp_chain": reported_cost(design, "mpe") or chain,
         "weight_decoder": decoder,
-        "sfu_lane": _sfu_lane_guess(design.sfu.precision),
+        "sfu_lane": reported_cost(design, "sfu") or _sfu_lane_guess(design.sfu.precision),
         "hbm_port": HBM_PORT_GUESS,
         "core_control": CORE_CONTROL_GUESS,
     }

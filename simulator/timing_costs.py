@@ -175,12 +175,13 @@ def costs(ins: isa.Instr, core: int, q0: int, hw: HwParams) -> OpCost:
     if isinstance(ins, (isa.MM, isa.MV)):
         rows, cols, tokens, dens, macs = matrix_shape(ins, q0)
         fused = ins.fuse != "none" or (ins.mode == "linear" and ins.accumulate)
-        lat = chain_latency(hw.chain_len, ins.nm) + (hw.sfu_pipeline_cycles if fused else 0)
+        chain = chain_latency(hw.chain_len, ins.nm) if hw.chain_latency_cycles is None else hw.chain_latency_cycles
+        lat = chain + (hw.sfu_pipeline_cycles if fused else 0)
         return OpCost(mpe_beats(rows, cols, tokens, dens, isinstance(ins, isa.MV), hw), lat, macs=macs)
     if isinstance(ins, isa.MISC):
         elems = (causal_row_elems(q0, ins.row0, ins.rows, ins.qgroup) if ins.op == "softmax"
                  else ins.rows * ins.row_len)
         phases = SFU_PHASES.get(ins.op, 1)
-        cyc = phases * (math.ceil(elems / hw.sfu_lanes_per_core) + hw.sfu_pipeline_cycles) if elems > 0 else 0
+        cyc = phases * (math.ceil(elems / hw.sfu_lanes_per_core) * hw.sfu_ii + hw.sfu_pipeline_cycles) if elems > 0 else 0
         return OpCost(cyc, sfu_elems=elems)
     return OpCost(0)   # SYS: synchronisation only; a barrier's latency is the engine's sync_cycles

@@ -47,6 +47,18 @@ class TimingParamsError(LlmaccelError):
 
 
 @dataclass(frozen=True)
+class ReportedValue:
+    """One timing-model value taken from a synthesis report instead of the model (for the output)."""
+
+    unit: str            # the design unit ("mpe", "sfu")
+    field: str           # the HwParams field it sets
+    value: int           # what the report says
+    model_value: int     # what the model would have used
+    report: str          # the csynth.xml
+    loop: str            # the loop it was read at
+
+
+@dataclass(frozen=True)
 class HwParams:
     """Per-core and per-device quantities the cycle models use (units in the names)."""
 
@@ -65,13 +77,17 @@ class HwParams:
     kv_buf_bytes_per_core: int
     buf_read_bytes_per_cycle_per_core: int  # weight-buffer read ports (URAM/BRAM banks x port width)
     chain_ii: int = 1                     # chain initiation interval: one beat per cycle (sparse_dsp.dsp_chain)
+    # chain fill/drain of an MV/MM: None = the cycle-exact chain model's (sparse_dsp.dsp_chain), else a report's
+    chain_latency_cycles: Optional[int] = None
     sfu_pipeline_cycles: int = SFU_PIPELINE_CYCLES_DEFAULT
+    sfu_ii: int = 1                       # cycles per element and lane of an SFU phase (its loops' II)
     sync_cycles: int = SYNC_CYCLES_DEFAULT
     hbm_total_bytes: int = 0
     mem: Optional[MemorySystem] = None    # None: the memory table's defaults at this clock (512-bit ports)
     ifetch_bytes_per_cycle: float = ONCHIP_IFETCH_BYTES_PER_CYCLE   # per core
     ifetch_latency_cycles: int = ONCHIP_IFETCH_LATENCY_CYCLES
     instruction_memory: str = "on_chip"
+    from_reports: tuple[ReportedValue, ...] = ()   # which values above came from which csynth report
     extras: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +98,9 @@ class HwParams:
             v = getattr(self, f)
             if not (isinstance(v, (int, float)) and v > 0):
                 raise TimingParamsError(f"design field '{f}'={v!r} must be a positive number")
+        for f in ("chain_ii", "sfu_ii"):
+            if getattr(self, f) < 1:
+                raise TimingParamsError(f"'{f}'={getattr(self, f)} must be >= 1")
         if self.hbm_channels % self.n_cores != 0:
             raise TimingParamsError(f"hbm_channels={self.hbm_channels} must be a multiple of cores="
                                     f"{self.n_cores} so each core owns whole channels")
@@ -190,6 +209,8 @@ def hw_from_design(design: Any, device: Any) -> HwParams:
     hops = 0 if design.cores == 1 else min(design.cores - 1, SLR_HOPS_U280)
     sync = 0 if design.cores == 1 else (SYNC_VECTOR_CYCLES_ESTIMATE
                                         + 2 * hops * (slr_crossing_stages() + SYNC_ROUTING_CYCLES_PER_HOP_ESTIMATE))
+    design.require_reports_read()
+    reported = _reported_timing(design)
     kv = design.kv_buf_bytes_per_core or design.weight_buf_bytes_per_core
     buffer_ids = {}
     for b in design.buffers:
@@ -207,7 +228,29 @@ def hw_from_design(design: Any, device: Any) -> HwParams:
         kv_buf_bytes_per_core=kv,
         buf_read_bytes_per_cycle_per_core=design.buf_read_bytes_per_cycle_per_core,
         hbm_total_bytes=design.hbm_channels * ch_bytes,
+        **{v.field: v.value for v in reported}, from_reports=reported,
         extras={"device": device.name, "hbm_channel_GBps_device": per_ch, "hbm_port_GBps": port_GBps, "buffer_ids": buffer_ids,
                 "supported_nm": tuple(design.matrix_engine.nm_patterns),
                 "supported_bits": tuple(design.weight_decoder.supported_bits), **notes},
     )
+
+
+def _reported_timing(design: Any) -> tuple[ReportedValue, ...]:
+    """The HwParams values the design's csynth reports set (``AcceleratorDesign.reported``), each with the
+    value the model would have used. mpe: the chain's II and fill/drain (the beat loop's II and pipeline
+    depth); sfu: the per-phase pipeline depth and the cycles per element and lane."""
+    from sparse_dsp.dsp_chain import ChainConfig
+    out = []
+    for r in getattr(design, "reported", ()):
+        if r.unit == "mpe":
+            nms = [nm for nm in design.matrix_engine.nm_patterns]
+            model_lat = max(ChainConfig(design.chain_len, nm, design.matrix_engine.cascade_groups).latency_cycles
+                            for nm in nms)
+            pairs = (("chain_ii", r.ii_cycles, 1), ("chain_latency_cycles", r.pipeline_depth_cycles, model_lat))
+        elif r.unit == "sfu":
+            pairs = (("sfu_pipeline_cycles", r.pipeline_depth_cycles, SFU_PIPELINE_CYCLES_DEFAULT),
+                     ("sfu_ii", r.ii_cycles, 1))
+        else:  # the design's own check allows only the units above
+            raise TimingParamsError(f"reported unit '{r.unit}' has no timing values; allowed: mpe, sfu")
+        out.extend(ReportedValue(r.unit, f, int(v), int(m), r.report, r.loop) for f, v, m in pairs)
+    return tuple(out)

@@ -1,4 +1,4 @@
-"""Parse a Vitis/Vivado HLS csynth.xml into plain data; turn it into simulator unit overrides.
+"""Parse a Vitis/Vivado HLS csynth.xml into plain data; turn it into the simulator's reported units.
 
 Pure functions: a file in, a dict out, tested on real reports of three tool
 generations. The parser never invents a number: ``undef`` becomes None, and a
@@ -162,28 +162,103 @@ def parse_csynth(path: Union[str, Path]) -> dict[str, Any]:
     return out
 
 
-def unit_overrides(report: dict[str, Any], unit: str) -> dict[str, Any]:
-    """Per-unit latency/resource overrides for the simulator's timing model, from a parsed report.
+# ----- reports -> the simulator's unit figures ------------------------------------------------------
+# Which report stands for which simulator unit, and which of its loops the timing model reads, is the
+# kernel-family registry's (hls_kernels.configs.FAMILIES: sim_unit, timing_loops): a linear_mv_top
+# report is one sparse DSP chain ("mpe"), an sfu_top report one core's SFU ("sfu").
+REPORT_RESOURCES = ("LUT", "FF", "DSP", "BRAM_18K", "URAM")
 
-    Plain data: ``{"units": {unit: {...}}}``. Unknown values stay None and are
-    named in ``missing``, so the timing model keeps its own estimate for them
-    instead of taking a zero.
+
+def report_files(path: Union[str, Path]) -> list[Path]:
+    """A csynth.xml file as given, or every ``csynth.xml`` / ``*_csynth.xml`` under a directory (Vitis
+    writes one per module: the top's, and one per sub-function and pipelined loop)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*.xml") if p.name == "csynth.xml" or p.name.endswith("_csynth.xml"))
+        if not found:
+            raise HlsReportError(f"hls_reports: no csynth.xml under {path} (run 'llmaccel hls run' with the csynth "
+                                 "step, then name its solution's syn/report directory)")
+        return found
+    raise HlsReportError(f"hls_reports: {path} does not exist (a csynth.xml or a directory of them)")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _count(value: Any, where: str) -> int:
+    """A reported figure the simulator takes: a whole number (a {min, max} range: its max)."""
+    if isinstance(value, dict):
+        value = value.get("max")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise HlsReportError(f"{where} is {value!r}; the simulator needs a whole number of cycles there "
+                             "(the report leaves it undefined: synthesise with fixed loop bounds)")
+    return value
+
+
+def _allowed_tops() -> str:
+    from hls_kernels.configs import FAMILIES
+    return ", ".join(f"{f.top} ({f.sim_unit})" for f in FAMILIES.values() if f.sim_unit)
+
+
+def reported_units(path: Union[str, Path]) -> tuple:
+    """The ``simulator.design.ReportedUnit`` records of the reports at ``path``: for each unit, the II and
+    pipeline depth of its timing loops (the worst over them) and the resources of its top.
+
+    A report of a top the simulator has no unit for, a report without a timing loop, a loop without
+    II or depth, a resource the report does not give, or two reports of one top: each one clear error.
     """
-    lat = report.get("latency_cycles", {})
-    interval = report.get("interval_cycles", {})
-    clock = report.get("clock", {})
-    est = clock.get("estimated_ns")
-    entry = {
-        "latency_cycles": lat.get("worst"),
-        "latency_cycles_best": lat.get("best"),
-        "interval_cycles": interval.get("max"),
-        "estimated_clock_ns": est,
-        "fmax_MHz": None if not est else round(1000.0 / est, 3),
-        "resources": dict(report.get("resources_used") or {}),
-        "loops": {lp["path"]: {k: lp[k] for k in ("trip_count", "latency_cycles", "pipeline_ii") if k in lp}
-                  for lp in report.get("loops") or []},
-        "source": f"csynth.xml {report.get('report')} ({report.get('tool_version', 'unknown tool version')}, "
-                  f"part {report.get('part', 'unknown')})",
-    }
-    entry["missing"] = [k for k in ("latency_cycles", "interval_cycles", "estimated_clock_ns") if entry[k] is None]
-    return {"units": {unit: entry}}
+    from hls_kernels.configs import family_by_top
+    from simulator.design import ReportedResources, ReportedUnit
+
+    files = report_files(path)
+    parsed = [parse_csynth(f) for f in files]
+    tops: dict[str, dict[str, Any]] = {}
+    for rep in parsed:
+        fam = family_by_top(rep.get("top", ""))
+        if fam is None or fam.sim_unit is None:
+            continue
+        if fam.top in tops:
+            raise HlsReportError(f"hls_reports: two reports of {fam.top}: {tops[fam.top]['report']} and "
+                                 f"{rep['report']}; name one")
+        tops[fam.top] = rep
+    if not tops:
+        seen = sorted({str(r.get("top")) for r in parsed})
+        raise HlsReportError(f"hls_reports {path}: unknown unit: the reports are of {', '.join(seen)}; the simulator "
+                             f"takes reports of {_allowed_tops()}")
+    units = []
+    for top, rep in tops.items():
+        fam = family_by_top(top)
+        # the timing loops: in the top's report, or (Vitis 2023+: a pipelined loop is its own module) in a
+        # sub-module report of the same directory
+        loops = [(r, lp) for r in parsed for lp in (r.get("loops") or []) if lp["name"] in fam.timing_loops]
+        if not loops:
+            names = sorted({lp["name"] for r in parsed for lp in (r.get("loops") or [])})
+            raise HlsReportError(f"{rep['report']}: {top} report holds none of the loops {list(fam.timing_loops)} "
+                                 f"whose II and pipeline depth the simulator takes (loops found: "
+                                 f"{', '.join(names) or 'none'})")
+        timed = []
+        for r, lp in loops:
+            where = f"{r['report']}: loop {lp['path']}"
+            timed.append((_count(lp.get("pipeline_ii"), f"{where} PipelineII"),
+                          _count(lp.get("pipeline_depth"), f"{where} PipelineDepth"), r, lp))
+        ii = max(t[0] for t in timed)
+        depth, _, deep_rep, deep_loop = max(((t[1], t[0], t[2], t[3]) for t in timed), key=lambda t: (t[0], t[1]))
+        used = rep.get("resources_used")
+        if used is None:
+            raise HlsReportError(f"{rep['report']}: missing field resources_used (AreaEstimates/Resources)")
+        lacking = [k for k in REPORT_RESOURCES if k not in used]
+        if lacking:
+            raise HlsReportError(f"{rep['report']}: missing field resources_used.{lacking[0]}; the simulator needs "
+                                 f"{', '.join(REPORT_RESOURCES)}")
+        res = ReportedResources(**{k: _count(used[k], f"{rep['report']}: resources_used.{k}")
+                                   for k in REPORT_RESOURCES})
+        units.append(ReportedUnit(unit=fam.sim_unit, report=str(deep_rep["report"]),
+                                  report_sha256=_sha256(Path(deep_rep["report"])), top=top, loop=deep_loop["name"],
+                                  ii_cycles=ii, pipeline_depth_cycles=depth, resources=res,
+                                  resources_report=str(rep["report"]),
+                                  tool_version=str(rep.get("tool_version", "unknown"))))
+    return tuple(sorted(units, key=lambda u: u.unit))

@@ -18,15 +18,13 @@ from pathlib import Path
 from string import Template
 from typing import Optional
 
-from hls_kernels.build import INCLUDE_DIR, TOPS_DIR
-from hls_kernels.configs import HlsConfigError
+from hls_kernels.build import INCLUDE_DIR
+from hls_kernels.configs import HlsConfigError, family_of
 from hls_kernels.flow.vectors import golden_case, vectors_header
 from sparse_dsp.errors import LlmaccelError
 from sparse_dsp.safe_paths import check_output_dir, write_dir_atomically
 
 TEMPLATES = Path(__file__).parent / "templates"
-TOPS = {"linear_mv": "linear_mv_top", "linear_mm": "linear_mm_top", "weight_decode": "weight_decode_top",
-        "weight_decode_stream": "weight_decode_stream_top", "sfu": "sfu_top", "attention": "attention_top", "decoder_layer": "decoder_layer_top"}
 # Default kernel clock: FlightLLM's U280 design clock, 225 MHz (shared/anchors/hardware.yaml
 # flightllm_u280.clock_MHz, from the FlightLLM paper). A target, not a promise: csynth reports the estimate.
 DEFAULT_CLOCK_MHZ = 225.0
@@ -71,20 +69,17 @@ def write_project(config, out_dir: str | os.PathLike, device: str = "alveo-u280"
         raise LlmaccelError(f"output directory {out} already exists (pass overwrite/--force to replace it)")
     check_output_dir(out_dir, "--out", overwrite, _is_our_project, "HLS project")
     target = device_target(device, clock_mhz)
-    family = config.family
-    if family not in TOPS:
-        raise HlsConfigError(f"emit has no testbench for kernel family '{family}'; families with one: "
-                             f"{sorted(TOPS)}")
-    top = TOPS[family]
+    fam = family_of(config)          # the registry record: top, testbench (hls_kernels.configs.FAMILIES)
+    family, top = fam.name, fam.top
 
     def build(tmp: Path) -> None:
         src, tb = tmp / "src", tmp / "tb"
         # copyfile, not copy/copy2: new files get the user's umask, not the package's modes
         shutil.copytree(INCLUDE_DIR, src / "include", copy_function=shutil.copyfile)
-        shutil.copyfile(TOPS_DIR / f"{top}.cpp", src / f"{top}.cpp")
+        shutil.copyfile(fam.top_source, src / f"{top}.cpp")
         (src / "llmaccel_instance.hpp").write_text(config.instance_header())
         tb.mkdir()
-        (tb / f"tb_{family}.cpp").write_text(_render(f"tb_{family}.cpp", name=config.name))
+        (tb / f"tb_{family}.cpp").write_text(Template(fam.testbench.read_text()).substitute(name=config.name))
         shutil.copyfile(TEMPLATES / "tb_common.h", tb / "tb_common.h")
         (tb / "golden_vectors.h").write_text(vectors_header(case if case is not None else golden_case(config, seed),
                                                             config.name))

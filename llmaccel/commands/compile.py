@@ -23,9 +23,16 @@ HELP = "compile a model onto an accelerator design: per-bucket ISA programs + HB
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="llama2-7b",
                    help="model preset / config.json path, or a compressed-model artifact directory")
-    p.add_argument("--design", default="flightllm-u280", help="design preset name or design YAML path")
+    p.add_argument("--design", default="flightllm-u280",
+                   help="design name (looked up on the preset search path) or design YAML path; the artifact "
+                        "stores the whole design, so it runs without the YAML")
+    p.add_argument("--preset-path", action="append", default=[], metavar="DIR",
+                   help="a directory of design YAMLs searched after the bundled presets and $LLMACCEL_PRESET_PATH "
+                        "(repeatable)")
     p.add_argument("--recipe", default="flightllm", help="compression recipe (ignored for a compressed model)")
-    p.add_argument("--max-len", type=int, default=2048, help="compiled maximum length (tokens)")
+    p.add_argument("--max-len", type=int, default=None,
+                   help="compiled maximum length (tokens; default 2048, or for a compressed model the longest "
+                        "multiple of 128 its positions allow, at most 2048)")
     p.add_argument("--out", required=True, help="artifact directory to write")
     p.add_argument("--force", action="store_true",
                    help="replace --out if it is an existing compiled-program artifact (nothing else is replaced)")
@@ -55,10 +62,12 @@ def _load_model(arg: str):
     return arg
 
 
-def compile_artifact(comp, design_name: str, recipe_name: str, out: str, storage: bool = True,
+def compile_artifact(comp, design, recipe_name: str, out: str, storage: bool = True,
                      compressed=None, force: bool = False) -> dict:
+    """Write the artifact; ``design`` (an AcceleratorDesign) is stored whole in the manifest."""
+    from mapping.artifact_io import design_record
     from mapping.compiled_artifact import write_compiled_artifact
-    meta = {"design": design_name, "recipe": recipe_name}
+    meta = {**design_record(design), "recipe": recipe_name}
     if compressed is not None and getattr(compressed, "content_hash", None):
         meta["compressed_model"] = {"path": str(compressed.path), "content_hash": compressed.content_hash}
     return write_compiled_artifact(comp, out, meta, storage=storage, force=force)
@@ -67,13 +76,22 @@ def compile_artifact(comp, design_name: str, recipe_name: str, out: str, storage
 def run(args) -> dict:
     from mapping.artifact_io import check_artifact_dest
     from mapping.compiled_artifact import SCHEMA
+    from mapping.designs import load_design
     from mapping.sim_api import build_compiler
 
     check_artifact_dest(args.out, SCHEMA, args.force)   # before compiling: refuse a bad --out at once
+    design = load_design(args.design, args.preset_path)
     model = _load_model(args.model)
-    comp, design, _ = build_compiler(model, args.design, args.recipe, max_len=args.max_len)
+    max_len = args.max_len
+    if max_len is None:
+        from mapping.compiler import DEFAULT_MAX_LEN, PREFILL_BUCKET
+        max_len = DEFAULT_MAX_LEN
+        if not isinstance(model, str):
+            max_len = max(PREFILL_BUCKET, min(max_len, model.shape.max_position_embeddings) // PREFILL_BUCKET
+                          * PREFILL_BUCKET)
+    comp, design, _ = build_compiler(model, design, args.recipe, max_len=max_len)
     rname = comp.f.source if not isinstance(model, str) else str(args.recipe)
-    out = compile_artifact(comp, design.name, rname, args.out, storage=not args.no_storage_report,
+    out = compile_artifact(comp, design, rname, args.out, storage=not args.no_storage_report,
                            compressed=None if isinstance(model, str) else model, force=args.force)
     if not args.json:
         print(f"wrote {out['artifact']}: {out['programs']} programs, {out['instruction_words']} words "

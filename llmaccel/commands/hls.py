@@ -43,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--gxx", action="store_true", help="build and run the testbench with g++ (no Vitis needed)")
     rep = sub.add_parser("report", help="parse a csynth.xml (file or directory)")
     rep.add_argument("path", help="csynth.xml, or a directory holding one")
-    rep.add_argument("--unit", help="also give simulator overrides for this unit name")
+    rep.add_argument("--unit",
+                     help="also give the figures a design naming this report gets for this simulator unit "
+                          "(mpe: a linear_mv_top report, sfu: an sfu_top report)")
     for p in (emit, run, rep):  # accept --json after the subcommand too (`llmaccel hls report X --json`)
         p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                        help="print one JSON object on stdout")
@@ -59,7 +61,7 @@ def inapplicable(args) -> dict[str, str]:
 
 
 def _emit(args) -> dict[str, Any]:
-    from hls_kernels.configs import REGISTRY, get_config
+    from hls_kernels.configs import FAMILIES, REGISTRY, get_config
     from hls_kernels.flow.writer import write_project
 
     if args.compressed is not None:
@@ -67,8 +69,12 @@ def _emit(args) -> dict[str, Any]:
     for flag in ("design",):
         if getattr(args, flag) is not None:
             raise LlmaccelError(f"--{flag} applies only with --compressed")
-    if args.kernel == "list":
-        return {"kernels": sorted(REGISTRY)}
+    if args.kernel == "list":       # from the registry: every configuration, grouped by its family's record
+        return {"kernels": sorted(REGISTRY),
+                "families": {f.name: {"top": f.top, "description": f.description, "smallest": f.smallest.name,
+                                      "simulator_unit": f.sim_unit,
+                                      "configurations": sorted(n for n, c in REGISTRY.items() if c.family == f.name)}
+                             for f in FAMILIES.values()}}
     cfg = get_config(args.kernel)
     device = DEVICE_ALIASES.get(args.device, args.device)
     out = write_project(cfg, args.out or f"hls_{cfg.name}", device=device, clock_mhz=args.clock_mhz,
@@ -127,11 +133,19 @@ def _run(args) -> dict[str, Any]:
 
 
 def _report(args) -> dict[str, Any]:
-    from hls_kernels.flow.report import parse_csynth, unit_overrides
+    from hls_kernels.flow.report import parse_csynth, reported_units
+    from simulator.specs._yaml import to_dict
 
     rep = parse_csynth(args.path)
     if args.unit:
-        rep["simulator_overrides"] = unit_overrides(rep, args.unit)
+        from simulator.design import REPORTED_UNITS
+        if args.unit not in REPORTED_UNITS:
+            raise LlmaccelError(f"--unit '{args.unit}' is not a unit the simulator takes reports for; allowed: "
+                                f"{', '.join(REPORTED_UNITS)}")
+        units = {u.unit: u for u in reported_units(args.path)}
+        if args.unit not in units:
+            raise LlmaccelError(f"--unit {args.unit}: {args.path} holds reports for {sorted(units)} only")
+        rep["simulator_overrides"] = to_dict(units[args.unit])
     return rep
 
 
@@ -141,7 +155,10 @@ def _print_human(cmd: str, result: dict[str, Any]) -> None:
             print(f"wrote {result['project']}: {len(result['layers'])} layer top(s), {len(result['linear'])} MV "
                   f"kernel(s), {len(result['decoders'])} streaming decoder(s) for design {result['design']}")
         elif "kernels" in result:
-            print("\n".join(result["kernels"]))
+            for fam, f in result["families"].items():
+                print(f"{fam} ({f['top']}): {f['description']}")
+                for n in f["configurations"]:
+                    print(f"  {n}")
         else:
             print(f"wrote {result['project']} ({result['top']}, part {result['part']}, {result['clock_MHz']} MHz)")
     elif cmd == "run":

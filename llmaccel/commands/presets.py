@@ -48,7 +48,7 @@ def _model_row(name: str) -> dict:
 
 
 def _design_row(name: str) -> dict:
-    from simulator.design import load_design
+    from mapping.designs import load_design      # the search path, and the HLS reports a design names
     from simulator.resources import DesignFitError, fit_check, resource_usage
     from simulator.specs import load_device
 
@@ -67,7 +67,8 @@ def _design_row(name: str) -> dict:
 
 
 def _show(name: str) -> dict:
-    from simulator.design import list_designs, load_design
+    from mapping.designs import load_design
+    from simulator.design import list_designs
     from simulator.resources import fit_check, resource_usage, unit_costs
     from simulator.specs import list_devices, list_models, load_device, load_model_spec, sourced_facts
     from simulator.specs._yaml import SpecError, to_dict

@@ -15,14 +15,17 @@ from sparse_dsp.errors import LlmaccelError
 NAME = "rtl"
 HELP = "sparse DSP chain / weight decoder / MV tile RTL: generate Verilog, simulate (cocotb), synthesize (yosys)"
 
-UNITS = {"chain": "dsp_chain", "dsp_chain": "dsp_chain", "decoder": "weight_decoder",
-         "weight_decoder": "weight_decoder", "tile": "mv_tile", "mv_tile": "mv_tile"}
+# CLI flag of each configuration knob (sparse_dsp.rtl.units.KNOBS); --asym is the negation of symmetric
+_FLAG = {"chain_len": "chain_len", "nm": "nm", "cascade_groups": "cascade_groups", "bits": "bits",
+         "symmetric": "asym", "k": "k", "group_size": "group_size", "n_chains": "n_chains"}
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
     # `llmaccel rtl synth --json` as well as `llmaccel rtl --json synth` (SUPPRESS keeps the outer flag)
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
-    p.add_argument("--unit", default="chain", help="chain | decoder | tile (default chain)")
+    from sparse_dsp.rtl.units import UNITS
+    names = " | ".join(f"{u.aliases[0]}" for u in UNITS.values())
+    p.add_argument("--unit", default="chain", help=f"{names} (default chain; the unit registry's names)")
     p.add_argument("--chain-len", type=int, default=8, help="DSP slices per chain (even, 2..24)")
     p.add_argument("--nm", default="dense", help="dense or N:M (2:4, 4:8, 2:16, 4:16, 8:16)")
     p.add_argument("--cascade-groups", type=int, default=None,
@@ -56,34 +59,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def inapplicable(args) -> dict[str, str]:
-    """Flags the chosen unit and action would ignore (the CLI refuses them when given)."""
-    unit = UNITS.get(args.unit)
-    if unit == "dsp_chain":
-        unused = ["bits", "asym", "n_chains"] + ([] if args.rtl_action == "sim" else ["k", "group_size"])
-    elif unit == "weight_decoder":
-        unused = ["cascade_groups", "n_chains"]
-    else:
-        unused = []
-    return {d: f"does not apply to --unit {args.unit}" + ("" if unit != "dsp_chain" or d not in ("k", "group_size")
-                                                          else f" {args.rtl_action} (only to sim)")
-            for d in unused}
+    """Flags the chosen unit and action would ignore (the CLI refuses them when given): the knobs its
+    registry record does not take (a bench-only knob applies to sim only)."""
+    from sparse_dsp.rtl.units import ALIASES, KNOBS, UNITS
+    if args.unit not in ALIASES:
+        return {}
+    u = UNITS[ALIASES[args.unit]]
+    out = {}
+    for knob in KNOBS:
+        if knob in u.knobs or (knob in u.stimulus_knobs and args.rtl_action == "sim"):
+            continue
+        only = f" {args.rtl_action} (only to sim)" if knob in u.stimulus_knobs else ""
+        out[_FLAG[knob]] = f"does not apply to --unit {args.unit}{only}"
+    return out
 
 
 def _unit(args) -> str:
-    if args.unit not in UNITS:
-        raise LlmaccelError(f"--unit '{args.unit}' is not an RTL unit; allowed: chain, decoder, tile")
-    return UNITS[args.unit]
+    from sparse_dsp.rtl.units import ALIASES, UNITS
+    if args.unit not in ALIASES:
+        raise LlmaccelError(f"--unit '{args.unit}' is not an RTL unit; allowed: "
+                            + ", ".join(a for u in UNITS.values() for a in (*u.aliases, u.name)))
+    return ALIASES[args.unit]
 
 
 def _params(unit: str, args) -> dict:
-    nm = None if args.nm in (None, "dense") else args.nm
-    if unit == "dsp_chain":
-        return {"chain_len": args.chain_len, "nm": nm, "cascade_groups": args.cascade_groups}
-    if unit == "weight_decoder":
-        return {"bits": args.bits, "nm": nm, "chain_len": args.chain_len, "k": args.k,
-                "group_size": args.group_size, "symmetric": not args.asym}
-    return {"n_chains": args.n_chains, "chain_len": args.chain_len, "nm": nm, "cascade_groups": args.cascade_groups,
-            "bits": args.bits, "k": args.k, "group_size": args.group_size, "symmetric": not args.asym}
+    from sparse_dsp.rtl.units import UNITS
+    params = {}
+    for knob in UNITS[unit].knobs:
+        v = getattr(args, _FLAG[knob])
+        if knob == "nm":
+            v = None if v in (None, "dense") else v
+        elif knob == "symmetric":
+            v = not v
+        params[knob] = v
+    return params
 
 
 def _validate(unit: str, params: dict) -> dict:
@@ -105,7 +114,8 @@ def _gen(unit, params, args) -> dict:
 
 def _sim(unit, params, args) -> dict:
     from sparse_dsp.rtl.sim import require_cocotb, require_tool, run_bench
-    from sparse_dsp.rtl.synth import UNIT_TOPS, hdl_parameters
+    from sparse_dsp.rtl.synth import hdl_parameters
+    from sparse_dsp.rtl.units import UNITS
     require_cocotb()
     require_tool("iverilog")
     if args.rows <= 0:
@@ -115,17 +125,15 @@ def _sim(unit, params, args) -> dict:
             raise LlmaccelError(f"--{name.replace('_', '-')} {getattr(args, name)} must be in [0, 1)")
     hp = hdl_parameters(unit, params)
     spec = {"seed": args.seed, "gap_prob": args.gap_prob, "stall_prob": args.stall_prob}
-    if unit == "dsp_chain":
+    rec = UNITS[unit]
+    spec[rec.rows_key] = args.rows
+    if rec.stimulus_knobs:             # the chain's bench streams rows of K in groups of G
         from sparse_dsp.dsp_chain import ChainConfig
         ChainConfig(params["chain_len"], params["nm"], params["cascade_groups"]).beats_per_group(args.group_size)
         if args.k % args.group_size:
             raise LlmaccelError(f"--k {args.k} must be a multiple of --group-size {args.group_size}")
-        spec.update(rows=args.rows, k=args.k, group_size=args.group_size)
-    elif unit == "weight_decoder":
-        spec.update(rows=args.rows)
-    else:
-        spec.update(rows_per_chain=args.rows)
-    top = UNIT_TOPS[unit]
+        spec.update({k: getattr(args, k) for k in rec.stimulus_knobs})
+    top = rec.top
     if args.waves and not args.build_dir:
         # the wave file must outlive the run, so it goes to a new directory that is kept and named
         args.build_dir = tempfile.mkdtemp(prefix="llmaccel_rtl_waves_")

@@ -14,6 +14,9 @@ DEFAULT_RECIPE = "flightllm"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="llama2-7b", help="model preset, config.json path or checkpoint directory")
     p.add_argument("--design", default=None, help=f"design preset name or design YAML path (default {DEFAULT_DESIGN})")
+    p.add_argument("--preset-path", action="append", default=[], metavar="DIR",
+                   help="a directory of design YAMLs searched after the bundled presets and $LLMACCEL_PRESET_PATH "
+                        "(repeatable)")
     p.add_argument("--device", default=None, help="a GPU device preset: the modelled GPU baseline instead of a design")
     p.add_argument("--recipe", default=None, help="compression recipe name or YAML path (default flightllm on a "
                                                   "design, fp16 on a GPU)")
@@ -30,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> dict:
+    from mapping.designs import load_design
     from mapping.sim_api import build_compiler
     from simulator.analytical import estimate
     from mapping.sim_api import simulate_with
@@ -47,7 +51,7 @@ def run(args) -> dict:
             return out
     args.design = args.design or DEFAULT_DESIGN
     args.recipe = args.recipe or DEFAULT_RECIPE
-    comp, design, device = build_compiler(args.model, args.design, args.recipe, max_len=args.max_len,
+    comp, design, device = build_compiler(args.model, load_design(args.design, args.preset_path), args.recipe, max_len=args.max_len,
                                           fuse=not args.no_fuse)
     from simulator.power import PowerModel
     res = simulate_with(comp, args.prefill, args.decode, design_name=design.name, device_name=device.name,
@@ -58,8 +62,10 @@ def run(args) -> dict:
                        comp.prefill_chunk(comp.prefill_bucket_of(args.prefill)))
         out["analytical"] = {k: ana[k] for k in ("ttft_s", "prefill_bound", "decode_ms_per_token",
                                                   "decode_tokens_per_s", "decode_bound")}
+    out["from_reports"] = _from_reports(comp.hw, design)
     if args.explain:
         out["explain"] = _explain(comp.hw)
+        out["explain"]["from_reports"] = out["from_reports"]
     if args.trace is not None:
         from simulator.trace import write_trace
         pb = comp.prefill_bucket_of(args.prefill)
@@ -96,6 +102,25 @@ def _print(o: dict) -> None:
     for k in ("trace", "plot"):
         if k in o:
             print(f"  wrote {o[k]}")
+
+
+def _from_reports(hw, design) -> list[dict]:
+    """Every value the timing and resource models took from a csynth report the design names, with the
+    value the model would have used and the report it came from (empty: the models' own figures)."""
+    import dataclasses
+    from simulator.resources import unit_costs
+    rows = [{"unit": v.unit, "value": v.field, "reported": v.value, "model": v.model_value, "report": v.report,
+             "loop": v.loop} for v in hw.from_reports]
+    if design.reported:
+        mine, model = unit_costs(design), unit_costs(dataclasses.replace(design, reported=()))
+        for unit, key in (("mpe", "dsp_chain"), ("sfu", "sfu_lane")):
+            r = design.reported_unit(unit)
+            if r is None:
+                continue
+            for res in ("LUT", "FF", "DSP", "BRAM36", "URAM"):
+                rows.append({"unit": unit, "value": f"resources.{key}.{res}", "reported": mine[key].get(res),
+                             "model": model[key].get(res), "report": r.resources_report, "loop": None})
+    return rows
 
 
 def _explain(hw) -> dict:
@@ -139,6 +164,13 @@ def _print_explain(o: dict) -> None:
           f"{ov['setup_cycles_per_transfer']} cy/transfer, HBM latency {ov['hbm_read_latency_cycles']} cy, "
           f"barrier {ov['sync_cycles_per_barrier']} cy, instructions in {ov['instruction_memory']}")
     print(f"  multi-core      {ex['multi_core']}")
+    rows = ex.get("from_reports") or []
+    if not rows:
+        print("  HLS reports     none: every unit figure is the model's own")
+    for r in rows:
+        at = f" (loop {r['loop']})" if r["loop"] else ""
+        print(f"  from report     {r['unit']} {r['value']} = {r['reported']:g} (model {r['model']:g}) from "
+              f"{r['report']}{at}")
 
 
 def _plot(res, path: str) -> str:

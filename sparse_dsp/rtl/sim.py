@@ -13,19 +13,12 @@ from pathlib import Path
 from typing import Optional
 
 from sparse_dsp.errors import LlmaccelError
+from sparse_dsp.rtl.units import UNITS
 
 HDL_DIR = Path(__file__).resolve().parent / "hdl"
-SOURCES: dict[str, list[str]] = {
-    "sdsp_chain": ["sdsp_slice.v", "sdsp_group.v", "sdsp_chain.v"],
-    "sdsp_wdec": ["sdsp_wdec.v"],
-    "sdsp_mv_tile": ["sdsp_slice.v", "sdsp_group.v", "sdsp_chain.v", "sdsp_wdec.v", "sdsp_act_buffer.v",
-                     "sdsp_mv_tile.v"],
-}
-BENCH_MODULES = {
-    "sdsp_chain": "sparse_dsp.rtl.tb.tb_chain",
-    "sdsp_wdec": "sparse_dsp.rtl.tb.tb_wdec",
-    "sdsp_mv_tile": "sparse_dsp.rtl.tb.tb_mv_tile",
-}
+# Derived from the unit registry (sparse_dsp.rtl.units): Verilog top -> sources, top -> bench module.
+SOURCES: dict[str, list[str]] = {u.top: list(u.sources) for u in UNITS.values()}
+BENCH_MODULES = {u.top: u.bench for u in UNITS.values()}
 ENV_VAR = "SDSP_BENCH"
 
 

@@ -27,16 +27,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
-from sparse_dsp.dsp_chain import ChainConfig
 from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.mv_tile import TileConfig
 from sparse_dsp.rtl.sim import HDL_DIR, SOURCES, require_tool
+from sparse_dsp.rtl.units import UNITS, get_unit
 from sparse_dsp.safe_paths import check_output_dir
-from sparse_dsp.weight_decoder import DecoderConfig
 
 FAMILY = "xcup"
 RESOURCES_JSON = Path(__file__).resolve().parent / "resources.json"
-UNIT_TOPS = {"dsp_chain": "sdsp_chain", "weight_decoder": "sdsp_wdec", "mv_tile": "sdsp_mv_tile"}
+UNIT_TOPS = {u.name: u.top for u in UNITS.values()}   # from the unit registry (sparse_dsp.rtl.units)
 
 _LUT_LOGIC = {f"LUT{i}" for i in range(1, 7)}
 # LUT-based memories and shift registers, in physical LUTs per cell (UltraScale+ CLB: a
@@ -78,37 +76,12 @@ def counts_from_cells(cells: dict[str, int]) -> dict:
 
 def hdl_parameters(unit: str, params: dict) -> dict:
     """Validated unit parameters (Python names) -> Verilog parameters of the unit's top."""
-    if unit == "dsp_chain":
-        c = ChainConfig(params.get("chain_len", 8), params.get("nm"), params.get("cascade_groups"))
-        return {"CHAIN_LEN": c.chain_len, "N": c.n, "M": c.m, "CASCADE_GROUPS": c.cascade_groups}
-    if unit == "weight_decoder":
-        d = DecoderConfig(bits=params.get("bits", 4), nm=params.get("nm"), k=params.get("k", 4096),
-                          group_size=params.get("group_size", 128), chain_len=params.get("chain_len", 8),
-                          symmetric=params.get("symmetric", True))
-        n, m = d.nm if d.nm else (1, 1)
-        return {"BITS": d.bits, "N": n, "M": m, "CHAIN_LEN": d.chain_len, "K": d.k, "GROUP": d.group_size,
-                "SYM": int(d.symmetric)}
-    if unit == "mv_tile":
-        t = TileConfig(params.get("n_chains", 2), params.get("chain_len", 8), params.get("nm"),
-                       params.get("cascade_groups"), params.get("bits", 4), params.get("k", 4096),
-                       params.get("group_size", 128), params.get("symmetric", True))
-        n, m = t.nm if t.nm else (1, 1)
-        return {"NCH": t.n_chains, "CHAIN_LEN": t.chain_len, "N": n, "M": m, "CASCADE_GROUPS": t.cascade_groups,
-                "BITS": t.bits, "K": t.k, "GROUP": t.group_size, "SYM": int(t.symmetric)}
-    raise LlmaccelError(f"unit='{unit}' is not an RTL unit; allowed: {sorted(UNIT_TOPS)}")
+    return get_unit(unit).hdl_parameters(params)
 
 
 def canonical_params(unit: str, params: dict) -> dict:
     """The parameter record stored in resources.json (all knobs explicit, nm as a string)."""
-    hp = hdl_parameters(unit, params)
-    nm = "dense" if hp["M"] == 1 else f"{hp['N']}:{hp['M']}"
-    if unit == "dsp_chain":
-        return {"chain_len": hp["CHAIN_LEN"], "nm": nm, "cascade_groups": hp["CASCADE_GROUPS"]}
-    if unit == "weight_decoder":
-        return {"bits": hp["BITS"], "nm": nm, "chain_len": hp["CHAIN_LEN"], "k": hp["K"],
-                "group_size": hp["GROUP"], "symmetric": bool(hp["SYM"])}
-    return {"n_chains": hp["NCH"], "chain_len": hp["CHAIN_LEN"], "nm": nm, "cascade_groups": hp["CASCADE_GROUPS"],
-            "bits": hp["BITS"], "k": hp["K"], "group_size": hp["GROUP"], "symmetric": bool(hp["SYM"])}
+    return get_unit(unit).canonical(params)
 
 
 def yosys_script(top: str, hdl_params: dict, stat_path: Path) -> str:

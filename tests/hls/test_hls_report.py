@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hls_kernels.flow.report import HlsReportError, parse_csynth, unit_overrides
+from hls_kernels.flow.report import HlsReportError, parse_csynth
 from llmaccel.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,11 +99,6 @@ def test_missing_fields_are_listed_never_zero(tmp_path):
     rows, steps = r["loops"]
     assert rows["trip_count"] == {"min": 1, "max": 64} and rows["latency_cycles"] is None
     assert steps["path"] == "MV_ROWS/MV_CHAIN_STEPS" and steps["pipeline_ii"] == 1
-    ov = unit_overrides(r, "mv")["units"]["mv"]
-    assert ov["latency_cycles"] is None and "latency_cycles" in ov["missing"] and "interval_cycles" in ov["missing"]
-    assert ov["resources"] == {"DSP": 8, "LUT": 900}
-    assert ov["fmax_MHz"] == pytest.approx(1000 / 3.9, rel=1e-4)
-    assert ov["loops"]["MV_ROWS/MV_CHAIN_STEPS"] == {"trip_count": 16, "pipeline_ii": 1}
 
 
 @pytest.mark.parametrize("text,match", [
@@ -122,8 +117,19 @@ def test_malformed_report_gives_one_clear_error(tmp_path, text, match):
 def test_cli_report_json_and_errors(tmp_path, capsys):
     f = tmp_path / "csynth.xml"
     f.write_text(REPORT)
-    assert main(["hls", "report", str(f), "--json", "--unit", "mv"]) == 0
+    assert main(["hls", "report", str(f), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["latency_cycles"]["best"] == 100 and out["simulator_overrides"]["units"]["mv"]["resources"]["DSP"] == 8
+    assert out["latency_cycles"]["best"] == 100 and out["resources_used"]["DSP"] == 8
+    # --unit: what a design naming this report would get; this one lacks what the simulator needs
+    assert main(["hls", "report", str(f), "--json", "--unit", "mpe"]) == 2
+    assert "MV_BEATS" in json.loads(capsys.readouterr().out)["error"]
+    fixtures = REPO / "tests" / "fixtures" / "csynth" / "mpe"
+    assert main(["hls", "report", str(fixtures), "--json", "--unit", "mpe"]) == 0
+    ov = json.loads(capsys.readouterr().out)["simulator_overrides"]
+    assert (ov["loop"], ov["ii_cycles"], ov["pipeline_depth_cycles"], ov["resources"]["LUT"]) == ("MV_BEATS", 1, 20, 4100)
+    assert main(["hls", "report", str(fixtures), "--json", "--unit", "sfu"]) == 2
+    assert "holds reports for ['mpe'] only" in json.loads(capsys.readouterr().out)["error"]
+    assert main(["hls", "report", str(fixtures), "--json", "--unit", "mv"]) == 2
+    assert "allowed: mpe, sfu" in json.loads(capsys.readouterr().out)["error"]
     assert main(["hls", "report", str(tmp_path / "nope.xml"), "--json"]) == 2
     assert "does not exist" in json.loads(capsys.readouterr().out)["error"]
