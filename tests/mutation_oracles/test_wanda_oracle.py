@@ -106,3 +106,11 @@ def test_nm_mask_ties_keep_the_lower_columns():
     for n, m in [(2, 4), (4, 8), (8, 16)]:
         mask = nm_mask(s, n, m).reshape(3, -1, m)
         assert mask[..., :n].all() and not mask[..., n:].any(), (n, m)
+
+
+def test_allocator_allows_a_budget_met_exactly_although_its_float_product_rounds_below():
+    """avg 2.3 over 50 weights is 115 bits; in float 2.3 * 50 = 114.99999999999999. Upgrading a (15 weights)
+    from 2 to 3 bits stores exactly 15*3 + 35*2 = 115 bits = 2.3 average: within the budget, so allowed."""
+    assert 2.3 * 50 < 115                                 # the float product this case is about
+    sens = {"a": {2: 1.0, 3: 0.5, 4: 0.4, 8: 0.3}, "b": {2: 1.0, 3: 0.9, 4: 0.8, 8: 0.7}}
+    assert allocate_bits(sens, {"a": 15, "b": 35}, 2.3) == {"a": 3, "b": 2}
