@@ -67,3 +67,13 @@ def test_a_kernel_clock_that_is_not_positive_is_one_error(mhz):
 def test_a_small_positive_kernel_clock_is_accepted():
     m = MemorySystem.from_table(kernel_clock_MHz=0.5)
     assert m.kernel_clock_MHz == 0.5
+
+
+@pytest.mark.parametrize("pattern", ["sequential", "random"])
+def test_a_one_byte_transfer_still_pays_setup_latency_and_a_beat(mem, pattern):
+    """The smallest transfer is not free: the DMA sets it up, the port moves one whole beat (a 512-bit port
+    moves aligned 64-byte beats) and the data arrives after the read latency (the method's contract)."""
+    one = mem.transfer_cycles(1, pattern=pattern, access_bytes=1)
+    assert one >= mem.setup_cycles + mem.latency_cycles(pattern) + 1
+    assert mem.moved_bytes(0, 1) == mem.kernel_port_bits // 8 == 64
+    assert mem.transfer_cycles(0, pattern=pattern, access_bytes=1) == 0
