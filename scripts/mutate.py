@@ -100,13 +100,16 @@ MODULES: dict[str, dict] = {
                      "hls_kernels/include/llmaccel_hls/kernels/weight_decoder.hpp",
                      "hls_kernels/include/llmaccel_hls/primitives/dsp_pair_mac.hpp",
                      "hls_kernels/include/llmaccel_hls/kernels/quantize.hpp"],
-                tests=["tests/hls/test_hls_sfu.py", "tests/hls/test_hls_linear.py"], weight=8, compiles=True,
+                tests=["tests/hls/test_hls_header_guards_oracle.py", "tests/hls/test_hls_sfu.py",
+                       "tests/hls/test_hls_linear.py"], weight=8, compiles=True,
                 # any header edit rebuilds every C-sim library a test loads (the build key hashes the whole
                 # include tree), so each header runs only the tests of the kernels that include it
                 tests_by_src={"*/sfu.hpp": ["tests/hls/test_hls_sfu.py"],
-                              "*/quantize.hpp": ["tests/hls/test_hls_sfu.py"],
+                              "*/quantize.hpp": ["tests/hls/test_hls_header_guards_oracle.py",
+                                                 "tests/hls/test_hls_sfu.py"],
                               "*/weight_decoder.hpp": ["tests/hls/test_hls_linear.py"],
-                              "*/dsp_pair_mac.hpp": ["tests/hls/test_hls_linear.py"]}),
+                              "*/dsp_pair_mac.hpp": ["tests/hls/test_hls_header_guards_oracle.py",
+                                                     "tests/hls/test_hls_linear.py"]}),
     # the HLS top that executes ISA words (issue 14 item 4); reported not applied until it lands
     "hls_isa": dict(src=["hls_kernels/include/llmaccel_hls/isa/*.hpp", "hls_kernels/include/llmaccel_hls/isa/**/*.hpp"],
                     tests=["tests/hls/test_isa_top*.py"], weight=4, compiles=True),
