@@ -111,7 +111,8 @@ MODULES: dict[str, dict] = {
                               "*/dsp_pair_mac.hpp": ["tests/hls/test_hls_header_guards_oracle.py",
                                                      "tests/hls/test_hls_linear.py"]}),
     # the HLS top that executes ISA words (issue 14 item 4); reported not applied until it lands
-    "hls_isa": dict(src=["hls_kernels/include/llmaccel_hls/isa/*.hpp", "hls_kernels/include/llmaccel_hls/isa/**/*.hpp"],
+    "hls_isa": dict(src=["hls_kernels/include/llmaccel_hls/isa/*.hpp", "hls_kernels/include/llmaccel_hls/isa/**/*.hpp",
+                         "hls_kernels/tops/isa_top.cpp"],
                     tests=["tests/hls/test_isa_top*.py"], weight=4, compiles=True),
     "rtl_wdec": dict(src=["sparse_dsp/rtl/hdl/sdsp_wdec.v"],
                      tests=["tests/rtl/test_rtl_pad_oracle.py"], weight=4),
