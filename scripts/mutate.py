@@ -693,6 +693,12 @@ def _summary(results: list[dict], seed: int, wall_s, baseline: dict, extra: Opti
            "survivors": [f"{r['file']}:{r['line']} [{r['op']}] {r['mutation']}"
                          + (f"  (argued equivalent: {r['reason']})" if r.get("pinned") == "equivalent" else "")
                          for r in applied if not r["caught"]]}
+    sample = [r for r in applied if r.get("in_sample", True)]
+    s_caught = sum(r["caught"] for r in sample)
+    s_eq = sum(not r["caught"] and r.get("pinned") == "equivalent" for r in sample)
+    doc["sample"] = {"applied": len(sample), "caught": s_caught, "equivalent_survivors": s_eq,
+                     "caught_ratio_of_non_equivalent": round(s_caught / (len(sample) - s_eq), 4)
+                     if len(sample) > s_eq else None}
     doc.update(extra or {})
     return doc
 
@@ -751,24 +757,35 @@ def main(argv=None) -> int:
     live = [m for m in mods if m not in not_applied_mods]
 
     pinned_meta: dict[str, dict] = {}
+    sampled_keys: set[str] = set()
     not_applied: list[dict] = []
     if args.rerun:
         prev = [r for r in _load_results(args.rerun) if not r["caught"]]
         found, not_applied = resolve(prev, live)
         mutants = _interleave([mu for mu, _ in found], live)
     else:
-        mutants = []
+        # The seeded sample is drawn from every mutant (pinned ones included, so it stays an unbiased
+        # sample); a drawn pinned equivalent is classed by its pin. Pinned `killed` and `open` mutants run
+        # besides the sample, to confirm the kill or report the open one; pinned equivalents that were not
+        # drawn do not run (no test can tell them apart, and they cost a full selection each).
+        sample = select(live, args.max_mutants, args.seed)
+        drawn = {mu.key() for mu in sample}
+        extra: list[Mutant] = []
         if not args.no_pinned:
             found, not_applied = resolve(load_pinned(), live)
             for mu, e in found:
                 pinned_meta[mu.key()] = e
-            mutants = [mu for mu, _ in found]
-        mutants = _interleave(mutants + select(live, args.max_mutants, args.seed, frozenset(pinned_meta)), live)
+                if e["status"] != "equivalent" and mu.key() not in drawn:
+                    extra.append(mu)
+        sampled_keys = drawn
+        mutants = _interleave(extra + sample, live)
     if args.only:
         mutants = [mu for mu in mutants if args.only in mu.describe()]
     if args.list:
         for m in mutants:
-            print(("pinned " if m.key() in pinned_meta else "") + m.describe())
+            tag = "" if m.key() in sampled_keys or not sampled_keys else "pinned-extra "
+            pin = pinned_meta.get(m.key())
+            print(tag + m.describe() + (f"  [pinned {pin['status']}]" if pin else ""))
         for e in not_applied:
             print(f"NOT APPLIED {e['file']}:{e.get('line', '?')} [{e['op']}] {e['mutation']}: {e['not_applied']}")
         for m, why in not_applied_mods.items():
@@ -862,6 +879,7 @@ def main(argv=None) -> int:
                                 "mutation": mu.mutation, "context": mu.context, "occurrence": mu.occurrence,
                                 "outcome": outcome, "caught": caught, "seconds": round(dt, 1),
                                 "killed_by": _first_failure(tail) if caught and outcome != "timeout" else outcome,
+                                "in_sample": mu.key() in sampled_keys or not sampled_keys,
                                 **({"pinned": pin["status"], "reason": pin.get("reason", "")} if pin else {})})
                 if part is not None:   # results so far, so that an interrupted run still leaves its data
                     with open(part, "a") as fh:
