@@ -104,7 +104,7 @@ MODULES: dict[str, dict] = {
                        "tests/hls/test_hls_linear.py"], weight=8, compiles=True,
                 # any header edit rebuilds every C-sim library a test loads (the build key hashes the whole
                 # include tree), so each header runs only the tests of the kernels that include it
-                tests_by_src={"*/sfu.hpp": ["tests/hls/test_hls_sfu.py"],
+                tests_by_src={"*/sfu.hpp": ["tests/hls/test_hls_header_guards_oracle.py", "tests/hls/test_hls_sfu.py"],
                               "*/quantize.hpp": ["tests/hls/test_hls_header_guards_oracle.py",
                                                  "tests/hls/test_hls_sfu.py"],
                               "*/weight_decoder.hpp": ["tests/hls/test_hls_linear.py"],

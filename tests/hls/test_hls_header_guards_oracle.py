@@ -66,3 +66,17 @@ def test_quantize_codes_by_hand(quant_exe):
 def test_quantize_refuses_a_length_outside_1_to_n_max_in_csim(quant_exe, n):
     proc = subprocess.run([str(quant_exe), str(n)], capture_output=True, text=True)
     assert proc.returncode == -signal.SIGABRT and "n > 0" in proc.stderr
+
+
+def test_softmax_reads_only_its_n_inputs(tmp_path):
+    """softmax(x, n) is a function of x[0..n-1]: an element past the end (here 1e30, which would win any
+    max and turn every probability into 0/0) must not change the result. By hand for x = (0, 0): 0.5, 0.5."""
+    (tmp_path / "s.cpp").write_text(
+        '#include <cstdio>\n#include "llmaccel_hls/kernels/sfu.hpp"\n'
+        "int main() {\n  float x[3] = {0.0f, 0.0f, 1e30f};\n  float p[3] = {-1.0f, -1.0f, -1.0f};\n"
+        "  llmaccel_hls::softmax<llmaccel_hls::sfu_config<16> >(x, 2, p);\n"
+        '  std::printf("%a %a %a", p[0], p[1], p[2]);\n  return 0;\n}\n')
+    proc = _cxx(str(tmp_path / "s.cpp"), "-o", str(tmp_path / "s"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = subprocess.run([str(tmp_path / "s")], capture_output=True, text=True, check=True).stdout.split()
+    assert [float.fromhex(v) for v in out] == [0.5, 0.5, -1.0]
