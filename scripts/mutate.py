@@ -757,7 +757,7 @@ def main(argv=None) -> int:
     live = [m for m in mods if m not in not_applied_mods]
 
     pinned_meta: dict[str, dict] = {}
-    sampled_keys: set[str] = set()
+    sampled_keys: Optional[set[str]] = None     # None: no seeded sample (--rerun), every mutant counts
     not_applied: list[dict] = []
     if args.rerun:
         prev = [r for r in _load_results(args.rerun) if not r["caught"]]
@@ -783,7 +783,7 @@ def main(argv=None) -> int:
         mutants = [mu for mu in mutants if args.only in mu.describe()]
     if args.list:
         for m in mutants:
-            tag = "" if m.key() in sampled_keys or not sampled_keys else "pinned-extra "
+            tag = "" if sampled_keys is None or m.key() in sampled_keys else "pinned-extra "
             pin = pinned_meta.get(m.key())
             print(tag + m.describe() + (f"  [pinned {pin['status']}]" if pin else ""))
         for e in not_applied:
@@ -879,7 +879,7 @@ def main(argv=None) -> int:
                                 "mutation": mu.mutation, "context": mu.context, "occurrence": mu.occurrence,
                                 "outcome": outcome, "caught": caught, "seconds": round(dt, 1),
                                 "killed_by": _first_failure(tail) if caught and outcome != "timeout" else outcome,
-                                "in_sample": mu.key() in sampled_keys or not sampled_keys,
+                                "in_sample": sampled_keys is None or mu.key() in sampled_keys,
                                 **({"pinned": pin["status"], "reason": pin.get("reason", "")} if pin else {})})
                 if part is not None:   # results so far, so that an interrupted run still leaves its data
                     with open(part, "a") as fh:
