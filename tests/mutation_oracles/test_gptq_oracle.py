@@ -152,3 +152,12 @@ def test_an_all_zero_group_gets_scale_one_and_zero_codes(symmetric, bits):
     codes = quantize_codes(w, p, bits, symmetric)
     assert torch.isfinite(codes).all() and (codes[0] == zero).all() and (codes[2] == zero).all()
     assert p.scale[1].item() != 1.0                    # the ordinary row keeps its own scale
+
+
+def test_weight_space_error_without_a_hessian_by_hand():
+    """No calibration Hessian: the error is weight-space, sum (W - Wq)^2 / sum W^2. By hand: W = [[1, 2],
+    [3, 4]], Wq = [[1, 2], [3, 3]]: 1 / (1 + 4 + 9 + 16) = 1/30; Wq = W gives 0."""
+    from mapping.quantize import reconstruction_error
+    w = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert abs(reconstruction_error(w, torch.tensor([[1.0, 2.0], [3.0, 3.0]]), None) - 1 / 30) <= 1e-17
+    assert reconstruction_error(w, w.clone(), None) == 0.0

@@ -125,12 +125,3 @@ def test_allocator_charges_a_four_bit_step_in_full():
     got = allocate_bits(sens, sizes, 5.0)
     assert got == {"a": 8, "b": 2}
     assert sum(sizes[k] * got[k] for k in got) / sum(sizes.values()) <= 5.0
-
-
-def test_weight_space_error_without_a_hessian_by_hand():
-    """No calibration Hessian: the error is weight-space, sum (W - Wq)^2 / sum W^2. By hand: W = [[1, 2],
-    [3, 4]], Wq = [[1, 2], [3, 3]]: 1 / (1 + 4 + 9 + 16) = 1/30; Wq = W gives 0."""
-    from mapping.quantize import reconstruction_error
-    w = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    assert abs(reconstruction_error(w, torch.tensor([[1.0, 2.0], [3.0, 3.0]]), None) - 1 / 30) <= 1e-17
-    assert reconstruction_error(w, w.clone(), None) == 0.0
