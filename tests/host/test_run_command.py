@@ -9,7 +9,7 @@ from llmaccel.cli import main
 def test_run_json_on_an_artifact(host_w8, capsys):
     import pytest
     if not (host_w8[1] / "tokenizer.json").is_file():
-        pytest.skip("checkpoint without a tokenizer (bundled model not in the tree yet)")
+        pytest.fail(f"the bundled model has no tokenizer.json: {host_w8[1]} (a tracked file is missing)")
     rc = main(["run", "--artifact", str(host_w8[1]), "--prompt", "def f", "--max-new-tokens", "4", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and len(out["token_ids"]) == 4
