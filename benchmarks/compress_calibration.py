@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,7 +50,7 @@ def main() -> None:
         n_fwd.append(forwards[0])
     print(json.dumps({"benchmark": "compress_calibration", "recipe": a.recipe, "threads": 1,
                       "cpu_s_median": statistics.median(cpu), "cpu_s": cpu, "wall_s": wall,
-                      "layer_forwards": n_fwd[0], "tree": sys.path[0]}))
+                      "layer_forwards": n_fwd[0], "mapping": str(Path(comp.__file__).parent)}))
 
 
 if __name__ == "__main__":
