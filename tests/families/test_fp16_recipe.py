@@ -23,7 +23,7 @@ def test_fp16_recipe_fields():
     (dict(weight_dtype="bf16"), r"weight_dtype='bf16' is not supported; allowed: \['fp32', 'fp16'\]"),
     (dict(weight_dtype="fp16", attn=LayerRule(bits=8), mlp=LayerRule(bits=8)), "applies to unquantized weights"),
     (dict(kv_bits=4), "kv_bits=4 is not supported"),
-    (dict(act_bits=8), "act_bits=8 needs integer weights"),
+    (dict(act_bits=4), "act_bits=4 is not supported"),
 ])
 def test_fp16_recipe_bad_fields_refused(kw, match):
     with pytest.raises(RecipeError, match=match):
