@@ -79,8 +79,10 @@ def test_rope_tables_and_rotation_match_hf(head_dim):
     x = random_activation(np.random.default_rng(head_dim), (len(pos), 2, head_dim))
     cos_hf, sin_hf = emb(torch.from_numpy(x), torch.from_numpy(pos)[None])
     cos, sin = sfu.rope_tables(pos, head_dim)
-    assert cos.tobytes() == cos_hf[0].numpy().tobytes()
-    assert sin.tobytes() == sin_hf[0].numpy().tobytes()
+    # tables correct to float64 then rounded (simulator.families.rope) vs transformers' float32 angles:
+    # about |angle| 2^-24 apart (measured 1.4e-4 at 4095); bound (p + 1) 2^-22 per row
+    bound = ((pos + 1) * 2.0**-22)[:, None]
+    assert (np.abs(cos - cos_hf[0].numpy()) <= bound).all() and (np.abs(sin - sin_hf[0].numpy()) <= bound).all()
     # same tables in, the rotation itself must agree exactly (HF rotate-half, no FMA on CPU)
     q = torch.from_numpy(x).transpose(0, 1)[None]  # [1, heads, seq, head_dim]
     q_hf, _ = transformers_llama.apply_rotary_pos_emb(q, q, torch.from_numpy(cos)[None], torch.from_numpy(sin)[None])
