@@ -70,26 +70,16 @@ def _assert_decodes_as_the_format(layer, d, col) -> None:
     assert np.array_equal(col, layer.column_of_kept())
 
 
-@pytest.mark.parametrize("name", [n for n in LINEAR if REGISTRY[n].kind == "decode"])
+@pytest.mark.parametrize("name", [n for n in LINEAR if REGISTRY[n].kind in ("decode", "decode_stream")])
 @SETTINGS
 @given(data=st.data(), seed=st.integers(0, 2**32 - 1))
 def test_weight_decoder_matches_packed_format_reader(name, data, seed):
+    """Both decoders; the AXI-stream one also consumes exactly the row-padded words (checked in the ABI)."""
     cfg = REGISTRY[name]
     rows, k = _shape(data, cfg)
     layer = random_packed_linear(np.random.default_rng(seed), cfg.layer_format(rows, k))
-    d, col = LinearKernel(cfg).decode(layer)
-    _assert_decodes_as_the_format(layer, d, col)
-
-
-@pytest.mark.parametrize("name", [n for n in LINEAR if REGISTRY[n].kind == "decode_stream"])
-@SETTINGS
-@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
-def test_streaming_weight_decoder_matches_packed_format_reader(name, data, seed):
-    """AXI-stream decoder: same values, and it consumes exactly the row-padded words (checked in the ABI)."""
-    cfg = REGISTRY[name]
-    rows, k = _shape(data, cfg)
-    layer = random_packed_linear(np.random.default_rng(seed), cfg.layer_format(rows, k))
-    d, col = LinearKernel(cfg).decode_stream(layer)
+    kern = LinearKernel(cfg)
+    d, col = (kern.decode_stream if cfg.kind == "decode_stream" else kern.decode)(layer)
     _assert_decodes_as_the_format(layer, d, col)
 
 
