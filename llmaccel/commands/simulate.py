@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from llmaccel.commands._common import output_file
-
 NAME = "simulate"
 HELP = "cycle-approximate timing, energy and roofline of a model on a design (no weights needed)"
 DEFAULT_DESIGN = "flightllm-u280"
@@ -24,8 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode", type=int, default=512, help="generated tokens (decode steps)")
     p.add_argument("--max-len", type=int, default=2048, help="compiled maximum length (tokens)")
     p.add_argument("--no-fuse", action="store_true", help="emit element-wise ops as separate SFU instructions")
-    p.add_argument("--trace", type=output_file, default=None, help="write a Chrome/Perfetto trace JSON of the simulated programs")
-    p.add_argument("--plot", type=output_file, default=None,
+    p.add_argument("--trace", default=None, help="write a Chrome/Perfetto trace JSON of the simulated programs")
+    p.add_argument("--plot", default=None,
                    help="write a PNG: where a decode token's time and energy go (stacked bars) and unit utilization")
     p.add_argument("--explain", action="store_true",
                    help="say where each decode token's time and energy go, and the memory-system and overhead "

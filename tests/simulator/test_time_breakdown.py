@@ -54,12 +54,13 @@ def test_decode_compute_roofline_counts_one_mac_lane():
     # at 100 % of the one-lane MV peak, decode would run at tokens/s divided by the MAC utilisation; the
     # roofline (true context lengths, not bucket-padded ones) must sit within a few % of that, not at 2x
     full_use = r.decode_tokens_per_s / r.decode_mac_utilization
-    assert r.roofline_decode_compute_tokens_per_s == pytest.approx(full_use, rel=0.05)
+    # measured 4.5e-4 relative (context lengths rounded to whole rows); 5e-3 keeps 10x and still refuses 2x
+    assert r.roofline_decode_compute_tokens_per_s == pytest.approx(full_use, rel=5e-3)
 
 
 def test_interpolated_buckets_match_every_bucket_simulated():
     a, b = _sim(prefill=128, decode=256, stride=8), _sim(prefill=128, decode=256, stride=1)
-    # measured: 1e-4 relative; 0.2 % leaves room for other shapes without hiding a real error
+    # measured 4.6e-4 relative (re-measured for issue 15; 1e-4 was an older tree); 0.2 % keeps ~4x over it
     assert a.decode_s == pytest.approx(b.decode_s, rel=2e-3)
     assert a.ttft_s == pytest.approx(b.ttft_s, rel=2e-3)
 
