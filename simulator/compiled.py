@@ -17,7 +17,7 @@ object per compiled model (never attributes on programs, never ``id()`` keys).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 

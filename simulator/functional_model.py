@@ -13,8 +13,6 @@ session may run (``mapping`` compiles it; an artifact stores it).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
-
 import numpy as np
 
 from simulator.compiled import CompiledModel

@@ -9,7 +9,7 @@ import numpy as np
 
 from simulator.functional.weights import F32, FunctionalError
 from simulator.golden.attention import attention_scores, quantize_heads, weighted_value_sum
-from simulator.golden.linear import group_partial_sums, quantize_activation, rescale_groups
+from simulator.golden.linear import quantize_activation, rescale_groups
 from simulator.golden.sfu import add, gelu, gelu_tanh, layernorm, mul, relu, rmsnorm, rope, silu, softmax
 
 __all__ = ["F32", "add", "mul", "attention_scores", "quantize_heads", "weighted_value_sum", "quantize_activation", "softmax",

@@ -419,3 +419,18 @@ def test_a_bad_enum_code_in_a_stored_word_is_refused_by_decode(w8_model):
     st.words[off] |= np.uint32(7 << 23)                # fuse code 7: no such output-path op
     with pytest.raises(isa.IsaError, match="field 'fuse' holds code 7"):
         _decode_logits(cm, bad)
+
+
+def test_the_fp32_group_matmul_is_the_golden_int32_group_sum_bit_for_bit():
+    """units.group_sums (FP32 BLAS, exact below 2**24) equals golden.linear.group_partial_sums, extremes included."""
+    from simulator.functional import units as U
+    from simulator.golden.linear import group_partial_sums
+    rng = np.random.default_rng(1)
+    for g, t in ((128, 1), (128, 9), (256, 3), (1024, 2)):
+        w = rng.integers(-127, 128, (24, 2 * g)).astype(np.int8)
+        x = rng.integers(-127, 128, (t, 2 * g)).astype(np.int8)
+        w[0], x[0] = 127, 127          # the largest partial sum: 127 * 127 * g
+        w[1], x[-1] = -127, 127
+        assert np.array_equal(U.group_sums(U.grouped_weights(w, g), x, g), group_partial_sums(w, x, g))
+    with pytest.raises(FunctionalError, match="group_size=2048"):
+        U.group_sums(U.grouped_weights(np.zeros((1, 2048), np.int8), 2048), np.zeros((1, 2048), np.int8), 2048)
