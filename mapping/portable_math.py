@@ -24,7 +24,7 @@ What is used here, and why each is portable (docs/numerics.md, section 6):
   1 ulp of float64), not libm or Sleef.
 * RoPE angles, cos and sin are computed in 40-digit decimal arithmetic (Python's ``decimal``,
   integer arithmetic underneath) and rounded once to float64 (simulator.families.rope).
-* tanh is built on that exp; erf is scipy's (cephes, scalar C); relu and bias adds are exact.
+* tanh is built on that exp; erf is Python's math.erf (scalar libm); relu and bias adds are exact.
 """
 from __future__ import annotations
 
@@ -268,10 +268,10 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
 
 
 def gelu_erf(x: torch.Tensor) -> torch.Tensor:
-    """Exact GELU 0.5 x (1 + erf(x / sqrt 2)), float64; erf from scipy (cephes, a scalar C loop: no
+    """Exact GELU 0.5 x (1 + erf(x / sqrt 2)), float64; erf is Python's math.erf (scalar libm, no
     CPU-specific vector kernel), not torch.erf."""
-    from scipy.special import erf
-    e = torch.from_numpy(erf((x * (1.0 / math.sqrt(2.0))).numpy()))
+    z = (x * (1.0 / math.sqrt(2.0))).reshape(-1).tolist()
+    e = torch.tensor([math.erf(v) for v in z], dtype=F64).view(x.shape)
     return 0.5 * x * (1.0 + e)
 
 

@@ -113,9 +113,7 @@ class Recipe:
         if quantized and self.weight_dtype != "fp32":
             raise RecipeError(f"weight_dtype='{self.weight_dtype}' applies to unquantized weights; this recipe "
                               "quantizes them (allowed with attn.bits/mlp.bits: weight_dtype='fp32')")
-        if self.act_bits == 8 and not quantized:
-            raise RecipeError("act_bits=8 needs integer weights (attn.bits and mlp.bits); allowed with "
-                              "unquantized weights: act_bits 16 or null")
+
         if self.mixed_avg_bits is not None and not (min(MIXED_CHOICES) <= self.mixed_avg_bits <= max(MIXED_CHOICES)):
             raise RecipeError(f"mixed_avg_bits={self.mixed_avg_bits} must lie in "
                               f"[{min(MIXED_CHOICES)}, {max(MIXED_CHOICES)}]")

@@ -9,7 +9,8 @@ from typing import Any
 
 from mapping.compiler import DEFAULT_MAX_LEN, Compiler, ModelFormats, formats_from_compressed, formats_from_recipe
 from mapping.recipe import Recipe
-from simulator.api import SimResult, simulate_compiled
+from simulator.api import SimResult, simulate_compiled, timing_plan
+from simulator.compiled import CompiledModel
 from mapping.designs import load_design   # preset search path + the HLS reports a design names
 from simulator.design import AcceleratorDesign
 from simulator.power import PowerModel
@@ -40,10 +41,27 @@ def build_compiler(model: str | ModelSpec | Any, design: str | AcceleratorDesign
     return comp, d, dev
 
 
+def compile_for_timing(comp: Compiler, prefill: int, decode: int, sample_stride: int = 0) -> CompiledModel:
+    """The CompiledModel holding exactly the programs the timing engine runs for this request
+    (core 0 only where every core's slice is the same)."""
+    keys = timing_plan(prefill, decode, max_len=comp.max_len, decode_bucket=comp.decode_bucket,
+                       prefill_bucket=comp.prefill_bucket, chunk_of=comp.prefill_chunk, kv_tile=comp.kv_tile,
+                       n_groups=len(comp.groups), sample_stride=sample_stride)
+    return comp.compile_model(keys, core0_only=True)
+
+
+def simulate_with(comp: Compiler, prefill: int, decode: int, sample_stride: int = 0, **kw: Any) -> SimResult:
+    """Compile what the request needs, then time it (``simulator.api.simulate_compiled``)."""
+    cm = compile_for_timing(comp, prefill, decode, sample_stride)
+    if sample_stride:
+        kw["sample_stride"] = sample_stride
+    return simulate_compiled(cm, prefill, decode, **kw)
+
+
 def simulate(model: str | ModelSpec | Any, design: str | AcceleratorDesign, recipe: str | Recipe | None = "flightllm",
              prefill: int = 512, decode: int = 512, max_len: int = DEFAULT_MAX_LEN,
              fuse: bool = True, check_fit: bool = True) -> SimResult:
     comp, d, dev = build_compiler(model, design, recipe, max_len=max_len, fuse=fuse, check_fit=check_fit)
     rname = recipe if isinstance(recipe, str) else getattr(recipe, "name", comp.f.source)
-    return simulate_compiled(comp, prefill, decode, design_name=d.name, device_name=dev.name, recipe_name=rname,
-                             power=PowerModel.build(d, dev))
+    return simulate_with(comp, prefill, decode, design_name=d.name, device_name=dev.name, recipe_name=rname,
+                         power=PowerModel.build(d, dev))

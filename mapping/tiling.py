@@ -11,14 +11,15 @@ of as many tokens as the activation buffer holds.
 """
 from __future__ import annotations
 
+from simulator.attention_mask import ATTN_BLOCK, block_density, causal_pairs  # noqa: F401 (re-exported)
+from simulator.isa import KV_SCALE_BYTES  # one FP32 scale per (token, kv head) (docs/numerics.md section 4)
+
 import math
 from dataclasses import dataclass
 
 from sparse_dsp.errors import LlmaccelError
 from sparse_dsp.packed_format import LayerFormat
 
-KV_SCALE_BYTES = 4        # one FP32 scale per (token, kv head) (docs/numerics.md section 4)
-ATTN_BLOCK = 64           # FlightLLM block-sparse attention block (64x64), anchors/hardware.yaml
 BUFFER_SLOTS = 2          # double buffering
 
 
@@ -107,30 +108,3 @@ def prefill_chunk_tokens(per_token_bytes_at: "callable", bucket_len: int, act_bu
     return t
 
 
-def causal_pairs(q0: int, q1: int, k0: int, k1: int) -> int:
-    """Number of (query, key) pairs with key <= query, query in [q0, q1), key in [k0, k1)."""
-    total = 0
-    # for query q the keys counted are [k0, min(k1, q+1))
-    # split queries into those below k0 (none), between, and >= k1-1 (full)
-    full_from = max(q0, k1 - 1)
-    if q1 > full_from:
-        total += (q1 - full_from) * (k1 - k0)
-    lo, hi = max(q0, k0), min(q1, full_from)
-    if hi > lo:
-        # sum_{q=lo}^{hi-1} (q + 1 - k0)
-        n = hi - lo
-        total += n * (lo + 1 - k0) + n * (n - 1) // 2
-    return total
-
-
-def block_density(q0: int, q1: int, k0: int, k1: int, block: int = ATTN_BLOCK) -> float:
-    """Fraction of the block grid of a causal score tile that is not fully masked (computed blocks)."""
-    nq = math.ceil((q1 - q0) / block)
-    nk = math.ceil((k1 - k0) / block)
-    active = 0
-    for bq in range(nq):
-        q_last = min(q1, q0 + (bq + 1) * block) - 1
-        for bk in range(nk):
-            if k0 + bk * block <= q_last:
-                active += 1
-    return active / (nq * nk)

@@ -31,6 +31,7 @@ import argparse
 import ast
 import copy
 import dataclasses
+import fnmatch
 import hashlib
 import json
 import os
@@ -43,26 +44,32 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
+PINNED = Path(__file__).with_name("mutants_pinned.json")
 
-# module name -> (source globs, test node ids, share of the mutant budget).
-# Test selections are kept small: they are the files whose assertions name the module's
-# contract, not every file that happens to import it.
+# module name -> source globs (repository-relative; a module split into a package keeps its mutants:
+# the globs name the old file and the package), the test files or node ids that state its contract
+# (pytest options such as "-k EXPR" may follow), and its share of the mutant budget. Selections are kept
+# small: the files whose assertions name the module's contract, not every file that imports it.
+# A source glob that matches nothing, or a test file that no longer exists, is reported in the JSON
+# ("unmatched_sources", "missing_tests"), never silently dropped; a module with no sources or no tests
+# left is reported under "modules_not_applied".
 MODULES: dict[str, dict] = {
-    "packed_format": dict(src=["sparse_dsp/packed_format.py"],
+    "packed_format": dict(src=["sparse_dsp/packed_format.py", "sparse_dsp/packed_format/*.py"],
                           tests=["tests/sparse_dsp/test_packed_format.py",
                                  "tests/mutation_oracles/test_packed_format_oracle.py"], weight=10),
-    "quantize": dict(src=["mapping/quantize.py"],
+    "quantize": dict(src=["mapping/quantize.py", "mapping/quantize/*.py"],
                      tests=["tests/mapping/test_quantize_prune.py",
                             "tests/mutation_oracles/test_gptq_oracle.py"], weight=12),
-    "prune": dict(src=["mapping/prune.py"],
+    "prune": dict(src=["mapping/prune.py", "mapping/prune/*.py"],
                   tests=["tests/mapping/test_quantize_prune.py",
                          "tests/mutation_oracles/test_wanda_oracle.py"], weight=5),
     "mixed_precision": dict(src=["mapping/mixed_precision.py"],
                             tests=["tests/mapping/test_quantize_prune.py",
                                    "tests/mutation_oracles/test_wanda_oracle.py"], weight=6),
-    "isa": dict(src=["simulator/isa.py"],
+    "isa": dict(src=["simulator/isa.py", "simulator/isa/*.py"],
                 tests=["tests/mutation_oracles/test_isa_golden_words.py", "tests/simulator/test_isa.py"], weight=14),
     "sampling": dict(src=["host/sampling.py"],
                      tests=["tests/mutation_oracles/test_sampling_oracle.py",
@@ -71,16 +78,21 @@ MODULES: dict[str, dict] = {
                      weight=5),
     "artifact_io": dict(src=["mapping/artifact_io.py", "sparse_dsp/safe_paths.py"],
                         tests=["tests/mapping/test_artifact_integrity.py", "tests/mapping/test_output_safety.py",
-                               "tests/mutation_oracles/test_tiling_and_io_oracle.py"],
-                        weight=8),
-    "compiler": dict(src=["mapping/compiler.py", "mapping/placement.py", "mapping/tiling.py"],
+                               "tests/mutation_oracles/test_tiling_and_io_oracle.py",
+                               "tests/mutation_oracles/test_safe_paths_oracle.py"],
+                        weight=8,
+                        tests_by_src={"sparse_dsp/safe_paths.py": [
+                            "tests/mutation_oracles/test_safe_paths_oracle.py",
+                            "tests/mutation_oracles/test_tiling_and_io_oracle.py", "tests/mapping/test_output_safety.py"]}),
+    "compiler": dict(src=["mapping/compiler.py", "mapping/compiler_*.py", "mapping/compiler/*.py",
+                          "mapping/placement.py", "mapping/tiling.py"],
                      tests=["tests/mapping/test_compiler_mapping.py",
                             "tests/mutation_oracles/test_tiling_and_io_oracle.py",
                             # the programs executed: a misplaced tile or row changes the logits
                             "tests/simulator/test_functional_engine.py::test_prefill_logits_match_the_reference",
                             "tests/simulator/test_functional_engine.py::test_many_weight_and_kv_tiles_give_the_same_tokens"],
                      weight=12),
-    "functional": dict(src=["simulator/functional.py"],
+    "functional": dict(src=["simulator/functional.py", "simulator/functional_*.py", "simulator/functional/*.py"],
                        tests=["tests/simulator/test_functional_engine.py", "-k",
                               "weighted_value_sum or prefill_logits or unchanged_program or dropped or misaddressed"],
                        weight=8),
@@ -88,7 +100,20 @@ MODULES: dict[str, dict] = {
                      "hls_kernels/include/llmaccel_hls/kernels/weight_decoder.hpp",
                      "hls_kernels/include/llmaccel_hls/primitives/dsp_pair_mac.hpp",
                      "hls_kernels/include/llmaccel_hls/kernels/quantize.hpp"],
-                tests=["tests/hls/test_hls_sfu.py", "tests/hls/test_hls_linear.py"], weight=8),
+                tests=["tests/hls/test_hls_header_guards_oracle.py", "tests/hls/test_hls_sfu.py",
+                       "tests/hls/test_hls_linear.py"], weight=8, compiles=True,
+                # any header edit rebuilds every C-sim library a test loads (the build key hashes the whole
+                # include tree), so each header runs only the tests of the kernels that include it
+                tests_by_src={"*/sfu.hpp": ["tests/hls/test_hls_header_guards_oracle.py", "tests/hls/test_hls_sfu.py"],
+                              "*/quantize.hpp": ["tests/hls/test_hls_header_guards_oracle.py",
+                                                 "tests/hls/test_hls_sfu.py"],
+                              "*/weight_decoder.hpp": ["tests/hls/test_hls_linear.py"],
+                              "*/dsp_pair_mac.hpp": ["tests/hls/test_hls_header_guards_oracle.py",
+                                                     "tests/hls/test_hls_linear.py"]}),
+    # the HLS top that executes ISA words (issue 14 item 4); reported not applied until it lands
+    "hls_isa": dict(src=["hls_kernels/include/llmaccel_hls/isa/*.hpp", "hls_kernels/include/llmaccel_hls/isa/**/*.hpp",
+                         "hls_kernels/tops/isa_top.cpp"],
+                    tests=["tests/hls/test_isa_top*.py"], weight=4, compiles=True),
     "rtl_wdec": dict(src=["sparse_dsp/rtl/hdl/sdsp_wdec.v"],
                      tests=["tests/rtl/test_rtl_pad_oracle.py"], weight=4),
     "rtl_chain": dict(src=["sparse_dsp/rtl/hdl/sdsp_chain.v", "sparse_dsp/rtl/hdl/sdsp_slice.v"],
@@ -101,30 +126,88 @@ MODULES: dict[str, dict] = {
                    tests=["tests/gpu_baseline/test_reference.py",
                           "tests/mutation_oracles/test_golden_oracle.py",
                           # the HLS C-sim is an independent implementation of the same units and layer
-                          "tests/hls/test_hls_sfu.py", "tests/hls/test_hls_layer_eps_oracle.py"], weight=14),
+                          "tests/hls/test_hls_sfu.py", "tests/hls/test_hls_layer_eps_oracle.py"], weight=14,
+                   compiles=True),
     "timing": dict(src=["simulator/timing.py", "simulator/timing_engine.py", "simulator/timing_costs.py",
-                        "simulator/power.py", "simulator/memory_system.py"],
+                        "simulator/timing/*.py", "simulator/power.py", "simulator/memory_system.py"],
                    tests=["tests/simulator/test_timing_engine.py", "tests/simulator/test_timing_physics.py",
                           "tests/simulator/test_power.py", "tests/simulator/test_memory_system.py",
                           "tests/mutation_oracles/test_energy_oracle.py",
-                          "tests/mutation_oracles/test_burst_efficiency_oracle.py"], weight=14),
+                          "tests/mutation_oracles/test_burst_efficiency_oracle.py",
+                          "tests/mutation_oracles/test_memory_system_oracle.py",
+                          "tests/mutation_oracles/test_timing_token_oracle.py"], weight=14),
 }
 # Sources mutated as text with C++ / Verilog operators; every other source is Python.
+# compiles=True: the tests build C++ (g++ C-sim). The baseline reuses the compiled libraries, a mutant of a
+# header cannot, so its timeout is at least COMPILE_TIMEOUT_S, not 2.5x the (cached) baseline.
+COMPILE_TIMEOUT_S = 400.0
+
+
+def module_sources(module: str) -> tuple[list[str], list[str]]:
+    """(files, globs that matched nothing) of a module, files sorted and deduplicated."""
+    files, unmatched = [], []
+    for g in MODULES[module]["src"]:
+        hits = sorted(str(p.relative_to(REPO)) for p in REPO.glob(g) if p.is_file())
+        if not hits and not any(c in g for c in "*?["):
+            unmatched.append(g)     # a named file is gone (a glob for a layout yet to come may match nothing)
+        files += [h for h in hits if h not in files]
+    return files, unmatched
+
+
+def module_tests(module: str, root: Path = REPO, src: Optional[str] = None) -> tuple[list[str], list[str]]:
+    """(pytest arguments, test paths that no longer exist). A glob is expanded; a node id counts as missing
+    when its file is missing; options (``-k EXPR``) are kept as written. With ``src``: the narrower selection
+    ``tests_by_src`` names for that source file, where it names one."""
+    spec = MODULES[module]["tests"]
+    if src is not None:
+        spec = next((t for g, t in MODULES[module].get("tests_by_src", {}).items() if fnmatch.fnmatch(src, g)), spec)
+    args, missing, it = [], [], iter(spec)
+    for t in it:
+        if t.startswith("-"):
+            args += [t, next(it)]
+            continue
+        path = t.split("::")[0]
+        if any(c in path for c in "*?["):
+            hits = sorted(str(p.relative_to(root)) for p in root.glob(path))
+            args += hits
+            missing += [] if hits else [t]
+        elif (root / path).exists():
+            args.append(t)
+        else:
+            missing.append(t)
+    return args, missing
 
 
 @dataclasses.dataclass(frozen=True)
 class Mutant:
     module: str
     path: str          # repository-relative
-    line: int
+    line: int          # for people; never used to find a mutant again (code moves)
     op: str            # operator name
     before: str        # the original source text replaced
     after: str         # its replacement
     start: int         # character offsets into the file's text
     end: int
+    context: str = ""  # the stripped source line(s) the mutant sits on
+    occurrence: int = 0  # index among mutants of this file with the same (op, before, after, context)
+
+    @property
+    def mutation(self) -> str:
+        return f"{self.before.strip()} -> {self.after.strip()}"
+
+    def key(self, with_path: bool = True) -> str:
+        """Identity that survives code moving: the text, not the line number."""
+        return "|".join([self.path if with_path else self.module, self.op, self.mutation, self.context,
+                         str(self.occurrence)])
 
     def describe(self) -> str:
-        return f"{self.path}:{self.line} [{self.op}] {self.before.strip()!s} -> {self.after.strip()!s}"
+        return f"{self.path}:{self.line} [{self.op}] {self.mutation}"
+
+
+def key_of(entry: dict, with_path: bool = True) -> str:
+    """The key of a mutant recorded in a JSON result or in the pinned list."""
+    return "|".join([entry["file"] if with_path else entry["module"], entry["op"], entry["mutation"],
+                     entry.get("context", ""), str(entry.get("occurrence", 0))])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,36 +440,98 @@ def text_mutants(module: str, rel: str, text: str, lang: str) -> list[Mutant]:
     return out
 
 
-def enumerate_mutants(module: str) -> list[Mutant]:
-    out: list[Mutant] = []
-    for rel in MODULES[module]["src"]:
-        text = (REPO / rel).read_text()
-        if rel.endswith(".py"):
-            out += python_mutants(module, rel, text)
-        elif rel.endswith((".hpp", ".h", ".cpp")):
-            out += text_mutants(module, rel, text, "cxx")
-        elif rel.endswith(".v"):
-            out += text_mutants(module, rel, text, "v")
+def _with_identity(mutants: list[Mutant], text: str) -> list[Mutant]:
+    """Attach the text identity: the previous non-blank line and the line(s) the mutant sits on (whitespace
+    collapsed), and its occurrence index among equal identities. Lines inserted or removed elsewhere keep
+    it; an edit next to the mutant changes it, and the mutant is then reported as not applied."""
+    seen: dict[tuple, int] = {}
+    out = []
+    for m in sorted(mutants, key=lambda m: (m.start, m.end, m.op, m.after)):
+        lo = text.rfind("\n", 0, m.start) + 1
+        hi = text.find("\n", m.end)
+        prev = next((ln for ln in reversed(text[:lo].splitlines()[-8:]) if ln.strip()), "")
+        ctx = " ".join(prev.split()) + " \u23ce " + " ".join(text[lo:hi if hi >= 0 else len(text)].split())
+        k = (m.op, m.mutation, ctx)
+        n = seen.get(k, 0)
+        seen[k] = n + 1
+        out.append(dataclasses.replace(m, context=ctx, occurrence=n))
     return out
 
 
-def select(modules: list[str], max_mutants: int, seed: int) -> list[Mutant]:
-    """Seeded, spread by module weight; within a module a uniform sample of its mutants."""
+def enumerate_mutants(module: str) -> list[Mutant]:
+    out: list[Mutant] = []
+    for rel in module_sources(module)[0]:
+        text = (REPO / rel).read_text()
+        if rel.endswith(".py"):
+            found = python_mutants(module, rel, text)
+        elif rel.endswith((".hpp", ".h", ".cpp")):
+            found = text_mutants(module, rel, text, "cxx")
+        elif rel.endswith(".v"):
+            found = text_mutants(module, rel, text, "v")
+        else:
+            continue
+        out += _with_identity(found, text)
+    return out
+
+
+def select(modules: list[str], max_mutants: int, seed: int, exclude: frozenset = frozenset()) -> list[Mutant]:
+    """Seeded, spread by module weight; within a module a uniform sample of its mutants (``exclude``: keys
+    already taken, e.g. by the pinned list). Returned interleaved across modules (round robin), so a run
+    cut short by ``--budget-minutes`` still covers every module."""
     rng = random.Random(seed)
     weights = {m: MODULES[m]["weight"] for m in modules}
-    total = sum(weights.values())
-    picked: list[Mutant] = []
+    total = sum(weights.values()) or 1
+    per: dict[str, list[Mutant]] = {}
     for m in modules:
-        pool = enumerate_mutants(m)
-        quota = max(1, round(max_mutants * weights[m] / total))
-        picked += rng.sample(pool, min(quota, len(pool)))
-    return picked[:max_mutants] if len(picked) > max_mutants else picked
+        pool = [mu for mu in enumerate_mutants(m) if mu.key() not in exclude]
+        quota = max(1, round(max_mutants * weights[m] / total)) if max_mutants > 0 else 0
+        per[m] = rng.sample(pool, min(quota, len(pool)))
+    picked: list[Mutant] = []
+    while any(per.values()):
+        for m in modules:
+            if per[m]:
+                picked.append(per[m].pop(0))
+    return picked[:max_mutants]
+
+
+def resolve(entries: list[dict], modules: list[str]) -> tuple[list[tuple[Mutant, dict]], list[dict]]:
+    """Find recorded mutants (pinned list, an earlier result) in today's sources by their text identity:
+    the same file, operator, mutation, source line and occurrence; failing that, the same in any file of
+    the module (code moved to another file). Returns (found, not applied)."""
+    pool = {m: enumerate_mutants(m) for m in {e["module"] for e in entries} if m in MODULES}
+    by_key = {mu.key(): mu for ms in pool.values() for mu in ms}
+    by_mod: dict[str, list[Mutant]] = {}
+    for ms in pool.values():
+        for mu in ms:
+            by_mod.setdefault(mu.key(with_path=False), []).append(mu)
+    found, missing = [], []
+    for e in entries:
+        if e["module"] not in modules:
+            continue
+        mu = by_key.get(key_of(e))
+        if mu is None and len(by_mod.get(key_of(e, with_path=False), [])) == 1:
+            mu = by_mod[key_of(e, with_path=False)][0]
+        if mu is None:
+            missing.append({**e, "not_applied": "its source text no longer matches (code changed or removed)"})
+        else:
+            found.append((mu, e))
+    return found, missing
+
+
+def load_pinned(path: Path = PINNED) -> list[dict]:
+    """Mutants every run applies again: the earlier survivors, each either argued equivalent (with the
+    reason) or killed by a named test. A pinned equivalent that survives is reported as such, not as a miss."""
+    if not path.exists():
+        return []
+    return json.loads(path.read_text())["mutants"]
 
 
 # ---------------------------------------------------------------------------------------------
 # running
 # ---------------------------------------------------------------------------------------------
 def make_copy(dst: Path) -> Path:
+    """The tree (git's tracked and untracked-not-ignored files) copied under ``dst/repo``; ``tests`` is a link
+    to the real tests (never mutated), ``dst/shared`` a link to the real shared data."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
                            capture_output=True).stdout.decode().split("\0")
     root = dst / "repo"
@@ -397,12 +542,24 @@ def make_copy(dst: Path) -> Path:
         if s.is_file():
             (root / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(s, root / f)
-    shutil.rmtree(root / "tests")
+    shutil.rmtree(root / "tests", ignore_errors=True)
     (root / "tests").symlink_to(REPO / "tests", target_is_directory=True)   # never mutated
     shared = (REPO.parent / "shared").resolve()
     if shared.exists():
         (dst / "shared").symlink_to(shared)
     return root
+
+
+def overlay_hls_cache(dst: Path) -> Path:
+    """A C-sim library cache for this run: links to the user's compiled libraries (the unmutated builds are
+    reused), while every mutant's library is written here and deleted with the run, never into the user's
+    cache."""
+    from_dir = Path(os.environ.get("LLMACCEL_HLS_CACHE") or Path.home() / ".cache" / "llmaccel" / "hls")
+    dst.mkdir(parents=True, exist_ok=True)
+    if from_dir.is_dir():
+        for f in from_dir.glob("*.so"):
+            (dst / f.name).symlink_to(f)
+    return dst
 
 
 def _preload():
@@ -431,20 +588,26 @@ def _preload():
         raise SystemExit(f"preload imported our own package {name}; mutants would not be seen")
 
 
-def run_tests(root: Path, tests: list[str], timeout: float) -> tuple[str, float, str]:
-    """Fork, run pytest in the copy, return (outcome, seconds, tail of output)."""
-    log = root.parent / "pytest.log"
-    t0 = time.monotonic()
-    pid = os.fork()
-    if pid == 0:  # child
+class Child:
+    """One mutant's (or one baseline's) pytest, forked from the preloaded parent and run in a copy."""
+
+    def __init__(self, root: Path, tests: list[str], timeout: float):
+        self.root, self.log = root, root.parent / "pytest.log"
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + timeout
+        self.pid = os.fork()
+        if self.pid == 0:
+            self._child(tests)
+
+    def _child(self, tests: list[str]) -> None:
         try:
             os.setpgid(0, 0)
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
-            os.chdir(root)
-            sys.path.insert(0, str(root))
-            os.environ["PYTHONPATH"] = str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")
+            os.chdir(self.root)
+            sys.path.insert(0, str(self.root))
+            os.environ["PYTHONPATH"] = str(self.root) + os.pathsep + os.environ.get("PYTHONPATH", "")
             os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
             sys.dont_write_bytecode = True
             # A failing property test shrinks its example, which costs minutes and tells a mutation run
@@ -464,24 +627,30 @@ def run_tests(root: Path, tests: list[str], timeout: float) -> tuple[str, float,
             import traceback
             traceback.print_exc()
             os._exit(3)
-    deadline = t0 + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
+
+    def poll(self) -> Optional[tuple[str, float, str]]:
+        """None while running; else (outcome, seconds, tail of output)."""
+        done, status = os.waitpid(self.pid, os.WNOHANG)
+        if not done:
+            if time.monotonic() <= self.deadline:
+                return None
             try:
-                os.killpg(pid, signal.SIGKILL)
+                os.killpg(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            os.waitpid(pid, 0)
-            return "timeout", time.monotonic() - t0, ""
-        time.sleep(0.05)
-    dt = time.monotonic() - t0
-    rc = os.waitstatus_to_exitcode(status)
-    tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
-    outcome = {0: "passed", 1: "failed", 2: "interrupted", 3: "internal", 4: "usage", 5: "no-tests"}.get(rc, f"rc{rc}")
-    return outcome, dt, tail
+            os.waitpid(self.pid, 0)
+            return "timeout", time.monotonic() - self.t0, ""
+        dt = time.monotonic() - self.t0
+        rc = os.waitstatus_to_exitcode(status)
+        tail = self.log.read_text(errors="replace")[-1500:] if self.log.exists() else ""
+        outcome = {0: "passed", 1: "failed", 2: "interrupted", 3: "internal", 4: "usage",
+                   5: "no-tests"}.get(rc, f"rc{rc}")
+        return outcome, dt, tail
+
+
+# Outcomes that say nothing about the mutant: the test selection itself is broken (pytest's usage error,
+# nothing collected). Counted as errors, never as caught.
+HARNESS_ERRORS = {"usage", "no-tests"}
 
 
 def _first_failure(tail: str) -> str:
@@ -499,30 +668,66 @@ def _load_results(path: Path) -> list[dict]:
     return json.loads(text)["results"]
 
 
-def _summary(results: list[dict], seed: int, wall_s, baseline: dict) -> dict:
-    caught = sum(r["caught"] for r in results)
+def _summary(results: list[dict], seed: int, wall_s, baseline: dict, extra: Optional[dict] = None) -> dict:
+    applied = [r for r in results if r["outcome"] not in HARNESS_ERRORS]
+    caught = sum(r["caught"] for r in applied)
+    equivalent = [r for r in applied if not r["caught"] and r.get("pinned") == "equivalent"]
     per_module: dict[str, dict] = {}
-    for r in results:
-        pm = per_module.setdefault(r["module"], {"applied": 0, "caught": 0})
+    for r in applied:
+        pm = per_module.setdefault(r["module"], {"applied": 0, "caught": 0, "equivalent": 0})
         pm["applied"] += 1
         pm["caught"] += r["caught"]
-    return {"seed": seed, "applied": len(results), "caught": caught, "missed": len(results) - caught,
-            "caught_ratio": round(caught / len(results), 4) if results else None,
-            "timeouts": sum(r["outcome"] == "timeout" for r in results),
-            "wall_s": wall_s, "mutant_test_s": round(sum(r["seconds"] for r in results), 1),
-            "baseline": baseline, "per_module": per_module,
-            "survivors": [f"{r['file']}:{r['line']} [{r['op']}] {r['mutation']}" for r in results if not r["caught"]]}
+        pm["equivalent"] += (not r["caught"] and r.get("pinned") == "equivalent")
+    non_eq = len(applied) - len(equivalent)
+    secs = sorted(r["seconds"] for r in applied)
+    doc = {"seed": seed, "applied": len(applied), "caught": caught, "missed": len(applied) - caught,
+           "caught_ratio": round(caught / len(applied), 4) if applied else None,
+           "equivalent_survivors": len(equivalent),
+           "caught_ratio_of_non_equivalent": round(caught / non_eq, 4) if non_eq else None,
+           "timeouts": sum(r["outcome"] == "timeout" for r in applied),
+           "harness_errors": [f"{r['file']}:{r['line']} {r['outcome']}" for r in results
+                              if r["outcome"] in HARNESS_ERRORS],
+           "wall_s": wall_s, "mutant_test_s": round(sum(secs), 1),
+           "median_s_per_mutant": secs[len(secs) // 2] if secs else None,
+           "baseline": baseline, "per_module": per_module,
+           "survivors": [f"{r['file']}:{r['line']} [{r['op']}] {r['mutation']}"
+                         + (f"  (argued equivalent: {r['reason']})" if r.get("pinned") == "equivalent" else "")
+                         for r in applied if not r["caught"]]}
+    sample = [r for r in applied if r.get("in_sample", True)]
+    s_caught = sum(r["caught"] for r in sample)
+    s_eq = sum(not r["caught"] and r.get("pinned") == "equivalent" for r in sample)
+    doc["sample"] = {"applied": len(sample), "caught": s_caught, "equivalent_survivors": s_eq,
+                     "caught_ratio_of_non_equivalent": round(s_caught / (len(sample) - s_eq), 4)
+                     if len(sample) > s_eq else None}
+    doc.update(extra or {})
+    return doc
+
+
+def _interleave(found: list[Mutant], modules: list[str]) -> list[Mutant]:
+    per = {m: [mu for mu in found if mu.module == m] for m in modules}
+    out: list[Mutant] = []
+    while any(per.values()):
+        for m in modules:
+            if per[m]:
+                out.append(per[m].pop(0))
+    return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modules", default=",".join(MODULES), help=f"comma list of {sorted(MODULES)}")
-    ap.add_argument("--max-mutants", type=int, default=160)
+    ap.add_argument("--max-mutants", type=int, default=160, help="fresh seeded mutants, besides the pinned ones")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant's tests")
+    ap.add_argument("--jobs", type=int, default=1, help="mutants run at once, each in its own copy of the tree")
+    ap.add_argument("--budget-minutes", type=float, default=None,
+                    help="start no mutant after this much wall time; those not started are listed as not run")
+    ap.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant's tests (without baselines)")
     ap.add_argument("--json", type=Path, help="also write the JSON result to this file")
     ap.add_argument("--list", action="store_true", help="print the selected mutants and exit")
-    ap.add_argument("--rerun", type=Path, help="run again only the survivors listed in this earlier --json result")
+    ap.add_argument("--only", default=None, help="keep only mutants whose 'file:line [op] mutation' contains this")
+    ap.add_argument("--no-pinned", action="store_true", help=f"leave out the pinned mutants ({PINNED.name})")
+    ap.add_argument("--rerun", type=Path, help="run again only the survivors listed in this earlier --json result "
+                    "(found by their source text, not their line)")
     ap.add_argument("--summarize", type=Path, nargs="+", help="print the summary of earlier .partial.jsonl "
                     "result files (one run interrupted and continued by another) and exit")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of each module's tests")
@@ -532,73 +737,169 @@ def main(argv=None) -> int:
     if bad:
         print(f"error: --modules: unknown {bad}; allowed: {sorted(MODULES)}", file=sys.stderr)
         return 2
+    if args.jobs < 1:
+        print(f"error: --jobs={args.jobs}: allowed >= 1", file=sys.stderr)
+        return 2
     if args.summarize:
         results = [json.loads(line) for f in args.summarize for line in f.read_text().splitlines() if line.strip()]
         print(json.dumps(_summary(results, args.seed, None, {}), indent=1))
         return 0
+
+    # sources and tests as they are today: what is gone is reported, never silently dropped
+    unmatched = {m: module_sources(m)[1] for m in mods}
+    missing_tests = {m: module_tests(m)[1] for m in mods}
+    not_applied_mods = {}
+    for m in mods:
+        if not module_sources(m)[0]:
+            not_applied_mods[m] = f"no source file matches {MODULES[m]['src']}"
+        elif not [t for t in module_tests(m)[0] if t.startswith("tests/")]:
+            not_applied_mods[m] = f"none of its tests exists: {MODULES[m]['tests']}"
+    live = [m for m in mods if m not in not_applied_mods]
+
+    pinned_meta: dict[str, dict] = {}
+    sampled_keys: Optional[set[str]] = None     # None: no seeded sample (--rerun), every mutant counts
+    not_applied: list[dict] = []
     if args.rerun:
-        prev = _load_results(args.rerun)
-        want = {(r["file"], r["line"], r["op"], r["mutation"]) for r in prev if not r["caught"]}
-        mods = sorted({r["module"] for r in prev if not r["caught"]}, key=list(MODULES).index)
-        mutants = [mu for m in mods for mu in enumerate_mutants(m)
-                   if (mu.path, mu.line, mu.op, f"{mu.before.strip()} -> {mu.after.strip()}") in want]
+        prev = [r for r in _load_results(args.rerun) if not r["caught"]]
+        found, not_applied = resolve(prev, live)
+        mutants = _interleave([mu for mu, _ in found], live)
     else:
-        mutants = select(mods, args.max_mutants, args.seed)
+        # The seeded sample is drawn from every mutant (pinned ones included, so it stays an unbiased
+        # sample); a drawn pinned equivalent is classed by its pin. Pinned `killed` and `open` mutants run
+        # besides the sample, to confirm the kill or report the open one; pinned equivalents that were not
+        # drawn do not run (no test can tell them apart, and they cost a full selection each).
+        sample = select(live, args.max_mutants, args.seed)
+        drawn = {mu.key() for mu in sample}
+        extra: list[Mutant] = []
+        if not args.no_pinned:
+            found, not_applied = resolve(load_pinned(), live)
+            for mu, e in found:
+                pinned_meta[mu.key()] = e
+                if e["status"] != "equivalent" and mu.key() not in drawn:
+                    extra.append(mu)
+        sampled_keys = drawn
+        mutants = _interleave(extra + sample, live)
+    if args.only:
+        mutants = [mu for mu in mutants if args.only in mu.describe()]
     if args.list:
         for m in mutants:
-            print(m.describe())
-        print(f"{len(mutants)} mutants", file=sys.stderr)
+            tag = "" if sampled_keys is None or m.key() in sampled_keys else "pinned-extra "
+            pin = pinned_meta.get(m.key())
+            print(tag + m.describe() + (f"  [pinned {pin['status']}]" if pin else ""))
+        for e in not_applied:
+            print(f"NOT APPLIED {e['file']}:{e.get('line', '?')} [{e['op']}] {e['mutation']}: {e['not_applied']}")
+        for m, why in not_applied_mods.items():
+            print(f"NOT APPLIED module {m}: {why}")
+        print(f"{len(mutants)} mutants ({len(pinned_meta)} pinned), {len(not_applied)} not applied", file=sys.stderr)
         return 0
+
     _preload()
     try:
         from tqdm import tqdm
     except ImportError:  # progress is a nicety
         tqdm = None
-    results, baseline = [], {}
+    results, baseline, not_run = [], {}, []
     t_start = time.monotonic()
+    part = args.json.with_suffix(".partial.jsonl") if args.json else None
+    if part is not None and part.exists():
+        part.unlink()       # ours: the partial results of an earlier run to the same --json
     with tempfile.TemporaryDirectory(prefix="llmaccel-mutate-") as tmp:
-        root = make_copy(Path(tmp))
-        # test files that exist (a new oracle may not yet), and the options (-k EXPR) as written
-        tests_of = {m: [t for t in MODULES[m]["tests"] if not t.startswith("tests/") or (root / t).exists()]
-                    for m in mods}
-        timeout_of = {m: args.timeout for m in mods}
+        os.environ["LLMACCEL_HLS_CACHE"] = str(overlay_hls_cache(Path(tmp) / "hls-cache"))
+        roots = [make_copy(Path(tmp) / f"slot{j}") for j in range(args.jobs)]
+        tests_of = {m: module_tests(m, roots[0])[0] for m in live}
+        timeout_of = {m: args.timeout for m in live}
+        free = list(roots)
+
+        # baselines: the unmutated tests of each module, run side by side like the mutants
         if not args.no_baseline:
-            for m in mods:
-                tests_of[m] = [t for t in MODULES[m]["tests"] if not t.startswith("tests/") or (root / t).exists()]
-                outcome, dt, tail = run_tests(root, tests_of[m], args.timeout * 2)
-                baseline[m] = {"outcome": outcome, "seconds": round(dt, 1)}
-                # a mutant that runs 2.5x longer than the clean tests (plus start-up slack) is an
-                # endless loop, counted as caught ("timeout"); never less than the clean run needs
-                timeout_of[m] = max(30.0, 2.5 * dt + 20.0)
-                print(f"baseline {m}: {outcome} in {dt:.0f}s", file=sys.stderr)
-                if outcome != "passed":
-                    print(tail, file=sys.stderr)
-        todo = [mu for mu in mutants if args.no_baseline or baseline[mu.module]["outcome"] == "passed"]
-        bar = tqdm(todo, desc="mutants", file=sys.stderr) if tqdm else todo
-        for mu in bar:
-            target = root / mu.path
-            original = target.read_bytes()
-            digest = hashlib.sha256(original).hexdigest()
-            text = original.decode()
-            assert text[mu.start:mu.end] == mu.before, mu.describe()
-            try:
+            queue, running = [m for m in live if any(mu.module == m for mu in mutants)], {}
+            while queue or running:
+                while free and queue:
+                    m = queue.pop(0)
+                    running[m] = Child(free.pop(), tests_of[m], args.timeout * 2)
+                for m, ch in list(running.items()):
+                    res = ch.poll()
+                    if res is None:
+                        continue
+                    outcome, dt, tail = res
+                    free.append(ch.root)
+                    del running[m]
+                    baseline[m] = {"outcome": outcome, "seconds": round(dt, 1)}
+                    # a mutant that runs 2.5x longer than the clean tests (plus start-up slack) is an
+                    # endless loop, counted as caught ("timeout"); never less than the clean run needs
+                    timeout_of[m] = max(30.0, 2.5 * dt + 20.0,
+                                        COMPILE_TIMEOUT_S if MODULES[m].get("compiles") else 0.0)
+                    print(f"baseline {m}: {outcome} in {dt:.0f}s", file=sys.stderr)
+                    if outcome != "passed":
+                        print(tail, file=sys.stderr)
+                time.sleep(0.05)
+        todo = [mu for mu in mutants if args.no_baseline or baseline.get(mu.module, {}).get("outcome") == "passed"]
+        skipped_mods = sorted({mu.module for mu in mutants} - {mu.module for mu in todo})
+        for m in skipped_mods:
+            not_applied_mods[m] = f"its tests fail without a mutant ({baseline[m]['outcome']})"
+        bar = tqdm(total=len(todo), desc="mutants", file=sys.stderr) if tqdm else None
+        budget_s = None if args.budget_minutes is None else args.budget_minutes * 60.0
+        running: dict[int, tuple[Mutant, Child, bytes, str]] = {}
+        while todo or running:
+            while free and todo:
+                mu = todo[0]
+                seen = [r["seconds"] for r in results if r["module"] == mu.module]
+                est = (sum(seen) / len(seen) if seen else
+                       60.0 if MODULES[mu.module].get("compiles") else baseline.get(mu.module, {}).get("seconds", 10.0))
+                if budget_s is not None and time.monotonic() - t_start + est > budget_s:
+                    not_run += [m.describe() for m in todo]
+                    todo = []
+                    break
+                todo.pop(0)
+                root = free.pop()
+                target = root / mu.path
+                original = target.read_bytes()
+                text = original.decode()
+                if text[mu.start:mu.end] != mu.before:
+                    raise SystemExit(f"copy of {mu.path} differs from the tree: {mu.describe()}")
                 target.write_text(text[:mu.start] + mu.after + text[mu.end:])
-                outcome, dt, tail = run_tests(root, tests_of[mu.module], timeout_of[mu.module])
-            finally:
+                if (mu.module, mu.path) not in tests_of:
+                    tests_of[(mu.module, mu.path)] = module_tests(mu.module, root, mu.path)[0]
+                ch = Child(root, tests_of[(mu.module, mu.path)], timeout_of[mu.module])
+                running[ch.pid] = (mu, ch, original, hashlib.sha256(original).hexdigest())
+            for pid, (mu, ch, original, digest) in list(running.items()):
+                res = ch.poll()
+                if res is None:
+                    continue
+                del running[pid]
+                target = ch.root / mu.path
                 target.write_bytes(original)
                 if hashlib.sha256(target.read_bytes()).hexdigest() != digest:
                     raise SystemExit(f"restore of {mu.path} failed")
-            caught = outcome != "passed"
-            results.append({"module": mu.module, "file": mu.path, "line": mu.line, "op": mu.op,
-                            "mutation": f"{mu.before.strip()} -> {mu.after.strip()}", "outcome": outcome,
-                            "caught": caught, "seconds": round(dt, 1),
-                            "killed_by": _first_failure(tail) if caught and outcome != "timeout" else outcome})
-            if args.json:   # results so far, so that an interrupted run still leaves its data
-                with open(args.json.with_suffix(".partial.jsonl"), "a") as fh:
-                    fh.write(json.dumps(results[-1]) + "\n")
-            if tqdm:
-                bar.set_postfix(caught=sum(r["caught"] for r in results), missed=sum(not r["caught"] for r in results))
-    doc = _summary(results, args.seed, round(time.monotonic() - t_start, 1), baseline)
+                free.append(ch.root)
+                outcome, dt, tail = res
+                caught = outcome not in HARNESS_ERRORS and outcome != "passed"
+                pin = pinned_meta.get(mu.key(), {})
+                results.append({"module": mu.module, "file": mu.path, "line": mu.line, "op": mu.op,
+                                "mutation": mu.mutation, "context": mu.context, "occurrence": mu.occurrence,
+                                "outcome": outcome, "caught": caught, "seconds": round(dt, 1),
+                                "killed_by": _first_failure(tail) if caught and outcome != "timeout" else outcome,
+                                "in_sample": sampled_keys is None or mu.key() in sampled_keys,
+                                **({"pinned": pin["status"], "reason": pin.get("reason", "")} if pin else {})})
+                if part is not None:   # results so far, so that an interrupted run still leaves its data
+                    with open(part, "a") as fh:
+                        fh.write(json.dumps(results[-1]) + "\n")
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(caught=sum(r["caught"] for r in results),
+                                    missed=sum(not r["caught"] for r in results))
+            time.sleep(0.05)
+        if bar is not None:
+            bar.close()
+    extra = {"jobs": args.jobs, "budget_minutes": args.budget_minutes,
+             "pinned_applied": sum(r.get("pinned") is not None for r in results),
+             "not_applied": [f"{e['file']}:{e.get('line', '?')} [{e['op']}] {e['mutation']}: {e['not_applied']}"
+                             for e in not_applied],
+             "modules_not_applied": not_applied_mods,
+             "unmatched_sources": {m: g for m, g in unmatched.items() if g},
+             "missing_tests": {m: t for m, t in missing_tests.items() if t},
+             "not_run_budget": not_run}
+    doc = _summary(results, args.seed, round(time.monotonic() - t_start, 1), baseline, extra)
     doc["results"] = results
     text = json.dumps(doc, indent=1)
     if args.json:

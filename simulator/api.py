@@ -1,9 +1,8 @@
 """Run a compiled model through the timing engine: TTFT, decode latency, utilization, roofline, energy.
 
-``simulate_compiled`` takes anything that looks like ``mapping.compiler.Compiler``
-(the simulator does not import mapping: imports go sparse_dsp <- simulator <-
-mapping); ``mapping.sim_api.simulate`` is the one-call entry that compiles
-first. ``SimResult`` is what the CLI prints and the demo/reports read.
+``simulate_compiled`` takes a ``simulator.compiled.CompiledModel`` holding (at least) the programs
+:func:`timing_plan` names; ``mapping.sim_api.simulate`` is the one-call entry that compiles
+exactly those first. ``SimResult`` is what the CLI prints and the demo/reports read.
 """
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from simulator.compiled import CompiledModel, ProgramKey
 from simulator.power import PowerModel
 from simulator.timing import CATEGORIES, Work, layer_timing, program_work
 from simulator.timing_engine import UNITS
@@ -68,12 +68,12 @@ def _busy(work: Work, n_cores: int) -> dict[str, float]:
     return {u: work.busy.get(u, 0.0) / (n_cores * work.cycles) for u in UNITS}
 
 
-def _model_work(comp: Any, phase: str, ctx: int, tokens: int) -> Work:
+def _model_work(cm: CompiledModel, phase: str, ctx: int, tokens: int) -> Work:
     """All layers of the model for one decode step (phase='decode') or one prefill chunk."""
     w = Work()
-    for g, (fmts, layers) in enumerate(comp.f.layer_groups()):
-        prog = comp.layer_program(phase, ctx, tokens, group=g, layer=layers[0], core0_only=True)
-        w.add(layer_timing(prog, comp.hw).total(len(layers)))
+    for g, layers in enumerate(cm.layer_groups):
+        prog = cm.program(phase, ctx, tokens, g)
+        w.add(layer_timing(prog, cm.hw, cm.cache).total(len(layers)))
     return w
 
 
@@ -91,19 +91,23 @@ def _lerp(a: Work, b: Work, frac: float) -> Work:
     return w
 
 
-def _sampled(points: list[int], seg_key: Any, work_of: Any, stride: int) -> dict[int, Work]:
-    """Work at every point (contexts, ascending), simulating only every ``stride``-th point of each run of
-    points with the same ``seg_key`` (the same program structure: KV tiles, chunk size) plus the run's
-    last point; the points between are linear interpolations of their simulated neighbours."""
-    out: dict[int, Work] = {}
+def _segments(points: list[int], seg_key: Any, stride: int) -> list[tuple[list[int], list[int]]]:
+    """Runs of points with the same ``seg_key`` (same program structure: KV tiles, chunk size), each
+    with the indices simulated: every ``stride``-th point plus the run's last."""
     segs: list[list[int]] = []
     for x in points:
         if segs and seg_key(x) == seg_key(segs[-1][-1]):
             segs[-1].append(x)
         else:
             segs.append([x])
-    for seg in segs:
-        idx = sorted(set(range(0, len(seg), max(stride, 1))) | {len(seg) - 1})
+    return [(seg, sorted(set(range(0, len(seg), max(stride, 1))) | {len(seg) - 1})) for seg in segs]
+
+
+def _sampled(points: list[int], seg_key: Any, work_of: Any, stride: int) -> dict[int, Work]:
+    """Work at every point (contexts, ascending), simulating only the points ``_segments`` picks;
+    the points between are linear interpolations of their simulated neighbours."""
+    out: dict[int, Work] = {}
+    for seg, idx in _segments(points, seg_key, stride):
         for i in idx:
             out[seg[i]] = work_of(seg[i])
         for a, b in zip(idx, idx[1:]):
@@ -112,28 +116,55 @@ def _sampled(points: list[int], seg_key: Any, work_of: Any, stride: int) -> dict
     return out
 
 
-def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str = "", device_name: str = "",
-                      recipe_name: str = "", power: Optional[PowerModel] = None,
-                      sample_stride: int = SAMPLE_STRIDE) -> SimResult:
-    """``power`` (``PowerModel.build(design, device)``) gives power and tokens/J; without it they are None.
-    ``sample_stride`` = 1 simulates every decode bucket and prefill chunk (no interpolation)."""
+def _plan(prefill: int, decode: int, max_len: int, decode_bucket: int, prefill_bucket: int, chunk_of: Any,
+          kv_tile: int) -> tuple[int, int, dict[int, int], dict[int, int]]:
+    """(prefill bucket, chunk, chunk end -> tokens, decode bucket -> steps in it)."""
     if prefill < 1:
         raise LlmaccelError(f"prefill={prefill} must be >= 1 (a prompt has at least one token)")
     if decode < 0:
         raise LlmaccelError(f"decode={decode} must be >= 0")
-    if prefill + decode > comp.max_len:
+    if prefill + decode > max_len:
         raise LlmaccelError(f"prefill + decode = {prefill + decode} tokens is beyond the compiled maximum "
-                            f"max_len={comp.max_len}; allowed: prefill + decode <= {comp.max_len}")
+                            f"max_len={max_len}; allowed: prefill + decode <= {max_len}")
+    pb = -(-prefill // prefill_bucket) * prefill_bucket
+    chunk = chunk_of(pb)
+    ends = {min(q0 + chunk, pb): min(chunk, pb - q0) for q0 in range(0, pb, chunk)}   # chunk end -> its tokens
+    steps: dict[int, int] = {}
+    for i in range(decode):
+        b = -(-(prefill + i + 1) // decode_bucket) * decode_bucket
+        steps[b] = steps.get(b, 0) + 1
+    return pb, chunk, ends, steps
+
+
+def timing_plan(prefill: int, decode: int, *, max_len: int, decode_bucket: int, prefill_bucket: int, chunk_of: Any,
+                kv_tile: int, n_groups: int, sample_stride: int = 0) -> list[ProgramKey]:
+    """The programs :func:`simulate_compiled` runs for this request (what the compiler must provide)."""
+    stride = sample_stride or SAMPLE_STRIDE
+    _, _, ends, steps = _plan(prefill, decode, max_len, decode_bucket, prefill_bucket, chunk_of, kv_tile)
+    kv_tile = kv_tile or 1
+    keys: list[ProgramKey] = [("head", 0, 1, -1)]
+    for seg, idx in _segments(sorted(ends), lambda e: (ends[e], -(-e // kv_tile)), stride):
+        keys += [("prefill", seg[i], ends[seg[i]], g) for i in idx for g in range(n_groups)]
+    for seg, idx in _segments(sorted(steps), lambda b: -(-b // kv_tile), stride):
+        keys += [("decode", seg[i], 1, g) for i in idx for g in range(n_groups)]
+    return keys
+
+
+def simulate_compiled(comp: CompiledModel, prefill: int, decode: int, *, design_name: str = "",
+                      device_name: str = "", recipe_name: str = "", power: Optional[PowerModel] = None,
+                      sample_stride: int = SAMPLE_STRIDE) -> SimResult:
+    """``power`` (``PowerModel.build(design, device)``) gives power and tokens/J; without it they are None.
+    ``sample_stride`` = 1 simulates every decode bucket and prefill chunk (no interpolation).
+    ``comp`` must hold the programs :func:`timing_plan` names for the same arguments."""
+    pb, chunk, ends, steps_per_bucket = _plan(prefill, decode, comp.max_len, comp.decode_bucket,
+                                              comp.prefill_bucket, comp.prefill_chunk, comp.kv_tile)
     hw, spec = comp.hw, comp.spec
     f = hw.clock_hz
-    head = program_work(comp.head_program(core0_only=True), hw)
+    head = program_work(comp.program("head"), hw, comp.cache)
 
     # ---- prefill: the prompt's bucket, chunk by chunk, all layers, then the LM head on the last token
-    pb = comp.prefill_bucket_of(prefill)
     pre = Work()
-    chunk = comp.prefill_chunk(pb)
-    kv_tile = getattr(comp, "kv_tile", 0) or 1
-    ends = {min(q0 + chunk, pb): min(chunk, pb - q0) for q0 in range(0, pb, chunk)}   # chunk end -> its tokens
+    kv_tile = comp.kv_tile or 1
     pre_work = _sampled(sorted(ends), lambda e: (ends[e], -(-e // kv_tile)),
                         lambda e: _model_work(comp, "prefill", e, ends[e]), sample_stride)
     for e in sorted(ends):
@@ -143,10 +174,6 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
 
     # ---- decode: one simulation per 16-token bucket, times the steps that fall in it
     dec = Work()
-    steps_per_bucket: dict[int, int] = {}
-    for i in range(decode):
-        b = comp.decode_bucket_of(prefill + i + 1)
-        steps_per_bucket[b] = steps_per_bucket.get(b, 0) + 1
     dec_work = _sampled(sorted(steps_per_bucket), lambda b: -(-b // kv_tile),
                         lambda b: _model_work(comp, "decode", b, 1), sample_stride)
     for b, n in sorted(steps_per_bucket.items()):
@@ -157,15 +184,14 @@ def simulate_compiled(comp: Any, prefill: int, decode: int, *, design_name: str 
     decode_s = dec.cycles / f
 
     # ---- roofline for the same work: bytes each token must read at its true context length
-    w_bytes = comp.f.weight_bytes
+    w_bytes = comp.weight_bytes
     kv_row = spec.head_dim + 4
     peak_bw = hw.hbm_peak_Bps
     peak_macs = hw.peak_macs_per_s
     # decode runs MV on one token: one of the two packed lanes of every DSP does useful work
     peak_mv_macs = hw.n_cores * hw.dsp_per_core * f
     t_bw = t_cmp = bytes_sum = 0.0
-    linear_macs = (sum(fm.out_features * fm.kept_per_row for lay in comp.f.layers for _, fm in lay)
-                   + comp.f.lm_head.out_features * comp.f.lm_head.kept_per_row)
+    linear_macs = comp.linear_macs
     for i in range(decode):
         L = prefill + i + 1
         kv_bytes = 2 * spec.num_layers * spec.num_kv_heads * L * kv_row

@@ -1,22 +1,21 @@
 """Whole-model execution on the functional engine: prefill and decode steps, with their timing.
 
-Function and timing come from the same run of the same program objects: every
+Function and timing come from the same run of the same programs: every
 program this module executes on :class:`~simulator.functional.FunctionalEngine`
 is also handed to the timing engine (``simulator.timing``), and the cycles of
 exactly those programs are what a step reports. As in ``simulator.api``, the
 first layer of a step is timed alone (pipeline fill) and each further layer by
 its steady-state increment (the overlap with the previous layer's tail).
 
-``comp`` is duck-typed (``mapping.compiler.Compiler``): simulator does not
-import mapping.
+The model is a ``simulator.compiled.CompiledModel`` holding every program a
+session may run (``mapping`` compiles it; an artifact stores it).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
-
 import numpy as np
 
+from simulator.compiled import CompiledModel
 from simulator.functional import F32, FunctionalEngine, FunctionalError, ModelWeights
 from simulator.timing import Work, layer_timing, program_work
 
@@ -36,18 +35,13 @@ class StepResult:
 class FunctionalModel:
     """Runs prefill/decode of one sequence on the functional engine; the KV cache lives in its HBM image."""
 
-    comp: Any
+    comp: CompiledModel
     weights: ModelWeights
-    check_program: Optional[Callable[[Any], None]] = None   # called on every layer-0 / head program before it runs
     engine: FunctionalEngine = field(init=False)
     length: int = 0                                # tokens in the KV cache
 
     def __post_init__(self) -> None:
         self.engine = FunctionalEngine(self.comp, self.weights)
-        self._group_of = {}
-        for g, (_, layers) in enumerate(self.comp.f.layer_groups()):
-            for i in layers:
-                self._group_of[i] = g
 
     @property
     def max_len(self) -> int:
@@ -57,33 +51,38 @@ class FunctionalModel:
         self.engine.reset_kv()
         self.length = 0
 
-    def _embed(self, ids: np.ndarray) -> np.ndarray:
+    def _embed(self, ids: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """What the host writes into the residual: the token embeddings, plus (GPT-2, OPT) the learned
+        position embeddings, added in FP32 as the reference does."""
         vocab = self.weights.embed.shape[0]
         if ids.size and (ids.min() < 0 or ids.max() >= vocab):
             raise FunctionalError(f"token id {int(ids.max() if ids.max() >= vocab else ids.min())} is outside "
                                   f"the vocabulary 0..{vocab - 1}")
-        return self.weights.embed[ids].astype(F32)
+        x = self.weights.embed[ids].astype(F32)
+        if self.comp.spec.arch.positions == "learned":
+            table = self.weights.positions
+            if table is None or positions.max() >= table.shape[0]:
+                raise FunctionalError(f"{self.comp.spec.family} adds learned position embeddings: the compressed "
+                                      "model has none for these positions (embed_positions)")
+            x = (x + table[positions]).astype(F32)
+        return x
 
     def _layers(self, phase: str, ctx_len: int, tokens: int, x: np.ndarray, positions: np.ndarray,
                 work: Work) -> tuple[np.ndarray, int, int]:
-        hw = self.comp.hw
+        cm = self.comp
         n0 = self.engine.instructions_executed
-        nl = self.comp.spec.num_layers
+        nl = cm.spec.num_layers
         for i in range(nl):
-            prog = self.comp.layer_program(phase, ctx_len, tokens, group=self._group_of[i], layer=i)
-            if i == 0 and self.check_program is not None:
-                self.check_program(prog)       # the artifact stores layer-0 templates
+            prog = cm.program(phase, ctx_len, tokens, cm.group_of(i))
             self.engine.run(prog, positions, x if i == 0 else None, layer=i)
-            lt = layer_timing(prog, hw)
+            lt = layer_timing(prog, cm.hw, cm.cache)
             work.add(lt.first if i == 0 else lt.steady)
         return self.engine.residual(), nl, self.engine.instructions_executed - n0
 
     def _head(self, x_last: np.ndarray, work: Work) -> np.ndarray:
-        prog = self.comp.head_program()
-        if self.check_program is not None:
-            self.check_program(prog)
+        prog = self.comp.program("head")
         self.engine.run(prog, np.zeros(1, np.int64), x_last.reshape(1, -1))
-        work.add(program_work(prog, self.comp.hw))
+        work.add(program_work(prog, self.comp.hw, self.comp.cache))
         return self.engine.logits()
 
     def prefill(self, ids: list[int]) -> StepResult:
@@ -110,7 +109,7 @@ class FunctionalModel:
                 break           # a chunk of padding only: the host does not launch it (nothing real in it)
             t = min(chunk, bucket - q0)
             pos = np.arange(q0, q0 + t)
-            x, p, k = self._layers("prefill", q0 + t, t, self._embed(padded[q0:q0 + t]), pos, work)
+            x, p, k = self._layers("prefill", q0 + t, t, self._embed(padded[q0:q0 + t], pos), pos, work)
             progs, instrs = progs + p, instrs + k
             if q0 <= n - 1 < q0 + t:
                 x_last = x[n - 1 - q0]
@@ -127,7 +126,7 @@ class FunctionalModel:
         pos = self.length
         bucket = self.comp.decode_bucket_of(pos + 1)
         work = Work()
-        x, p, k = self._layers("decode", bucket, 1, self._embed(np.asarray([token], np.int64)),
+        x, p, k = self._layers("decode", bucket, 1, self._embed(np.asarray([token], np.int64), np.asarray([pos])),
                                np.asarray([pos]), work)
         n0 = self.engine.instructions_executed
         logits = self._head(x[0], work)

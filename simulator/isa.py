@@ -6,8 +6,26 @@ engines execute them, :func:`disassemble` prints them (and :func:`assemble` read
 
 Shape of the ISA (after FlightLLM, hardware.yaml
 ``published_accelerator_architectures.flightllm_u280.isa``): 32-bit words;
-LD 7 words, ST 3, MM 4, MV 4, MISC 3, SYS 1; 5-bit wait/release fields.
-The field layout inside the words is this project's own.
+5-bit wait/release fields. FlightLLM's word counts are LD 7, ST 3, MM 4, MV 4,
+MISC 3, SYS 1; this ISA keeps LD 7, MV 4 and SYS 1 and adds one word to ST
+(byte-exact KV rows: rows, row_elems, byte offset), MM (key0 and qgroup of
+attention tiles) and MISC (row0, qgroup; a 4-bit op). The field layout inside the
+words is this project's own (docs/simulator.md, "ISA").
+
+What the binary says (both engines execute exactly this; nothing is taken from
+names). Buffers: ids index the design's per-core buffers; activation-buffer
+offsets name a vector of one token (token ``t`` of a program lives ``t`` slabs
+further, the slab size being the design's per-token activation layout).
+MM/MV ``mode``: linear (weights), qk (scores into the SFU buffer), pv (P.V
+into the attention output); the output-path ops follow ``accumulate`` then
+``fuse``. Norms: MISC rmsnorm/layernorm with the parameter block at
+``aux``. Weight LDs: channel + line address name the HBM rows (packed rows,
+each padded to whole lines), ``row_elems`` the dense K. KV LD/ST: byte-exact
+rows. SYS ``set_position`` gives the position the program was compiled for
+(the last position of its length bucket for decode); a launch may run the
+program at any position of the same bucket (length-adaptive compilation): the
+host's position register then moves the KV store rows and the causal masks,
+the timing is that of the compiled position.
 
 Units and dependencies. Five units execute instructions, each in program
 order: ``LD`` (HBM/DDR -> buffer, through the weight decoders), ``ST``
@@ -50,14 +68,20 @@ DEP_BITS = 5
 
 MEMORIES = ("hbm", "ddr")
 LOAD_KINDS = ("activation", "weight_codes", "weight_indices", "weight_meta", "kv_cache", "norm_weights",
-              "embedding", "other")
+              "embedding", "bias", "other")
 STORE_KINDS = ("activation", "kv_cache", "logits", "other")
 # N:M codes; dense is None (16:16 is dense). The supported patterns of sparse_dsp.packed_format.
 NM_CODES: tuple[Optional[tuple[int, int]], ...] = (None, (2, 4), (4, 8), (2, 16), (4, 16), (8, 16))
 LOAD_BITS = (0, 2, 3, 4, 8)  # 0: raw bytes (no decode); else packed weight code width
-FUSE_OPS = ("none", "dequantize", "add", "mul", "silu", "silu_mul", "rope", "quantize", "softmax")
-MISC_OPS = ("softmax", "rmsnorm", "layernorm", "silu", "add", "mul", "rope", "quantize")
+# The matrix engine's output-path op, applied after ``accumulate`` (see MM): rope on whole heads,
+# quantize (the INT8 KV quantization, done where the row is stored), silu_mul (destination holds the
+# gate: dst = silu(dst) * y), gelu (tanh approximation, GPT-2's gelu_new), relu, gelu_erf (exact GELU).
+FUSE_OPS = ("none", "rope", "quantize", "silu_mul", "gelu", "relu", "gelu_erf")
+MISC_OPS = ("softmax", "rmsnorm", "layernorm", "silu", "gelu", "relu", "add", "mul", "rope", "quantize")
 SYS_OPS = ("nop", "barrier", "set_position", "end")
+MATRIX_MODES = ("linear", "qk", "pv")
+ELEMS_PER_LINE_F32 = 16   # FP32 elements in a 64-byte line
+KV_SCALE_BYTES = 4   # a KV row: row_elems INT8 values then one FP32 scale (docs/numerics.md)
 
 
 class IsaError(LlmaccelError):
@@ -181,7 +205,11 @@ class Instr:
 @dataclass(frozen=True)
 class LD(Instr):
     """Load ``rows`` x ``length_lines`` lines from HBM/DDR into a buffer; weight codes are decoded
-    to INT8 on the way (``bits`` != 0) as ``sparse_dsp/packed_format.py`` lays them out."""
+    to INT8 on the way (``bits`` != 0) as ``sparse_dsp/packed_format.py`` lays them out.
+
+    ``src_row_stride_lines`` = 0 with ``rows`` > 1 reads the lines once and writes ``rows`` copies,
+    ``dst_row_stride_lines`` apart (a bias broadcast to every token row of a program).
+    """
 
     wait: int = 0
     release: int = 0
@@ -199,6 +227,8 @@ class LD(Instr):
     src_row_stride_lines: int = 0
     dst_row_stride_lines: int = 0
     group_size: int = 0
+    row_elems: int = 0
+    src_byte_offset: int = 0
 
     OPCODE: ClassVar[int] = 1
     WORDS: ClassVar[int] = 7
@@ -208,8 +238,8 @@ class LD(Instr):
         _F("mem", 0, 14, 1, kind="enum", choices=MEMORIES),
         _F("channel", 0, 15, 6),
         _F("dst_buffer", 0, 21, BUFFER_ID_BITS),
-        _F("kind", 0, 24, 3, kind="enum", choices=LOAD_KINDS),
-        _F("bits", 0, 27, 4, choices=LOAD_BITS),
+        _F("kind", 0, 24, 4, kind="enum", choices=LOAD_KINDS),
+        _F("bits", 0, 28, 4, choices=LOAD_BITS),
         _F("src_addr_lines", 1, 0, 32),
         _F("length_lines", 2, 0, 24, lo=1),
         _F("nm", 2, 24, 3, kind="nm"),
@@ -219,9 +249,12 @@ class LD(Instr):
         _F("src_row_stride_lines", 4, 0, 32),
         _F("dst_row_stride_lines", 5, 0, 16),
         _F("group_size", 5, 16, 16),
+        _F("row_elems", 6, 0, 16),
+        _F("src_byte_offset", 6, 16, 6),
     )
 
     def _check(self) -> None:
+        _check_row_bytes(self, "src_byte_offset")
         if self.bits and self.kind != "weight_codes":
             raise IsaError(f"LD: field 'bits'={self.bits} decodes weight codes; it needs kind='weight_codes' "
                            f"(got kind='{self.kind}'), or bits=0 for raw bytes")
@@ -242,9 +275,12 @@ class ST(Instr):
     dst_addr_lines: int = 0
     src_offset_lines: int = 0
     length_lines: int = 1
+    rows: int = 1
+    row_elems: int = 0
+    dst_byte_offset: int = 0
 
     OPCODE: ClassVar[int] = 2
-    WORDS: ClassVar[int] = 3
+    WORDS: ClassVar[int] = 4
     UNIT: ClassVar[str] = "ST"
     MNEMONIC: ClassVar[str] = "ST"
     LAYOUT: ClassVar[tuple[Field, ...]] = (
@@ -255,16 +291,45 @@ class ST(Instr):
         _F("dst_addr_lines", 1, 0, 32),
         _F("src_offset_lines", 2, 0, OFFSET_BITS),
         _F("length_lines", 2, 16, 16, lo=1),
+        _F("rows", 3, 0, 16, lo=1),
+        _F("row_elems", 3, 16, 10),
+        _F("dst_byte_offset", 3, 26, 6),
     )
+
+    def _check(self) -> None:
+        _check_row_bytes(self, "dst_byte_offset")
+
+
+def _check_row_bytes(ins: Instr, offset_field: str) -> None:
+    """KV-cache transfers are byte exact: ``rows`` KV rows of ``row_elems`` INT8 + one FP32 scale, from
+    ``offset_field`` bytes into the first line; ``length_lines`` is the lines they touch."""
+    off = getattr(ins, offset_field)
+    if ins.kind != "kv_cache":
+        if off:
+            raise IsaError(f"{ins.MNEMONIC}: field '{offset_field}'={off} addresses bytes inside a line; only "
+                           f"kind='kv_cache' rows are byte exact (got kind='{ins.kind}'), else 0")
+        return
+    if ins.row_elems <= 0:
+        raise IsaError(f"{ins.MNEMONIC}: kind='kv_cache' needs field 'row_elems' (head_dim) > 0")
+    lines = -(-(off + ins.rows * (ins.row_elems + KV_SCALE_BYTES)) // LINE_BYTES)
+    if ins.length_lines != lines:
+        raise IsaError(f"{ins.MNEMONIC}: field 'length_lines'={ins.length_lines}, but {ins.rows} KV rows of "
+                       f"{ins.row_elems} + {KV_SCALE_BYTES} bytes from byte {off} touch {lines} lines")
+
+
+def kv_bytes(ins: Instr) -> int:
+    """Bytes a kind='kv_cache' LD/ST moves (its rows: INT8 values + FP32 scale each)."""
+    return ins.rows * (ins.row_elems + KV_SCALE_BYTES)
 
 
 _MATRIX_COMMON = (
     _F("act_buffer", 0, 14, BUFFER_ID_BITS),
     _F("wt_buffer", 0, 17, BUFFER_ID_BITS),
     _F("out_buffer", 0, 20, BUFFER_ID_BITS),
-    _F("fuse", 0, 23, 4, kind="enum", choices=FUSE_OPS),
-    _F("nm", 0, 27, 3, kind="nm"),
-    _F("accumulate", 0, 30, 1, kind="bool"),
+    _F("fuse", 0, 23, 3, kind="enum", choices=FUSE_OPS),
+    _F("mode", 0, 26, 2, kind="enum", choices=MATRIX_MODES),
+    _F("nm", 0, 28, 3, kind="nm"),
+    _F("accumulate", 0, 31, 1, kind="bool"),
     _F("act_offset_lines", 1, 16, OFFSET_BITS),
     _F("n", 2, 0, 16, lo=1),
     _F("k", 2, 16, 16, lo=1),
@@ -273,10 +338,30 @@ _MATRIX_COMMON = (
 )
 
 
+def _check_matrix(ins: "Union[MM, MV]") -> None:
+    if ins.fuse == "silu_mul" and ins.accumulate:
+        raise IsaError(f"{ins.MNEMONIC}: fuse='silu_mul' reads the destination as the gate; it cannot also "
+                       "accumulate (accumulate=0)")
+    if ins.mode != "linear":
+        if ins.nm is not None or ins.fuse != "none":
+            raise IsaError(f"{ins.MNEMONIC}: mode='{ins.mode}' multiplies dense KV tiles: nm must be dense and "
+                           f"fuse 'none' (got nm={ins.nm}, fuse='{ins.fuse}')")
+    elif ins.key0:
+        raise IsaError(f"{ins.MNEMONIC}: field 'key0'={ins.key0} is the first key of an attention tile; "
+                       "mode='linear' needs key0=0")
+
+
 @dataclass(frozen=True)
 class MM(Instr):
-    """Prefill matrix-matrix: out[m, n] = act[m, k] . wt[n, k]^T on INT8 operands, INT32 accumulation
-    (``accumulate`` adds to the partial sums already in ``out``), then the fused element-wise op."""
+    """Prefill matrix-matrix: y[m, n] = act[m, k] . wt[n, k]^T on INT8 operands, INT32 accumulation,
+    FP32 rescale; then ``accumulate`` (dst += y: residual adds, a bias preloaded into dst, P.V tiles after
+    the first) and the fused output-path op ``fuse``.
+
+    ``mode``: linear (weights from the weight buffer, rows land where the weight rows belong),
+    qk (scores of ``m`` query rows against a K tile of ``n`` keys starting at key position ``key0``;
+    ``qgroup`` query heads share one KV head, query row ``i`` is at position set_position + i // qgroup),
+    pv (probabilities of keys key0 .. key0 + k - 1 times a V tile, into the head's ``n`` = head_dim columns).
+    """
 
     wait: int = 0
     release: int = 0
@@ -284,6 +369,7 @@ class MM(Instr):
     wt_buffer: int = 0
     out_buffer: int = 0
     fuse: str = "none"
+    mode: str = "linear"
     nm: Optional[tuple[int, int]] = None
     accumulate: bool = False
     m: int = 1
@@ -292,17 +378,26 @@ class MM(Instr):
     k: int = 1
     wt_offset_lines: int = 0
     out_offset_lines: int = 0
+    key0: int = 0
+    qgroup: int = 1
 
     OPCODE: ClassVar[int] = 3
-    WORDS: ClassVar[int] = 4
+    WORDS: ClassVar[int] = 5
     UNIT: ClassVar[str] = "MPE"
     MNEMONIC: ClassVar[str] = "MM"
-    LAYOUT: ClassVar[tuple[Field, ...]] = _MATRIX_COMMON[:6] + (_F("m", 1, 0, 16, lo=1),) + _MATRIX_COMMON[6:]
+    LAYOUT: ClassVar[tuple[Field, ...]] = _MATRIX_COMMON[:7] + (_F("m", 1, 0, 16, lo=1),) + _MATRIX_COMMON[7:] + (
+        _F("key0", 4, 0, 16), _F("qgroup", 4, 16, 6, lo=1))
+
+    def _check(self) -> None:
+        _check_matrix(self)
+        if self.m % self.qgroup:
+            raise IsaError(f"MM: field 'm'={self.m} must be a multiple of 'qgroup'={self.qgroup} "
+                           "(query rows are tokens x heads sharing a KV head)")
 
 
 @dataclass(frozen=True)
 class MV(Instr):
-    """Decode matrix-vector: out[n] = wt[n, k] . act[k] (one token), then the fused element-wise op."""
+    """Decode matrix-vector: y[n] = wt[n, k] . act[k] (one query row), then accumulate and ``fuse`` as MM."""
 
     wait: int = 0
     release: int = 0
@@ -310,8 +405,10 @@ class MV(Instr):
     wt_buffer: int = 0
     out_buffer: int = 0
     fuse: str = "none"
+    mode: str = "linear"
     nm: Optional[tuple[int, int]] = None
     accumulate: bool = False
+    key0: int = 0
     act_offset_lines: int = 0
     n: int = 1
     k: int = 1
@@ -322,15 +419,21 @@ class MV(Instr):
     WORDS: ClassVar[int] = 4
     UNIT: ClassVar[str] = "MPE"
     MNEMONIC: ClassVar[str] = "MV"
-    LAYOUT: ClassVar[tuple[Field, ...]] = _MATRIX_COMMON
+    LAYOUT: ClassVar[tuple[Field, ...]] = _MATRIX_COMMON[:7] + (_F("key0", 1, 0, 16),) + _MATRIX_COMMON[7:]
+
+    def _check(self) -> None:
+        _check_matrix(self)
 
 
 @dataclass(frozen=True)
 class MISC(Instr):
-    """SFU op over ``rows`` rows of ``row_len`` elements: dst = op(src[, aux]).
+    """SFU op over ``rows`` rows of ``row_len`` elements, rows ``row0`` .. ``row0 + rows - 1`` of the
+    operands: dst = op(src[, aux]).
 
-    ``aux`` is the second operand where the op has one: the other addend/factor of add/mul,
-    gamma (and beta) of the norms, the cos/sin table of rope; the position comes from SYS set_position.
+    ``aux`` is the second operand where the op has one: the other addend/factor of add/mul; for the
+    norms the parameter block an LD of kind norm_weights brought (one line holding eps as FP32, then
+    gamma, then for layernorm beta, each ``row_len`` FP32 padded to whole lines). Softmax rows are
+    score rows of ``qgroup`` query heads per token: row ``i`` is causal up to key set_position + i // qgroup.
     Two-phase ops (softmax, norms, quantize) reduce over a row, then map it.
     """
 
@@ -340,33 +443,39 @@ class MISC(Instr):
     src_buffer: int = 0
     dst_buffer: int = 0
     aux_buffer: int = 0
-    rows: int = 1
     src_offset_lines: int = 0
     dst_offset_lines: int = 0
     aux_offset_lines: int = 0
     row_len: int = 1
+    row0: int = 0
+    rows: int = 1
+    qgroup: int = 1
 
     OPCODE: ClassVar[int] = 5
-    WORDS: ClassVar[int] = 3
+    WORDS: ClassVar[int] = 4
     UNIT: ClassVar[str] = "SFU"
     MNEMONIC: ClassVar[str] = "MISC"
     LAYOUT: ClassVar[tuple[Field, ...]] = (
-        _F("op", 0, 14, 3, kind="enum", choices=MISC_OPS),
-        _F("src_buffer", 0, 17, BUFFER_ID_BITS),
-        _F("dst_buffer", 0, 20, BUFFER_ID_BITS),
-        _F("aux_buffer", 0, 23, BUFFER_ID_BITS),
-        _F("rows", 0, 26, 6, lo=1),
+        _F("op", 0, 14, 4, kind="enum", choices=MISC_OPS),
+        _F("src_buffer", 0, 18, BUFFER_ID_BITS),
+        _F("dst_buffer", 0, 21, BUFFER_ID_BITS),
+        _F("aux_buffer", 0, 24, BUFFER_ID_BITS),
         _F("src_offset_lines", 1, 0, OFFSET_BITS),
         _F("dst_offset_lines", 1, 16, OFFSET_BITS),
         _F("aux_offset_lines", 2, 0, OFFSET_BITS),
         _F("row_len", 2, 16, 16, lo=1),
+        _F("row0", 3, 0, 16),
+        _F("rows", 3, 16, 6, lo=1),
+        _F("qgroup", 3, 22, 6, lo=1),
     )
 
 
 @dataclass(frozen=True)
 class SYS(Instr):
-    """Control: ``barrier`` (all cores meet), ``set_position`` (``imm`` = token position for RoPE and
-    the KV cache), ``end`` (program done), ``nop`` (carries wait/release only)."""
+    """Control: ``barrier`` (all cores meet; the activation rows each core wrote since the last barrier
+    reach every core), ``set_position`` (``imm`` = position of the program's first token, as compiled;
+    see the module docstring for the runtime position), ``end`` (program done), ``nop`` (carries
+    wait/release only)."""
 
     wait: int = 0
     release: int = 0
@@ -378,8 +487,8 @@ class SYS(Instr):
     UNIT: ClassVar[str] = "SYS"
     MNEMONIC: ClassVar[str] = "SYS"
     LAYOUT: ClassVar[tuple[Field, ...]] = (
-        _F("op", 0, 14, 2, kind="enum", choices=SYS_OPS),
-        _F("imm", 0, 16, 16),
+        _F("op", 0, 14, 3, kind="enum", choices=SYS_OPS),
+        _F("imm", 0, 17, 15),
     )
 
 

@@ -24,13 +24,15 @@ What is scaled, and why that is exact here:
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
-from simulator.isa import WORDS_PER_OP
-from simulator.timing_costs import OpDesc, crosses_switch, cycles, latency, stream_cycles
+from simulator import isa
+from simulator.compiled import CompiledProgram, EngineCache
+from simulator.timing_costs import OpCost, costs
 from simulator.timing_engine import UNIT_INDEX, UNITS, Schedule, TimedOp, run
 from simulator.timing_params import HwParams
 
@@ -42,27 +44,9 @@ CATEGORIES = ("weight_stream", "decoder_stall", "kv_reads", "compute", "sfu", "s
               "lm_head", "idle")
 CAT = {c: i for i, c in enumerate(CATEGORIES)}
 
-OPCODE_UNIT = {"LD": UNIT_INDEX["LD"], "ST": UNIT_INDEX["ST"], "MM": UNIT_INDEX["MPE"],
-               "MV": UNIT_INDEX["MPE"], "MISC": UNIT_INDEX["SFU"], "SYS": UNIT_INDEX["SYS"]}
+MNEMONIC_UNIT = {cls.MNEMONIC: UNIT_INDEX[cls.UNIT] for cls in isa.INSTRUCTIONS}
 SLOT_TOKENS = 2   # double-buffered weight/KV tiles: two free slots at start (MPE -> LD tokens)
-
-
-@dataclass
-class Program:
-    """One layer's (or the LM head's) instruction stream for one bucket, all cores."""
-
-    phase: str                  # decode | prefill | head
-    ctx_len: int                # context length the program is compiled for (bucket upper end)
-    tokens: int                 # tokens processed (1 for decode, chunk for prefill)
-    ops: list[OpDesc]
-    replicas: int = 1           # >1: only core 0 was emitted; every core runs the same stream
-    layer_group: int = 0
-
-    def counts(self) -> dict[str, int]:
-        c: dict[str, int] = {}
-        for op in self.ops:
-            c[op.opcode] = c.get(op.opcode, 0) + 1
-        return c
+Program = CompiledProgram   # what the timing engine runs: ISA words per core (simulator.compiled)
 
 
 @dataclass
@@ -101,72 +85,72 @@ class Work:
         return w
 
 
-_COST_CACHE: dict = {}
+def program_digest(prog: CompiledProgram) -> tuple:
+    """A value key of a program: what it is plus a digest of its words (an edited word is another program)."""
+    h = hashlib.blake2b(digest_size=16)
+    for st in prog.cores:
+        h.update(st.core.to_bytes(2, "little"))
+        h.update(np.ascontiguousarray(st.words, dtype="<u4").tobytes())
+    return (prog.phase, prog.ctx_len, prog.tokens, prog.replicas, h.hexdigest())
 
 
-def _op_cycles(prog: Program, hw: HwParams) -> tuple[list[int], list[int], list[int]]:
-    """(occupancy, latency, memory-stream cycles) of every op, memoised by what determines them
-    (for LD/ST that includes the address modulo 4 KB: alignment and 4 KB crossings cost beats)."""
-    cache = getattr(prog, "_cycles", None)
-    if cache is None or cache[0] is not hw:
-        memo = _COST_CACHE.setdefault(hw, {})   # by value: ids of dead objects get reused
-        cyc, lat, stm = [], [], []
-        for op in prog.ops:
-            mem = op.opcode in ("LD", "ST")
-            key = (op.opcode, op.bytes_per_channel, op.bits, op.index_bits, op.rows, op.cols, op.tokens, op.nm,
-                   op.k_dense, op.group_size, op.density, bool(op.fused), op.func, op.elems, op.kept,
-                   op.hbm_addr % 4096 if mem else 0, crosses_switch(op, hw) if mem else False)
-            v = memo.get(key)
-            if v is None:
-                v = memo[key] = (cycles(op, hw), latency(op, hw), stream_cycles(op, hw) if mem else 0)
-            cyc.append(v[0])
-            lat.append(v[1])
-            stm.append(v[2])
-        cache = (hw, cyc, lat, stm)
-        prog._cycles = cache  # type: ignore[attr-defined]
-    return cache[1], cache[2], cache[3]
+def decoded(prog: CompiledProgram, cache: Optional[EngineCache] = None) -> list[tuple[int, isa.Instr, str]]:
+    """(core, instruction, name) of every instruction, decoded from the program's words (memoised)."""
+    key = program_digest(prog)
+    memo = cache.decoded if cache is not None else {}
+    hit = memo.get(key)
+    if hit is None:
+        hit = [(st.core, ins, name) for st in prog.cores for ins, name in zip(isa.decode(st.words), st.names)]
+        memo[key] = hit
+    return hit
 
 
-def _category(op: OpDesc, head: bool) -> int:
+def _category(ins: isa.Instr, c: OpCost, head: bool) -> int:
     if head:
         return CAT["lm_head"]
-    if op.opcode in ("LD", "ST"):
-        return CAT["weight_stream"] if op.kind in ("weight", "lm_head") else CAT["kv_reads"]
-    if op.opcode in ("MV", "MM"):
+    if isinstance(ins, (isa.LD, isa.ST)):
+        return CAT["weight_stream"] if c.weight_stream else CAT["kv_reads"]
+    if isinstance(ins, (isa.MV, isa.MM)):
         return CAT["compute"]
-    if op.opcode == "MISC":
+    if isinstance(ins, isa.MISC):
         return CAT["sfu"]
     return CAT["sync"]
 
 
-def lower(prog: Program, hw: HwParams, copies: int = 1, core: Optional[int] = None) -> list[TimedOp]:
-    """Program -> engine ops, ``copies`` times back to back (the tokens a copy leaves feed the next).
+def lower(prog: CompiledProgram, hw: HwParams, copies: int = 1, core: Optional[int] = None,
+          cache: Optional[EngineCache] = None) -> list[TimedOp]:
+    """Decoded instructions -> engine ops, ``copies`` times back to back (the tokens a copy leaves feed the next).
 
     The engine never mutates a TimedOp, so the copies share the objects of the first.
     """
-    key = ("_lowered", core)
-    cache = getattr(prog, "_lowered", {})
-    base = cache.get((id(hw), core))
+    key = ("lowered", program_digest(prog), core, hw)
+    memo = cache.timing if cache is not None else {}
+    base = memo.get(key)
     if base is None:
-        cyc, lat, stm = _op_cycles(prog, hw)
+        cost_memo = cache.timing.setdefault(("costs", hw), {}) if cache is not None else {}
         base = []
         issue, setup = hw.mem.issue_cycles, hw.mem.setup_cycles
         head = prog.phase == "head"
-        for i, op in enumerate(prog.ops):
-            if core is not None and op.core != core:
+        q0 = {}
+        for c, ins, name in decoded(prog, cache):
+            if isinstance(ins, isa.SYS) and ins.op == "set_position":
+                q0[c] = ins.imm
+            if core is not None and c != core:
                 continue
-            mem = op.opcode in ("LD", "ST")
-            base.append(TimedOp(op.core, OPCODE_UNIT[op.opcode], cyc[i], op.wait, op.release, op.name,
-                                hbm_read_bytes=op.hbm_bytes if op.opcode == "LD" else 0,
-                                hbm_write_bytes=op.hbm_bytes if op.opcode == "ST" else 0,
-                                macs=op.macs, sfu_elems=op.elems if op.opcode == "MISC" else 0,
-                                buf_bytes=op.kept if op.opcode == "LD" else 0, latency=lat[i],
-                                channel=op.channel0 if mem else -1, sync=op.opcode == "SYS" and op.func == "barrier",
-                                issue=0 if op.opcode == "SYS" else issue, setup=setup if mem and cyc[i] else 0,
-                                inst_bytes=4 * WORDS_PER_OP[op.opcode], cat=_category(op, head), stream=stm[i]))
-        cache[(id(hw), core)] = base
-        prog._lowered = cache  # type: ignore[attr-defined]
-    del key
+            ck = (ins, c, q0.get(c, 0))
+            oc = cost_memo.get(ck)
+            if oc is None:
+                oc = cost_memo[ck] = costs(ins, c, q0.get(c, 0), hw)
+            mem = isinstance(ins, (isa.LD, isa.ST))
+            sys = isinstance(ins, isa.SYS)
+            base.append(TimedOp(c, MNEMONIC_UNIT[ins.MNEMONIC], oc.cycles, ins.wait, ins.release, name,
+                                hbm_read_bytes=oc.hbm_read_bytes, hbm_write_bytes=oc.hbm_write_bytes,
+                                macs=oc.macs, sfu_elems=oc.sfu_elems, buf_bytes=oc.decoded_weights,
+                                latency=oc.latency, channel=oc.channel if mem else -1,
+                                sync=sys and ins.op == "barrier", issue=0 if sys else issue,
+                                setup=setup if mem and oc.cycles else 0, inst_bytes=4 * ins.WORDS,
+                                cat=_category(ins, oc, head), stream=oc.stream))
+        memo[key] = base
     return base * copies
 
 
@@ -180,44 +164,42 @@ def initial_tokens(hw: HwParams) -> dict[tuple[int, int, int], int]:
     return init
 
 
-def _symmetric(prog: Program, hw: HwParams) -> bool:
+def _symmetric(prog: CompiledProgram, hw: HwParams, cache: Optional[EngineCache] = None) -> bool:
     """True when every core runs the same instruction stream up to its channel numbers and addresses.
 
     Then every core has the same schedule (barriers meet at the same time), so
     simulating core 0 alone is exact: ``schedule`` does that and scales the
     counts by the number of cores.
     """
-    if hw.n_cores == 1:
-        return True
-    if getattr(prog, "replicas", 1) == hw.n_cores:
+    if hw.n_cores == 1 or prog.replicas == hw.n_cores:
         return True           # the compiler emitted core 0 only because every core's slice is the same
-    cached = getattr(prog, "_symmetric", None)
-    if cached is not None:
-        return cached
-    cyc, lat, _ = _op_cycles(prog, hw)
+    key = ("symmetric", program_digest(prog), hw)
+    memo = cache.timing if cache is not None else {}
+    if key in memo:
+        return memo[key]
     cpc = hw.channels_per_core
     per_core: list[list] = [[] for _ in range(hw.n_cores)]
-    for i, op in enumerate(prog.ops):
-        per_core[op.core].append((op.opcode, cyc[i], lat[i], op.wait, op.release, op.func,
-                                  op.channel0 - op.core * cpc if op.opcode in ("LD", "ST") else -1,
-                                  op.hbm_bytes, op.macs, op.elems, op.kept))
+    for op in lower(prog, hw, cache=cache):
+        per_core[op.core].append((op.unit, op.cycles, op.latency, op.wait, op.release, op.sync,
+                                  op.channel - op.core * cpc if op.channel >= 0 else -1,
+                                  op.hbm_read_bytes, op.hbm_write_bytes, op.macs, op.sfu_elems, op.buf_bytes))
     sym = all(pc == per_core[0] for pc in per_core[1:])
-    prog._symmetric = sym  # type: ignore[attr-defined]
+    memo[key] = sym
     return sym
 
 
-def schedule(prog: Program, hw: HwParams, copies: int = 1, allow_symmetry: bool = True
-             ) -> tuple[list[TimedOp], Schedule, int]:
+def schedule(prog: CompiledProgram, hw: HwParams, copies: int = 1, allow_symmetry: bool = True,
+             cache: Optional[EngineCache] = None) -> tuple[list[TimedOp], Schedule, int]:
     """Schedule ``copies`` back-to-back copies; returns (ops, schedule, core multiplier)."""
     mult = 1
     n_cores = hw.n_cores
-    if allow_symmetry and _symmetric(prog, hw):
-        ops = lower(prog, hw, copies, core=0)
+    if allow_symmetry and _symmetric(prog, hw, cache):
+        ops = lower(prog, hw, copies, core=0, cache=cache)
         mult, n_cores = hw.n_cores, 1
     else:
-        if getattr(prog, "replicas", 1) > 1:
+        if prog.replicas > 1:
             raise ValueError("a core-0-only program can only be scheduled with symmetry")
-        ops = lower(prog, hw, copies)
+        ops = lower(prog, hw, copies, cache=cache)
     init = {k: v for k, v in initial_tokens(hw).items() if k[0] < n_cores}
     return ops, run(ops, n_cores, hw.sync_cycles, initial_tokens=init, channels_per_core=hw.channels_per_core,
                     ifetch_bytes_per_cycle=hw.ifetch_bytes_per_cycle, ifetch_latency=hw.ifetch_latency_cycles), mult
@@ -301,13 +283,13 @@ class LayerTiming:
         return w
 
 
-def layer_timing(prog: Program, hw: HwParams) -> LayerTiming:
-    cache = getattr(prog, "_timing", None)
-    if cache is not None and cache[0] is hw:
-        return cache[1]
+def layer_timing(prog: CompiledProgram, hw: HwParams, cache: Optional[EngineCache] = None) -> LayerTiming:
+    key = ("layer_timing", program_digest(prog), hw)
+    if cache is not None and key in cache.timing:
+        return cache.timing[key]
     # In-order units: ops of the second copy queue behind the first copy's in every unit, so
     # they never delay it; the first copy's end inside the two-copy run is the one-layer time.
-    o2, s2, mult = schedule(prog, hw, 2)
+    o2, s2, mult = schedule(prog, hw, 2, cache=cache)
     n1 = len(o2) // 2
     w1 = _work(o2, s2, hw, mult, n_ops=n1)
     w2 = _work(o2, s2, hw, mult)
@@ -323,12 +305,13 @@ def layer_timing(prog: Program, hw: HwParams) -> LayerTiming:
         w1.time = time_breakdown(o2, s2, 0, t1)
         steady.time = time_breakdown(o2, s2, t1, int(w2.cycles))
     lt = LayerTiming(w1, steady)
-    prog._timing = (hw, lt)  # type: ignore[attr-defined]
+    if cache is not None:
+        cache.timing[key] = lt
     return lt
 
 
-def program_work(prog: Program, hw: HwParams) -> Work:
-    ops, sch, mult = schedule(prog, hw, 1)
+def program_work(prog: CompiledProgram, hw: HwParams, cache: Optional[EngineCache] = None) -> Work:
+    ops, sch, mult = schedule(prog, hw, 1, cache=cache)
     w = _work(ops, sch, hw, mult)
     if prog.phase == "head":
         w.time = {"lm_head": w.cycles}

@@ -1,9 +1,9 @@
-"""Per-instruction cycle models, from the micro-architecture.
+"""Per-instruction cycle models, from the micro-architecture and the instruction's fields.
 
-``OpDesc`` is the compiler's annotated instruction: the ISA fields the timing
-needs (opcode, unit, sizes, wait/release) plus the sizes an ISA word does not
-hold (bit width, N:M, kept weights per tile). ``cycles(op, hw)`` turns it into
-a duration:
+``costs(ins, core, q0, hw)`` turns one decoded ``simulator.isa`` instruction into a duration,
+a latency and the accounting the reports use. Everything comes from the instruction's fields
+(plus the program's SYS set_position for causal attention tiles) and the design: no side
+table, nothing the hardware would not have.
 
 * LD/ST: each transfer is one contiguous run in one pseudo channel; the
   memory system (``simulator.memory_system``) gives the beats it really
@@ -16,13 +16,16 @@ a duration:
   (packed bits in per cycle, INT8 weights out per cycle): the slower wins.
   The LD/ST unit pays a per-transfer setup (address phase) and every unit a
   per-instruction issue cycle (``memory_system`` dma block: estimates).
+  KV rows are byte exact (``row_elems`` INT8 + an FP32 scale, from a byte offset).
 * MV/MM on the sparse DSP chains: waves of ``chain_len`` kept weights x
   ``2 * chains`` outputs (two INT8 MACs per DSP, WP486) at the chain's
   initiation interval, plus the chain's fill/drain; N:M layers feed only kept
-  weights (the sparse MUX picks their activations), so the kept count sets the
-  work. MV also obeys the weight-buffer read-port limit.
+  weights (the sparse MUX picks their activations): kept = k * N / M. MV also
+  obeys the weight-buffer read-port limit. Attention tiles (mode qk/pv) skip
+  fully masked 64 x 64 blocks (density from set_position, key0 and qgroup).
 * MISC on the SFU: two-phase ops (reduce, then element-wise) pass the vector
-  twice; one-phase ops once; each phase pays the SFU pipeline depth.
+  twice; one-phase ops once; each phase pays the SFU pipeline depth. A causal
+  softmax row stops at its query's position.
 """
 from __future__ import annotations
 
@@ -34,99 +37,66 @@ from typing import Optional
 from sparse_dsp.dsp_chain import ChainConfig
 from sparse_dsp.unit_costs import weight_decoder_cycles
 
+from simulator import isa
+from simulator.attention_mask import block_density, causal_pairs, causal_row_elems
 from simulator.timing_params import HwParams
 
 # SFU functions and their number of passes over the vector (two-phase = reduce then apply).
-SFU_PHASES = {"softmax": 2, "rmsnorm": 2, "layernorm": 2, "silu": 1, "mul": 1, "add": 1,
-              "rope": 1, "quantize": 2, "silu_mul": 1}
+SFU_PHASES = {"softmax": 2, "rmsnorm": 2, "layernorm": 2, "silu": 1, "gelu": 1, "relu": 1, "mul": 1, "add": 1,
+              "rope": 1, "quantize": 2}
+WEIGHT_KINDS = ("weight_codes", "weight_indices", "weight_meta", "norm_weights", "bias", "embedding")
 
 
-@dataclass(slots=True)
-class OpDesc:
-    """One compiled instruction with the sizes its cycle model needs."""
+@dataclass(frozen=True, slots=True)
+class OpCost:
+    """What one instruction costs and does (cycles in the design clock; the rest for accounting)."""
 
-    opcode: str               # LD, ST, MM, MV, MISC, SYS
-    core: int
-    name: str = ""
-    wait: int = 0
-    release: int = 0
-    arrive: int = -1
-    barrier: int = -1
-    # LD / ST
-    kind: str = ""            # weight, kv_k, kv_v, act, lm_head
-    channel0: int = 0
-    n_channels: int = 0
-    hbm_addr: int = 0         # channel-local byte address (same in every channel of the group)
-    bytes_per_channel: int = 0
-    buf_addr: int = 0         # double-buffer slot of the tile (0/1)
-    tensor: str = ""          # placed tensor the access belongs to (placement checks)
-    asymmetric: bool = False
-    # weight decode (LD of packed weights)
-    bits: int = 0
-    index_bits: int = 0
-    kept: int = 0             # kept (non-zero) weights in the tile, all channels together
-    nm: Optional[tuple] = None
-    k_dense: int = 0          # dense input length of a weight row
-    group_size: int = 128
-    # MV / MM
-    rows: int = 0
-    cols: int = 0             # kept columns per row (K * N / M)
-    tokens: int = 1
-    macs: int = 0             # useful MACs (for accounting)
-    density: float = 1.0     # fraction of score blocks computed (causal block skipping)
-    fused: str = ""           # element-wise ops fused into the output path ("rope", "silu_mul+quantize", ...)
-    # MISC
-    func: str = ""
-    elems: int = 0
-
-    @property
-    def hbm_bytes(self) -> int:
-        return self.bytes_per_channel * self.n_channels
+    cycles: int
+    latency: int = 0
+    stream: int = 0            # LD/ST: cycles of ``cycles`` that are the memory stream (the rest: decoder)
+    hbm_read_bytes: int = 0
+    hbm_write_bytes: int = 0
+    macs: int = 0
+    sfu_elems: int = 0
+    decoded_weights: int = 0   # INT8 weights an LD's decoder wrote into the weight buffer
+    channel: int = -1
+    weight_stream: bool = False
 
 
-def crosses_switch(op: OpDesc, hw: HwParams) -> bool:
+def kept(k: int, nm: Optional[tuple[int, int]]) -> int:
+    """Kept weights of a dense row of k under N:M (what the chains multiply)."""
+    n, m = nm if nm else (1, 1)
+    return k * n // m
+
+
+def transfer(ins: isa.Instr) -> tuple[int, int]:
+    """(channel-local byte address, bytes) an LD/ST moves."""
+    if isinstance(ins, isa.LD):
+        if ins.kind == "kv_cache":
+            return ins.src_addr_lines * isa.LINE_BYTES + ins.src_byte_offset, isa.kv_bytes(ins)
+        copies = ins.rows if ins.src_row_stride_lines or ins.rows == 1 else 1     # stride 0: one read, broadcast
+        return ins.src_addr_lines * isa.LINE_BYTES, copies * ins.length_lines * isa.LINE_BYTES
+    if ins.kind == "kv_cache":
+        return ins.dst_addr_lines * isa.LINE_BYTES + ins.dst_byte_offset, isa.kv_bytes(ins)
+    return ins.dst_addr_lines * isa.LINE_BYTES, ins.length_lines * isa.LINE_BYTES
+
+
+def crosses_switch(channel: int, core: int, hw: HwParams) -> bool:
     """A core's masters sit on its own channels' ports; a transfer to another channel goes through the
     lateral AXI switch (PG276). The compiler's placement keeps every access on the core's own channels,
     so this is False for the compiled programs unless a placement change makes it cross."""
     cpc = hw.channels_per_core
-    return not (op.core * cpc <= op.channel0 < (op.core + 1) * cpc)
+    return not (core * cpc <= channel < (core + 1) * cpc)
 
 
-def stream_cycles(op: OpDesc, hw: HwParams) -> int:
-    """Cycles the op's channel is busy moving its bytes (memory system), without the decoder."""
-    n = op.bytes_per_channel
+def stream_cycles(addr: int, n: int, crosses: bool, hw: HwParams) -> int:
+    """Cycles a channel is busy moving ``n`` bytes from ``addr`` (memory system), without the decoder."""
     if n <= 0:
         return 0
     mem = hw.mem
-    moved = mem.moved_bytes(op.hbm_addr, n)
-    access = moved // mem.transactions(op.hbm_addr, n)
-    return mem.occupancy_cycles(n, pattern="sequential", access_bytes=access, addr=op.hbm_addr,
-                                crosses_switch=crosses_switch(op, hw))
-
-
-def ld_st_cycles(op: OpDesc, hw: HwParams) -> int:
-    t_hbm = stream_cycles(op, hw)
-    if t_hbm == 0:
-        return 0
-    t_dec = 0
-    if op.opcode == "LD" and op.bits:
-        t_dec = decoder_cycles(op, hw)
-    return max(t_hbm, t_dec)
-
-
-def latency(op: OpDesc, hw: HwParams) -> int:
-    """Cycles between an op leaving its unit and its result being usable.
-
-    LD: the HBM read latency. MV/MM: the chain's fill/drain (the chain accepts the
-    next job's beats while this one drains, II = 1) plus the fused element-wise
-    op's pipeline depth when one is fused into the output path.
-    """
-    if op.opcode == "LD":
-        return hw.hbm_latency_cycles
-    if op.opcode in ("MV", "MM") and op.rows > 0:
-        chain = chain_latency(hw.chain_len, op.nm) if hw.chain_latency_cycles is None else hw.chain_latency_cycles
-        return chain + (hw.sfu_pipeline_cycles if op.fused else 0)
-    return 0
+    moved = mem.moved_bytes(addr, n)
+    access = moved // mem.transactions(addr, n)
+    return mem.occupancy_cycles(n, pattern="sequential", access_bytes=access, addr=addr, crosses_switch=crosses)
 
 
 @lru_cache(maxsize=256)
@@ -134,12 +104,12 @@ def _decoder_cycles(bits: int, nm, k: int, rows: int, chain_len: int, group_size
     return weight_decoder_cycles(bits, nm, k, rows, chain_len=chain_len, group_size=group_size)
 
 
-def decoder_cycles(op: OpDesc, hw: HwParams) -> int:
-    """Weight-decoder time of a tile: the rows an LD brings spread over the decoders of the channels it
-    reads (``decoders_per_core / channels_per_core`` per channel), each decoder the RTL-exact model."""
-    decoders = max(1, hw.decoders_per_core * max(op.n_channels, 1) // hw.channels_per_core)
-    rows_per_dec = math.ceil(op.rows / decoders)
-    return _decoder_cycles(op.bits, op.nm, op.k_dense, rows_per_dec, hw.chain_len, op.group_size)
+def decoder_cycles(ins: isa.LD, hw: HwParams) -> int:
+    """Weight-decoder time of a tile: the rows an LD brings spread over the decoders of its channel
+    (``decoders_per_core / channels_per_core``), each decoder the RTL-exact model."""
+    decoders = max(1, hw.decoders_per_core // hw.channels_per_core)
+    rows_per_dec = math.ceil(ins.rows / decoders)
+    return _decoder_cycles(ins.bits, ins.nm, ins.row_elems, rows_per_dec, hw.chain_len, ins.group_size)
 
 
 @lru_cache(maxsize=64)
@@ -148,39 +118,70 @@ def chain_latency(chain_len: int, nm) -> int:
     return ChainConfig(chain_len, nm).latency_cycles
 
 
-def mpe_cycles(op: OpDesc, hw: HwParams) -> int:
+def mpe_beats(rows: int, cols: int, tokens: int, density: float, mv: bool, hw: HwParams) -> int:
     """Beats of ``chain_len`` kept weights, one per cycle per chain (II = 1, sparse_dsp.dsp_chain);
-    the fill/drain is charged as latency (``latency``), not as occupancy.
+    the fill/drain is charged as latency, not as occupancy.
 
     A beat carries two token lanes sharing each weight (WP486 packing), so MM
     processes token pairs and MV (one token) leaves the second lane idle: the
     RTL's choice, charged as such. Rows spread over the core's chains.
     """
-    if op.rows <= 0 or op.cols <= 0:
+    if rows <= 0 or cols <= 0:
         return 0
-    beats_per_row = math.ceil(op.cols / hw.chain_len)
-    pairs = math.ceil(op.tokens / 2)
-    beats = pairs * math.ceil(op.rows / hw.chains_per_core) * beats_per_row
-    busy = math.ceil(beats * op.density) * hw.chain_ii
-    if op.opcode == "MV":
+    beats_per_row = math.ceil(cols / hw.chain_len)
+    pairs = math.ceil(tokens / 2)
+    beats = pairs * math.ceil(rows / hw.chains_per_core) * beats_per_row
+    busy = math.ceil(beats * density) * hw.chain_ii
+    if mv:
         # each beat reads chain_len INT8 weights per chain from the weight buffer's ports
-        port = math.ceil(op.rows * op.cols / hw.buf_read_bytes_per_cycle_per_core)
-        busy = max(busy, port)
+        busy = max(busy, math.ceil(rows * cols / hw.buf_read_bytes_per_cycle_per_core))
     return busy
 
 
-def sfu_cycles(op: OpDesc, hw: HwParams) -> int:
-    phases = SFU_PHASES.get(op.func.split("+")[0], 1)
-    if op.elems <= 0:
-        return 0
-    return phases * (math.ceil(op.elems / hw.sfu_lanes_per_core) * hw.sfu_ii + hw.sfu_pipeline_cycles)
+def matrix_shape(ins: "isa.MM | isa.MV", q0: int) -> tuple[int, int, int, float, int]:
+    """(rows, kept cols, token rows, block density, useful MACs) of an MM/MV from its fields.
+
+    linear: n output rows of k * N / M kept weights for m tokens. qk: n keys x head_dim k for m
+    query rows; pv: head_dim n outputs x k keys. Query row i of an attention tile is at position
+    q0 + i // qgroup (q0: SYS set_position); a prefill tile skips fully masked blocks."""
+    mm = isa.MM
+    tokens = ins.m if isinstance(ins, mm) else 1
+    if ins.mode == "linear":
+        cols = kept(ins.k, ins.nm)
+        return ins.n, cols, tokens, 1.0, tokens * ins.n * cols
+    g = ins.qgroup if isinstance(ins, mm) else 1
+    t = tokens // g                       # new tokens of the program
+    keys, hd = (ins.n, ins.k) if ins.mode == "qk" else (ins.k, ins.n)
+    k0, k1 = ins.key0, ins.key0 + keys
+    dens = block_density(q0, q0 + t, k0, k1) if t > 1 else 1.0
+    macs = causal_pairs(q0, q0 + t, k0, k1) * g * hd
+    return ins.n, ins.k, tokens, dens, macs
 
 
-def cycles(op: OpDesc, hw: HwParams) -> int:
-    if op.opcode in ("LD", "ST"):
-        return ld_st_cycles(op, hw)
-    if op.opcode in ("MV", "MM"):
-        return mpe_cycles(op, hw)
-    if op.opcode == "MISC":
-        return sfu_cycles(op, hw)
-    return 0  # SYS: synchronisation only; its latency is the engine's sync_cycles
+def costs(ins: isa.Instr, core: int, q0: int, hw: HwParams) -> OpCost:
+    """Cycles, latency and accounting of one instruction on ``core`` (q0: the program's set_position)."""
+    if isinstance(ins, (isa.LD, isa.ST)):
+        addr, n = transfer(ins)
+        crosses = crosses_switch(ins.channel, core, hw)
+        t_hbm = stream_cycles(addr, n, crosses, hw)
+        t = t_hbm
+        dec = 0
+        if isinstance(ins, isa.LD) and ins.bits and t_hbm:
+            t = max(t_hbm, decoder_cycles(ins, hw))
+            dec = ins.rows * kept(ins.row_elems, ins.nm)
+        ld = isinstance(ins, isa.LD)
+        return OpCost(t, hw.hbm_latency_cycles if ld else 0, t_hbm, n if ld else 0, 0 if ld else n,
+                      decoded_weights=dec, channel=ins.channel, weight_stream=ins.kind in WEIGHT_KINDS)
+    if isinstance(ins, (isa.MM, isa.MV)):
+        rows, cols, tokens, dens, macs = matrix_shape(ins, q0)
+        fused = ins.fuse != "none" or (ins.mode == "linear" and ins.accumulate)
+        chain = chain_latency(hw.chain_len, ins.nm) if hw.chain_latency_cycles is None else hw.chain_latency_cycles
+        lat = chain + (hw.sfu_pipeline_cycles if fused else 0)
+        return OpCost(mpe_beats(rows, cols, tokens, dens, isinstance(ins, isa.MV), hw), lat, macs=macs)
+    if isinstance(ins, isa.MISC):
+        elems = (causal_row_elems(q0, ins.row0, ins.rows, ins.qgroup) if ins.op == "softmax"
+                 else ins.rows * ins.row_len)
+        phases = SFU_PHASES.get(ins.op, 1)
+        cyc = phases * (math.ceil(elems / hw.sfu_lanes_per_core) * hw.sfu_ii + hw.sfu_pipeline_cycles) if elems > 0 else 0
+        return OpCost(cyc, sfu_elems=elems)
+    return OpCost(0)   # SYS: synchronisation only; a barrier's latency is the engine's sync_cycles

@@ -71,6 +71,25 @@ class ValidationRow:
             return None
         return self.measured <= self.model
 
+    def text_cells(self, range_digits: int = 4, percent: str = " %",
+                   unchecked: Optional[str] = None) -> tuple[str, str, str]:
+        """(measured, model, error) as shown in a table: one formatting for the markdown report and the
+        CLI, which differ only in the room they give a range and how they mark an unchecked row."""
+        if self.measured is None:
+            meas = "-"
+        elif self.measured_high is None:
+            meas = f"{self.measured:.4g}"
+        else:
+            meas = f"{self.measured:.{range_digits}g}-{self.measured_high:.{range_digits}g}"
+        model = "-" if self.model is None else f"{self.model:.4g}"
+        if self.kind == "bound":
+            err = "holds" if self.holds else "VIOLATED"
+        elif self.kind == "not_checked" and unchecked is not None:
+            err = unchecked
+        else:
+            err = "-" if self.error is None else f"{100 * self.error:+.1f}{percent}"
+        return meas, model, err
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["error"] = self.error
@@ -209,13 +228,7 @@ class ValidationReport:
                 "| --- | --- | --- | --- | --- | --- | --- |")
         lines = [head]
         for r in self.rows:
-            meas = "-" if r.measured is None else (f"{r.measured:.4g}" if r.measured_high is None
-                                                    else f"{r.measured:.4g}-{r.measured_high:.4g}")
-            model = "-" if r.model is None else f"{r.model:.4g}"
-            if r.kind == "bound":
-                err = "holds" if r.holds else "VIOLATED"
-            else:
-                err = "-" if r.error is None else f"{100 * r.error:+.1f} %"
+            meas, model, err = r.text_cells()
             lines.append(f"| {r.component} | {r.name} | {r.kind} | {meas} {r.unit} | {model} {r.unit} | {err} | "
                          f"{r.source} |")
         return "\n".join(lines)

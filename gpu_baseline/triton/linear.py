@@ -50,32 +50,70 @@ class GemvConfig:
 
 
 @triton.jit
+def _group_scales(scales_ptr, rows, mask, g, ngroups):
+    """FP32 scales ``s[rows, g]`` of one group (scales are stored [O, ngroups], row-major)."""
+    return tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=mask, other=0).to(tl.float32)
+
+
+@triton.jit
+def _gemv_program(O, ngroups, groups_per_split, BLOCK_O: tl.constexpr):
+    """This GEMV program's rows (axis 0) and the groups ``[g0, g1)`` of its K-split (axis 1)."""
+    rows = tl.program_id(0) * BLOCK_O + tl.arange(0, BLOCK_O)
+    g0 = tl.program_id(1) * groups_per_split
+    return rows, rows < O, g0, tl.minimum(g0 + groups_per_split, ngroups)
+
+
+@triton.jit
+def _gemv_group(x_ptr, codes_ptr, idx_ptr, zeros_ptr, rows, rmask, g, g1, code_words, idx_words, ngroups,
+                BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
+                IDX_BITS: tl.constexpr, SYM: tl.constexpr):
+    """Group ``g`` of a GEMV loop step: ``ok`` (g < g1, as a vector), the row mask, the decoded weights
+    int32 [BLOCK_O, G] and the activations [G] as stored (zero past ``g1``).
+
+    A step issues GPI groups at once, so the last one may run past the split's end: a scalar mask is
+    not a valid load mask, hence ``ok`` as a vector.
+    """
+    ok = (rows * 0 + g) < g1
+    m = rmask & ok
+    d = decode_group_tile(codes_ptr, idx_ptr, zeros_ptr, rows, m, g, code_words, idx_words, ngroups,
+                          BITS, G, N, M, IDX_BITS, SYM)
+    cols = tl.arange(0, G)
+    x = tl.load(x_ptr + g * G + cols, mask=(cols * 0 + g) < g1, other=0)
+    return ok, m, d, x
+
+
+@triton.jit
+def _gemm_program(T, O, BLOCK_T: tl.constexpr, BLOCK_O: tl.constexpr):
+    """This GEMM program's tokens (axis 0) and rows (axis 1), with their masks."""
+    toks = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    rows = tl.program_id(1) * BLOCK_O + tl.arange(0, BLOCK_O)
+    return toks, rows, toks < T, rows < O
+
+
+@triton.jit
+def _fp16_weights(d, s):
+    """Weight-only dequantization: ``fp16(s * d)`` per row, the weights FP16 activations multiply."""
+    return (d.to(tl.float32) * s[:, None]).to(tl.float16)
+
+
+@triton.jit
 def _gemv_int8_kernel(xq_ptr, sx_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, y_ptr, part_ptr,
                       O, code_words, idx_words, ngroups, groups_per_split,
                       BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
                       IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_O: tl.constexpr,
                       SPLIT: tl.constexpr, STORE_PARTIALS: tl.constexpr, GPI: tl.constexpr):
-    pid_o = tl.program_id(0)
-    pid_k = tl.program_id(1)
-    rows = pid_o * BLOCK_O + tl.arange(0, BLOCK_O)
-    rmask = rows < O
-    g0 = pid_k * groups_per_split
-    g1 = tl.minimum(g0 + groups_per_split, ngroups)
-    cols = tl.arange(0, G)
+    rows, rmask, g0, g1 = _gemv_program(O, ngroups, groups_per_split, BLOCK_O)
     y = tl.zeros([BLOCK_O], dtype=tl.float32)
     for gb in range(g0, g1, GPI):
         for j in tl.static_range(GPI):       # GPI groups' loads independent of each other: more bytes in flight
             g = gb + j
-            ok = (rows * 0 + g) < g1          # as a vector: a scalar mask is not a valid load mask
-            m = rmask & ok
-            w = decode_group_tile(codes_ptr, idx_ptr, zeros_ptr, rows, m, g, code_words, idx_words, ngroups,
-                                  BITS, G, N, M, IDX_BITS, SYM)
-            x = tl.load(xq_ptr + g * G + cols, mask=(cols * 0 + g) < g1, other=0).to(tl.int32)
-            acc = tl.sum(w * x[None, :], axis=1)
+            ok, m, w, x = _gemv_group(xq_ptr, codes_ptr, idx_ptr, zeros_ptr, rows, rmask, g, g1, code_words,
+                                      idx_words, ngroups, BITS, G, N, M, IDX_BITS, SYM)
+            acc = tl.sum(w * x.to(tl.int32)[None, :], axis=1)
             if STORE_PARTIALS:
                 tl.store(part_ptr + rows.to(tl.int64) * ngroups + g, acc, mask=m)
             if SPLIT == 1:
-                s = tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=m, other=0).to(tl.float32)
+                s = _group_scales(scales_ptr, rows, m, g, ngroups)
                 y = tl.where(ok, y + s * acc.to(tl.float32), y)     # groups in order, as the contract says
     if SPLIT == 1:
         sx = tl.load(sx_ptr)
@@ -92,7 +130,7 @@ def _rescale_kernel(part_ptr, sx_ptr, scales_ptr, y_ptr, O, ngroups, BLOCK_O: tl
     y = tl.zeros([BLOCK_O], dtype=tl.float32)
     for g in range(0, ngroups):
         acc = tl.load(part_ptr + base + g, mask=rmask, other=0)
-        s = tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=rmask, other=0).to(tl.float32)
+        s = _group_scales(scales_ptr, rows, rmask, g, ngroups)
         y = y + s * acc.to(tl.float32)
     tl.store(y_ptr + pid_t * O + rows, y * tl.load(sx_ptr + pid_t), mask=rmask)
 
@@ -103,10 +141,7 @@ def _gemm_int8_kernel(xq_ptr, sx_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr,
                       BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
                       IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_O: tl.constexpr,
                       STORE_PARTIALS: tl.constexpr):
-    toks = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
-    rows = tl.program_id(1) * BLOCK_O + tl.arange(0, BLOCK_O)
-    tmask = toks < T
-    rmask = rows < O
+    toks, rows, tmask, rmask = _gemm_program(T, O, BLOCK_T, BLOCK_O)
     cols = tl.arange(0, G)
     y = tl.zeros([BLOCK_T, BLOCK_O], dtype=tl.float32)
     for g in range(0, ngroups):
@@ -117,7 +152,7 @@ def _gemm_int8_kernel(xq_ptr, sx_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr,
         if STORE_PARTIALS:
             tl.store(part_ptr + (toks.to(tl.int64)[:, None] * O + rows[None, :]) * ngroups + g, acc,
                      mask=tmask[:, None] & rmask[None, :])
-        s = tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=rmask, other=0).to(tl.float32)
+        s = _group_scales(scales_ptr, rows, rmask, g, ngroups)
         y = y + s[None, :] * acc.to(tl.float32)
     sx = tl.load(sx_ptr + toks, mask=tmask, other=0)
     tl.store(y_ptr + toks.to(tl.int64)[:, None] * O + rows[None, :], y * sx[:, None],
@@ -129,26 +164,16 @@ def _gemv_fp16_kernel(x_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, part_ptr
                       O, code_words, idx_words, ngroups, groups_per_split,
                       BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
                       IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_O: tl.constexpr, GPI: tl.constexpr):
-    pid_o = tl.program_id(0)
-    pid_k = tl.program_id(1)
-    rows = pid_o * BLOCK_O + tl.arange(0, BLOCK_O)
-    rmask = rows < O
-    g0 = pid_k * groups_per_split
-    g1 = tl.minimum(g0 + groups_per_split, ngroups)
-    cols = tl.arange(0, G)
+    rows, rmask, g0, g1 = _gemv_program(O, ngroups, groups_per_split, BLOCK_O)
     y = tl.zeros([BLOCK_O], dtype=tl.float32)
     for gb in range(g0, g1, GPI):
         for j in tl.static_range(GPI):
             g = gb + j
-            ok = (rows * 0 + g) < g1          # as a vector: a scalar mask is not a valid load mask
-            m = rmask & ok
-            d = decode_group_tile(codes_ptr, idx_ptr, zeros_ptr, rows, m, g, code_words, idx_words, ngroups,
-                                  BITS, G, N, M, IDX_BITS, SYM)
-            s = tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=m, other=0).to(tl.float32)
-            w = (d.to(tl.float32) * s[:, None]).to(tl.float16)
-            x = tl.load(x_ptr + g * G + cols, mask=(cols * 0 + g) < g1, other=0).to(tl.float32)
-            y = y + tl.sum(w.to(tl.float32) * x[None, :], axis=1)
-    tl.store(part_ptr + pid_k * O + rows, y, mask=rmask)
+            ok, m, d, x = _gemv_group(x_ptr, codes_ptr, idx_ptr, zeros_ptr, rows, rmask, g, g1, code_words,
+                                      idx_words, ngroups, BITS, G, N, M, IDX_BITS, SYM)
+            w = _fp16_weights(d, _group_scales(scales_ptr, rows, m, g, ngroups))
+            y = y + tl.sum(w.to(tl.float32) * x.to(tl.float32)[None, :], axis=1)
+    tl.store(part_ptr + tl.program_id(1) * O + rows, y, mask=rmask)
 
 
 @triton.jit
@@ -156,17 +181,13 @@ def _gemm_fp16_kernel(x_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, y_ptr,
                       T, O, K, code_words, idx_words, ngroups,
                       BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
                       IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_O: tl.constexpr):
-    toks = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
-    rows = tl.program_id(1) * BLOCK_O + tl.arange(0, BLOCK_O)
-    tmask = toks < T
-    rmask = rows < O
+    toks, rows, tmask, rmask = _gemm_program(T, O, BLOCK_T, BLOCK_O)
     cols = tl.arange(0, G)
     y = tl.zeros([BLOCK_T, BLOCK_O], dtype=tl.float32)
     for g in range(0, ngroups):
         d = decode_group_tile(codes_ptr, idx_ptr, zeros_ptr, rows, rmask, g, code_words, idx_words, ngroups,
                               BITS, G, N, M, IDX_BITS, SYM)
-        s = tl.load(scales_ptr + rows.to(tl.int64) * ngroups + g, mask=rmask, other=0).to(tl.float32)
-        w = (d.to(tl.float32) * s[:, None]).to(tl.float16)
+        w = _fp16_weights(d, _group_scales(scales_ptr, rows, rmask, g, ngroups))
         x = tl.load(x_ptr + toks.to(tl.int64)[:, None] * K + g * G + cols[None, :], mask=tmask[:, None], other=0)
         y = tl.dot(x, tl.trans(w), y, out_dtype=tl.float32)
     tl.store(y_ptr + toks.to(tl.int64)[:, None] * O + rows[None, :], y, mask=tmask[:, None] & rmask[None, :])

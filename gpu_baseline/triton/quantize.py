@@ -33,6 +33,18 @@ def rint_clamp127(v):
 
 
 @triton.jit
+def row_scale(amax):
+    """The row's INT8 scale from its absolute maximum: ``amax / 127`` (IEEE division), 1 for a zero row."""
+    return tl.where(amax == 0.0, 1.0, tl.math.div_rn(amax, 127.0))
+
+
+@triton.jit
+def fp16_saturate(v):
+    """``v`` as FP16, clamped to the largest finite FP16 (65504) instead of overflowing to inf."""
+    return tl.minimum(tl.maximum(v, -65504.0), 65504.0).to(tl.float16)
+
+
+@triton.jit
 def _quantize_kernel(x_ptr, q_ptr, s_ptr, K, CHUNK: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     base = row * K
@@ -41,9 +53,7 @@ def _quantize_kernel(x_ptr, q_ptr, s_ptr, K, CHUNK: tl.constexpr):
     for k0 in range(0, K, CHUNK):
         x = tl.load(x_ptr + base + k0 + lane, mask=(k0 + lane) < K, other=0.0)
         amax = tl.maximum(amax, tl.abs(x))
-    a = tl.max(amax, axis=0)
-    s = tl.math.div_rn(a, 127.0)
-    s = tl.where(a == 0.0, 1.0, s)
+    s = row_scale(tl.max(amax, axis=0))
     tl.store(s_ptr + row, s)
     for k0 in range(0, K, CHUNK):
         m = (k0 + lane) < K
@@ -78,9 +88,7 @@ def _rope_quantize_kernel(x_ptr, cos_ptr, sin_ptr, q_ptr, s_ptr, start_ptr, NH, 
         c = tl.load(cos_ptr + t * D + d)
         sn = tl.load(sin_ptr + t * D + d)
         x = x * c + rot * sn
-    a = tl.max(tl.abs(x), axis=0)
-    s = tl.math.div_rn(a, 127.0)
-    s = tl.where(a == 0.0, 1.0, s)
+    s = row_scale(tl.max(tl.abs(x), axis=0))
     row = t
     if AT_START:
         row = tl.load(start_ptr) + t
@@ -117,6 +125,14 @@ def rope_quantize(x: torch.Tensor, cos: torch.Tensor | None, sin: torch.Tensor |
 
 
 @triton.jit
+def _rmsnorm_chunk(w_ptr, src, base, k0, lane, K, r):
+    """One chunk of ``h = w * (x * r)`` (r = 1 / RMS of the row) and its mask; each pass recomputes it
+    rather than keeping the row."""
+    m = (k0 + lane) < K
+    return tl.load(w_ptr + k0 + lane, mask=m, other=0.0) * (tl.load(src + base + k0 + lane, mask=m, other=0.0) * r), m
+
+
+@triton.jit
 def _add_rmsnorm_quant_kernel(x_ptr, res_ptr, w_ptr, xo_ptr, q_ptr, s_ptr, h16_ptr, K, eps,
                               ADD: tl.constexpr, INT8: tl.constexpr, CHUNK: tl.constexpr):
     """x = x + res (ADD); h = w * (x * (1 / sqrt(mean(x^2) + eps))); then h as INT8 codes + scale, or FP16."""
@@ -136,22 +152,17 @@ def _add_rmsnorm_quant_kernel(x_ptr, res_ptr, w_ptr, xo_ptr, q_ptr, s_ptr, h16_p
     if INT8:
         amax = tl.zeros([CHUNK], dtype=tl.float32)
         for k0 in range(0, K, CHUNK):
-            m = (k0 + lane) < K
-            h = tl.load(w_ptr + k0 + lane, mask=m, other=0.0) * (tl.load(src + base + k0 + lane, mask=m, other=0.0) * r)
+            h, m = _rmsnorm_chunk(w_ptr, src, base, k0, lane, K, r)
             amax = tl.maximum(amax, tl.abs(h))
-        a = tl.max(amax, axis=0)
-        s = tl.where(a == 0.0, 1.0, tl.math.div_rn(a, 127.0))
+        s = row_scale(tl.max(amax, axis=0))
         tl.store(s_ptr + row, s)
         for k0 in range(0, K, CHUNK):
-            m = (k0 + lane) < K
-            h = tl.load(w_ptr + k0 + lane, mask=m, other=0.0) * (tl.load(src + base + k0 + lane, mask=m, other=0.0) * r)
+            h, m = _rmsnorm_chunk(w_ptr, src, base, k0, lane, K, r)
             tl.store(q_ptr + base + k0 + lane, rint_clamp127(tl.math.div_rn(h, s)).to(tl.int8), mask=m)
     else:
         for k0 in range(0, K, CHUNK):
-            m = (k0 + lane) < K
-            h = tl.load(w_ptr + k0 + lane, mask=m, other=0.0) * (tl.load(src + base + k0 + lane, mask=m, other=0.0) * r)
-            h = tl.minimum(tl.maximum(h, -65504.0), 65504.0)
-            tl.store(h16_ptr + base + k0 + lane, h.to(tl.float16), mask=m)
+            h, m = _rmsnorm_chunk(w_ptr, src, base, k0, lane, K, r)
+            tl.store(h16_ptr + base + k0 + lane, fp16_saturate(h), mask=m)
 
 
 def add_rmsnorm_prepare(x: torch.Tensor, res: torch.Tensor | None, w: torch.Tensor, eps: float, int8: bool):
@@ -175,6 +186,14 @@ def add_rmsnorm_prepare(x: torch.Tensor, res: torch.Tensor | None, w: torch.Tens
 
 
 @triton.jit
+def _silu_mul_chunk(g_ptr, u_ptr, row, g_stride, u_stride, k0, lane, K):
+    """One chunk of ``a = silu(gate) * up`` and its mask (recomputed by each pass, like the RMSNorm chunk)."""
+    m = (k0 + lane) < K
+    z = tl.load(g_ptr + row * g_stride + k0 + lane, mask=m, other=0.0)
+    return tl.math.div_rn(z, 1.0 + tl.exp(-z)) * tl.load(u_ptr + row * u_stride + k0 + lane, mask=m, other=0.0), m
+
+
+@triton.jit
 def _silu_mul_quant_kernel(g_ptr, u_ptr, g_stride, u_stride, q_ptr, s_ptr, h16_ptr, K,
                            INT8: tl.constexpr, CHUNK: tl.constexpr):
     """a = silu(gate) * up with silu(z) = z / (1 + exp(-z)) (contract section 4), then a's INT8 codes or FP16."""
@@ -184,22 +203,16 @@ def _silu_mul_quant_kernel(g_ptr, u_ptr, g_stride, u_stride, q_ptr, s_ptr, h16_p
     if INT8:
         amax = tl.zeros([CHUNK], dtype=tl.float32)
         for k0 in range(0, K, CHUNK):
-            m = (k0 + lane) < K
-            z = tl.load(g_ptr + row * g_stride + k0 + lane, mask=m, other=0.0)
-            a = tl.math.div_rn(z, 1.0 + tl.exp(-z)) * tl.load(u_ptr + row * u_stride + k0 + lane, mask=m, other=0.0)
+            a, m = _silu_mul_chunk(g_ptr, u_ptr, row, g_stride, u_stride, k0, lane, K)
             amax = tl.maximum(amax, tl.abs(a))
-        mx = tl.max(amax, axis=0)
-        s = tl.where(mx == 0.0, 1.0, tl.math.div_rn(mx, 127.0))
+        s = row_scale(tl.max(amax, axis=0))
         tl.store(s_ptr + row, s)
     for k0 in range(0, K, CHUNK):
-        m = (k0 + lane) < K
-        z = tl.load(g_ptr + row * g_stride + k0 + lane, mask=m, other=0.0)
-        a = tl.math.div_rn(z, 1.0 + tl.exp(-z)) * tl.load(u_ptr + row * u_stride + k0 + lane, mask=m, other=0.0)
+        a, m = _silu_mul_chunk(g_ptr, u_ptr, row, g_stride, u_stride, k0, lane, K)
         if INT8:
             tl.store(q_ptr + out + k0 + lane, rint_clamp127(tl.math.div_rn(a, s)).to(tl.int8), mask=m)
         else:
-            a = tl.minimum(tl.maximum(a, -65504.0), 65504.0)
-            tl.store(h16_ptr + out + k0 + lane, a.to(tl.float16), mask=m)
+            tl.store(h16_ptr + out + k0 + lane, fp16_saturate(a), mask=m)
 
 
 def silu_mul_prepare(gate: torch.Tensor, up: torch.Tensor, int8: bool):

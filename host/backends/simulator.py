@@ -1,4 +1,4 @@
-"""The simulator backend: the functional engine computes the logits, the timing engine times the same programs."""
+"""The simulator backend: the functional engine executes the artifact's stored programs, the timing engine times them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +29,7 @@ class SimulatorBackend:
 
     def __init__(self, artifact: Any):
         self.artifact = artifact
-        self.model = FunctionalModel(artifact.comp, ModelWeights.from_compressed(artifact.compressed),
-                                     check_program=artifact.check_program)
+        self.model = FunctionalModel(artifact.model, ModelWeights.from_compressed(artifact.compressed))
         self.power = PowerModel.build(artifact.design, artifact.device)
 
     @property

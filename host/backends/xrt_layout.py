@@ -47,6 +47,8 @@ def _kind(tensor: str) -> str:
         return "kv"
     if tensor.startswith("embed"):
         return "embedding"
+    if ".norm" in tensor or tensor.startswith("norm"):
+        return "norms"
     return "weights"
 
 
@@ -85,13 +87,13 @@ def buffer_layout(placement: dict, instruction_bytes_per_core: dict[int, int],
 
 def layout_for_artifact(artifact: Any) -> dict[int, BankBuffer]:
     """The layout of a loaded artifact: its placement, its instruction words per core, its logits slices."""
-    comp = artifact.comp
+    model = artifact.model
     instr = {}
     for words in (artifact.programs or {}).values():
         for core, w in words.items():
             instr[core] = instr.get(core, 0) + 4 * len(w)
-    logits = {c: 4 * rows for c, rows in enumerate(comp.sl.vocab_rows)}
-    return buffer_layout(comp.placement.to_dict(), instr, logits)
+    logits = {c: 4 * rows for c, rows in enumerate(model.slices.vocab_rows)}
+    return buffer_layout(model.placement_dict(), instr, logits)
 
 
 def weight_row_bytes(packed: Any, rows: Any, row_bytes: int) -> bytes:
@@ -110,22 +112,24 @@ def weight_row_bytes(packed: Any, rows: Any, row_bytes: int) -> bytes:
     return bytes(out)
 
 
-def weight_bank_images(engine: Any) -> dict[int, bytearray]:
+def weight_bank_images(model: Any, weights: Any) -> dict[int, bytearray]:
     """Bank -> the bytes the host writes into that bank's buffer object for the weights, at the
-    placed addresses, with the row layout the functional engine reads (``simulator.functional``):
+    placed addresses (``model``: a ``simulator.compiled.CompiledModel``; ``weights``: its
+    ``simulator.functional.ModelWeights``), with the row layout the functional engine reads:
     core row ``r`` of a tensor in channel ``channel0 + r // rows_per_channel`` at local row
     ``r % rows_per_channel``."""
     images: dict[int, bytearray] = {}
-    for t in engine.tensors.values():
+    for t in model.regions:
         if t.kind != "weight":
             continue
+        packed = weights.linears[t.key]
         for k in range(t.n_channels):
             lo, hi = k * t.rows_per_channel, min((k + 1) * t.rows_per_channel, t.rows)
             if hi <= lo:
                 continue
-            data = weight_row_bytes(t.packed, range(t.row0 + lo, t.row0 + hi), t.row_bytes)
+            data = weight_row_bytes(packed, range(t.row0 + lo, t.row0 + hi), t.row_bytes)
             if t.addr + len(data) > t.end:
-                raise SessionError(f"tensor '{t.name}' rows overflow its placed region in channel {t.channel0 + k}")
+                raise SessionError(f"tensor '{t.tensor}' rows overflow its placed region in channel {t.channel0 + k}")
             img = images.setdefault(t.channel0 + k, bytearray())
             if len(img) < t.addr + len(data):
                 img.extend(bytes(t.addr + len(data) - len(img)))

@@ -78,25 +78,6 @@ def finite_float(text: str) -> float:
     return value
 
 
-def output_file(text: str) -> str:
-    """A file path to write: not a directory, and no ancestor that is a file (``a.txt/x.json``).
-
-    Checked at parse time so that a run of minutes does not end in an error at its last step.
-    """
-    import argparse
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path; give a file name")
-    p = Path(text)
-    if p.is_dir():
-        raise argparse.ArgumentTypeError(f"'{text}' is a directory; give a file name inside it")
-    for parent in p.absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise argparse.ArgumentTypeError(f"'{text}': '{parent}' is a file, not a directory")
-            break
-    return text
-
-
 def read_text_file(path: Path, flag: str) -> str:
     """A UTF-8 text file (a prompt, a calibration or held-out text); every problem is one LlmaccelError."""
     if not path.exists():

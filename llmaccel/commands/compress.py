@@ -5,7 +5,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from llmaccel.commands._common import (at_least, load_tokenizer, model_dir_arg, output_file, progress,
+from llmaccel.commands._common import (at_least, load_tokenizer, model_dir_arg, progress,
                                        read_text_file)
 
 NAME = "compress"
@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-text", help="held-out text file (default: the bundled held-out text)")
     p.add_argument("--calibration-text", help="calibration text file (default: the bundled calibration text)")
     p.add_argument("--max-eval-tokens", type=at_least(2), default=None, help="evaluate on the first N tokens only")
-    p.add_argument("--plot", type=output_file, help="with --eval: write a perplexity-vs-bits plot (PNG) here")
+    p.add_argument("--plot", help="with --eval: write a perplexity-vs-bits plot (PNG) here")
 
 
 def inapplicable(args) -> dict[str, str]:
@@ -87,6 +87,9 @@ def run(args) -> dict:
     from llmaccel.assets import calibration_text_path, heldout_text_path
     from mapping.recipe import DEFAULT_RECIPE, EVAL_RECIPES, get_recipe
     from reports.compression import plot_recipes, recipe_table
+    if args.plot is not None:      # a bad plot path (--eval only) is refused before any work
+        from reports.figures import check_png_dest
+        check_png_dest(args.plot)
     model_dir = model_dir_arg(args.model)
     say = progress(True)
     # calibration text is read only when a recipe needs it (GPTQ, Wanda, mixed precision)
@@ -94,9 +97,6 @@ def run(args) -> dict:
     if args.eval:
         names = _recipe_list(args.recipes) if args.recipes is not None else list(EVAL_RECIPES)
         text = _read_text(args.eval_text, heldout_text_path, "--eval-text")
-        if args.plot is not None:      # a bad plot path is refused before the evaluation runs
-            from reports.figures import check_png_dest
-            check_png_dest(args.plot)
         rows = evaluate_recipes(model_dir, names, text, calib, args.max_eval_tokens, say)
         result = {"model": str(model_dir), "recipes": rows}
         if args.plot is not None:

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from llmaccel.commands._common import output_file
-
 NAME = "simulate"
 HELP = "cycle-approximate timing, energy and roofline of a model on a design (no weights needed)"
 DEFAULT_DESIGN = "flightllm-u280"
@@ -24,8 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode", type=int, default=512, help="generated tokens (decode steps)")
     p.add_argument("--max-len", type=int, default=2048, help="compiled maximum length (tokens)")
     p.add_argument("--no-fuse", action="store_true", help="emit element-wise ops as separate SFU instructions")
-    p.add_argument("--trace", type=output_file, default=None, help="write a Chrome/Perfetto trace JSON of the simulated programs")
-    p.add_argument("--plot", type=output_file, default=None,
+    p.add_argument("--trace", default=None, help="write a Chrome/Perfetto trace JSON of the simulated programs")
+    p.add_argument("--plot", default=None,
                    help="write a PNG: where a decode token's time and energy go (stacked bars) and unit utilization")
     p.add_argument("--explain", action="store_true",
                    help="say where each decode token's time and energy go, and the memory-system and overhead "
@@ -36,7 +34,7 @@ def run(args) -> dict:
     from mapping.designs import load_design
     from mapping.sim_api import build_compiler
     from simulator.analytical import estimate
-    from simulator.api import simulate_compiled
+    from mapping.sim_api import simulate_with
 
     if args.trace is not None:       # bad output paths are refused before the simulation runs
         from simulator.trace import check_trace_dest
@@ -54,8 +52,8 @@ def run(args) -> dict:
     comp, design, device = build_compiler(args.model, load_design(args.design, args.preset_path), args.recipe, max_len=args.max_len,
                                           fuse=not args.no_fuse)
     from simulator.power import PowerModel
-    res = simulate_compiled(comp, args.prefill, args.decode, design_name=design.name, device_name=device.name,
-                            recipe_name=str(args.recipe), power=PowerModel.build(design, device))
+    res = simulate_with(comp, args.prefill, args.decode, design_name=design.name, device_name=device.name,
+                        recipe_name=str(args.recipe), power=PowerModel.build(design, device))
     out = res.to_dict()
     if args.decode:
         ana = estimate(comp.spec, comp.hw, comp.f, args.prefill, args.decode,

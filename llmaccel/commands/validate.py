@@ -85,15 +85,7 @@ def run(args) -> dict:
 def _print(report) -> None:
     print(f"{'component':<14} {'measurement':<58} {'measured':>12} {'model':>10} {'error':>9}  source")
     for r in report.rows:
-        meas = "-" if r.measured is None else (f"{r.measured:.4g}" if r.measured_high is None
-                                                else f"{r.measured:.3g}-{r.measured_high:.3g}")
-        model = "-" if r.model is None else f"{r.model:.4g}"
-        if r.kind == "bound":
-            err = "holds" if r.holds else "VIOLATED"
-        elif r.kind == "not_checked":
-            err = "n/a"
-        else:
-            err = "-" if r.error is None else f"{100 * r.error:+.1f}%"
+        meas, model, err = r.text_cells(range_digits=3, percent="%", unchecked="n/a")   # 12-character column
         tag = " [end-to-end]" if r.kind == "end_to_end" else ""
         print(f"{r.component:<14} {r.name[:58]:<58} {meas + ' ' + r.unit:>12} {model:>10} {err:>9}  {r.source}{tag}")
     s = report.summary

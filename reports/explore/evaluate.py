@@ -121,12 +121,12 @@ def estimate_point(point: Point) -> dict[str, Any]:
 
 def simulate_point(point: Point) -> dict[str, Any]:
     """The cycle simulation of a point that passed ``estimate_point``: every SimResult figure."""
-    from simulator.api import simulate_compiled
+    from mapping.sim_api import simulate_with
     design = design_of(point)
     device = _device(design.device)
     comp = _compiler(point, design, device)
-    res = simulate_compiled(comp, point.prefill, point.decode, design_name=point.label, device_name=device.name,
-                            recipe_name=point.recipe, power=_power(design, device))
+    res = simulate_with(comp, point.prefill, point.decode, design_name=point.label, device_name=device.name,
+                        recipe_name=point.recipe, power=_power(design, device))
     out = res.to_dict()
     out.pop("design", None)         # the point's label; the store has it already
     out["status"] = "simulated"

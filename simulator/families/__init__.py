@@ -2,25 +2,29 @@
 
 ``family_of(config)`` names the family of a Hugging Face ``config.json`` (refusing an unsupported
 ``model_type`` with the list we support); ``get(name).describe(spec)`` gives its
-:class:`Architecture`. Adding a family = one module here with a ``FAMILY`` and its entry in
-``_MODULES``, plus its tests (tests/families/).
+:class:`Architecture`. Adding a family = one module here defining ``FAMILY`` (found by listing
+this package), plus its tiny checkpoint builder entry and its tests (tests/families/).
 """
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any
 
 from simulator.families.base import (ACTIVATIONS, Architecture, Family, FamilyError, LearnedPositions, Norm,
                                      Projection)
 from simulator.families.rope import ROPE_TYPES, Rope, read_rope
 
-_MODULES = ("llama", "mistral", "qwen2", "gpt2", "opt")
+_NOT_FAMILIES = ("base", "rope")     # the package's shared modules
 
 
 def _load() -> dict[str, Family]:
+    """Every module of this package that defines ``FAMILY``, in name order (deterministic)."""
     out = {}
-    for m in _MODULES:
+    for m in sorted(i.name for i in pkgutil.iter_modules(__path__) if i.name not in _NOT_FAMILIES):
         fam: Family = importlib.import_module(f"simulator.families.{m}").FAMILY
+        if fam.name in out:
+            raise RuntimeError(f"two family modules define family {fam.name!r}")
         out[fam.name] = fam
     return out
 

@@ -15,6 +15,7 @@ the tensor is in *this* family's checkpoint and how to get it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, Literal, Optional
 
 from sparse_dsp.errors import LlmaccelError
@@ -118,12 +119,12 @@ class Architecture:
         if (self.positions == "learned") != (self.learned_positions is not None):
             raise ValueError(f"{self.family}: learned_positions must be given exactly when positions='learned'")
 
-    # ----- what the layers ask ------------------------------------------------------------------
-    @property
+    # ----- what the layers ask (computed once per object: the engines ask on every step) ---------
+    @cached_property
     def leaves(self) -> tuple[str, ...]:
         return tuple(p.leaf for p in self.projections)
 
-    @property
+    @cached_property
     def linear_keys(self) -> dict[str, str]:
         """leaf -> canonical artifact path (``self_attn.q_proj``), in execution order."""
         return {p.leaf: p.key for p in self.projections}
@@ -136,12 +137,16 @@ class Architecture:
 
     def groups(self) -> dict[str, tuple[str, ...]]:
         """Input group -> the leaves reading it (calibration captures one activation per group)."""
+        return dict(self._groups)
+
+    @cached_property
+    def _groups(self) -> dict[str, tuple[str, ...]]:
         out: dict[str, tuple[str, ...]] = {}
         for p in self.projections:
             out[p.group] = out.get(p.group, ()) + (p.leaf,)
         return out
 
-    @property
+    @cached_property
     def biased(self) -> tuple[str, ...]:
         return tuple(p.leaf for p in self.projections if p.bias)
 

@@ -7,6 +7,8 @@ them into the canonical [out, in] q/k/v on reading.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from simulator.families.base import (Architecture, Family, FamilyError, LearnedPositions, Norm, Projection, activation, need,
@@ -49,8 +51,12 @@ def _read(cfg: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _describe(spec: Any) -> Architecture:
-    from dataclasses import replace
-    return ARCH if spec.activation == ARCH.activation else replace(ARCH, activation=spec.activation)
+    return _with_activation(spec.activation)
+
+
+@lru_cache(maxsize=None)
+def _with_activation(act: str) -> Architecture:
+    return ARCH if act == ARCH.activation else replace(ARCH, activation=act)
 
 
 FAMILY = Family(name="gpt2", model_types=("gpt2",), architectures=("GPT2LMHeadModel",), read=_read,

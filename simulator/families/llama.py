@@ -2,6 +2,7 @@
 SwiGLU MLP, no biases. Mistral and Qwen2 read their configs through :func:`read_llama_like`."""
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from simulator.families.base import (Architecture, Family, FamilyError, Norm, Projection, activation, need, refuse_if,
@@ -19,7 +20,9 @@ def projections(qkv_bias: bool = False) -> tuple[Projection, ...]:
             p("down_proj", "mlp.down_proj", "mlp_out"))
 
 
+@lru_cache(maxsize=None)
 def llama_like_architecture(family: str, qkv_bias: bool = False) -> Architecture:
+    """The Llama-layout block (one object per family: the engines ask for it on every step)."""
     return Architecture(
         family=family, layer_prefix="model.layers.{i}.", projections=projections(qkv_bias),
         attn_norm="input_layernorm", mlp_norm="post_attention_layernorm", final_norm="model.norm",

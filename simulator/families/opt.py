@@ -8,6 +8,7 @@ Refused by name: ``do_layer_norm_before=false`` (OPT-350M's post-norm block),
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from simulator.families.base import (Architecture, Family, FamilyError, LearnedPositions, Norm, Projection, activation, need,
@@ -56,7 +57,12 @@ def _read(cfg: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _describe(spec: Any) -> Architecture:
-    return ARCH if spec.activation == ARCH.activation else replace(ARCH, activation=spec.activation)
+    return _with_activation(spec.activation)
+
+
+@lru_cache(maxsize=None)
+def _with_activation(act: str) -> Architecture:
+    return ARCH if act == ARCH.activation else replace(ARCH, activation=act)
 
 
 FAMILY = Family(name="opt", model_types=("opt",), architectures=("OPTForCausalLM",), read=_read,

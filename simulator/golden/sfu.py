@@ -9,6 +9,8 @@ exp-based ops a 4 ULP bound while the other ops here are exact.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from simulator.families.rope import Rope
@@ -111,11 +113,13 @@ def gelu_tanh(x: np.ndarray) -> np.ndarray:
     return ((F32(0.5) * x).astype(F32) * (F32(1.0) + t).astype(F32)).astype(F32)
 
 
+_erf = np.vectorize(math.erf, otypes=[np.float64])   # libm's scalar erf (numpy has none)
+
+
 def gelu(x: np.ndarray) -> np.ndarray:
     """Exact GELU (erf form): 0.5 x (1 + erf(x / sqrt 2)), FP32; erf as :func:`_transcendental`."""
-    from scipy.special import erf   # noqa: PLC0415  (scipy is a dependency; only this unit needs it)
     x = np.asarray(x, dtype=F32)
-    e = _transcendental(erf, (x * _INV_SQRT2).astype(F32))
+    e = _transcendental(_erf, (x * _INV_SQRT2).astype(F32))
     return ((F32(0.5) * x).astype(F32) * (F32(1.0) + e).astype(F32)).astype(F32)
 
 

@@ -110,12 +110,7 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}); a YAML file must be UTF-8") from None
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    text = schema.read_utf8_text(path, SpecError, "YAML")
     try:
         data = safe_load_strict(text)
     except _DuplicateKeys as exc:

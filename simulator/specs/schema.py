@@ -130,14 +130,19 @@ def loads_strict_json(text: str) -> Any:
     return json.loads(text, object_pairs_hook=_no_duplicate_pairs, parse_constant=_refuse_constant)
 
 
-def read_strict_json(path: Path, error: type[Exception]) -> Any:
-    """Read a JSON file strictly; every failure is one ``error`` naming the file (and line for syntax)."""
+def read_utf8_text(path: Path, error: type[Exception], kind: str) -> str:
+    """The text of a ``kind`` (JSON, YAML) spec file; unreadable or not UTF-8 is one ``error`` naming the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise error(f"{path}: not UTF-8 text (byte {exc.start}); a JSON file must be UTF-8") from None
+        raise error(f"{path}: not UTF-8 text (byte {exc.start}); a {kind} file must be UTF-8") from None
     except OSError as exc:
         raise error(f"{path}: cannot read file ({exc.strerror or exc})") from None
+
+
+def read_strict_json(path: Path, error: type[Exception]) -> Any:
+    """Read a JSON file strictly; every failure is one ``error`` naming the file (and line for syntax)."""
+    text = read_utf8_text(path, error, "JSON")
     try:
         return loads_strict_json(text)
     except json.JSONDecodeError as exc:

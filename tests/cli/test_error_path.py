@@ -118,18 +118,22 @@ def test_output_file_under_a_file_or_onto_a_directory_is_one_error(capsys, tmp_p
     afile.write_text("x")
     rc, out, _ = run_cli(capsys, "simulate", "--model", "tiny", "--max-len", "128", "--prefill", "8",
                          "--decode", "2", flag, str(afile / "x.out"), "--json")
-    assert rc == 2 and "is a file, not a directory" in one_json(out)["error"]
+    assert rc == 2 and "exists and is not a directory" in one_json(out)["error"]
     rc, out, _ = run_cli(capsys, "simulate", "--model", "tiny", "--max-len", "128", "--prefill", "8",
                          "--decode", "2", flag, str(tmp_path), "--json")
     assert rc == 2 and "is a directory; give a file name" in one_json(out)["error"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no temporary file left behind
 
 
-def test_plot_of_compress_eval_under_a_file_fails_before_any_work(capsys, tiny_checkpoint, tmp_path):
+def test_plot_of_compress_eval_under_a_file_fails_before_any_work(capsys, tiny_checkpoint, tmp_path, monkeypatch):
     (tmp_path / "afile").write_text("x")
+    evaluated = []   # a spy: the evaluation (minutes on a real model) must not start
+    monkeypatch.setattr("llmaccel.commands.compress.evaluate_recipes", lambda *a, **k: evaluated.append(a))
     rc, out, _ = run_cli(capsys, "compress", "--model", str(tiny_checkpoint), "--eval", "--recipes", "fp32",
                          "--plot", str(tmp_path / "afile" / "p.png"), "--json")
-    assert rc == 2 and "argument --plot" in one_json(out)["error"]
+    err = one_json(out)["error"]
+    assert rc == 2 and err.startswith("--plot") and "exists and is not a directory" in err
+    assert evaluated == []
 
 
 def test_io_error_on_a_users_path_is_one_line(capsys, tmp_path):

@@ -124,8 +124,9 @@ def isa_programs() -> list[list]:
         comp, _, _ = build_compiler("tiny", "flightllm-u280", "w8", max_len=128)
         progs = [comp.layer_program("decode", comp.decode_bucket_of(9), 1), comp.head_program(),
                  comp.prefill_programs(comp.prefill_bucket_of(8))[0]]
+        from simulator.isa import decode
         for prog in progs:
-            _PROGRAMS.extend(list(instrs) for instrs in comp.isa_streams(prog).values())
+            _PROGRAMS.extend(decode(st.words) for st in prog.cores)
     return _PROGRAMS
 
 

@@ -5,7 +5,7 @@ import torch
 
 from gpu_baseline.reference import Linear, ReferenceModel, quantize_per_row
 from simulator.golden.linear import int8_linear, quantize_activation
-from sparse_dsp.packed_format import pack_linear
+from triton_cases import random_packed
 
 
 def test_fp32_reference_matches_transformers(tiny_checkpoint):
@@ -21,19 +21,6 @@ def test_fp32_reference_matches_transformers(tiny_checkpoint):
     _, cache = ref.prefill(ids[:40], 64)
     steps = torch.cat([ref.forward(ids[i:i + 1], cache) for i in range(40, 64)])
     assert float((steps - expect[40:]).abs().max()) < 1e-4
-
-
-def random_packed(rng, o, k, bits, g, nm=None, symmetric=True):
-    n, m = nm or (1, 1)
-    kept = k * n // m
-    codes = rng.integers(0, 1 << bits, (o, kept))
-    cols = None
-    if nm:
-        cols = np.stack([np.concatenate([np.sort(rng.choice(m, n, replace=False)) + b * m for b in range(k // m)])
-                         for _ in range(o)])
-    zeros = None if symmetric else rng.integers(0, 1 << bits, (o, k // g)).astype(np.uint8)
-    scales = rng.uniform(1e-3, 0.1, (o, k // g)).astype(np.float16)
-    return pack_linear(codes, scales, in_features=k, bits=bits, group_size=g, zeros=zeros, nm=nm, columns=cols)
 
 
 @pytest.mark.parametrize("bits,nm,sym", [(8, None, True), (4, (2, 4), True), (3, None, False), (2, (8, 16), False)])

@@ -42,15 +42,21 @@ MIXED = (
 )
 
 
-def test_layer_matches_golden_layer_over_decode_steps():
+def mixed_layer_case(rng: np.random.Generator):
+    """The MIXED-format layer with random weights and norms: (layers, w_in, w_post, the C-sim kernel, an
+    empty golden KV cache, RoPE cos, sin). Shared with test_hls_layer_eps_oracle."""
     cfg = DecoderLayerConfig(HIDDEN, INTER, HEADS, KV_HEADS, HEAD_DIM, SEQ_MAX, MIXED)
-    rng = np.random.default_rng(2024)
     layers = {p: random_packed_linear(rng, cfg.linear_config(p).layer_format(*cfg.shape(p)), (2e-3, 2e-2))
               for p in PROJECTIONS}
     w_in, w_post = (rng.uniform(0.5, 1.5, HIDDEN).astype(np.float32) for _ in range(2))
     kernel = DecoderLayerKernel(cfg, layers, w_in, w_post, 1e-5)
-    cache = LayerKVCache(SEQ_MAX, KV_HEADS, HEAD_DIM)
     cos, sin = sfu.rope_tables(np.arange(SEQ_MAX), HEAD_DIM)
+    return layers, w_in, w_post, kernel, LayerKVCache(SEQ_MAX, KV_HEADS, HEAD_DIM), cos, sin
+
+
+def test_layer_matches_golden_layer_over_decode_steps():
+    rng = np.random.default_rng(2024)
+    layers, w_in, w_post, kernel, cache, cos, sin = mixed_layer_case(rng)
     for pos in range(6):
         x = random_activation(rng, (HIDDEN,), 1.0)
         got = kernel.step(x, pos, cos[pos], sin[pos])

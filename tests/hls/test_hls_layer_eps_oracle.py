@@ -12,26 +12,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hls_kernels.configs import PROJECTIONS, DecoderLayerConfig
-from hls_kernels.csim import DecoderLayerKernel
-from hls_kernels.vectors import random_activation, random_packed_linear
-from simulator.golden import sfu
+from hls_kernels.vectors import random_activation
 from simulator.golden.decoder_layer import LayerKVCache, decoder_layer_decode
 
-from test_hls_layer import HEAD_DIM, HEADS, HIDDEN, INTER, KV_HEADS, MIXED, SEQ_MAX
+from test_hls_layer import HEAD_DIM, HEADS, HIDDEN, KV_HEADS, SEQ_MAX, mixed_layer_case
 
 pytestmark = pytest.mark.gxx
 
 
 def test_layer_is_bit_identical_to_the_golden_where_eps_dominates():
-    cfg = DecoderLayerConfig(HIDDEN, INTER, HEADS, KV_HEADS, HEAD_DIM, SEQ_MAX, MIXED)
     rng = np.random.default_rng(7)
-    layers = {p: random_packed_linear(rng, cfg.linear_config(p).layer_format(*cfg.shape(p)), (2e-3, 2e-2))
-              for p in PROJECTIONS}
-    w_in, w_post = (rng.uniform(0.5, 1.5, HIDDEN).astype(np.float32) for _ in range(2))
-    kernel = DecoderLayerKernel(cfg, layers, w_in, w_post, 1e-5)
-    cache = LayerKVCache(SEQ_MAX, KV_HEADS, HEAD_DIM)
-    cos, sin = sfu.rope_tables(np.arange(SEQ_MAX), HEAD_DIM)
+    layers, w_in, w_post, kernel, cache, cos, sin = mixed_layer_case(rng)
     for pos in range(4):
         x = random_activation(rng, (HIDDEN,), 1e-4)
         got = kernel.step(x, pos, cos[pos], sin[pos])

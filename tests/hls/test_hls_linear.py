@@ -64,29 +64,23 @@ def test_mm_partial_sums_and_output_bit_exact(name, data, seed):
     assert bit_equal(y_hls, y)
 
 
-@pytest.mark.parametrize("name", [n for n in LINEAR if REGISTRY[n].kind == "decode"])
+def _assert_decodes_as_the_format(layer, d, col) -> None:
+    """The decoder's INT8 weights and kept-column indices are the packed-format reader's, bit for bit."""
+    assert bit_equal(d, layer.decode_int8())
+    assert np.array_equal(col, layer.column_of_kept())
+
+
+@pytest.mark.parametrize("name", [n for n in LINEAR if REGISTRY[n].kind in ("decode", "decode_stream")])
 @SETTINGS
 @given(data=st.data(), seed=st.integers(0, 2**32 - 1))
 def test_weight_decoder_matches_packed_format_reader(name, data, seed):
+    """Both decoders; the AXI-stream one also consumes exactly the row-padded words (checked in the ABI)."""
     cfg = REGISTRY[name]
     rows, k = _shape(data, cfg)
     layer = random_packed_linear(np.random.default_rng(seed), cfg.layer_format(rows, k))
-    d, col = LinearKernel(cfg).decode(layer)
-    assert bit_equal(d, layer.decode_int8())
-    assert np.array_equal(col, layer.column_of_kept())
-
-
-@pytest.mark.parametrize("name", [n for n in LINEAR if REGISTRY[n].kind == "decode_stream"])
-@SETTINGS
-@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
-def test_streaming_weight_decoder_matches_packed_format_reader(name, data, seed):
-    """AXI-stream decoder: same values, and it consumes exactly the row-padded words (checked in the ABI)."""
-    cfg = REGISTRY[name]
-    rows, k = _shape(data, cfg)
-    layer = random_packed_linear(np.random.default_rng(seed), cfg.layer_format(rows, k))
-    d, col = LinearKernel(cfg).decode_stream(layer)
-    assert bit_equal(d, layer.decode_int8())
-    assert np.array_equal(col, layer.column_of_kept())
+    kern = LinearKernel(cfg)
+    d, col = (kern.decode_stream if cfg.kind == "decode_stream" else kern.decode)(layer)
+    _assert_decodes_as_the_format(layer, d, col)
 
 
 @pytest.mark.parametrize("bits,symmetric", [(2, False), (3, False), (3, True), (4, False), (8, True)])
@@ -95,8 +89,7 @@ def test_weight_decoder_every_bit_width(bits, symmetric):
     cfg = LinearKernelConfig("decode", bits, (4, 16), 32, 256, 8, symmetric=symmetric)
     layer = random_packed_linear(np.random.default_rng(bits), cfg.layer_format(8, 256))
     d, col = LinearKernel(cfg).decode(layer)
-    assert bit_equal(d, layer.decode_int8())
-    assert np.array_equal(col, layer.column_of_kept())
+    _assert_decodes_as_the_format(layer, d, col)
 
 
 @pytest.mark.parametrize("name", ["mv_dense_w4_g64_k256_o64_c4", "mm_dense_w8_g64_k256_o32_t8_c8",

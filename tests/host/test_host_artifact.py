@@ -38,29 +38,55 @@ def test_corrupted_program_words_are_refused(host_w8, tmp_path):
         load_artifact(bad)
 
 
-def test_stale_program_is_refused_before_it_runs(host_w8, tmp_path):
-    """An artifact whose stored instructions differ from what the compiler emits now: one clear error."""
-    bad = tmp_path / "art"
-    shutil.copytree(host_w8[1], bad)
-    table = json.loads((bad / "programs.json").read_text())
-    head = table["programs"][table["head"]]["cores"]["0"]
-    words = np.frombuffer((bad / "programs.bin").read_bytes(), "<u4").copy()
-    words[head["word_offset"] + 1] ^= 1 << 3             # flip an operand bit of the head program
-    (bad / "programs.bin").write_bytes(words.tobytes())
-    man = json.loads((bad / "manifest.json").read_text())
+def _rewrite_words(src, dst, edit):
+    """Copy an artifact and edit its stored words (``edit(words, table)``), hashes made consistent on purpose:
+    what a board would be handed if the binary were changed after compilation."""
+    shutil.copytree(src, dst)
+    table = json.loads((dst / "programs.json").read_text())
+    words = np.frombuffer((dst / "programs.bin").read_bytes(), "<u4").copy()
+    edit(words, table)
+    (dst / "programs.bin").write_bytes(words.tobytes())
+    man = json.loads((dst / "manifest.json").read_text())
     from mapping.artifact_io import file_sha256, manifest_hash
-    man["files"]["programs.bin"] = file_sha256(bad / "programs.bin")   # hash made consistent on purpose
+    man["files"]["programs.bin"] = file_sha256(dst / "programs.bin")
     man["content_hash"] = manifest_hash(man)
-    (bad / "manifest.json").write_text(json.dumps(man))
-    with pytest.raises(ArtifactError, match="differs from the compiled instructions"):
+    (dst / "manifest.json").write_text(json.dumps(man))
+    return dst
+
+
+def test_a_stored_word_that_does_not_decode_is_refused_at_load(host_w8, tmp_path):
+    def edit(words, table):
+        head = table["programs"][table["head"]]["cores"]["0"]
+        words[head["word_offset"] + 2] |= np.uint32(1 << 31)    # a reserved bit of the head's first LD (word 2)
+    bad = _rewrite_words(host_w8[1], tmp_path / "art", edit)
+    with pytest.raises(ArtifactError, match="does not decode.*reserved bits"):
         load_artifact(bad)
+
+
+def test_the_stored_words_are_what_runs(host_w8, tmp_path):
+    """No regeneration: the final norm's LDs pointed at layer 0's input-norm block (valid words) give other logits."""
+    import dataclasses
+    from simulator import isa
+    regions = {r["tensor"]: r for r in json.loads((host_w8[1] / "placement.json").read_text())["regions"]}
+
+    def edit(words, table):
+        for c, v in table["programs"][table["head"]]["cores"].items():
+            w = words[v["word_offset"]:v["word_offset"] + v["n_words"]]
+            other = regions[f"L0.norm_in.c{c}"]["addr"] // isa.LINE_BYTES
+            instrs = [dataclasses.replace(ins, src_addr_lines=other)
+                      if isinstance(ins, isa.LD) and ins.kind == "norm_weights" else ins for ins in isa.decode(w)]
+            words[v["word_offset"]:v["word_offset"] + v["n_words"]] = isa.encode(instrs)
+    changed = _rewrite_words(host_w8[1], tmp_path / "art", edit)
+    la = Session.load(host_w8[1]).backend.prefill([5, 17, 300]).logits
+    lb = Session.load(changed).backend.prefill([5, 17, 300]).logits
+    assert np.isfinite(lb).all() and not np.allclose(la, lb)
 
 
 def test_artifact_names_its_model_and_round_trips(host_w8):
     art = load_artifact(host_w8[1])
     assert art.manifest["compressed_model"]["content_hash"] == art.compressed.content_hash
     assert art.max_len == 128 and art.design_name == "flightllm-u280"
-    assert ("decode", 16, 1) in art.programs and ("head", 0, 1) in art.programs
+    assert ("decode", 16, 1, 0) in art.programs and ("head", 0, 1, -1) in art.programs
 
 
 def test_an_artifact_from_llmaccel_compile_runs_with_its_compressed_model(host_w8, tmp_path, capsys):

@@ -125,7 +125,7 @@ def test_bad_decode_token_is_one_error(sess):
 
 def test_text_prompt_uses_the_checkpoints_tokenizer(sess, host_ckpt):
     if sess.tokenizer is None:
-        pytest.skip("checkpoint without a tokenizer (bundled model not in the tree yet)")
+        pytest.fail("the bundled model's tokenizer did not load (tokenizer.json is a tracked file)")
     ids = sess.tokenizer("def main():", add_special_tokens=False)["input_ids"]
     assert list(sess.stream("def main():", 3)) == list(sess.stream(ids, 3))
     assert isinstance(sess.decode_text([ids[0]]), str)

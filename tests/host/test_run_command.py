@@ -9,7 +9,7 @@ from llmaccel.cli import main
 def test_run_json_on_an_artifact(host_w8, capsys):
     import pytest
     if not (host_w8[1] / "tokenizer.json").is_file():
-        pytest.skip("checkpoint without a tokenizer (bundled model not in the tree yet)")
+        pytest.fail(f"the bundled model has no tokenizer.json: {host_w8[1]} (a tracked file is missing)")
     rc = main(["run", "--artifact", str(host_w8[1]), "--prompt", "def f", "--max-new-tokens", "4", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and len(out["token_ids"]) == 4
@@ -23,3 +23,26 @@ def test_run_bad_input_is_one_error(host_w8, capsys):
     assert rc == 2 and "top_p" in json.loads(capsys.readouterr().out)["error"]
     rc = main(["run", "--artifact", str(host_w8[1]), "--design", "flightllm-u55c", "--prompt", "x", "--json"])
     assert rc == 2 and "flightllm-u280" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_run_check_reference_reports_the_match(host_w8, capsys):
+    """--check-reference: the simulator's greedy tokens against the PyTorch reference of the same compressed
+    model (host.demo_flow.check_against_reference, the demo's check): they match on the bundled model and the
+    logits stay inside the contract's decode bound (2e-2 of the max logit, as the demo test argues)."""
+    import pytest
+    if not (host_w8[1] / "tokenizer.json").is_file():
+        pytest.skip("checkpoint without a tokenizer (bundled model not in the tree yet)")
+    rc = main(["run", "--artifact", str(host_w8[1]), "--prompt", "def f", "--max-new-tokens", "4", "--json",
+               "--check-reference"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["tokens_match_reference"] is True
+    assert out["reference_token_ids"] == out["token_ids"]
+    assert 0 <= out["max_rel_logit_diff"] <= 2e-2 and out["max_abs_logit_diff"] >= 0
+    rc = main(["run", "--artifact", str(host_w8[1]), "--prompt", "def f", "--json"])
+    assert "tokens_match_reference" not in json.loads(capsys.readouterr().out)
+
+
+def test_run_check_reference_needs_greedy(host_w8, capsys):
+    rc = main(["run", "--artifact", str(host_w8[1]), "--prompt", "x", "--temperature", "0.7", "--check-reference",
+               "--json"])
+    assert rc == 2 and "--check-reference compares greedy tokens" in json.loads(capsys.readouterr().out)["error"]

@@ -15,8 +15,8 @@ def art(host_w8):
 
 def test_every_placed_region_is_in_its_own_bank_at_its_address(art):
     layout = layout_for_artifact(art)
-    pl = art.comp.placement
-    for r in pl.regions:
+    pl = art.model.placement_dict()
+    for r in art.model.regions:
         for ch in range(r.channel0, r.channel0 + r.n_channels):
             hits = [p for p in layout[ch].contents if p.name == r.tensor]
             assert len(hits) == 1, (r.tensor, ch)
@@ -26,12 +26,12 @@ def test_every_placed_region_is_in_its_own_bank_at_its_address(art):
         assert buf.tag == f"HBM[{bank}]"
         spans = sorted((p.offset, p.offset + p.size) for p in buf.contents)
         assert all(a_end <= b0 for (_, a_end), (b0, _) in zip(spans, spans[1:])), bank
-        assert buf.size == max(e for _, e in spans) <= pl.channel_bytes
+        assert buf.size == max(e for _, e in spans) <= pl["channel_bytes"]
 
 
 def test_instructions_and_logits_go_to_each_cores_first_bank_after_its_tensors(art):
     layout = layout_for_artifact(art)
-    cpc = art.comp.cpc
+    cpc = art.model.hw.channels_per_core
     words = {}
     for per_core in art.programs.values():
         for c, w in per_core.items():
@@ -41,7 +41,7 @@ def test_instructions_and_logits_go_to_each_cores_first_bank_after_its_tensors(a
         last_region = max(p.offset + p.size for p in buf.contents if p.kind not in ("instructions", "logits"))
         ins = next(p for p in buf.contents if p.name == f"instructions.c{c}")
         lg = next(p for p in buf.contents if p.name == f"logits.c{c}")
-        assert ins.size == 4 * words[c] and lg.size == 4 * art.comp.sl.vocab_rows[c]
+        assert ins.size == 4 * words[c] and lg.size == 4 * art.model.slices.vocab_rows[c]
         assert ins.offset >= last_region and ins.offset % REGION_ALIGN == 0
         assert lg.offset >= ins.offset + ins.size and lg.offset % REGION_ALIGN == 0
 
@@ -59,23 +59,33 @@ def test_weight_bytes_in_the_banks_are_what_the_engine_decodes(art):
     exactly the packed rows the functional engine decodes for it."""
     import numpy as np
     from host.backends.xrt_layout import weight_bank_images
-    from simulator.functional import FunctionalEngine, ModelWeights
-    eng = FunctionalEngine(art.comp, ModelWeights.from_compressed(art.compressed))
-    images = weight_bank_images(eng)
+    from simulator import isa
+    from simulator.functional import ModelWeights
+    from simulator.functional.memory import HbmImage
+    weights = ModelWeights.from_compressed(art.compressed)
+    images = weight_bank_images(art.model, weights)
+    mem = HbmImage(art.model, weights)
     n = 0
-    for prog in (art.comp.layer_program("decode", 16, 1, layer=2), art.comp.head_program()):
-        for op in prog.ops:
-            if op.opcode != "LD" or op.kind != "weight":
-                continue
-            t, rows = eng._operands(op)[:2]
-            raw = bytes(images[op.channel0][op.hbm_addr:op.hbm_addr + op.bytes_per_channel])
-            per_row = np.frombuffer(raw, np.uint8).reshape(len(rows), t.row_bytes)
-            nw = t.packed.fmt.code_words_per_row
-            codes = per_row[:, :4 * nw].copy().view("<u4")
-            assert np.array_equal(codes, t.packed.codes[t.row0 + rows]), op.name
-            g = t.packed.fmt.groups_per_row
-            off = 4 * (nw + t.packed.fmt.index_words_per_row)
-            scales = per_row[:, off:off + 2 * g].copy().view("<f2")
-            assert np.array_equal(scales, t.packed.scales[t.row0 + rows]), op.name
-            n += 1
+    lb = art.model.layer_base_lines
+    for prog, layer in ((art.model.program("decode", 16, 1, 0), 2), (art.model.program("head"), -1)):
+        for st in prog.cores:
+            base = lb[layer][st.core] - lb[prog.template_layer][st.core] if layer >= 0 else 0
+            for ins, name in zip(isa.decode(st.words), st.names):
+                if not isinstance(ins, isa.LD) or ins.kind != "weight_codes":
+                    continue
+                addr = (ins.src_addr_lines + base) * isa.LINE_BYTES
+                nbytes = ins.rows * ins.length_lines * isa.LINE_BYTES
+                t, ch = mem.find(ins.channel, addr, nbytes, name)
+                rows = mem.weight_rows(t, ch, addr, ins.length_lines, ins.rows, name)
+                packed = weights.linears[t.key]
+                raw = bytes(images[ins.channel][addr:addr + nbytes])
+                per_row = np.frombuffer(raw, np.uint8).reshape(len(rows), t.row_bytes)
+                nw = packed.fmt.code_words_per_row
+                codes = per_row[:, :4 * nw].copy().view("<u4")
+                assert np.array_equal(codes, packed.codes[t.row0 + rows]), name
+                g = packed.fmt.groups_per_row
+                off = 4 * (nw + packed.fmt.index_words_per_row)
+                scales = per_row[:, off:off + 2 * g].copy().view("<f2")
+                assert np.array_equal(scales, packed.scales[t.row0 + rows]), name
+                n += 1
     assert n > 50

@@ -6,6 +6,7 @@ import pytest
 
 from llmaccel.cli import main
 from mapping.artifact_io import ArtifactError, read_manifest
+from mapping.compiled_artifact import SCHEMA_VERSION
 from simulator.isa import decode
 
 TINY = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
@@ -47,7 +48,7 @@ def test_compile_writes_a_verified_artifact(capsys, tmp_path):
     rc, o = _run(capsys, ["compile", "--model", "tiny", "--design", TINY, "--recipe", "w4-g128-rtn",
                           "--max-len", "256", "--out", str(out), "--json"])
     assert rc == 0
-    man = read_manifest(out, "llmaccel.compiled_program", 2)
+    man = read_manifest(out, "llmaccel.compiled_program", SCHEMA_VERSION)
     assert man["max_len"] == 256 and man["storage"]["instruction_storage_saving"] > 0.5
     idx = json.loads((out / "programs.json").read_text())
     assert len(idx["decode_buckets"]) == 16 and len(idx["prefill_buckets"]) == 2
@@ -61,4 +62,4 @@ def test_compile_writes_a_verified_artifact(capsys, tmp_path):
     # a corrupted artifact is refused
     (out / "programs.bin").write_bytes(b"\0" * 16)
     with pytest.raises(ArtifactError, match="content hash"):
-        read_manifest(out, "llmaccel.compiled_program", 2)
+        read_manifest(out, "llmaccel.compiled_program", SCHEMA_VERSION)

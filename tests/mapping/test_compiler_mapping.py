@@ -6,10 +6,12 @@ from pathlib import Path
 import pytest
 
 from mapping import tiling as T
-from mapping.compiler import CompileError, hbm_row_bytes
+from mapping.compiler import CompileError, hbm_row_bytes, program_instructions
+from simulator import isa
+from simulator.timing_costs import kept, transfer
 from mapping.placement import PlacementError
 from mapping.sim_api import build_compiler, simulate
-from simulator.isa import WORDS_PER_OP, decode, encode
+from simulator.isa import decode, encode
 from simulator.resources import DesignFitError
 from simulator.specs._yaml import SpecError
 from sparse_dsp.errors import LlmaccelError
@@ -30,20 +32,21 @@ def _all_programs(comp, decode_ctx=(16, 128, 256), prefill=(128, 256)):
 
 
 def _check_placement(comp, progs):
+    """Every LD/ST the words hold lies inside one placed region, in one of its core's own channels."""
     pl = comp.placement
     cpc = comp.hw.channels_per_core
     n_access = 0
     for prog in progs:
-        for op in prog.ops:
-            if op.opcode not in ("LD", "ST"):
+        for core, ins, name in program_instructions(prog):
+            if not isinstance(ins, (isa.LD, isa.ST)):
                 continue
             n_access += 1
-            r = pl.region(op.tensor)
-            assert op.n_channels == 1                               # one access, one channel
-            assert op.core * cpc <= op.channel0 < (op.core + 1) * cpc  # a core reads only its own channels
-            assert r.channel0 <= op.channel0 < r.channel0 + r.n_channels
-            assert r.addr <= op.hbm_addr and op.hbm_addr + op.bytes_per_channel <= r.end
-            assert op.hbm_addr + op.bytes_per_channel <= comp.hw.hbm_channel_bytes
+            addr, nbytes = transfer(ins)
+            assert core * cpc <= ins.channel < (core + 1) * cpc, name   # a core reads only its own channels
+            hits = [r for r in pl.regions if r.channel0 <= ins.channel < r.channel0 + r.n_channels
+                    and r.addr <= addr and addr + nbytes <= r.end]
+            assert len(hits) == 1, name
+            assert addr + nbytes <= comp.hw.hbm_channel_bytes
     # regions of one channel never overlap
     by_ch = {}
     for r in pl.regions:
@@ -66,23 +69,28 @@ def test_placement_never_crosses_channels_llama2_7b():
     assert comp.placement.bytes_used >= comp.f.weight_bytes + comp.kv_bytes_total
 
 
-def test_check_access_rejects_out_of_region(tiny):
-    r = tiny.placement.regions[0]
+def test_check_access_rejects_out_of_region():
+    from mapping.placement import HbmPlacement
+    pl = HbmPlacement(8, 1 << 20, 2)
+    r = pl.allocate("t", 0, 4096)
     with pytest.raises(PlacementError, match="leaves its region"):
-        tiny.placement.check_access(r.tensor, r.channel0, r.n_channels, r.end - 64, 128)
+        pl.check_access(r.tensor, r.channel0, r.n_channels, r.end - 64, 128)
     with pytest.raises(PlacementError, match="channels"):
-        tiny.placement.check_access(r.tensor, r.channel0 + 1, r.n_channels, r.addr, 64)
+        pl.check_access(r.tensor, r.channel0 + 1, r.n_channels, r.addr, 64)
 
 
 def test_tiles_fit_their_buffers(tiny):
     for prog in _all_programs(tiny):
-        for op in prog.ops:
-            if op.opcode == "LD" and op.kind == "weight":
-                dec_row = op.kept // op.rows + 2 * (op.k_dense // op.group_size)
+        for _, ins, _ in program_instructions(prog):
+            if isinstance(ins, isa.LD) and ins.kind == "weight_codes":
+                dec_row = kept(ins.row_elems, ins.nm) + 2 * (ins.row_elems // ins.group_size)
                 # every channel's share of a tile, times the channels, double-buffered, fits
-                assert T.BUFFER_SLOTS * op.rows * tiny.cpc * dec_row <= tiny.hw.weight_buf_bytes_per_core
-            if op.opcode == "LD" and op.kind == "kv":
-                assert T.BUFFER_SLOTS * op.bytes_per_channel * tiny.cpc <= tiny.hw.kv_buf_bytes_per_core + \
+                assert T.BUFFER_SLOTS * ins.rows * tiny.cpc * dec_row <= tiny.hw.weight_buf_bytes_per_core
+                # the tile lands inside its slot of the weight buffer
+                assert (ins.dst_offset_lines + ins.rows * ins.dst_row_stride_lines) * isa.LINE_BYTES <= \
+                    tiny.hw.weight_buf_bytes_per_core
+            if isinstance(ins, isa.LD) and ins.kind == "kv_cache":
+                assert T.BUFFER_SLOTS * isa.kv_bytes(ins) * tiny.cpc <= tiny.hw.kv_buf_bytes_per_core + \
                     T.BUFFER_SLOTS * tiny.cpc * T.kv_row_bytes(tiny.spec.head_dim)
 
 
@@ -98,10 +106,8 @@ def test_bucket_counts_and_storage_saving_match_brute_force(tiny):
     rep = tiny.storage_report()
     assert rep["decode_buckets"] == 256 // 16 and rep["prefill_buckets"] == 256 // 128
     assert rep["programs_per_length"] == 2 * 256
-    words = dict(WORDS_PER_OP)
-
     def w(prog):
-        return sum(words[o.opcode] for o in prog.ops)
+        return sum(len(st.words) for st in prog.cores)
     nl, head = tiny.spec.num_layers, w(tiny.head_program())
 
     def prefill(L, bucket):
@@ -129,16 +135,20 @@ def test_fusion_removes_sfu_instructions_and_is_not_slower():
     fused = build_compiler("tiny", TINY, "w4-g128-rtn", max_len=256)[0]
     unfused = build_compiler("tiny", TINY, "w4-g128-rtn", max_len=256, fuse=False)[0]
     pf, pu = fused.layer_program("decode", 64, 1), unfused.layer_program("decode", 64, 1)
-    assert pu.counts()["MISC"] > pf.counts()["MISC"]
-    assert any(op.fused == "rope" for op in pf.ops) and not any(op.fused for op in pu.ops)
+    fi, ui = [i for _, i, _ in program_instructions(pf)], [i for _, i, _ in program_instructions(pu)]
+    assert sum(isinstance(i, isa.MISC) for i in ui) > sum(isinstance(i, isa.MISC) for i in fi)
+    assert any(getattr(i, "fuse", "") == "rope" for i in fi)
+    assert all(getattr(i, "fuse", "none") == "none" for i in ui)
     from simulator.timing import layer_timing
     assert layer_timing(pf, fused.hw).steady.cycles <= layer_timing(pu, unfused.hw).steady.cycles
 
 
 def test_compiled_streams_encode_and_decode(tiny):
     for prog in (tiny.layer_program("decode", 48, 1), tiny.prefill_programs(128)[0], tiny.head_program()):
-        for core, instrs in tiny.isa_streams(prog).items():
-            assert decode(encode(instrs)) == instrs
+        assert [st.core for st in prog.cores] == list(range(tiny.hw.n_cores))
+        for st in prog.cores:
+            instrs = decode(st.words)
+            assert len(instrs) == len(st.names) and encode(instrs).tolist() == st.words.tolist()
 
 
 def test_hbm_row_padding_to_lines():

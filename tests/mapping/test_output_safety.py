@@ -13,6 +13,7 @@ import pytest
 
 from llmaccel.cli import main
 from mapping.artifact_io import read_manifest, write_artifact
+from mapping.compiled_artifact import SCHEMA_VERSION
 from sparse_dsp.safe_paths import OutputPathError
 
 TINY = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
@@ -74,10 +75,10 @@ def test_an_existing_non_empty_directory_is_refused_and_force_replaces_only_our_
     art = tmp_path / "art"
     assert main(COMPILE + ["--out", str(art)]) == 0
     capsys.readouterr()
-    first = read_manifest(art, "llmaccel.compiled_program", 2)
+    first = read_manifest(art, "llmaccel.compiled_program", SCHEMA_VERSION)
     assert main(COMPILE + ["--out", str(art), "--force"]) == 0        # same kind: replaced
     capsys.readouterr()
-    assert read_manifest(art, "llmaccel.compiled_program", 2)["content_hash"] == first["content_hash"]
+    assert read_manifest(art, "llmaccel.compiled_program", SCHEMA_VERSION)["content_hash"] == first["content_hash"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["art", "results"]   # nothing left beside it
 
     (art / "my-notes.txt").write_text("mine")                          # someone's file inside the artifact

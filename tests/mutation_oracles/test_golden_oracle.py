@@ -41,10 +41,15 @@ def test_rope_tables_and_rotation_equal_transformers(head_dim, theta):
     pos = np.array([0, 1, 7, 100, 1023, 4095])
     cos, sin = rope_tables(pos, head_dim, theta)
     hc, hs = _hf_rotary(head_dim, theta, pos)
-    assert np.array_equal(cos, hc) and np.array_equal(sin, hs)
+    # our tables are correct to float64 then rounded (simulator.families.rope); transformers' carry its
+    # float32 pow and angle rounding, about |angle| 2^-24: measured 2e-4 at position 4095; bound
+    # (p + 1) 2^-22 per row (4x that, 9.8e-4 at 4095), while a table of another theta is off by > 0.1
+    bound = ((pos + 1) * 2.0**-22)[:, None]
+    assert (np.abs(cos - hc) <= bound).all() and (np.abs(sin - hs) <= bound).all()
     x = np.random.default_rng(head_dim).normal(size=(len(pos), 3, head_dim)).astype(F32)   # [T, heads, D]
     q = torch.from_numpy(x).transpose(0, 1)[None]                                         # [1, H, T, D]
-    want, _ = apply_rotary_pos_emb(q, q, torch.from_numpy(hc)[None], torch.from_numpy(hs)[None])
+    # the rotation itself, on the same tables, is bit-exact
+    want, _ = apply_rotary_pos_emb(q, q, torch.from_numpy(cos)[None], torch.from_numpy(sin)[None])
     got = rope(x, cos[:, None, :], sin[:, None, :])
     assert np.array_equal(got, want[0].transpose(0, 1).numpy())
 

@@ -136,3 +136,28 @@ def test_asymmetric_group_of_positive_weights_has_zero_point_zero():
     assert p.zeros.tolist() == [[0]] * 4
     s = np.float32(np.float16(np.float32(0.2) / np.float32(15)))
     assert np.array_equal(p.dense_int8()[0].astype(int), np.clip(np.rint(w[0] / s), 0, 15).astype(int))
+
+
+@pytest.mark.parametrize("symmetric,bits", [(True, 4), (False, 4), (False, 3)])
+def test_an_all_zero_group_gets_scale_one_and_zero_codes(symmetric, bits):
+    """docs/numerics.md section 1: a group whose scale would be 0 (all weights 0) gets s = 1; its weights
+    then dequantize to exactly 0 (asymmetric: zero point 0; symmetric: the implicit 2^(bits-1))."""
+    from mapping.quantize import group_params, quantize_codes
+    w = torch.zeros(3, 8)
+    w[1] = torch.linspace(-1.0, 1.0, 8)              # one ordinary row beside the zero rows
+    p = group_params(w, torch.ones_like(w, dtype=torch.bool), bits, symmetric)
+    assert p.scale[0].item() == 1.0 and p.scale[2].item() == 1.0
+    zero = 2 ** (bits - 1) if symmetric else 0
+    assert p.zero[0].item() == zero and p.zero[2].item() == zero
+    codes = quantize_codes(w, p, bits, symmetric)
+    assert torch.isfinite(codes).all() and (codes[0] == zero).all() and (codes[2] == zero).all()
+    assert p.scale[1].item() != 1.0                    # the ordinary row keeps its own scale
+
+
+def test_weight_space_error_without_a_hessian_by_hand():
+    """No calibration Hessian: the error is weight-space, sum (W - Wq)^2 / sum W^2. By hand: W = [[1, 2],
+    [3, 4]], Wq = [[1, 2], [3, 3]]: 1 / (1 + 4 + 9 + 16) = 1/30; Wq = W gives 0."""
+    from mapping.quantize import reconstruction_error
+    w = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert abs(reconstruction_error(w, torch.tensor([[1.0, 2.0], [3.0, 3.0]]), None) - 1 / 30) <= 1e-17
+    assert reconstruction_error(w, w.clone(), None) == 0.0

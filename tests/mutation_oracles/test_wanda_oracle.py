@@ -106,3 +106,22 @@ def test_nm_mask_ties_keep_the_lower_columns():
     for n, m in [(2, 4), (4, 8), (8, 16)]:
         mask = nm_mask(s, n, m).reshape(3, -1, m)
         assert mask[..., :n].all() and not mask[..., n:].any(), (n, m)
+
+
+def test_allocator_allows_a_budget_met_exactly_although_its_float_product_rounds_below():
+    """avg 2.3 over 50 weights is 115 bits; in float 2.3 * 50 = 114.99999999999999. Upgrading a (15 weights)
+    from 2 to 3 bits stores exactly 15*3 + 35*2 = 115 bits = 2.3 average: within the budget, so allowed."""
+    assert 2.3 * 50 < 115                                 # the float product this case is about
+    sens = {"a": {2: 1.0, 3: 0.5, 4: 0.4, 8: 0.3}, "b": {2: 1.0, 3: 0.9, 4: 0.8, 8: 0.7}}
+    assert allocate_bits(sens, {"a": 15, "b": 35}, 2.3) == {"a": 3, "b": 2}
+
+
+def test_allocator_charges_a_four_bit_step_in_full():
+    """Worked by hand (sizes 10, 10; budget 5.0 avg = 100 bits; start 2 bits = 40): a 2->3 (0.01/bit, 50),
+    a 3->4 (0.01/bit, 60), a 4->8 (0.7/40 = 0.0175/bit, 100 bits: the budget exactly); b's 2->3 then needs
+    110 > 100. Result a:8, b:2, i.e. 10*8 + 10*2 = 100 bits = 5.0 average, never above it."""
+    sens = {"a": {2: 1.0, 3: 0.9, 4: 0.8, 8: 0.1}, "b": {2: 1.0, 3: 0.99, 4: 0.98, 8: 0.97}}
+    sizes = {"a": 10, "b": 10}
+    got = allocate_bits(sens, sizes, 5.0)
+    assert got == {"a": 8, "b": 2}
+    assert sum(sizes[k] * got[k] for k in got) / sum(sizes.values()) <= 5.0

@@ -170,7 +170,7 @@ def test_every_unit_cost_names_its_source():
     (lambda d: d["buffers"][2].update(size_bytes=8 << 20, width_bits=512),
      r"buffer 'activation': size_bytes=8388608 exceeds what the ISA addresses"),
     (lambda d: d["buffers"][3].update(name="weight"), r"buffer name 'weight' is used twice"),
-    (lambda d: d["sfu"].update(ops=["softmax", "gelu"]), r"sfu op 'gelu' is not supported"),
+    (lambda d: d["sfu"].update(ops=["softmax", "swish"]), r"sfu op 'swish' is not supported"),
     (lambda d: d["weight_decoder"].update(supported_bits=[5]), r"weight decoder bits=5 is not supported"),
     (lambda d: d["weight_decoder"].update(in_bits_per_cycle=64), r"in_bits_per_cycle=64 is not supported; allowed: 32"),
 ])

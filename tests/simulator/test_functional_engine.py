@@ -14,7 +14,7 @@ from gpu_baseline.reference import ReferenceModel
 from mapping.compress import compress_checkpoint, load_compressed
 from mapping.recipe import Recipe, get_recipe, LayerRule
 from mapping.sim_api import build_compiler
-from simulator.api import simulate_compiled
+from mapping.sim_api import simulate_with
 from simulator.functional import FunctionalError, ModelWeights
 from simulator.golden.attention import weighted_value_sum
 from simulator.functional_model import FunctionalModel
@@ -89,7 +89,7 @@ def _compressed(fn_ckpt, tmp_path_factory, recipe: Recipe):
 def w8_model(fn_ckpt, tmp_path_factory):
     cm = _compressed(fn_ckpt, tmp_path_factory, get_recipe("w8"))
     comp, _, _ = build_compiler(cm, "flightllm-u280", max_len=128)
-    return cm, comp
+    return cm, comp.compile_model(), comp
 
 
 def test_weighted_value_sum_is_the_golden_attention_bit_for_bit():
@@ -137,7 +137,7 @@ def _engine_greedy(fm, prompt, n):
 
 
 def test_prefill_logits_match_the_reference(w8_model):
-    cm, comp = w8_model
+    cm, comp, _ = w8_model
     fm = FunctionalModel(comp, ModelWeights.from_compressed(cm))
     ref, _ = ReferenceModel.from_compressed(cm).prefill(PROMPT)
     got = fm.prefill(PROMPT).logits
@@ -162,7 +162,7 @@ def test_32_greedy_tokens_match_the_reference(name, fn_ckpt, tmp_path_factory, n
     make, design = RECIPES[name]
     cm = _compressed(fn_ckpt, tmp_path_factory, make())
     comp, _, _ = build_compiler(cm, nm24_design if design == "nm24" else design, max_len=128)
-    fm = FunctionalModel(comp, ModelWeights.from_compressed(cm))
+    fm = FunctionalModel(comp.compile_model(), ModelWeights.from_compressed(cm))
     toks, rows = _engine_greedy(fm, PROMPT, N_TOKENS)
     rtoks, rrows = _reference_greedy(cm, PROMPT, N_TOKENS)
     assert toks == rtoks
@@ -171,13 +171,13 @@ def test_32_greedy_tokens_match_the_reference(name, fn_ckpt, tmp_path_factory, n
 
 
 def test_timing_is_the_timing_of_the_executed_programs(w8_model):
-    cm, comp = w8_model
-    fm = FunctionalModel(comp, ModelWeights.from_compressed(cm))
+    cm, model, comp = w8_model
+    fm = FunctionalModel(model, ModelWeights.from_compressed(cm))
     long_prompt = (PROMPT * 20)[:100]             # fills every prefill chunk of the 128 bucket
-    assert comp.prefill_chunk(128) < 100
+    assert model.prefill_chunk(128) < 100
     pre = fm.prefill(long_prompt)
     dec = [fm.decode(t) for t in (3, 4, 5)]
-    sim = simulate_compiled(comp, len(long_prompt), 3)
+    sim = simulate_with(comp, len(long_prompt), 3)
     assert pre.seconds == pytest.approx(sim.ttft_s, rel=1e-9)
     assert sum(d.seconds for d in dec) == pytest.approx(sim.decode_s, rel=1e-9)
     assert pre.instructions > 1000 and all(d.instructions > 100 for d in dec)
@@ -186,103 +186,118 @@ def test_timing_is_the_timing_of_the_executed_programs(w8_model):
     assert short.seconds < pre.seconds and short.instructions < pre.instructions
 
 
-class _Mutating:
-    """A compiler whose layer-1 decode program is edited by ``edit(ops) -> ops`` (everything else as compiled)."""
+def _edit(model, edit, phase="decode"):
+    """The compiled model with every ``phase`` program's words edited: ``edit(core, [(instr, name)])`` returns
+    the new list; the words are re-encoded (what a flipped field in a stored binary is)."""
+    from simulator import isa
+    from simulator.compiled import CompiledProgram, CoreStream, EngineCache
+    progs = {}
+    for k, p in model.programs.items():
+        if p.phase != phase:
+            progs[k] = p
+            continue
+        streams = []
+        for st in p.cores:
+            pairs = edit(st.core, list(zip(isa.decode(st.words), st.names)))
+            streams.append(CoreStream(st.core, isa.encode([i for i, _ in pairs]), tuple(n for _, n in pairs)))
+        progs[k] = CompiledProgram(p.phase, p.ctx_len, p.tokens, p.layer_group, p.template_layer, tuple(streams),
+                                   p.replicas)
+    return dataclasses.replace(model, programs=progs, cache=EngineCache())
 
-    def __init__(self, comp, edit):
-        self._c, self._edit = comp, edit
 
-    def __getattr__(self, k):
-        return getattr(self._c, k)
-
-    def layer_program(self, phase, ctx_len, tokens, group=0, layer=0):
-        prog = self._c.layer_program(phase, ctx_len, tokens, group=group, layer=layer)
-        if phase == "decode" and layer == 1:
-            return dataclasses.replace(prog, ops=self._edit(list(prog.ops)))
-        return prog
-
-
-def _decode_logits(cm, comp):
-    fm = FunctionalModel(comp, ModelWeights.from_compressed(cm))
+def _decode_logits(cm, model):
+    fm = FunctionalModel(model, ModelWeights.from_compressed(cm))
     fm.prefill(PROMPT)
     return fm.decode(11).logits
 
 
 def _drop(pred):
-    def edit(ops):
-        i = next(i for i, op in enumerate(ops) if pred(op))
-        return ops[:i] + ops[i + 1:]
+    def edit(core, pairs):
+        hit = [j for j, (ins, name) in enumerate(pairs) if pred(core, ins, name)]
+        return [p for j, p in enumerate(pairs) if not hit or j != hit[0]]
+    return edit
+
+
+def _set(pred, **fields):
+    def edit(core, pairs):
+        return [(dataclasses.replace(ins, **fields) if pred(core, ins, name) else ins, name) for ins, name in pairs]
     return edit
 
 
 def test_unchanged_program_gives_the_same_logits(w8_model):
-    cm, comp = w8_model
-    assert np.array_equal(_decode_logits(cm, comp), _decode_logits(cm, _Mutating(comp, lambda ops: ops)))
+    cm, model, _ = w8_model
+    assert np.array_equal(_decode_logits(cm, model), _decode_logits(cm, _edit(model, lambda c, pairs: pairs)))
 
 
 def test_a_dropped_weight_load_is_an_error(w8_model):
-    cm, comp = w8_model
+    cm, model, _ = w8_model
     with pytest.raises(FunctionalError, match="dropped LD|rows"):
-        _decode_logits(cm, _Mutating(comp, _drop(lambda op: op.opcode == "LD" and "gate_proj" in op.name)))
+        _decode_logits(cm, _edit(model, _drop(lambda c, ins, n: n.startswith("ld_gate_proj"))))
 
 
 def test_a_misaddressed_weight_load_is_caught(w8_model):
-    cm, comp = w8_model
+    cm, model, _ = w8_model
 
-    def edit(ops):
+    def edit(core, pairs):
         # up_proj's channel-3 rows are read from channel 3 of gate_proj's region instead
-        i = next(i for i, op in enumerate(ops) if op.opcode == "LD" and op.name.startswith("ld_up_proj[0].ch3"))
-        j = next(j for j, op in enumerate(ops) if op.opcode == "LD" and op.name.startswith("ld_gate_proj[0].ch3")
-                 and op.core == ops[i].core)
-        ops[i] = dataclasses.replace(ops[i], hbm_addr=ops[j].hbm_addr, tensor=ops[j].tensor)
-        return ops
+        i = next(i for i, (_, n) in enumerate(pairs) if n.startswith("ld_up_proj[0].ch3"))
+        j = next(j for j, (_, n) in enumerate(pairs) if n.startswith("ld_gate_proj[0].ch3"))
+        pairs[i] = (dataclasses.replace(pairs[i][0], src_addr_lines=pairs[j][0].src_addr_lines), pairs[i][1])
+        return pairs
     with pytest.raises(FunctionalError, match="up_proj|gate_proj"):
-        _decode_logits(cm, _Mutating(comp, edit))
+        _decode_logits(cm, _edit(model, edit))
 
 
 def test_a_misaddressed_kv_store_changes_the_logits(w8_model):
-    cm, comp = w8_model
-    base = _decode_logits(cm, comp)
+    cm, model, _ = w8_model
+    base = _decode_logits(cm, model)
 
-    def edit(ops):
+    def edit(core, pairs):
         # core 1's new K row is written to the V region's address (the K slot of the token stays stale)
-        i = next(i for i, op in enumerate(ops) if op.opcode == "ST" and op.name.startswith("st_k") and op.core == 1)
-        j = next(j for j, op in enumerate(ops) if op.opcode == "ST" and op.name.startswith("st_v") and op.core == 1)
-        ops[i] = dataclasses.replace(ops[i], hbm_addr=ops[j].hbm_addr, tensor=ops[j].tensor)
-        return ops
-    got = _decode_logits(cm, _Mutating(comp, edit))
+        if core != 1:
+            return pairs
+        i = next(i for i, (_, n) in enumerate(pairs) if n.startswith("st_k"))
+        j = next(j for j, (_, n) in enumerate(pairs) if n.startswith("st_v"))
+        v = pairs[j][0]
+        pairs[i] = (dataclasses.replace(pairs[i][0], dst_addr_lines=v.dst_addr_lines,
+                                        dst_byte_offset=v.dst_byte_offset), pairs[i][1])
+        return pairs
+    got = _decode_logits(cm, _edit(model, edit))
     assert not np.allclose(got, base, rtol=0, atol=1e-3)
 
 
 def test_a_kv_store_to_another_position_is_an_error(w8_model):
-    cm, comp = w8_model
+    cm, model, _ = w8_model
+    cpc = model.hw.channels_per_core
 
-    def edit(ops):
-        i = next(i for i, op in enumerate(ops) if op.opcode == "ST" and op.name.startswith("st_k") and op.core == 1)
-        ch = ops[i].channel0
-        ops[i] = dataclasses.replace(ops[i], channel0=ch - 1 if ch % comp.cpc else ch + 1)
-        return ops
+    def edit(core, pairs):
+        if core != 1:
+            return pairs
+        i = next(i for i, (_, n) in enumerate(pairs) if n.startswith("st_k"))
+        ch = pairs[i][0].channel
+        pairs[i] = (dataclasses.replace(pairs[i][0], channel=ch - 1 if ch % cpc else ch + 1), pairs[i][1])
+        return pairs
     with pytest.raises(FunctionalError, match="outside the program's tokens"):
-        _decode_logits(cm, _Mutating(comp, edit))
+        _decode_logits(cm, _edit(model, edit))
 
 
 def test_a_dropped_kv_store_changes_the_logits(w8_model):
-    cm, comp = w8_model
-    base = _decode_logits(cm, comp)
-    got = _decode_logits(cm, _Mutating(comp, _drop(lambda op: op.opcode == "ST" and op.name.startswith("st_v"))))
+    cm, model, _ = w8_model
+    base = _decode_logits(cm, model)
+    got = _decode_logits(cm, _edit(model, _drop(lambda c, ins, n: n.startswith("st_v"))))
     assert not np.allclose(got, base, rtol=0, atol=1e-3)
 
 
 def test_a_dropped_barrier_is_an_error(w8_model):
-    cm, comp = w8_model
-    with pytest.raises(FunctionalError, match="barrier|deadlock|gather"):
-        _decode_logits(cm, _Mutating(comp, _drop(lambda op: op.opcode == "SYS" and op.core == 2)))
+    cm, model, _ = w8_model
+    with pytest.raises(FunctionalError, match="barrier|deadlock|gather|incomplete"):
+        _decode_logits(cm, _edit(model, _drop(lambda c, ins, n: c == 2 and n == "barrier_attn")))
 
 
 def test_a_dropped_attention_tile_is_an_error(w8_model):
-    cm, comp = w8_model
+    cm, model, _ = w8_model
     with pytest.raises(FunctionalError, match="dropped LD|K tile|tile holds"):
-        _decode_logits(cm, _Mutating(comp, _drop(lambda op: op.opcode == "LD" and op.name.startswith("ld_k[h0,0]"))))
+        _decode_logits(cm, _edit(model, _drop(lambda c, ins, n: n.startswith("ld_k[h0,0]"))))
 
 
 def test_a_model_the_accelerator_cannot_run_is_one_error(fn_ckpt, tmp_path_factory):
@@ -293,10 +308,12 @@ def test_a_model_the_accelerator_cannot_run_is_one_error(fn_ckpt, tmp_path_facto
 
 
 def test_many_weight_and_kv_tiles_give_the_same_tokens(w8_model, fn_ckpt, tmp_path):
-    """Small weight/KV buffers: every linear in up to 8 tiles, attention over 2 K/V tiles per head."""
+    """Small weight/KV buffers: every linear in up to 8 tiles, attention over 2 K/V tiles per head; the
+    logits are bit for bit those of the default buffers (tiling never changes the arithmetic), the tokens
+    the reference's."""
     import yaml
     from simulator.specs._yaml import preset_path
-    cm, _ = w8_model
+    cm, default_model, _ = w8_model
     d = yaml.safe_load(Path(preset_path("designs", "flightllm-u280")).read_text())
     d["name"] = "u280-small-buffers"
     sizes = {"weight": 16 * 16, "weight_index": 8 * 2, "kv": 64 * 32}      # bytes per bank
@@ -306,11 +323,114 @@ def test_many_weight_and_kv_tiles_give_the_same_tokens(w8_model, fn_ckpt, tmp_pa
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(d))
     comp, _, _ = build_compiler(cm, str(path), max_len=128)
-    names = {op.name for op in comp.layer_program("decode", 48, 1).ops if op.core == 0}
+    model = comp.compile_model()
+    names = set(model.program("decode", 48, 1).stream(0).names)
     assert {"mv_down_proj[7]", "qk[h0,1]", "pv[h0,1]"} <= names
     prompt = list(range(3, 43))
-    toks, rows = _engine_greedy(FunctionalModel(comp, ModelWeights.from_compressed(cm)), prompt, 12)
+    toks, rows = _engine_greedy(FunctionalModel(model, ModelWeights.from_compressed(cm)), prompt, 12)
     rtoks, rrows = _reference_greedy(cm, prompt, 12)
     if fn_ckpt[1]:
         assert toks == rtoks
-    assert np.max(np.abs(rows[0] - rrows[0])) <= PREFILL_RTOL * np.max(np.abs(rrows[0]))
+    dtoks, drows = _engine_greedy(FunctionalModel(default_model, ModelWeights.from_compressed(cm)), prompt, 12)
+    assert dtoks == toks and all(np.array_equal(a, b) for a, b in zip(rows, drows))
+    # vs the reference: 40 prompt tokens; docs/numerics.md section 5 bounds decode-like drift at 2e-2
+    assert np.max(np.abs(rows[0] - rrows[0])) <= DECODE_RTOL * np.max(np.abs(rrows[0]))
+
+
+# ---------------------------------------------------------------- a flipped field changes what runs
+# Each flip edits one field of stored words (re-encoded, so decode accepts it): the engine must either
+# compute something else or refuse, never ignore the field.
+
+def _changed_or_refused(cm, base, model):
+    try:
+        got = _decode_logits(cm, model)
+    except FunctionalError:
+        return True
+    return not np.allclose(got, base, rtol=0, atol=1e-4)
+
+
+def test_flipping_the_residual_accumulate_changes_the_logits(w8_model):
+    cm, model, _ = w8_model
+    base = _decode_logits(cm, model)
+    got = _decode_logits(cm, _edit(model, _set(lambda c, ins, n: n.startswith("mv_o_proj"), accumulate=False)))
+    assert np.isfinite(got).all() and not np.allclose(got, base, rtol=0, atol=1e-3)
+
+
+def test_flipping_the_fused_op_changes_the_logits(w8_model):
+    cm, model, _ = w8_model
+    base = _decode_logits(cm, model)
+    relu = _decode_logits(cm, _edit(model, _set(lambda c, ins, n: n.startswith("mv_up_proj"), fuse="relu")))
+    plain = _decode_logits(cm, _edit(model, _set(lambda c, ins, n: n.startswith("mv_up_proj"), fuse="none")))
+    assert np.isfinite(relu).all() and not np.allclose(relu, base, rtol=0, atol=1e-3)
+    assert not np.allclose(relu, plain, rtol=0, atol=1e-3)      # relu(y) is not y: the op itself ran
+
+
+def test_flipping_an_activation_offset_changes_the_logits(w8_model):
+    """k_proj reads the residual instead of the normed input: the binary says so, the engine does it."""
+    cm, model, _ = w8_model
+    x = model.act_region("x")
+    base = _decode_logits(cm, model)
+    got = _decode_logits(cm, _edit(model, _set(lambda c, ins, n: n.startswith("mv_k_proj"),
+                                               act_offset_lines=x.offset_lines)))
+    assert not np.allclose(got, base, rtol=0, atol=1e-3)
+
+
+def test_flipping_the_norm_kind_or_its_parameters_is_seen(w8_model):
+    cm, model, _ = w8_model
+    base = _decode_logits(cm, model)
+    assert _changed_or_refused(cm, base, _edit(model, _set(lambda c, ins, n: n == "rmsnorm_post", op="layernorm")))
+    post = model.act_region("norm_post").offset_lines
+    assert _changed_or_refused(cm, base, _edit(model, _set(lambda c, ins, n: n == "rmsnorm_in",
+                                                            aux_offset_lines=post)))
+
+
+def test_flipping_position_key0_or_a_barrier_is_refused(w8_model):
+    cm, model, _ = w8_model
+    with pytest.raises(FunctionalError, match="outside the program's tokens"):
+        _decode_logits(cm, _edit(model, _set(lambda c, ins, n: n == "set_position", imm=3)))
+    with pytest.raises(FunctionalError, match="key0"):
+        _decode_logits(cm, _edit(model, _set(lambda c, ins, n: n == "qk[h0,0]", key0=1)))
+    with pytest.raises(FunctionalError, match="incomplete|barrier"):
+        _decode_logits(cm, _edit(model, _set(lambda c, ins, n: n == "barrier_attn", op="nop")))
+
+
+def test_a_weight_row_address_moved_by_one_row_is_seen(w8_model):
+    cm, model, _ = w8_model
+    base = _decode_logits(cm, model)
+
+    def edit(core, pairs):
+        i = next(i for i, (_, n) in enumerate(pairs) if n.startswith("ld_down_proj[0].ch0"))
+        ins = pairs[i][0]
+        pairs[i] = (dataclasses.replace(ins, src_addr_lines=ins.src_addr_lines + ins.length_lines), pairs[i][1])
+        return pairs
+    assert _changed_or_refused(cm, base, _edit(model, edit))
+
+
+def test_a_bad_enum_code_in_a_stored_word_is_refused_by_decode(w8_model):
+    from simulator import isa
+    cm, model, _ = w8_model
+
+    def edit(core, pairs):
+        return pairs
+    bad = _edit(model, edit)
+    st = bad.program("decode", 16, 1, 0).stream(0)
+    i = next(j for j, n in enumerate(st.names) if n.startswith("mv_q_proj"))
+    off = sum(ins.WORDS for ins in isa.decode(st.words)[:i])
+    st.words[off] |= np.uint32(7 << 23)                # fuse code 7: no such output-path op
+    with pytest.raises(isa.IsaError, match="field 'fuse' holds code 7"):
+        _decode_logits(cm, bad)
+
+
+def test_the_fp32_group_matmul_is_the_golden_int32_group_sum_bit_for_bit():
+    """units.group_sums (FP32 BLAS, exact below 2**24) equals golden.linear.group_partial_sums, extremes included."""
+    from simulator.functional import units as U
+    from simulator.golden.linear import group_partial_sums
+    rng = np.random.default_rng(1)
+    for g, t in ((128, 1), (128, 9), (256, 3), (1024, 2)):
+        w = rng.integers(-127, 128, (24, 2 * g)).astype(np.int8)
+        x = rng.integers(-127, 128, (t, 2 * g)).astype(np.int8)
+        w[0], x[0] = 127, 127          # the largest partial sum: 127 * 127 * g
+        w[1], x[-1] = -127, 127
+        assert np.array_equal(U.group_sums(U.grouped_weights(w, g), x, g), group_partial_sums(w, x, g))
+    with pytest.raises(FunctionalError, match="group_size=2048"):
+        U.group_sums(U.grouped_weights(np.zeros((1, 2048), np.int8), 2048), np.zeros((1, 2048), np.int8), 2048)

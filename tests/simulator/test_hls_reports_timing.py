@@ -64,43 +64,56 @@ def test_hw_params_take_the_reported_values_and_name_their_source(tmp_path):
                                mem=base.mem) == base
 
 
+def _costs(comp, prog):
+    """(name, instruction, cost) of every instruction of a program, costed from its decoded words."""
+    from mapping.compiler import program_instructions
+    from simulator import isa
+    from simulator.timing_costs import costs
+    q0 = prog.ctx_len - prog.tokens
+    return [(n, ins, costs(ins, c, q0, comp.hw)) for c, ins, n in program_instructions(prog)
+            if not isinstance(ins, isa.SYS)]
+
+
 def test_op_costs_change_by_exactly_the_reported_amount(tmp_path):
     from mapping.sim_api import build_compiler
-    from simulator.timing_costs import SFU_PHASES, cycles, latency
+    from simulator import isa
+    from simulator.timing_costs import SFU_PHASES
     rep, _, _ = build_compiler("llama2-7b", load_design(_design(tmp_path)), "flightllm", max_len=256)
     mod, _, _ = build_compiler("llama2-7b", "flightllm-u280", "flightllm", max_len=256)
     seen = {"MV": 0, "MM": 0, "MISC": 0}
     for phase, tokens in (("decode", 1), ("prefill", 128)):
-        p_rep, p_mod = rep.layer_program(phase, 128, tokens), mod.layer_program(phase, 128, tokens)
-        assert [o.name for o in p_rep.ops] == [o.name for o in p_mod.ops]   # the same program
-        for a, b in zip(p_rep.ops, p_mod.ops):
-            if a.opcode in ("MV", "MM") and a.rows > 0:
+        c_rep = _costs(rep, rep.layer_program(phase, 128, tokens))
+        c_mod = _costs(mod, mod.layer_program(phase, 128, tokens))
+        assert [n for n, _, _ in c_rep] == [n for n, _, _ in c_mod]   # the same program
+        for (n, a, ca), (_, b, cb) in zip(c_rep, c_mod):
+            if isinstance(a, (isa.MV, isa.MM)):
+                fused = a.fuse != "none" or (a.mode == "linear" and a.accumulate)
                 # chain fill/drain: the report's 20 cycles (model 14), plus the reported SFU depth when fused
-                assert latency(a, rep.hw) == 20 + (26 if a.fused else 0)
-                assert latency(b, mod.hw) == 14 + (16 if b.fused else 0)
-                assert cycles(a, rep.hw) == cycles(b, mod.hw)            # II 1 reported: occupancy unchanged
-                seen[a.opcode] += 1
-            elif a.opcode == "MISC" and a.elems > 0:
-                phases = SFU_PHASES.get(a.func.split("+")[0], 1)
-                assert cycles(a, rep.hw) - cycles(b, mod.hw) == phases * (26 - 16)
+                assert ca.latency == 20 + (26 if fused else 0), n
+                assert cb.latency == 14 + (16 if fused else 0), n
+                assert ca.cycles == cb.cycles            # II 1 reported: occupancy unchanged
+                seen[a.MNEMONIC] += 1
+            elif isinstance(a, isa.MISC) and ca.sfu_elems > 0:
+                assert ca.cycles - cb.cycles == SFU_PHASES.get(a.op, 1) * (26 - 16)
                 seen["MISC"] += 1
             else:
-                assert cycles(a, rep.hw) == cycles(b, mod.hw) and latency(a, rep.hw) == latency(b, mod.hw)
+                assert ca.cycles == cb.cycles and ca.latency == cb.latency
     assert all(seen.values()), seen
 
 
 def test_a_reported_ii_of_two_doubles_the_prefill_chain_occupancy(tmp_path):
     from mapping.sim_api import build_compiler
-    from simulator.timing_costs import cycles
+    from simulator import isa
 
     def ii2(d: Path) -> None:
         f = d / "mpe" / "linear_mv_top_Pipeline_MV_BEATS_csynth.xml"
         f.write_text(f.read_text().replace("<PipelineII>1</PipelineII>", "<PipelineII>2</PipelineII>"))
     rep, _, _ = build_compiler("llama2-7b", load_design(_design(tmp_path, edit=ii2)), "flightllm", max_len=256)
     mod, _, _ = build_compiler("llama2-7b", "flightllm-u280", "flightllm", max_len=256)
-    mm = [(a, b) for a, b in zip(rep.layer_program("prefill", 128, 128).ops, mod.layer_program("prefill", 128, 128).ops)
-          if a.opcode == "MM" and a.rows > 0]
-    assert mm and all(cycles(a, rep.hw) == 2 * cycles(b, mod.hw) for a, b in mm)
+    mm = [(ca, cb) for (_, a, ca), (_, _, cb) in zip(_costs(rep, rep.layer_program("prefill", 128, 128)),
+                                                      _costs(mod, mod.layer_program("prefill", 128, 128)))
+          if isinstance(a, isa.MM)]
+    assert mm and all(ca.cycles == 2 * cb.cycles for ca, cb in mm)
 
 
 def test_simulate_json_and_explain_list_the_reported_values(tmp_path, capsys):

@@ -14,7 +14,12 @@ from simulator.design import load_design
 from simulator.memory_system import (DEFAULT_TABLE, MemorySystem, MemorySystemError, check_efficiency,
                                      load_hbm_measurements)
 from simulator.specs.device import load_device
-from simulator.timing_costs import OpDesc, cycles
+from simulator import isa
+from simulator.timing_costs import costs
+
+
+def cycles(ins, hw, core=0):
+    return costs(ins, core, 0, hw).cycles
 from simulator.timing_params import TimingParamsError, hw_from_design
 from sparse_dsp.errors import LlmaccelError
 
@@ -189,22 +194,22 @@ def _hw(design="flightllm-u280", **changes):
 
 
 def test_ld_cost_follows_the_port_width():
-    ld = OpDesc("LD", 0, "ld", kind="kv", channel0=0, n_channels=1, bytes_per_channel=64 * 1024)
+    ld = isa.LD(kind="kv_cache", channel=0, rows=512, row_elems=124, length_lines=1024)     # 512 x 128 B = 64 KB
     assert cycles(ld, _hw(hbm_port_bits=256)) > 1.8 * cycles(ld, _hw(hbm_port_bits=512))
 
 
 def test_unaligned_kv_rows_cost_more_than_aligned(mem):
     hw = _hw()
     # 128 B at a beat boundary is two 64-byte beats; 32 bytes further it touches three
-    aligned = OpDesc("LD", 0, "kv", kind="kv", channel0=0, n_channels=1, hbm_addr=0, bytes_per_channel=128)
-    unaligned = dataclasses.replace(aligned, hbm_addr=32)
+    aligned = isa.LD(kind="kv_cache", channel=0, rows=1, row_elems=124, length_lines=2)
+    unaligned = dataclasses.replace(aligned, src_byte_offset=32, length_lines=3)
     assert cycles(unaligned, hw) > cycles(aligned, hw)
 
 
 def test_ld_to_another_cores_channel_crosses_the_switch():
     hw = _hw()
-    own = OpDesc("LD", 0, "ld", kind="kv", channel0=1, n_channels=1, bytes_per_channel=32 * 1024)
-    other = dataclasses.replace(own, channel0=hw.channels_per_core + 1)    # core 1's channel
+    own = isa.LD(kind="kv_cache", channel=1, rows=256, row_elems=124, length_lines=512)   # 32 KB
+    other = dataclasses.replace(own, channel=hw.channels_per_core + 1)    # core 1's channel, read by core 0
     assert cycles(other, hw) > 1.8 * cycles(own, hw)
 
 

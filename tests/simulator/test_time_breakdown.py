@@ -6,7 +6,7 @@ import functools
 import pytest
 
 from mapping.sim_api import build_compiler
-from simulator.api import simulate_compiled
+from mapping.sim_api import simulate_with
 from simulator.design import load_design
 from simulator.power import PowerModel
 from simulator.timing import CATEGORIES
@@ -20,7 +20,7 @@ def _sim(port_bits=512, instruction_memory=None, prefill=128, decode=32, stride=
     d = load_design("flightllm-u280")
     d = dataclasses.replace(d, hbm_port_bits=port_bits, instruction_memory=instruction_memory or d.instruction_memory)
     comp, d, dev = build_compiler("llama2-7b", d, "flightllm", check_fit=False)
-    return simulate_compiled(comp, prefill, decode, device_name=dev.name, power=PowerModel.build(d, dev),
+    return simulate_with(comp, prefill, decode, device_name=dev.name, power=PowerModel.build(d, dev),
                              sample_stride=stride)
 
 
@@ -54,12 +54,13 @@ def test_decode_compute_roofline_counts_one_mac_lane():
     # at 100 % of the one-lane MV peak, decode would run at tokens/s divided by the MAC utilisation; the
     # roofline (true context lengths, not bucket-padded ones) must sit within a few % of that, not at 2x
     full_use = r.decode_tokens_per_s / r.decode_mac_utilization
-    assert r.roofline_decode_compute_tokens_per_s == pytest.approx(full_use, rel=0.05)
+    # measured 4.5e-4 relative (context lengths rounded to whole rows); 5e-3 keeps 10x and still refuses 2x
+    assert r.roofline_decode_compute_tokens_per_s == pytest.approx(full_use, rel=5e-3)
 
 
 def test_interpolated_buckets_match_every_bucket_simulated():
     a, b = _sim(prefill=128, decode=256, stride=8), _sim(prefill=128, decode=256, stride=1)
-    # measured: 1e-4 relative; 0.2 % leaves room for other shapes without hiding a real error
+    # measured 4.6e-4 relative (re-measured for issue 15; 1e-4 was an older tree); 0.2 % keeps ~4x over it
     assert a.decode_s == pytest.approx(b.decode_s, rel=2e-3)
     assert a.ttft_s == pytest.approx(b.ttft_s, rel=2e-3)
 
@@ -95,7 +96,7 @@ def test_fewer_weight_decoders_show_up_as_decoder_stalls():
     d = load_design("flightllm-u280")
     half = dataclasses.replace(d, weight_decoder=dataclasses.replace(d.weight_decoder, decoders_per_channel=7))
     comp, _, dev = build_compiler("llama2-7b", half, "flightllm", check_fit=False)
-    r = simulate_compiled(comp, 128, 32, device_name=dev.name)
+    r = simulate_with(comp, 128, 32, device_name=dev.name)
     base = _sim()
     # one decoder per chain cannot keep a chain fed at 4 bits (8 weights per 32-bit word, 16 per beat):
     # the tiles wait on the decoders, not on HBM

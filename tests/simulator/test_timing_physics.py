@@ -8,7 +8,7 @@ import pytest
 from mapping.recipe import LayerRule, Recipe
 from mapping.sim_api import build_compiler, simulate
 from simulator.analytical import estimate
-from simulator.api import simulate_compiled
+from mapping.sim_api import simulate_with
 
 CASES = [("llama2-7b", "flightllm-u280", "flightllm"), ("llama2-7b", "flightllm-u280", "w4-g128-rtn"),
          ("llama2-7b", "flightllm-u55c", "w8"), ("llama2-13b", "flightllm-vhk158", "w4-g128-rtn")]
@@ -72,7 +72,7 @@ def test_analytical_and_cycle_agree_within_band(case):
     """Stated band (docs/simulator.md): the analytical bounds are lower bounds, and on large shapes
     the cycle model is within 1.0-1.25x of them in decode and 1.0-1.3x in prefill."""
     comp, d, dev = build_compiler(*case, check_fit=False)
-    r = simulate_compiled(comp, 512, 128, device_name=dev.name)
+    r = simulate_with(comp, 512, 128, device_name=dev.name)
     a = estimate(comp.spec, comp.hw, comp.f, 512, 128, comp.prefill_chunk(512))
     assert 1.0 <= r.decode_ms_per_token / a["decode_ms_per_token"] <= 1.25
     assert 1.0 <= r.ttft_s / a["ttft_s"] <= 1.3

@@ -10,7 +10,8 @@ import dataclasses
 import pytest
 
 from simulator.memory_system import MemorySystem
-from simulator.timing_costs import OpDesc, cycles, latency
+from simulator import isa
+from simulator.timing_costs import costs
 from simulator.timing_engine import UNIT_INDEX, TimedOp, run
 from simulator.timing_params import HwParams
 from sparse_dsp.mv_tile import TileConfig, mv_tile_total_cycles
@@ -43,13 +44,14 @@ def test_tile_stream_reaches_the_rtl_tile_period(bits, nm, k):
     from sparse_dsp.packed_format import LayerFormat
     fmt = LayerFormat(n_chains * rows_per_chain, k, bits, 128, bits >= 4, nm)
     rows = n_chains * rows_per_chain
-    ld = OpDesc("LD", 0, "ld", kind="weight", channel0=0, n_channels=1, bytes_per_channel=rows * fmt.row_bytes,
-                bits=bits, index_bits=fmt.index_bits, kept=rows * fmt.kept_per_row, rows=rows, nm=nm, k_dense=k)
-    mv = OpDesc("MV", 0, "mv", rows=rows, cols=fmt.kept_per_row, nm=nm, k_dense=k)
+    line = -(-fmt.row_bytes // isa.LINE_BYTES)
+    ld = costs(isa.LD(kind="weight_codes", bits=bits, nm=nm, asymmetric=bits < 4, group_size=128, rows=rows,
+                      length_lines=line, src_row_stride_lines=line, row_elems=k), 0, 0, hw)
+    mv = costs(isa.MV(n=rows, k=k, nm=nm), 0, 0, hw)
     ops = []
     for _ in range(n_tiles):
-        ops.append(TimedOp(0, LD, cycles(ld, hw), wait=1 << MPE, release=1 << MPE, latency=latency(ld, hw), channel=0))
-        ops.append(TimedOp(0, MPE, cycles(mv, hw), wait=1 << LD, release=1 << LD, latency=latency(mv, hw)))
+        ops.append(TimedOp(0, LD, ld.cycles, wait=1 << MPE, release=1 << MPE, latency=ld.latency, channel=0))
+        ops.append(TimedOp(0, MPE, mv.cycles, wait=1 << LD, release=1 << LD, latency=mv.latency))
     s = run(ops, 1, initial_tokens={(0, MPE, LD): 2})
     mv_ends = [s.end[i] for i in range(1, len(ops), 2)]
     engine_period = (mv_ends[-1] - mv_ends[1]) / (n_tiles - 2)          # steady state, per tile

@@ -7,6 +7,7 @@ import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from sparse_dsp.packed_format import pack_linear, PackedLinear
+from sparse_dsp.rtl.sim import write_report
 
 
 async def start_clock_and_reset(dut, cycles: int = 3) -> None:
@@ -65,3 +66,14 @@ def random_packed_layer(rng: np.random.Generator, rows: int, k: int, bits: int, 
     cols = random_columns(rng, rows, k, nm) if nm else None
     return pack_linear(codes, scales, in_features=k, bits=bits, group_size=group_size, zeros=zeros,
                        nm=nm, columns=cols)
+
+
+def report_phases(spec: dict, unit: str, config: str, sb, model: dict, timing: dict, rnd: dict) -> None:
+    """Write a bench's report (the pytest side reads it) and fail the cocotb test on any mismatch.
+
+    Every bench runs a timing phase (no gaps, no stalls: the closed-form cycle model) and a random
+    phase (data and handshakes under random gaps and back-pressure); ``sb`` scored both.
+    """
+    write_report(spec, {"unit": unit, "config": config, "mismatches": sb.mismatches, "matched": sb.matched,
+                        "missing": sb.missing, "model": model, "timing_phase": timing, "random_phase": rnd})
+    assert sb.mismatches == 0 and sb.missing == 0, f"{sb.mismatches} mismatches, {sb.missing} missing"
