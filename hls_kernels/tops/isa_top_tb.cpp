@@ -1,9 +1,11 @@
-// C-simulation testbench of the ISA top (what `csim_design` runs): reads the
-// run's inputs from a directory, calls the top once, writes the outputs.
-//   in:  words.u32 (instruction words), aux.i32 (side table, AUX_WORDS per instruction),
+// C-simulation testbench of the ISA top (what `csim_design` runs): reads a run's inputs from a
+// directory, calls the top once per launch (on-chip state persists between them, as on the board),
+// writes the outputs.
+//   in:  words.u32 (every launched program's words), launches.i32 (ISA_LAUNCH_WORDS per launch:
+//        word0, n_words, base_lines, position, tokens, load_x), regions.i32 (the host's region table),
 //        hbm.u8 (HBM image), x.f32 (residual input), cfg.bin (isa_config as laid out in memory)
-//   out: logits.f32, hbm_out.u8 (the image after the run: the KV cache the STs wrote),
-//        status.i32 (isa_status)
+//   out: out.f32 (the region read back after the last launch), hbm_out.u8 (the image after the run:
+//        the KV rows the STs wrote), status.i32 (isa_status of the first launch that failed, or the last)
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -46,29 +48,49 @@ int main(int argc, char** argv) {
         return 2;
     }
     const std::string dir = argv[1];
-    std::vector<char> words = slurp(dir + "/words.u32"), aux = slurp(dir + "/aux.i32"), hbm = slurp(dir + "/hbm.u8"),
-                      x = slurp(dir + "/x.f32"), cfgb = slurp(dir + "/cfg.bin");
+    std::vector<char> words = slurp(dir + "/words.u32"), launches = slurp(dir + "/launches.i32"),
+                      regions = slurp(dir + "/regions.i32"), hbm = slurp(dir + "/hbm.u8"), x = slurp(dir + "/x.f32"),
+                      cfgb = slurp(dir + "/cfg.bin");
     if (cfgb.size() != sizeof(isa_config)) {
         std::fprintf(stderr, "cfg.bin holds %zu bytes, isa_config is %zu\n", cfgb.size(), sizeof(isa_config));
         return 2;
     }
     isa_config cfg;
     memcpy(&cfg, cfgb.data(), sizeof cfg);
-    if ((long)x.size() < 4L * cfg.x_words) {
-        std::fprintf(stderr, "x.f32 holds %zu bytes, the program needs %d words\n", x.size(), cfg.x_words);
+    if ((long)regions.size() != 4L * ISA_REGION_WORDS * cfg.n_regions || (long)x.size() < 4L * cfg.x_rows * cfg.x_elems) {
+        std::fprintf(stderr, "regions.i32 / x.f32 do not match cfg.bin\n");
         return 2;
     }
-    const int n_words = (int)(words.size() / 4);
-    if ((long)aux.size() < 4L * AUX_WORDS) aux.resize(4 * AUX_WORDS);
-    std::vector<float> logits(cfg.logits_words > 0 ? cfg.logits_words : 1);
-    isa_status st;
-    llmaccel_isa_top(reinterpret_cast<const uint32_t*>(words.data()), n_words,
-                     reinterpret_cast<const int32_t*>(aux.data()), reinterpret_cast<uint8_t*>(hbm.data()),
-                     (long)hbm.size(), reinterpret_cast<const float*>(x.data()), logits.data(), cfg, &st);
-    dump(dir + "/logits.f32", logits.data(), 4 * logits.size());
+    const int32_t* lt = reinterpret_cast<const int32_t*>(launches.data());
+    const int n_launch = (int)(launches.size() / (4 * ISA_LAUNCH_WORDS));
+    const uint32_t* w = reinterpret_cast<const uint32_t*>(words.data());
+    std::vector<float> out((size_t)(cfg.out_rows > 0 ? cfg.out_rows : 1) * (cfg.out_elems > 0 ? cfg.out_elems : 1));
+    isa_status st = {0, -1, {0, 0, 0, 0, 0}, 0, -1};
+    long executed[N_UNITS] = {0, 0, 0, 0, 0};
+    for (int l = 0; l < n_launch; l++) {
+        const int32_t* e = lt + (long)l * ISA_LAUNCH_WORDS;
+        if ((long)e[LAUNCH_word0] + e[LAUNCH_n_words] > (long)(words.size() / 4)) {
+            std::fprintf(stderr, "launch %d reaches past words.u32\n", l);
+            return 2;
+        }
+        cfg.base_lines = e[LAUNCH_base_lines];
+        cfg.position = e[LAUNCH_position];
+        cfg.tokens = e[LAUNCH_tokens];
+        cfg.load_x = e[LAUNCH_load_x];
+        llmaccel_isa_top(w + e[LAUNCH_word0], e[LAUNCH_n_words], reinterpret_cast<const int32_t*>(regions.data()),
+                         reinterpret_cast<uint8_t*>(hbm.data()), (long)hbm.size(),
+                         reinterpret_cast<const float*>(x.data()), out.data(), cfg, &st);
+        for (int u = 0; u < N_UNITS; u++) executed[u] += st.executed[u];
+        if (st.code != 0) {
+            st.launch = l;
+            break;
+        }
+    }
+    for (int u = 0; u < N_UNITS; u++) st.executed[u] = (int32_t)executed[u];
+    dump(dir + "/out.f32", out.data(), 4 * out.size());
     dump(dir + "/hbm_out.u8", hbm.data(), hbm.size());
     dump(dir + "/status.i32", &st, sizeof st);
-    std::printf("status %d instr %d detail %d executed LD %d ST %d MPE %d SFU %d SYS %d\n", st.code, st.instr,
-                st.detail, st.executed[0], st.executed[1], st.executed[2], st.executed[3], st.executed[4]);
+    std::printf("status %d launch %d instr %d detail %d executed LD %ld ST %ld MPE %ld SFU %ld SYS %ld\n", st.code,
+                st.launch, st.instr, st.detail, executed[0], executed[1], executed[2], executed[3], executed[4]);
     return st.code == 0 ? 0 : 1;
 }

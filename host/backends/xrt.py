@@ -33,7 +33,7 @@ from host.errors import BackendUnavailable
 KERNEL_NAME = "llmaccel_isa_top"     # the function name of hls_kernels/tops/isa_top.cpp (a test checks it)
 CU_NAME = f"{KERNEL_NAME}_1"
 # the top's m_axi ports (hls_kernels/tops/isa_top.cpp INTERFACE pragmas): hbm spans the core's pseudo channels
-TOP_PORTS = ("instr", "aux", "hbm", "x_in", "logits", "status")
+TOP_PORTS = ("instr", "regions", "hbm", "x_in", "out", "status")
 
 
 def xclbin_name(design_name: str) -> str:
@@ -55,8 +55,8 @@ def vpp_link_config(design_name: str, clock_mhz: float, hbm_channels: int, instr
     lines = [f"# v++ -l -t hw --config {KERNEL_NAME}.{design_name}.cfg -o {xclbin_name(design_name)} "
              f"{KERNEL_NAME}.xo", f"platform={platform}", "", "[connectivity]", f"nk={KERNEL_NAME}:1:{CU_NAME}",
              f"sp={CU_NAME}.hbm:HBM[0:{hbm_channels - 1}]", f"sp={CU_NAME}.instr:{instr_mem}",
-             f"sp={CU_NAME}.aux:{instr_mem}"]
-    lines += [f"sp={CU_NAME}.{port}:HBM[0]" for port in ("x_in", "logits", "status")]
+             f"sp={CU_NAME}.regions:{instr_mem}"]
+    lines += [f"sp={CU_NAME}.{port}:HBM[0]" for port in ("x_in", "out", "status")]
     lines += ["", "[clock]", f"freqHz={int(round(clock_mhz * 1e6))}:{CU_NAME}", ""]
     return "\n".join(lines)
 PYXRT_HINT = ("install the Xilinx Runtime (XRT, which provides the pyxrt Python module) and source "

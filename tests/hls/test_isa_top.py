@@ -4,11 +4,13 @@ The bundled tiny-llama is compressed with a low-bit recipe (4-bit attention,
 3-bit asymmetric 8:16 MLP, 8-bit LM head: FlightLLM's shape with RTN so that
 it compresses in seconds) and compiled for a one-core U280 design whose
 weight and KV buffers are made small enough that the MLP and the LM head take
-several weight tiles and a 30-token context takes two K/V tiles, so the
-double-buffer slots and their tokens are exercised. The prompt is prefilled
+several weight tiles and a 33-token context takes two K/V tiles, so the
+double-buffer slots and their tokens are exercised
+(``hls_kernels.flow.isa_top_measure``: the same setup, measured). The prompt is prefilled
 on the functional engine; its KV cache goes into the HBM image; then decode
-steps run on the top, each step every layer program plus the LM head as one
-instruction stream, the top's own KV rows feeding the next step.
+steps run on the top, each step every layer launch (the layer group's template
+with the layer base register set) plus the LM head, the top's own KV rows
+feeding the next step.
 
 Bounds (docs/numerics.md section 5): the units the top is built from are the
 HLS kernels, bit-exact with the goldens on equal inputs; the one difference
@@ -43,69 +45,65 @@ LOGIT_REL = 1e-3
 
 @pytest.fixture(scope="module")
 def top(tmp_path_factory):
-    from llmaccel.assets import bundled_model_dir
-    from mapping.compress import compress_checkpoint, load_compressed
-    from mapping.recipe import LayerRule, Recipe
-    from mapping.sim_api import build_compiler
-    from simulator.design import load_design
-    from simulator.functional import ModelWeights
+    from hls_kernels.flow.isa_top_measure import bundled_setup
     from simulator.functional_model import FunctionalModel
 
-    recipe = Recipe("lowbit-nm-rtn", attn=LayerRule(bits=4, group_size=128, symmetric=True, method="rtn"),
-                    mlp=LayerRule(bits=3, group_size=128, symmetric=False, method="rtn", nm=(8, 16)),
-                    act_bits=8, kv_bits=8, lm_head_bits=8)
-    out = tmp_path_factory.mktemp("isa-top") / "model"
-    compress_checkpoint(bundled_model_dir(), recipe, out)
-    cm = load_compressed(out)
-    # 180 KB of weight buffer: gate, up, down and the LM head take several tiles; 2304 B of KV buffer:
-    # 32-token K/V tiles; 12 KB of activation buffer: 16-token prefill chunks
-    design = T.single_core_design(load_design("flightllm-u280"), weight_buf_bytes=184320, kv_buf_bytes=2304,
-                                  act_buf_bytes=12288)
-    comp, _, _ = build_compiler(cm, design, max_len=128)
-    w = ModelWeights.from_compressed(cm)
-    fm = FunctionalModel(comp, w)
+    s = bundled_setup(tmp_path_factory.mktemp("isa-top") / "model")
+    cm, w = s["cm"], s["w"]
+    fm = FunctionalModel(cm, w)
     pre = fm.prefill(PROMPT)
-    img = T.build_image(comp, fm.engine, w)
-    kv_before = {k: (v[0].copy(), v[1].copy()) for k, v in fm.engine.kv_hbm.items()}
+    img = T.build_image(cm, fm.engine, w)
+    kv_before = {k: (v[0].copy(), v[1].copy()) for k, v in fm.engine.mem.kv.items()}
     tok = int(np.argmax(pre.logits))
     pos = fm.length
-    prog = T.step_program(comp, fm.engine, img, "decode", T.bucket(comp, pos), 1)
     ref = fm.decode(tok)
-    return dict(comp=comp, w=w, fm=fm, img=img, prog=prog, tok=tok, pos=pos, ref=ref.logits,
-                kv_after=fm.engine.kv_hbm, kv_before=kv_before, exe=T.build_top(comp, comp.prefill_chunk(128)),
+    return dict(s, fm=fm, img=img, tok=tok, pos=pos, ref=ref.logits, kv_after=fm.engine.mem.kv, kv_before=kv_before,
                 run_dir=tmp_path_factory.mktemp("isa-top-run"))
 
 
-def _run(top, prog=None, img=None, policy=0):
-    img = img or dataclasses.replace(top["img"], data=top["img"].data.copy())
-    return T.run_top(top["exe"], top["comp"], prog or top["prog"], img, T.x_for(top["w"], top["tok"]), top["pos"],
-                     top["run_dir"], policy=policy), img
+def _run(top, edit=None, policy=0):
+    img = dataclasses.replace(top["img"], data=top["img"].data.copy())
+    return T.decode_on_top(top["exe"], top["cm"], img, top["w"], top["tok"], top["pos"], top["run_dir"],
+                           edit=edit, policy=policy), img
 
 
 def _close(logits, ref) -> float:
     return float(np.max(np.abs(logits - ref)) / np.max(np.abs(ref)))
 
 
+def _decode_program(top):
+    cm = top["cm"]
+    return cm.program("decode", cm.decode_bucket_of(top["pos"] + 1), 1, cm.group_of(0))
+
+
 def test_program_exercises_tiles_and_every_unit(top):
-    comp, prog = top["comp"], top["prog"]
-    names = [op.name for op in prog.ops]
-    assert comp.kv_tile == 32 and any(n.startswith("qk[h0,1]") for n in names)          # two K tiles
-    assert {"mv_lm_head[3]", "mv_gate_proj[1]", "mv_up_proj[1]", "mv_down_proj[1]"} <= set(names)
-    assert {ins.MNEMONIC for ins in isa.decode(prog.words)} == {"LD", "ST", "MV", "MM", "MISC", "SYS"}
-    fmts = T.top_formats(comp, 4096)
+    cm, prog = top["cm"], _decode_program(top)
+    names = set(prog.stream(0).names) | set(cm.program("head").stream(0).names)
+    assert cm.kv_tile == 32 and "qk[h0,1]" in names                                       # two K tiles
+    assert {"mv_lm_head[3]", "mv_gate_proj[1]", "mv_up_proj[1]", "mv_down_proj[1]"} <= names
+    ins = isa.decode(prog.stream(0).words)
+    assert {i.MNEMONIC for i in ins} == {"LD", "ST", "MV", "MM", "MISC", "SYS"}
+    assert {i.mode for i in ins if i.MNEMONIC in ("MV", "MM")} == {"linear", "qk", "pv"}
+    assert {i.kind for i in ins if i.MNEMONIC == "LD"} == {"weight_codes", "kv_cache", "norm_weights"}
+    fmts = T.top_formats(top["comp"], 4096)
     assert {(f.bits, f.nm, f.symmetric) for f in fmts} == {(4, None, True), (3, (8, 16), False), (8, None, True)}
 
 
 def test_decode_step_equals_the_functional_engine(top):
     run, img = _run(top)
     assert run.status["status"] == "ok", run.status
-    n = {u: sum(1 for ins in isa.decode(top["prog"].words) if ins.unit == u) for u in isa.UNITS}
+    cm = top["cm"]
+    layer = isa.decode(_decode_program(top).stream(0).words)
+    head = isa.decode(cm.program("head").stream(0).words)
+    n = {u: cm.spec.num_layers * sum(1 for i in layer if i.unit == u) + sum(1 for i in head if i.unit == u)
+         for u in isa.UNITS}
     assert run.status["executed"] == n                                    # every instruction ran, once
-    assert int(np.argmax(run.logits)) == int(np.argmax(top["ref"]))
-    assert _close(run.logits, top["ref"]) <= LOGIT_REL
+    logits = run.out[0]
+    assert int(np.argmax(logits)) == int(np.argmax(top["ref"]))
+    assert _close(logits, top["ref"]) <= LOGIT_REL
     # bit for bit before the first exp: layer 0's new K and V rows (INT8 codes and FP32 scales)
     img.data = run.image
-    kv = img.kv_rows(top["fm"].engine)
+    kv = img.kv_rows(cm)
     pos = top["pos"]
     for name in ("L0.kv_k.c0", "L0.kv_v.c0"):
         np.testing.assert_array_equal(kv[name][0][:, pos], top["kv_after"][name][0][:, pos])
@@ -120,93 +118,103 @@ def test_decode_step_equals_the_functional_engine(top):
 
 def test_decode_steps_follow_the_engine(top, tmp_path):
     """Several steps on the top, each on the KV cache the top itself stored, tokens chosen greedily."""
-    from simulator.functional import ModelWeights  # noqa: F401  (the fixture built the weights)
     from simulator.functional_model import FunctionalModel
-    comp, w = top["comp"], top["w"]
-    fm = FunctionalModel(comp, w)
+    cm, w = top["cm"], top["w"]
+    fm = FunctionalModel(cm, w)
     tok = int(np.argmax(fm.prefill(STEPS_PROMPT).logits))
-    img = T.build_image(comp, fm.engine, w)
+    img = T.build_image(cm, fm.engine, w)
     worst, tokens_top, tokens_ref = 0.0, [], []
     for _ in range(STEPS):
-        pos = fm.length
-        prog = T.step_program(comp, fm.engine, img, "decode", T.bucket(comp, pos), 1)
-        run = T.require_ok(T.run_top(top["exe"], comp, prog, img, T.x_for(w, tok), pos, tmp_path))
+        run = T.require_ok(T.decode_on_top(top["exe"], cm, img, w, tok, fm.length, tmp_path))
         ref = fm.decode(tok).logits
         img.data = run.image
-        worst = max(worst, _close(run.logits, ref))
-        tokens_top.append(int(np.argmax(run.logits)))
+        worst = max(worst, _close(run.out[0], ref))
+        tokens_top.append(int(np.argmax(run.out[0])))
         tokens_ref.append(int(np.argmax(ref)))
         tok = tokens_top[-1]
     assert tokens_top == tokens_ref
     assert worst <= LOGIT_REL
     assert fm.length == len(STEPS_PROMPT) + STEPS
-    assert T.bucket(comp, len(STEPS_PROMPT)) != T.bucket(comp, fm.length - 1)
+    assert cm.decode_bucket_of(len(STEPS_PROMPT) + 1) != cm.decode_bucket_of(fm.length)
 
 
 def test_prefill_chunks_equal_the_functional_engine(top, tmp_path):
     """A 20-token prompt: two 16-token chunks (MM linears, causal softmax over 63-row MISC pieces), then the head."""
     from simulator.functional_model import FunctionalModel
-    comp, w = top["comp"], top["w"]
-    fm = FunctionalModel(comp, w)
-    img = T.build_image(comp, fm.engine, w)                     # an empty KV cache
+    cm, w = top["cm"], top["w"]
+    fm = FunctionalModel(cm, w)
+    img = T.build_image(cm, fm.engine, w)                     # an empty KV cache
     ids = PROMPT[:20]
-    assert comp.prefill_chunk(comp.prefill_bucket_of(len(ids))) == 16
-    logits, runs = T.prefill_on_top(top["exe"], comp, fm.engine, img, w, ids, tmp_path)
+    assert cm.prefill_chunk(cm.prefill_bucket_of(len(ids))) == 16
+    logits, runs = T.prefill_on_top(top["exe"], cm, img, w, ids, tmp_path)
     ref = fm.prefill(ids).logits
     assert len(runs) == 3 and runs[0].status["executed"]["MPE"] > 0
     assert int(np.argmax(logits)) == int(np.argmax(ref))
     assert _close(logits, ref) <= LOGIT_REL
-    kv = img.kv_rows(fm.engine)
+    kv = img.kv_rows(cm)
     for name, (k8, sk) in kv.items():       # the prompt's rows (padding rows are never attended)
-        d = np.abs(k8[:, :len(ids)].astype(int) - fm.engine.kv_hbm[name][0][:, :len(ids)])
+        d = np.abs(k8[:, :len(ids)].astype(int) - fm.engine.mem.kv[name][0][:, :len(ids)])
         assert d.max() <= 1 and np.count_nonzero(d) <= 4, name
         assert np.any(k8[:, :len(ids)] != 0)
     for name in ("L0.kv_k.c0", "L0.kv_v.c0"):   # before the first exp: bit for bit
-        np.testing.assert_array_equal(kv[name][0][:, :len(ids)], fm.engine.kv_hbm[name][0][:, :len(ids)])
-        np.testing.assert_array_equal(kv[name][1][:, :len(ids)], fm.engine.kv_hbm[name][1][:, :len(ids)])
+        np.testing.assert_array_equal(kv[name][0][:, :len(ids)], fm.engine.mem.kv[name][0][:, :len(ids)])
+        np.testing.assert_array_equal(kv[name][1][:, :len(ids)], fm.engine.mem.kv[name][1][:, :len(ids)])
 
 
-def _edit(prog: T.TopProgram, name: str, **fields) -> T.TopProgram:
-    """The program with the instruction of op ``name`` re-encoded with ``fields`` changed."""
-    instrs = isa.decode(prog.words)
-    i = next(j for j, op in enumerate(prog.ops) if op.name == name)
-    instrs[i] = dataclasses.replace(instrs[i], **fields)
-    return dataclasses.replace(prog, words=isa.encode(instrs))
+def _editor(top, name: str, **fields):
+    """An ``edit`` for run_top: the decode template's instruction ``name`` re-encoded with ``fields``."""
+    target = _decode_program(top)
+
+    def edit(words, progs):
+        out = []
+        for w, p in zip(words, progs):
+            if p is target:
+                ins = isa.decode(w)
+                i = p.stream(0).names.index(name)
+                ins[i] = dataclasses.replace(ins[i], **fields)
+                w = isa.encode(ins)
+            out.append(w)
+        return out
+    return edit
+
+
+def _instr(top, name: str):
+    p = _decode_program(top)
+    return isa.decode(p.stream(0).words)[p.stream(0).names.index(name)]
 
 
 def test_a_dropped_release_deadlocks_at_the_waiting_instruction(top):
     # layer 0's o_proj all-gather releases the post-attention RMSNorm (SYS -> SFU); without it
     # nothing else can: RMSNorm waits, gate/up wait for it, down waits, the layer barrier waits
-    name = "barrier_o"
-    i = next(j for j, op in enumerate(top["prog"].ops) if op.name == name)
-    assert isa.decode(top["prog"].words)[i].release == isa.UNIT_BIT["SFU"]
-    run, _ = _run(top, _edit(top["prog"], name, release=0))
+    assert _instr(top, "barrier_o").release == isa.UNIT_BIT["SFU"]
+    run, _ = _run(top, _editor(top, "barrier_o", release=0))
     assert run.status["status"] == "deadlock"
-    assert run.status["op"] == "rmsnorm_post"
+    assert run.status["op"] == "rmsnorm_post" and run.status["launch"] == 0
     assert run.status["executed"]["MPE"] == 4 + 4 * 2 * 2     # q, k, v, o tiles + QK and PV of 4 heads x 2 tiles
 
 
 def test_a_dropped_tile_release_is_caught_at_the_slot(top):
-    # the q tile's last LD releases the tile to the MPE; without it the MV takes the k tile's token
-    # (tokens count, they do not name a slot) and finds q's and k's rows in one slot
-    ld = "ld_q_proj[0].ch31"
-    i = next(j for j, op in enumerate(top["prog"].ops) if op.name == ld)
-    assert isa.decode(top["prog"].words)[i].release == isa.UNIT_BIT["MPE"]
-    run, _ = _run(top, _edit(top["prog"], ld, release=0))
+    # the q tile's last LD releases the tile to the MPE; without it the k tile's LDs (their slot token
+    # is there) reach the weight slot q's rows still occupy
+    assert _instr(top, "ld_q_proj[0].ch31").release == isa.UNIT_BIT["MPE"]
+    run, _ = _run(top, _editor(top, "ld_q_proj[0].ch31", release=0))
     assert run.status["status"] == "slot empty or holding other rows"
-    assert run.status["op"] == "mv_q_proj[0]"
+    assert run.status["op"] == "ld_k_proj[0].ch0"
 
 
 def test_a_wrong_field_changes_the_logits(top):
     # RoPE dropped from q (fuse=none): the scores, hence the logits, move far beyond the bound
-    run, _ = _run(top, _edit(top["prog"], "mv_q_proj[0]", fuse="none"))
+    run, _ = _run(top, _editor(top, "mv_q_proj[0]", fuse="none"))
     assert run.status["status"] == "ok"
-    assert _close(run.logits, top["ref"]) > 100 * LOGIT_REL
+    assert _close(run.out[0], top["ref"]) > 100 * LOGIT_REL
+    # o_proj's residual add dropped (accumulate=0): the residual loses the attention branch
+    run, _ = _run(top, _editor(top, "mv_o_proj[0]", accumulate=False))
+    assert run.status["status"] == "ok"
+    assert _close(run.out[0], top["ref"]) > 10 * LOGIT_REL
     # an LD reading the next 4 rows of its channel (src_addr_lines + 4 x 3 lines): other weights
-    ins = isa.decode(top["prog"].words)[next(j for j, op in enumerate(top["prog"].ops) if op.name == "ld_o_proj[0].ch5")]
-    run, _ = _run(top, _edit(top["prog"], "ld_o_proj[0].ch5", src_addr_lines=ins.src_addr_lines + ins.rows * ins.length_lines))
-    assert run.status["status"] == "ok"
-    assert _close(run.logits, top["ref"]) > 10 * LOGIT_REL
+    ins = _instr(top, "ld_o_proj[0].ch5")
+    run, _ = _run(top, _editor(top, "ld_o_proj[0].ch5", src_addr_lines=ins.src_addr_lines + ins.rows * ins.length_lines))
+    assert run.status["status"] != "ok" or _close(run.out[0], top["ref"]) > 10 * LOGIT_REL
 
 
 def test_the_kernel_name_is_the_one_the_xrt_backend_opens():
@@ -230,9 +238,9 @@ def test_the_link_config_connects_every_port_of_the_top():
 def test_youngest_first_exposes_the_slot_reuse_of_consecutive_linears(top):
     """Policy 1 starts every instruction as soon as its tokens allow. The compiled decode program gives
     q_proj's and k_proj's one-tile linears the same weight slot (slot = tile index % 2 per linear) under
-    two interchangeable slot tokens, so k's LDs may fill the slot before q's MV consumed it: the top
+    two interchangeable slot tokens, so k's LDs may start before q's MV consumed the slot: the top
     stops there. (A property of the compiled dependencies, reported; policy 0, the default, is the
     in-order issue every test above uses.)"""
     run, _ = _run(top, policy=1)
     assert run.status["status"] == "slot empty or holding other rows"
-    assert run.status["op"] == "mv_q_proj[0]"
+    assert run.status["op"].startswith("ld_k_proj[0]")

@@ -61,25 +61,26 @@ inline bool can_start(const uint32_t* w, const core_state& s, int u) {
     return true;
 }
 
-inline int execute(int u, const uint32_t* w, const int32_t* aux, const isa_config& cfg, uint8_t* hbm, long hbm_bytes,
-                   core_state& s) {
+inline int execute(int u, const uint32_t* w, const launch_ctx& L, core_state& s) {
     switch (u) {
         case UNIT_LD:
-            return exec_ld(w, aux, cfg, hbm, hbm_bytes, s);
+            return exec_ld(w, L, s);
         case UNIT_ST:
-            return exec_st(w, aux, cfg, hbm, hbm_bytes, s);
+            return exec_st(w, L, s);
         case UNIT_MPE:
-            return exec_mpe(w, aux, cfg, hbm, hbm_bytes, s);
+            return exec_mpe(w, L, s);
         case UNIT_SFU:
-            return exec_sfu(w, aux, cfg, hbm, hbm_bytes, s);
+            return exec_sfu(w, L, s);
         default: {  // SYS
             const int op = (int)SYS_op(w);
-            if (op == SYS_OP_set_position) s.position = (int)SYS_imm(w);
+            if (op == SYS_OP_set_position) s.q0 = (int)SYS_imm(w);
             return ISA_OK;  // nop / barrier (one core) / end: their tokens are their whole effect
         }
     }
 }
 
+// A launch starts with its initial tokens and empty tile slots; the vector buffers keep what the
+// previous launch left (the residual between layer launches, as on the board).
 inline void reset_state(const isa_config& cfg, core_state& s) {
     for (int p = 0; p < N_UNITS; p++)
         for (int c = 0; c < N_UNITS; c++) s.tokens[p][c] = cfg.init_tokens[p][c];
@@ -87,17 +88,15 @@ inline void reset_state(const isa_config& cfg, core_state& s) {
         s.wslot[i].rows = 0;
         s.wslot[i].format = -1;
         s.kvslot[i].count = 0;
-        for (int t = 0; t < ISA_KV_TILE; t++) s.kvslot[i].valid[t] = 0;
     }
-    s.score_head = -1;
-    s.lin_done = 0;
-    s.softmax_row = 0;
-    s.position = cfg.position;
+    s.q0 = 0;
+    s.done_region = -1;
+    s.done_rows = 0;
 }
 
 // Run a fetched program to its end (every queue drained) or to its first error.
-inline int run_program(const uint32_t* words, const int32_t* aux, const isa_config& cfg, uint8_t* hbm, long hbm_bytes,
-                       unit_queues& q, core_state& s, isa_status& st) {
+inline int run_program(const uint32_t* words, const launch_ctx& L, unit_queues& q, core_state& s, isa_status& st) {
+    const isa_config& cfg = *L.cfg;
     for (int u = 0; u < N_UNITS; u++) st.executed[u] = 0;
 ISSUE:
     for (;;) {
@@ -128,7 +127,7 @@ ISSUE:
         const uint32_t wait = HDR_wait(w), release = HDR_release(w);
         for (int p = 0; p < N_UNITS; p++)
             if ((wait >> p) & 1) s.tokens[p][pick]--;
-        const int rc = execute(pick, w, aux + (long)pick_index * AUX_WORDS, cfg, hbm, hbm_bytes, s);
+        const int rc = execute(pick, w, L, s);
         if (rc != ISA_OK) {
             st.instr = pick_index;
             st.detail = pick;
