@@ -5,23 +5,27 @@ The harness does what a Vitis user's C-simulation testbench setup does:
 1. **Headers.** ``llmaccel_isa_decode.hpp`` from ``simulator/isa.py``
    (:mod:`hls_kernels.flow.isa_top_header`) and ``llmaccel_isa_instance.hpp``:
    buffer sizes from the design and the compiled model, one ``linear_format``
-   instance per weight format the model uses, the side-table roles and the
-   configuration struct (:mod:`hls_kernels.flow.isa_top_side`).
+   instance per weight format the model uses, the region / launch /
+   configuration structs (:mod:`hls_kernels.flow.isa_top_side`).
 2. **Build.** g++ with the ap_types headers and the flags of
    :mod:`hls_kernels.build` (no FMA contraction), the testbench
    ``tops/isa_top_tb.cpp`` linked with the top into one executable, cached
    by a hash of everything that goes into it.
-3. **Inputs.** The HBM image (packed weight rows where the placement put them,
-   as ``host.backends.xrt_layout.weight_bank_images`` lays them out; the KV
-   cache; the norm weights and RoPE tables after the placed regions of
-   channel 0), the program's words and side table, the residual input and
-   the run configuration, written to a run directory.
-4. **Run and read back.** The executable runs the top once; the logits, the
-   image after the run (the KV rows the STs wrote) and the status come back.
+3. **Inputs.** The HBM image (packed weight rows and norm parameter blocks
+   where the placement put them, rows as ``host.backends.xrt_layout.weight_row_bytes``
+   lays them out; the KV cache; the RoPE tables after the placed regions of
+   channel 0), the programs' words, the launches (layer base and position
+   registers), the host's region table, the residual input and the run
+   configuration, written to a run directory.
+4. **Run and read back.** The executable runs the launches in one process (the
+   on-chip buffers persist between them, as on the board); a region (the
+   logits, or a prefill chunk's residual), the image after the run (the KV rows
+   the STs wrote) and the status come back.
 
-One core only (``IsaTopError`` otherwise). A step (decode: every layer, then
-the LM head) runs as one instruction stream: the layer programs and the head
-program concatenated, as the host would queue them.
+One core only (``IsaTopError`` otherwise). A decode step is every layer launch
+(the layer group's template with the layer base register) then the LM head;
+a prefill chunk is every layer launch, the head runs on the last prompt
+token's residual as the host gives it (``simulator.functional_model``).
 """
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def vpp_link_config(design_name: str, clock_mhz: float, hbm_channels: int, instr
     """The ``v++ -l --config`` file that links the ISA top into :func:`xclbin_name` (UG1702 --connectivity).
 
     One compute unit; its ``hbm`` port reaches every pseudo channel the design uses (HBM[0:n-1]); the
-    instruction and side-table ports sit where the design keeps instructions (DDR or HBM[0]); the
+    instruction and region-table ports sit where the design keeps instructions (DDR or HBM[0]); the
     embedding, logits and status ports on HBM[0]. ``platform`` must name the installed shell of the board.
     """
     if hbm_channels < 1:

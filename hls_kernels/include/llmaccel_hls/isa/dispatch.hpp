@@ -25,7 +25,7 @@ namespace isa_top {
 
 struct unit_queues {
     int32_t start[N_UNITS][ISA_MAX_INSTR];   // word offset of each queued instruction
-    int32_t index[N_UNITS][ISA_MAX_INSTR];   // its index in program order (side-table row)
+    int32_t index[N_UNITS][ISA_MAX_INSTR];   // its index in program order (for status)
     int32_t size[N_UNITS];
     int32_t head[N_UNITS];
 };
