@@ -12,7 +12,7 @@ The harness does what a Vitis user's C-simulation testbench setup does:
    ``tops/isa_top_tb.cpp`` linked with the top into one executable, cached
    by a hash of everything that goes into it.
 3. **Inputs.** The HBM image (packed weight rows and norm parameter blocks
-   where the placement put them, rows as ``host.backends.xrt_layout.weight_row_bytes``
+   where the placement put them, rows as ``host.backends.xrt_layout.weight_bank_images``
    lays them out; the KV cache; the RoPE tables after the placed regions of
    channel 0), the programs' words, the launches (layer base and position
    registers), the host's region table, the residual input and the run
@@ -261,7 +261,7 @@ def _rope_rows(cm: Any, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def build_image(cm: Any, engine: Any, weights: Any) -> HbmImage:
     """Weight rows and norm blocks where the placement put them, the engine's KV cache, the RoPE tables."""
-    from host.backends.xrt_layout import weight_row_bytes   # the weight rows as the host writes them
+    from host.backends.xrt_layout import weight_bank_images   # the weight rows as the host writes them
 
     s, cpc = cm.spec, cm.hw.channels_per_core
     ends: dict[int, int] = {}
@@ -273,17 +273,10 @@ def build_image(cm: Any, engine: Any, weights: Any) -> HbmImage:
     ends[0] = rope_addr + 2 * table_bytes
     ch_bytes = -(-max(ends.values()) // ALIGN) * ALIGN
     data = np.zeros((max(ends) + 1) * ch_bytes, np.uint8)
+    for ch, bank in weight_bank_images(cm, weights).items():
+        data[ch * ch_bytes:ch * ch_bytes + len(bank)] = np.frombuffer(bytes(bank), np.uint8)
     for r in cm.regions:
-        if r.kind == "weight":
-            packed = weights.linears[r.key]
-            for k in range(r.n_channels):
-                lo, hi = k * r.rows_per_channel, min((k + 1) * r.rows_per_channel, r.rows)
-                if hi <= lo:
-                    continue
-                b = weight_row_bytes(packed, range(r.row0 + lo, r.row0 + hi), r.row_bytes)
-                a = (r.channel0 + k) * ch_bytes + r.addr
-                data[a:a + len(b)] = np.frombuffer(b, np.uint8)
-        elif r.kind == "norm":
+        if r.kind == "norm":
             block = engine.mem.block_bytes(r)
             per = r.bytes_per_channel
             for k in range(r.n_channels):
