@@ -12,6 +12,8 @@ practice.
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
 from typing import Optional
 
 import torch
@@ -32,7 +34,10 @@ def allocate_bits(sensitivity: dict[str, dict[int, float]], sizes: dict[str, int
     """Bits per layer minimizing the summed sensitivity with sum(size*bits)/sum(size) <= avg_bits."""
     choices = sorted(MIXED_CHOICES)
     total = sum(sizes.values())
-    budget = avg_bits * total
+    # Exact arithmetic: the budget is the decimal the user wrote (2.3 means 23/10) times an integer
+    # weight count; a float product with an absolute slack loses the exact-budget case once the
+    # model has more than ~1e7 weights (2.3 * 2**25 rounds below the integer it equals).
+    budget = Fraction(repr(float(avg_bits))) * total
     alloc = {k: choices[0] for k in sensitivity}
     used = sum(sizes[k] * alloc[k] for k in alloc)
     while True:
@@ -43,7 +48,7 @@ def allocate_bits(sensitivity: dict[str, dict[int, float]], sizes: dict[str, int
                 continue
             nb = choices[i + 1]
             extra = sizes[k] * (nb - b)
-            if used + extra > budget + 1e-9:
+            if used + extra > budget:
                 continue
             gain = (sensitivity[k][b] - sensitivity[k][nb]) / extra
             if gain > best_gain or (gain == best_gain and best is not None and k < best):

@@ -22,3 +22,14 @@ def test_a_budget_met_exactly_at_model_scale_is_allowed():
     got = allocate_bits(sens, sizes, 3.0)
     assert got == {"a": 3, "b": 3}
     assert sum(sizes[k] * got[k] for k in got) == 3 * sum(sizes.values())
+
+
+def test_a_decimal_budget_is_met_exactly_at_model_scale():
+    """avg 2.3 over 50 * 2**20 weights is exactly 115 * 2**20 bits; the float product 2.3 * total
+    rounds below it, so an allocator comparing floats refuses the upgrade that meets it exactly.
+    Worked by hand: a (15 * 2**20) 2->3 costs 15 * 2**20 bits and brings the total to
+    2 * 50 * 2**20 + 15 * 2**20 = 115 * 2**20 = the budget: allowed; b 2->3 (35 * 2**20) does not fit."""
+    sizes = {"a": 15 * 2 ** 20, "b": 35 * 2 ** 20}
+    assert 2.3 * sum(sizes.values()) < 115 * 2 ** 20           # why a float budget fails here
+    sens = {"a": {2: 1.0, 3: 0.5, 4: 0.45, 8: 0.4}, "b": {2: 1.0, 3: 0.6, 4: 0.55, 8: 0.5}}
+    assert allocate_bits(sens, sizes, 2.3) == {"a": 3, "b": 2}
