@@ -17,6 +17,12 @@ import torch
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
+# Triton picks the interpreter when a kernel is *defined*, and kernels that call other @triton.jit
+# helpers only work if both were defined in the same mode. Test modules outside tests/gpu_baseline
+# (families, CLI) import gpu_baseline.triton too, so the choice is made here, before any of them.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 from hypothesis import settings as _hypothesis_settings  # noqa: E402
 
 # Same inputs, same bits: property tests draw the same examples on every run and machine,

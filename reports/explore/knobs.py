@@ -17,8 +17,9 @@ from simulator.design import AcceleratorDesign
 from simulator.specs._yaml import build, to_dict
 from sparse_dsp.errors import LlmaccelError
 
-# Fields that label a design rather than shape it: not knobs.
-NOT_KNOBS = {"name", "description", "notes"}
+# Fields that label a design rather than shape it, and measured inputs (csynth reports and what was
+# read from them: a sweep varies the architecture, the reports describe one build of it): not knobs.
+NOT_KNOBS = {"name", "description", "notes", "hls_reports", "reported"}
 
 
 class KnobError(LlmaccelError):
