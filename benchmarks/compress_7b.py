@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mapping.checkpoint import write_safetensors_streaming  # noqa: E402
-from mapping.compress import compress_checkpoint  # noqa: E402
-from mapping.recipe import LayerRule, Recipe  # noqa: E402
+from llmaccel.mapping.checkpoint import write_safetensors_streaming  # noqa: E402
+from llmaccel.mapping.compress import compress_checkpoint  # noqa: E402
+from llmaccel.mapping.recipe import LayerRule, Recipe  # noqa: E402
 
 # Llama-2-7b-hf config.json (Touvron et al. 2023; the public Hugging Face config)
 LLAMA2_7B = dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=4096,

@@ -23,10 +23,10 @@ def main() -> None:
     a = p.parse_args()
     import torch
     torch.set_num_threads(1)
-    import mapping.calibration as cal
+    import llmaccel.mapping.calibration as cal
     from llmaccel.assets import bundled_model_dir, calibration_text_path
-    from mapping.compress import compress_checkpoint
-    from mapping.recipe import get_recipe
+    from llmaccel.mapping.compress import compress_checkpoint
+    from llmaccel.mapping.recipe import get_recipe
 
     forwards = [0]
     real = cal.layer_forward
@@ -36,7 +36,7 @@ def main() -> None:
         return real(*args, **kw)
 
     cal.layer_forward = counted
-    import mapping.compress as comp
+    import llmaccel.mapping.compress as comp
     comp.layer_forward = counted
     text = calibration_text_path().read_text(encoding="utf-8")
     cpu, wall, n_fwd = [], [], []

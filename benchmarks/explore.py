@@ -81,7 +81,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    from reports.explore import explore, load_spec
+    from llmaccel.reports.explore import explore, load_spec
     load0 = os.getloadavg()
     rss = PeakRss()
     rss.start()

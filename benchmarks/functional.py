@@ -30,12 +30,12 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpu_baseline.reference import ReferenceModel  # noqa: E402
-from host.artifact import compile_in_memory  # noqa: E402
-from host.session import Session  # noqa: E402
+from llmaccel.gpu_baseline.reference import ReferenceModel  # noqa: E402
+from llmaccel.host.artifact import compile_in_memory  # noqa: E402
+from llmaccel.host.session import Session  # noqa: E402
 from llmaccel.assets import bundled_model_dir  # noqa: E402
-from mapping.compress import compress_checkpoint, load_compressed  # noqa: E402
-from mapping.recipe import get_recipe  # noqa: E402
+from llmaccel.mapping.compress import compress_checkpoint, load_compressed  # noqa: E402
+from llmaccel.mapping.recipe import get_recipe  # noqa: E402
 
 TARGET_RATIO = 2.0
 PROMPT_IDS = [5, 17, 300, 42, 7, 99, 1000, 3]

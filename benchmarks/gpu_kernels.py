@@ -35,8 +35,8 @@ def main() -> None:
                           "reason": f"no CUDA GPU (torch {torch.__version__}, torch.cuda.is_available() is False); "
                                     "nothing measured"}))
         return
-    from gpu_baseline.bench import BenchConfig, run_gpu_bench
-    from gpu_baseline.measured import write_measurement
+    from llmaccel.gpu_baseline.bench import BenchConfig, run_gpu_bench
+    from llmaccel.gpu_baseline.measured import write_measurement
     cfg = BenchConfig(model="llama2-7b", recipe="w4-g128-rtn", prefill=128, decode=128, repeats=args.repeats,
                       include_hf=False, bundled_tokens=0, energy=not args.no_energy, device_preset=args.device_preset,
                       command="python benchmarks/gpu_kernels.py " + " ".join(sys.argv[1:]))

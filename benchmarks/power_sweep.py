@@ -18,7 +18,7 @@ import tempfile
 
 
 def variants():
-    from simulator.design import load_design
+    from llmaccel.simulator.design import load_design
     base = load_design("flightllm-u280")
     for chains, mhz, channels, port in itertools.product((24, 40, 56), (150, 225, 300), (16, 32), (256, 512)):
         cpc = channels // base.cores
@@ -37,10 +37,10 @@ def main() -> None:
     args = ap.parse_args()
     from tqdm import tqdm
 
-    from mapping.sim_api import simulate
-    from simulator.resources import fit_check
-    from simulator.specs.device import load_device
-    from sparse_dsp.errors import LlmaccelError
+    from llmaccel.mapping.sim_api import simulate
+    from llmaccel.simulator.resources import fit_check
+    from llmaccel.simulator.specs.device import load_device
+    from llmaccel.errors import LlmaccelError
 
     dev = load_device("alveo-u280")
     rows, skipped = [], []

@@ -24,11 +24,11 @@ CASES = ({"prefill": 512, "decode": 512, "max_len": 2048, "target_wall_s": 2.0},
 CHILD = r"""
 import json, resource, time
 t0 = time.perf_counter()
-from mapping.sim_api import simulate
-from simulator.design import load_design
-from simulator.resources import fit_check
-from simulator.specs.device import load_device
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.mapping.sim_api import simulate
+from llmaccel.simulator.design import load_design
+from llmaccel.simulator.resources import fit_check
+from llmaccel.simulator.specs.device import load_device
+from llmaccel.errors import LlmaccelError
 d = load_design("flightllm-u280")
 try:
     fit_check(d, load_device(d.device))

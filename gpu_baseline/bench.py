@@ -35,13 +35,13 @@ import torch
 import triton
 import triton.language as tl
 
-from gpu_baseline.measured import (CopyBandwidth, GpuIdentity, GpuMeasurement, IdlePower, KernelBench, ModelRun,
+from llmaccel.gpu_baseline.measured import (CopyBandwidth, GpuIdentity, GpuMeasurement, IdlePower, KernelBench, ModelRun,
                                    SCHEMA_VERSION, preset_for_gpu_name)
-from gpu_baseline.nvml import Nvml, measure_idle_power
-from gpu_baseline.triton.launch import compile_options
-from gpu_baseline.triton.linear import GemvConfig, choose_split_k, fp16_linear, int8_linear
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import LayerFormat
+from llmaccel.gpu_baseline.nvml import Nvml, measure_idle_power
+from llmaccel.gpu_baseline.triton.launch import compile_options
+from llmaccel.gpu_baseline.triton.linear import GemvConfig, choose_split_k, fp16_linear, int8_linear
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import LayerFormat
 
 Say = Callable[[str], None]
 
@@ -167,7 +167,7 @@ def bench_gemv(o: int, k: int, bits: int, group: int, activation: str, block_os:
     """The decode GEMV on a synthetic packed layer, fastest of the tilings tried (L2 defeated by rotation)."""
     import numpy as np
 
-    from gpu_baseline.synthetic import synthetic_packed
+    from llmaccel.gpu_baseline.synthetic import synthetic_packed
     dev = torch.device("cuda")
     fmt = LayerFormat(o, k, bits, group, True, None)
     l2 = getattr(torch.cuda.get_device_properties(dev), "L2_cache_size", 50 * 2 ** 20)
@@ -226,7 +226,7 @@ def _run(phase: str, model: str, recipe: str, impl: str, weights: str, p: int, d
 def bench_triton_model(model, prefill: int, decode: int, repeats: int, nvml: Optional[Nvml]
                        ) -> tuple[PhaseResult, PhaseResult]:
     """Prefill ms/token and the median CUDA-graph decode step of a TritonModel, with NVML energy per run."""
-    from gpu_baseline.triton_model import DecodeGraph
+    from llmaccel.gpu_baseline.triton_model import DecodeGraph
     if prefill + decode > model.max_len:
         raise LlmaccelError(f"prefill + decode = {prefill + decode} exceeds the model's max_len={model.max_len}")
     graph = DecodeGraph(model)
@@ -272,7 +272,7 @@ def bench_triton_model(model, prefill: int, decode: int, repeats: int, nvml: Opt
 
 def bench_hf(spec, prefill: int, decode: int, repeats: int, compile: bool) -> tuple[PhaseResult, PhaseResult]:
     """The dense FP16 transformers baseline of ``spec``'s shapes (synthetic weights), static KV cache."""
-    from gpu_baseline.hf_baseline import HfBaseline, synthetic_llama
+    from llmaccel.gpu_baseline.hf_baseline import HfBaseline, synthetic_llama
     cfg = dict(hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
                num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
                num_key_value_heads=spec.num_kv_heads, head_dim=spec.head_dim, vocab_size=spec.vocab_size,
@@ -290,11 +290,11 @@ def bundled_tokens_equal_reference(n: int, say: Say) -> tuple[bool, list[int], l
     """Greedy tokens of the bundled model (w4-g128-rtn) on this GPU vs the PyTorch reference on CPU."""
     import tempfile
 
-    from gpu_baseline.reference import ReferenceModel
-    from gpu_baseline.triton_model import DecodeGraph, TritonModel
+    from llmaccel.gpu_baseline.reference import ReferenceModel
+    from llmaccel.gpu_baseline.triton_model import DecodeGraph, TritonModel
     from llmaccel.assets import bundled_model_dir
-    from mapping.compress import compress_checkpoint, load_compressed
-    from mapping.recipe import get_recipe
+    from llmaccel.mapping.compress import compress_checkpoint, load_compressed
+    from llmaccel.mapping.recipe import get_recipe
     prompt = [5, 17, 99, 300, 12, 7]
     with tempfile.TemporaryDirectory(prefix="llmaccel-gpu-bench-") as tmp:
         compress_checkpoint(bundled_model_dir(), get_recipe("w4-g128-rtn"), Path(tmp) / "cm")
@@ -350,10 +350,10 @@ def gpu_identity(nvml: Optional[Nvml], preset: Optional[str]) -> GpuIdentity:
 
 def run_gpu_bench(cfg: BenchConfig, say: Say = lambda s: print(s, file=sys.stderr)) -> GpuMeasurement:
     """Everything :class:`BenchConfig` asks for, in one run, as a validated GpuMeasurement."""
-    from gpu_baseline.synthetic import synthetic_model
-    from gpu_baseline.workload import gpu_workload
-    from simulator.specs.device import load_device
-    from simulator.specs.model import load_model_spec
+    from llmaccel.gpu_baseline.synthetic import synthetic_model
+    from llmaccel.gpu_baseline.workload import gpu_workload
+    from llmaccel.simulator.specs.device import load_device
+    from llmaccel.simulator.specs.model import load_model_spec
 
     require_cuda()
     date = datetime.now(timezone.utc)

@@ -10,8 +10,8 @@ import math
 
 import torch
 
-from gpu_baseline.reference import ReferenceModel
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.gpu_baseline.reference import ReferenceModel
+from llmaccel.errors import LlmaccelError
 
 
 def perplexity(model: ReferenceModel, token_ids: list[int], window: int = 256, max_tokens: int | None = None) -> float:

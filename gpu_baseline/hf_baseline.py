@@ -20,7 +20,7 @@ from typing import Union
 
 import torch
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 
 @dataclass

@@ -37,7 +37,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 SCHEMA_VERSION = 1
 MEASUREMENTS_DIR = Path(__file__).resolve().parent / "measurements"
@@ -86,7 +86,7 @@ class GpuIdentity(_Strict):
     @field_validator("device_preset")
     @classmethod
     def _is_gpu_preset(cls, v: str) -> str:
-        from simulator.specs.device import list_devices, load_device
+        from llmaccel.simulator.specs.device import list_devices, load_device
         names = list_devices()
         if v not in names or load_device(v).kind != "gpu":
             gpus = [n for n in names if load_device(n).kind == "gpu"]

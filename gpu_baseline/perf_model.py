@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from gpu_baseline.measured import GpuMeasurement, ModelRun, load_measurements
-from gpu_baseline.workload import GpuWorkload, gpu_workload
-from simulator.specs.device import GpuDevice, load_device
-from simulator.specs.model import ModelSpec, load_model_spec
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.gpu_baseline.measured import GpuMeasurement, ModelRun, load_measurements
+from llmaccel.gpu_baseline.workload import GpuWorkload, gpu_workload
+from llmaccel.simulator.specs.device import GpuDevice, load_device
+from llmaccel.simulator.specs.model import ModelSpec, load_model_spec
+from llmaccel.errors import LlmaccelError
 
 DATASHEET = "datasheet roofline"
 TDP_SOURCE = "datasheet TDP (upper bound, not measured)"
@@ -235,7 +235,7 @@ def _spec(model: Union[str, ModelSpec]) -> ModelSpec:
 
 def gpu_presets() -> list[str]:
     """Names of the GPU device presets :func:`estimate_gpu` accepts."""
-    from simulator.specs.device import list_devices
+    from llmaccel.simulator.specs.device import list_devices
     return [n for n in list_devices() if load_device(n).kind == "gpu"]
 
 

@@ -23,11 +23,11 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-from mapping import layer_math as lm
-from mapping.checkpoint import SafetensorsCheckpoint, layer_tensors, model_tensors
-from mapping.compress import CompressedModel
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import PackedLinear
+from llmaccel.mapping import layer_math as lm
+from llmaccel.mapping.checkpoint import SafetensorsCheckpoint, layer_tensors, model_tensors
+from llmaccel.mapping.compress import CompressedModel
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import PackedLinear
 
 ACT_QMAX = 127.0
 

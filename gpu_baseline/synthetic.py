@@ -16,14 +16,14 @@ from typing import Optional
 import numpy as np
 import torch
 
-from gpu_baseline.triton.formats import DevicePackedLinear, KernelFormat
-from gpu_baseline.triton.linear import GemvConfig
-from gpu_baseline.triton_model import (WORKSPACE_MARGIN_BYTES, Activations, MemoryNeed, TritonModel, check_fits,
+from llmaccel.gpu_baseline.triton.formats import DevicePackedLinear, KernelFormat
+from llmaccel.gpu_baseline.triton.linear import GemvConfig
+from llmaccel.gpu_baseline.triton_model import (WORKSPACE_MARGIN_BYTES, Activations, MemoryNeed, TritonModel, check_fits,
                                        kv_cache_bytes)
-from mapping.calibration import LINEAR_PATHS
-from mapping.compiler import formats_from_recipe
-from simulator.specs.model import ModelSpec
-from sparse_dsp.packed_format import LayerFormat, pack_bitstream
+from llmaccel.mapping.calibration import LINEAR_PATHS
+from llmaccel.mapping.compiler import formats_from_recipe
+from llmaccel.simulator.specs.model import ModelSpec
+from llmaccel.sparse_dsp.packed_format import LayerFormat, pack_bitstream
 
 PATTERN_ROWS = 64      # distinct N:M position rows, tiled over the layer
 

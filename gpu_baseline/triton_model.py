@@ -30,14 +30,14 @@ from typing import Literal, Optional, Union
 import numpy as np
 import torch
 
-from gpu_baseline.triton.attention import int8_attention
-from gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError, concat_rows, same_format
-from gpu_baseline.triton.linear import GemvConfig, fp16_linear, int8_linear
-from gpu_baseline.triton.quantize import add_rmsnorm_prepare, quantize_rows, rope_quantize, silu_mul_prepare
-from mapping import layer_math as lm
-from mapping.compress import CompressedModel
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import PackedLinear
+from llmaccel.gpu_baseline.triton.attention import int8_attention
+from llmaccel.gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError, concat_rows, same_format
+from llmaccel.gpu_baseline.triton.linear import GemvConfig, fp16_linear, int8_linear
+from llmaccel.gpu_baseline.triton.quantize import add_rmsnorm_prepare, quantize_rows, rope_quantize, silu_mul_prepare
+from llmaccel.mapping import layer_math as lm
+from llmaccel.mapping.compress import CompressedModel
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import PackedLinear
 
 Activations = Literal["int8", "fp16"]
 FP16_MAX = 65504.0
@@ -136,7 +136,7 @@ class TritonModel:
                                     f"need act_bits=8 (or run activations='fp16', weight-only)")
         keys = [f"layers.{i}.{p}" for i in range(shape.num_layers) for p in shape.arch.linear_keys.values()] + ["lm_head"]
         packed = {k: _packed(cm, k) for k in keys}
-        from gpu_baseline.triton.formats import KernelFormat
+        from llmaccel.gpu_baseline.triton.formats import KernelFormat
         for k, p in packed.items():
             try:
                 KernelFormat.of(p.fmt)

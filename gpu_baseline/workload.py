@@ -37,10 +37,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from mapping.compiler import formats_from_recipe
-from mapping.recipe import Recipe, get_recipe
-from mapping.tiling import kv_row_bytes
-from simulator.specs.model import ModelSpec
+from llmaccel.mapping.compiler import formats_from_recipe
+from llmaccel.mapping.recipe import Recipe, get_recipe
+from llmaccel.mapping.tiling import kv_row_bytes
+from llmaccel.simulator.specs.model import ModelSpec
 
 FP16_BASELINE = "fp16"
 FP16_BYTES = 2

@@ -19,7 +19,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 INCLUDE_DIR = PACKAGE_DIR / "include"
@@ -109,7 +109,7 @@ def build(config) -> Path:
     out = cache_dir() / f"{config.name}-{build_key(config, cxx, ap_types)}.so"
     if out.is_file():
         return out
-    from hls_kernels.configs import family_of   # the family record names the C-simulation entry point
+    from llmaccel.hls_kernels.configs import family_of   # the family record names the C-simulation entry point
     source = family_of(config).abi
     with tempfile.TemporaryDirectory(prefix=f".{config.name}-", dir=out.parent) as tmp:
         tmp = Path(tmp)

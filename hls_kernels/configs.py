@@ -14,8 +14,8 @@ from pathlib import Path
 from string import Template
 from typing import Optional
 
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import LayerFormat, PackedFormatError, validate_format
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import LayerFormat, PackedFormatError, validate_format
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 DSP_MAX_CHAIN = 8  # (2^17 - 1) // (128 * 127): see primitives/dsp_pair_mac.hpp

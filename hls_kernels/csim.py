@@ -12,10 +12,10 @@ from typing import Optional
 
 import numpy as np
 
-from hls_kernels.build import build
-from hls_kernels.configs import (AttentionKernelConfig, DecoderLayerConfig, HlsConfigError, LinearKernelConfig,
+from llmaccel.hls_kernels.build import build
+from llmaccel.hls_kernels.configs import (AttentionKernelConfig, DecoderLayerConfig, HlsConfigError, LinearKernelConfig,
                                  SfuKernelConfig, PROJECTIONS)
-from sparse_dsp.packed_format import PackedLinear
+from llmaccel.sparse_dsp.packed_format import PackedLinear
 
 F32 = np.float32
 

@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from sparse_dsp.packed_format import LayerFormat, PackedLinear, pack_linear
+from llmaccel.sparse_dsp.packed_format import LayerFormat, PackedLinear, pack_linear
 
 
 def random_packed_linear(rng: np.random.Generator, fmt: LayerFormat, scale_range: tuple[float, float] = (1e-3, 0.1)

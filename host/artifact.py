@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from host.errors import SessionError
-from mapping.artifact_io import ArtifactError, design_from_manifest, design_matches, design_record, read_manifest
-from mapping.compiled_artifact import SCHEMA, SCHEMA_VERSION, read_compiled_model, write_compiled_artifact
-from mapping.compress import CompressedModel, load_compressed
-from mapping.sim_api import build_compiler
-from simulator.compiled import CompiledModel
+from llmaccel.host.errors import SessionError
+from llmaccel.mapping.artifact_io import ArtifactError, design_from_manifest, design_matches, design_record, read_manifest
+from llmaccel.mapping.compiled_artifact import SCHEMA, SCHEMA_VERSION, read_compiled_model, write_compiled_artifact
+from llmaccel.mapping.compress import CompressedModel, load_compressed
+from llmaccel.mapping.sim_api import build_compiler
+from llmaccel.simulator.compiled import CompiledModel
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                    "merges.txt", "tokenizer.model")
@@ -71,7 +71,7 @@ def compile_artifact(compressed: Union[str, Path, CompressedModel], out_dir: Uni
     cm = compressed if isinstance(compressed, CompressedModel) else load_compressed(compressed)
     if cm.path is None or cm.content_hash is None:
         raise SessionError("the compressed model has no artifact path/content hash: load it with "
-                           "mapping.compress.load_compressed so the compiled artifact can name it")
+                           "llmaccel.mapping.compress.load_compressed so the compiled artifact can name it")
     comp, d, dev = build_compiler(cm, design, max_len=max_len or default_max_len(cm))
     tok_src = Path(tokenizer_dir) if tokenizer_dir else None
     meta = {**design_record(d), "device": dev.name, "recipe": cm.recipe.name,
@@ -88,7 +88,7 @@ def compile_artifact(compressed: Union[str, Path, CompressedModel], out_dir: Uni
 
 def default_max_len(cm: CompressedModel) -> int:
     """The longest multiple of the prefill bucket (128) the model's positions allow, at most 2048."""
-    from mapping.compiler import DEFAULT_MAX_LEN, PREFILL_BUCKET
+    from llmaccel.mapping.compiler import DEFAULT_MAX_LEN, PREFILL_BUCKET
     n = min(DEFAULT_MAX_LEN, cm.shape.max_position_embeddings) // PREFILL_BUCKET * PREFILL_BUCKET
     return max(PREFILL_BUCKET, n)
 
@@ -101,9 +101,9 @@ def load_artifact(path: Union[str, Path], compressed: Optional[Union[str, Path, 
     stores the design itself, ``mapping.artifact_io.design_record``); ``compressed`` (default: the one the
     manifest names) must have the content hash it was compiled from.
     """
-    from simulator.specs.device import load_device
-    from simulator.specs.model import model_spec_from_hf_config
-    from simulator.timing_params import hw_from_design
+    from llmaccel.simulator.specs.device import load_device
+    from llmaccel.simulator.specs.model import model_spec_from_hf_config
+    from llmaccel.simulator.timing_params import hw_from_design
     path = Path(path)
     man = read_manifest(path, SCHEMA, SCHEMA_VERSION, verify=True)
     if design is not None and not design_matches(man, design):

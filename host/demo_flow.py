@@ -17,9 +17,9 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from host.artifact import compile_in_memory
-from host.session import Session
-from mapping.compress import CompressedModel, load_compressed
+from llmaccel.host.artifact import compile_in_memory
+from llmaccel.host.session import Session
+from llmaccel.mapping.compress import CompressedModel, load_compressed
 
 
 def run_accelerator_demo(compressed: Union[str, Path, CompressedModel], design: str = "flightllm-u280",
@@ -59,7 +59,7 @@ def check_against_reference(cm: CompressedModel, prompt_ids: Sequence[int], gene
     """
     import torch
 
-    from gpu_baseline.reference import ReferenceModel
+    from llmaccel.gpu_baseline.reference import ReferenceModel
 
     ref = ReferenceModel.from_compressed(cm)
     threads = torch.get_num_threads()

@@ -1,7 +1,7 @@
 """Errors of the host driver (all are LlmaccelError: one clear line at the CLI)."""
 from __future__ import annotations
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 
 class SessionError(LlmaccelError):

@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from host.errors import SessionError
+from llmaccel.host.errors import SessionError
 
 
 @dataclass(frozen=True)

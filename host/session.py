@@ -28,10 +28,10 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from host.artifact import CompiledArtifact, load_artifact
-from host.backends import make_backend
-from host.errors import SessionError
-from host.sampling import Sampler, SamplingParams
+from llmaccel.host.artifact import CompiledArtifact, load_artifact
+from llmaccel.host.backends import make_backend
+from llmaccel.host.errors import SessionError
+from llmaccel.host.sampling import Sampler, SamplingParams
 
 Prompt = Union[str, Sequence[int]]
 
@@ -227,7 +227,7 @@ def _all_ints(seq: Any) -> bool:
 
 def load_tokenizer(path: Path):
     """The checkpoint's own tokenizer: a local directory, loaded as data (mapping.checkpoint)."""
-    from mapping.checkpoint import CheckpointError, load_local_tokenizer
+    from llmaccel.mapping.checkpoint import CheckpointError, load_local_tokenizer
     try:
         return load_local_tokenizer(path)
     except CheckpointError as exc:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import llmaccel.commands as commands_pkg
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 EXIT_OK, EXIT_INPUT, EXIT_BUG, EXIT_INTERRUPT = 0, 2, 3, 130
 _REPO_ROOT = Path(__file__).resolve().parent.parent

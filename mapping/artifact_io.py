@@ -27,8 +27,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.safe_paths import check_output_dir, write_dir_atomically
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.safe_paths import check_output_dir, write_dir_atomically
 
 MANIFEST = "manifest.json"
 UNHASHED_KEYS = ("content_hash", "timings")
@@ -196,7 +196,7 @@ DESIGN_KEYS = ("design", "design_spec", "design_sha256")
 
 def design_record(design: Any) -> dict[str, Any]:
     """Manifest fields for ``design`` (a ``simulator.design.AcceleratorDesign``)."""
-    from simulator.design import design_sha256, design_to_dict
+    from llmaccel.simulator.design import design_sha256, design_to_dict
     return {"design": design.name, "design_spec": design_to_dict(design), "design_sha256": design_sha256(design)}
 
 
@@ -205,8 +205,8 @@ def design_from_manifest(manifest: dict[str, Any], src: str | os.PathLike) -> An
 
     An artifact written before designs were stored names only a bundled preset: that preset is
     loaded by name (and a name not on the search path is the loader's clear error)."""
-    from simulator.design import design_from_dict, design_sha256, load_design
-    from simulator.specs._yaml import SpecError
+    from llmaccel.simulator.design import design_from_dict, design_sha256, load_design
+    from llmaccel.simulator.specs._yaml import SpecError
 
     spec = manifest.get("design_spec")
     if spec is None:
@@ -239,8 +239,8 @@ def design_matches(manifest: dict[str, Any], design: str) -> bool:
     is compared with the stored name, a YAML file by the hash of the design it holds."""
     if design == manifest.get("design"):
         return True
-    from simulator.design import design_sha256, is_design_file
+    from llmaccel.simulator.design import design_sha256, is_design_file
     if not is_design_file(design):
         return False
-    from mapping.designs import load_design
+    from llmaccel.mapping.designs import load_design
     return manifest.get("design_sha256") == design_sha256(load_design(design))

@@ -23,8 +23,8 @@ from typing import Callable, Optional
 
 import torch
 
-from mapping import portable_math as pm
-from simulator.specs.model import ModelSpec
+from llmaccel.mapping import portable_math as pm
+from llmaccel.simulator.specs.model import ModelSpec
 
 ATTN_IN = ("q_proj", "k_proj", "v_proj")
 MLP_IN = ("gate_proj", "up_proj")
@@ -155,9 +155,9 @@ def embed_inputs(tokens: torch.Tensor, embed: torch.Tensor, positions: Optional[
 def calibration_tokens(tokenizer_dir: str, text_or_ids: "str | list[int]", n_tokens: int,
                        seq_len: int) -> torch.Tensor:
     """[S, seq_len] token ids from the first n_tokens of the text (tokenizer of the checkpoint) or ids."""
-    from sparse_dsp.errors import LlmaccelError
+    from llmaccel.errors import LlmaccelError
     if isinstance(text_or_ids, str):
-        from mapping.checkpoint import CheckpointError, load_local_tokenizer
+        from llmaccel.mapping.checkpoint import CheckpointError, load_local_tokenizer
         try:   # local files only, never the directory's own code (trust_remote_code=False)
             tok = load_local_tokenizer(tokenizer_dir)
         except CheckpointError as exc:

@@ -36,7 +36,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64,
            "I8": np.int8, "U8": np.uint8, "I16": np.int16, "I32": np.int32, "I64": np.int64}
@@ -254,7 +254,7 @@ class SafetensorsCheckpoint:
     def _add_base_prefix(self) -> None:
         """Names of a base-model save (no ``transformer.``/``model.`` prefix) read as the full model's."""
         try:
-            from mapping.layer_math import shape_from_config
+            from llmaccel.mapping.layer_math import shape_from_config
             arch = shape_from_config(self.config).arch
         except LlmaccelError:
             return   # reported by _check_against_config
@@ -267,7 +267,7 @@ class SafetensorsCheckpoint:
 
     def _check_against_config(self, problems: list[str]):
         """Every tensor a model of this config has, with its shape; nothing else. Returns the ModelSpec."""
-        from mapping.layer_math import shape_from_config
+        from llmaccel.mapping.layer_math import shape_from_config
         try:
             spec = shape_from_config(self.config, str(self.dir / "config.json"))
         except LlmaccelError as exc:

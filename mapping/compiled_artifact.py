@@ -24,12 +24,12 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from mapping.artifact_io import ArtifactError, check_artifact_dest, write_artifact
-from simulator import isa
-from simulator.compiled import (ActRegion, BufferIds, CompiledModel, CompiledProgram, CoreSlices, CoreStream,
+from llmaccel.mapping.artifact_io import ArtifactError, check_artifact_dest, write_artifact
+from llmaccel.simulator import isa
+from llmaccel.simulator.compiled import (ActRegion, BufferIds, CompiledModel, CompiledProgram, CoreSlices, CoreStream,
                                 HbmRegion)
-from simulator.specs.model import ModelSpec
-from simulator.timing_params import HwParams
+from llmaccel.simulator.specs.model import ModelSpec
+from llmaccel.simulator.timing_params import HwParams
 
 SCHEMA = "llmaccel.compiled_program"
 SCHEMA_VERSION = 3   # 3: the artifact is the CompiledModel (words + names + placement + layout), run as stored

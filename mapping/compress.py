@@ -33,17 +33,17 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
-from mapping import layer_math as lm
-from mapping.artifact_io import ArtifactError, check_artifact_dest, read_manifest, write_artifact
-from mapping.calibration import InputStats, LayerCapture, calibration_tokens, embed_inputs, layer_forward
-from mapping.checkpoint import SafetensorsCheckpoint, layer_tensors, model_tensors
-from mapping.mixed_precision import allocate_bits, layer_sensitivity
-from mapping.prune import nm_mask, prune_scores
-from mapping.quantize import quantize_gptq, quantize_rtn
-from mapping.recipe import LayerRule, Recipe
-from simulator.specs.model import ModelSpec
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import FORMAT_VERSION, LayerFormat, PackedLinear
+from llmaccel.mapping import layer_math as lm
+from llmaccel.mapping.artifact_io import ArtifactError, check_artifact_dest, read_manifest, write_artifact
+from llmaccel.mapping.calibration import InputStats, LayerCapture, calibration_tokens, embed_inputs, layer_forward
+from llmaccel.mapping.checkpoint import SafetensorsCheckpoint, layer_tensors, model_tensors
+from llmaccel.mapping.mixed_precision import allocate_bits, layer_sensitivity
+from llmaccel.mapping.prune import nm_mask, prune_scores
+from llmaccel.mapping.quantize import quantize_gptq, quantize_rtn
+from llmaccel.mapping.recipe import LayerRule, Recipe
+from llmaccel.simulator.specs.model import ModelSpec
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import FORMAT_VERSION, LayerFormat, PackedLinear
 
 SCHEMA = "llmaccel.compressed_model"
 SCHEMA_VERSION = 2   # 2: content_hash covers the whole manifest (metadata too); any family since (new names only added)

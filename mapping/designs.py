@@ -13,9 +13,9 @@ import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from simulator.design import AcceleratorDesign, find_design
-from simulator.design import load_design as _load_yaml
-from simulator.specs._yaml import SpecError
+from llmaccel.simulator.design import AcceleratorDesign, find_design
+from llmaccel.simulator.design import load_design as _load_yaml
+from llmaccel.simulator.specs._yaml import SpecError
 
 
 def load_design(name_or_path: str | Path | AcceleratorDesign,
@@ -40,6 +40,6 @@ def resolve_reports(design: AcceleratorDesign, base_dir: Path | None) -> Acceler
             raise SpecError(f"design '{design.name}': hls_reports '{design.hls_reports}' is a relative path and "
                             "the design was not read from a file; give an absolute path")
         p = base_dir / p
-    from hls_kernels.flow.report import reported_units   # the parser lives with the HLS flow
+    from llmaccel.hls_kernels.flow.report import reported_units   # the parser lives with the HLS flow
     units = reported_units(p.resolve())
     return dataclasses.replace(design, hls_reports=None, reported=units)

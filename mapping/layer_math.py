@@ -16,8 +16,8 @@ from typing import Any, Optional
 
 import torch
 
-from simulator.families import Rope
-from simulator.specs.model import ModelSpec, model_spec_from_hf_config
+from llmaccel.simulator.families import Rope
+from llmaccel.simulator.specs.model import ModelSpec, model_spec_from_hf_config
 
 
 def shape_from_config(cfg: dict[str, Any], where: str = "config.json") -> ModelSpec:

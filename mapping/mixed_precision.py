@@ -18,9 +18,9 @@ from typing import Optional
 
 import torch
 
-from mapping.calibration import InputStats
-from mapping.quantize import output_errors, quantize_rtn
-from mapping.recipe import MIXED_CHOICES, LayerRule
+from llmaccel.mapping.calibration import InputStats
+from llmaccel.mapping.quantize import output_errors, quantize_rtn
+from llmaccel.mapping.recipe import MIXED_CHOICES, LayerRule
 
 
 def layer_sensitivity(weight: torch.Tensor, rule: LayerRule, stats: InputStats,

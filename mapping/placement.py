@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 # Regions start on 4 KB boundaries: an AXI burst must not cross one (ARM IHI0022 A3.4.1),
 # so an aligned start keeps every tile read a whole number of full transactions.

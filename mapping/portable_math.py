@@ -35,7 +35,7 @@ from typing import Optional
 
 import torch
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 F64 = torch.float64
 _MANT = 53                          # float64 significand bits
@@ -376,7 +376,7 @@ def rope_tables(head_dim: int, rope_theta: float, rope_scaling: Optional[dict], 
                 max_position_embeddings: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin [t, head_dim] float64 for positions 0..t-1, rotate-half layout (both halves equal),
     from the one RoPE implementation (simulator.families.rope: 40-digit decimals, rounded once)."""
-    from simulator.families import Rope
+    from llmaccel.simulator.families import Rope
     r = Rope(int(head_dim), float(rope_theta), tuple(sorted((rope_scaling or {}).items())),
              int(max_position_embeddings))
     cos, sin = r.tables(int(t))

@@ -12,7 +12,7 @@ from typing import Optional
 
 import torch
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 
 def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:

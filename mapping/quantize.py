@@ -25,8 +25,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from mapping import portable_math as pm
-from sparse_dsp.packed_format import LayerFormat, PackedLinear, pack_linear
+from llmaccel.mapping import portable_math as pm
+from llmaccel.sparse_dsp.packed_format import LayerFormat, PackedLinear, pack_linear
 
 
 @dataclass

@@ -12,8 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from simulator.specs._yaml import SpecError, build, load_yaml_mapping
-from sparse_dsp.packed_format import ASYMMETRIC_BITS, SUPPORTED_BITS, SUPPORTED_NM, LayerFormat
+from llmaccel.simulator.specs._yaml import SpecError, build, load_yaml_mapping
+from llmaccel.sparse_dsp.packed_format import ASYMMETRIC_BITS, SUPPORTED_BITS, SUPPORTED_NM, LayerFormat
 
 ATTN_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_LAYERS = ("gate_proj", "up_proj", "down_proj")

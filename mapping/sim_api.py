@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from mapping.compiler import DEFAULT_MAX_LEN, Compiler, ModelFormats, formats_from_compressed, formats_from_recipe
-from mapping.recipe import Recipe
-from simulator.api import SimResult, simulate_compiled, timing_plan
-from simulator.compiled import CompiledModel
-from mapping.designs import load_design   # preset search path + the HLS reports a design names
-from simulator.design import AcceleratorDesign
-from simulator.power import PowerModel
-from simulator.resources import fit_check
-from simulator.specs.device import load_device
-from simulator.specs.model import ModelSpec, load_model_spec
-from simulator.timing_params import hw_from_design
+from llmaccel.mapping.compiler import DEFAULT_MAX_LEN, Compiler, ModelFormats, formats_from_compressed, formats_from_recipe
+from llmaccel.mapping.recipe import Recipe
+from llmaccel.simulator.api import SimResult, simulate_compiled, timing_plan
+from llmaccel.simulator.compiled import CompiledModel
+from llmaccel.mapping.designs import load_design   # preset search path + the HLS reports a design names
+from llmaccel.simulator.design import AcceleratorDesign
+from llmaccel.simulator.power import PowerModel
+from llmaccel.simulator.resources import fit_check
+from llmaccel.simulator.specs.device import load_device
+from llmaccel.simulator.specs.model import ModelSpec, load_model_spec
+from llmaccel.simulator.timing_params import hw_from_design
 
 
 def build_compiler(model: str | ModelSpec | Any, design: str | AcceleratorDesign, recipe: str | Recipe | None = None,

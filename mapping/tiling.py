@@ -11,14 +11,14 @@ of as many tokens as the activation buffer holds.
 """
 from __future__ import annotations
 
-from simulator.attention_mask import ATTN_BLOCK, block_density, causal_pairs  # noqa: F401 (re-exported)
-from simulator.isa import KV_SCALE_BYTES  # one FP32 scale per (token, kv head) (docs/numerics.md section 4)
+from llmaccel.simulator.attention_mask import ATTN_BLOCK, block_density, causal_pairs  # noqa: F401 (re-exported)
+from llmaccel.simulator.isa import KV_SCALE_BYTES  # one FP32 scale per (token, kv head) (docs/numerics.md section 4)
 
 import math
 from dataclasses import dataclass
 
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import LayerFormat
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import LayerFormat
 
 BUFFER_SLOTS = 2          # double buffering
 

@@ -33,5 +33,5 @@ def plot_recipes(rows: Sequence[dict], path: str | Path, title: str = "", flag: 
     ax.set_title(title or "compression recipes")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    from reports.figures import save_png
+    from llmaccel.reports.figures import save_png
     return save_png(fig, path, flag)

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from sparse_dsp.safe_paths import check_output_file, write_file_atomically
+from llmaccel.sparse_dsp.safe_paths import check_output_file, write_file_atomically
 
 SOFTWARE = "llmaccel"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -18,5 +18,5 @@ def is_ours(path: Path) -> Optional[str]:
 
 
 def write_text_output(path: Path, text: str, flag: str) -> Path:
-    from sparse_dsp.safe_paths import write_file_atomically
+    from llmaccel.sparse_dsp.safe_paths import write_file_atomically
     return write_file_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), flag, is_ours, "report")

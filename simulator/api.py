@@ -10,11 +10,11 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from simulator.compiled import CompiledModel, ProgramKey
-from simulator.power import PowerModel
-from simulator.timing import CATEGORIES, Work, layer_timing, program_work
-from simulator.timing_engine import UNITS
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.simulator.compiled import CompiledModel, ProgramKey
+from llmaccel.simulator.power import PowerModel
+from llmaccel.simulator.timing import CATEGORIES, Work, layer_timing, program_work
+from llmaccel.simulator.timing_engine import UNITS
+from llmaccel.errors import LlmaccelError
 
 
 @dataclass

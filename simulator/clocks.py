@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from simulator.specs.device import FpgaDevice
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.simulator.specs.device import FpgaDevice
+from llmaccel.errors import LlmaccelError
 
 # Which device limits bound which design clock field. A design's compute clock drives the DSP chains
 # and every on-chip buffer; the HBM-side clock (when the design has one) drives the HBM AXI ports.

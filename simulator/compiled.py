@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from simulator.specs.model import ModelSpec
-from sparse_dsp.errors import LlmaccelError
-from simulator.timing_params import HwParams
+from llmaccel.simulator.specs.model import ModelSpec
+from llmaccel.errors import LlmaccelError
+from llmaccel.simulator.timing_params import HwParams
 
 ProgramKey = tuple[str, int, int, int]          # (phase, ctx_len, tokens, layer_group); head: ("head", 0, 1, -1)
 

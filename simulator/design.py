@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
-from simulator.isa import MAX_BUFFER_BYTES, MAX_BUFFERS_PER_CORE, MISC_OPS
-from simulator.specs._yaml import PRESETS_DIR, SpecError, build, load, to_dict
-from sparse_dsp.dsp_chain import ChainConfig
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import SUPPORTED_BITS, WORD_BITS
+from llmaccel.simulator.isa import MAX_BUFFER_BYTES, MAX_BUFFERS_PER_CORE, MISC_OPS
+from llmaccel.simulator.specs._yaml import PRESETS_DIR, SpecError, build, load, to_dict
+from llmaccel.sparse_dsp.dsp_chain import ChainConfig
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import SUPPORTED_BITS, WORD_BITS
 
 BUFFER_ROLES = ("weight", "activation", "kv", "output", "sfu", "misc")
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import numpy as np
 
-from simulator.compiled import CompiledModel
-from simulator.functional import F32, FunctionalEngine, FunctionalError, ModelWeights
-from simulator.timing import Work, layer_timing, program_work
+from llmaccel.simulator.compiled import CompiledModel
+from llmaccel.simulator.functional import F32, FunctionalEngine, FunctionalError, ModelWeights
+from llmaccel.simulator.timing import Work, layer_timing, program_work
 
 
 @dataclass

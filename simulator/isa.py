@@ -53,7 +53,7 @@ from typing import Any, ClassVar, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 WORD_BITS = 32
 LINE_BYTES = 64

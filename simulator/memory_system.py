@@ -30,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
-from simulator.specs._yaml import PRESETS_DIR, SpecError, load_yaml_mapping
+from llmaccel.simulator.specs._yaml import PRESETS_DIR, SpecError, load_yaml_mapping
 
 DEFAULT_TABLE = PRESETS_DIR / "memory" / "hbm_u280.yaml"
 PATTERNS = ("sequential", "strided", "random")

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from simulator.resources import resource_usage
-from simulator.specs._yaml import SpecError, load_yaml_mapping
-from simulator.timing import Work
+from llmaccel.simulator.resources import resource_usage
+from llmaccel.simulator.specs._yaml import SpecError, load_yaml_mapping
+from llmaccel.simulator.timing import Work
 
 POWER_DIR = Path(__file__).resolve().parent / "presets" / "power"
 DEFAULT_POWER_YAML = POWER_DIR / "default.yaml"

@@ -16,10 +16,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
-from simulator.clocks import clock_report
-from simulator.design import AcceleratorDesign, BufferSpec
-from simulator.specs.device import FPGA_RESOURCES, Device, FpgaDevice
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.simulator.clocks import clock_report
+from llmaccel.simulator.design import AcceleratorDesign, BufferSpec
+from llmaccel.simulator.specs.device import FPGA_RESOURCES, Device, FpgaDevice
+from llmaccel.errors import LlmaccelError
 
 # URAM288: 4096 x 72 bits. Source: AMD UG573 (UltraScale Architecture Memory Resources), UltraRAM
 # chapter (from memory, not re-read here; the same figure is used by simulator/timing_params.py).
@@ -115,7 +115,7 @@ def _measured(unit: str, chain_len: int, nm_patterns: tuple[str, ...] = ()) -> O
     source line says which configuration that was.
     """
     try:
-        from sparse_dsp.unit_costs import measured_configs, unit_resources
+        from llmaccel.sparse_dsp.unit_costs import measured_configs, unit_resources
         configs = [c for c in measured_configs(unit) if c.get("chain_len") == chain_len]
     except (ImportError, LlmaccelError, FileNotFoundError, KeyError, ValueError):
         return None
@@ -160,7 +160,7 @@ def unit_costs(design: AcceleratorDesign) -> dict[str, UnitCost]:
     me = design.matrix_engine
     sparse = [nm for nm in me.nm_patterns if nm is not None]
     m_max = max((m for _, m in sparse), default=1)
-    from sparse_dsp.dsp_chain import ChainConfig
+    from llmaccel.sparse_dsp.dsp_chain import ChainConfig
     segments = ChainConfig(me.chain_len, sparse[0] if sparse else None, me.cascade_groups).segments
     patterns = tuple(t for t in me.supported_nm if t != "dense") or ("dense",)
     chain = _measured("dsp_chain", me.chain_len, patterns) or _chain_estimate(me.chain_len, m_max, segments)

@@ -30,11 +30,11 @@ from typing import Optional
 
 import numpy as np
 
-from simulator import isa
-from simulator.compiled import CompiledProgram, EngineCache
-from simulator.timing_costs import OpCost, costs
-from simulator.timing_engine import UNIT_INDEX, UNITS, Schedule, TimedOp, run
-from simulator.timing_params import HwParams
+from llmaccel.simulator import isa
+from llmaccel.simulator.compiled import CompiledProgram, EngineCache
+from llmaccel.simulator.timing_costs import OpCost, costs
+from llmaccel.simulator.timing_engine import UNIT_INDEX, UNITS, Schedule, TimedOp, run
+from llmaccel.simulator.timing_params import HwParams
 
 # Where a decode token's time goes. Each cycle of a core's schedule is given to the first category
 # (in this order) that has an op active then, so a category counts the time it is *exposed*: compute

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
 
-from sparse_dsp.dsp_chain import ChainConfig
-from sparse_dsp.unit_costs import weight_decoder_cycles
+from llmaccel.sparse_dsp.dsp_chain import ChainConfig
+from llmaccel.sparse_dsp.unit_costs import weight_decoder_cycles
 
-from simulator import isa
-from simulator.attention_mask import block_density, causal_pairs, causal_row_elems
-from simulator.timing_params import HwParams
+from llmaccel.simulator import isa
+from llmaccel.simulator.attention_mask import block_density, causal_pairs, causal_row_elems
+from llmaccel.simulator.timing_params import HwParams
 
 # SFU functions and their number of passes over the vector (two-phase = reduce then apply).
 SFU_PHASES = {"softmax": 2, "rmsnorm": 2, "layernorm": 2, "silu": 1, "gelu": 1, "relu": 1, "mul": 1, "add": 1,

@@ -29,9 +29,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
-from simulator.isa import UNITS  # ("LD", "ST", "MPE", "SFU", "SYS"): bit i of wait/release = UNITS[i]
+from llmaccel.simulator.isa import UNITS  # ("LD", "ST", "MPE", "SFU", "SYS"): bit i of wait/release = UNITS[i]
 
 UNIT_INDEX = {u: i for i, u in enumerate(UNITS)}
 LD_UNIT = UNIT_INDEX["LD"]

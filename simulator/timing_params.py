@@ -13,9 +13,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
-from simulator.memory_system import MemorySystem, ddr_facts, slr_crossing_stages
+from llmaccel.simulator.memory_system import MemorySystem, ddr_facts, slr_crossing_stages
 
 # --------------------------------------------------------------------------- sourced constants
 # The HBM memory system (ports, converter, switch, refresh, efficiency vs access size and pattern,
@@ -239,7 +239,7 @@ def _reported_timing(design: Any) -> tuple[ReportedValue, ...]:
     """The HwParams values the design's csynth reports set (``AcceleratorDesign.reported``), each with the
     value the model would have used. mpe: the chain's II and fill/drain (the beat loop's II and pipeline
     depth); sfu: the per-phase pipeline depth and the cycles per element and lane."""
-    from sparse_dsp.dsp_chain import ChainConfig
+    from llmaccel.sparse_dsp.dsp_chain import ChainConfig
     out = []
     for r in getattr(design, "reported", ()):
         if r.unit == "mpe":

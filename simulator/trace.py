@@ -13,11 +13,11 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional
 
-from sparse_dsp.safe_paths import check_output_file, write_file_atomically
+from llmaccel.sparse_dsp.safe_paths import check_output_file, write_file_atomically
 
-from simulator.timing import Program, schedule
-from simulator.timing_engine import UNITS
-from simulator.timing_params import HwParams
+from llmaccel.simulator.timing import Program, schedule
+from llmaccel.simulator.timing_engine import UNITS
+from llmaccel.simulator.timing_params import HwParams
 
 
 def trace_events(segments: Iterable[tuple[str, Program]], hw: HwParams) -> list[dict]:

@@ -24,12 +24,12 @@ import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
-from simulator.clocks import clock_report
-from simulator.design import load_design
-from simulator.memory_system import MemorySystem, load_hbm_measurements
-from simulator.power import PowerModel
-from simulator.specs.device import load_device
-from simulator.timing import Work
+from llmaccel.simulator.clocks import clock_report
+from llmaccel.simulator.design import load_design
+from llmaccel.simulator.memory_system import MemorySystem, load_hbm_measurements
+from llmaccel.simulator.power import PowerModel
+from llmaccel.simulator.specs.device import load_device
+from llmaccel.simulator.timing import Work
 
 KINDS = ("check", "bound", "end_to_end", "not_checked")
 
@@ -239,7 +239,7 @@ def run_validation(components: Optional[list[str]] = None) -> ValidationReport:
     names = list(REGISTRY) if not components else components
     bad = [n for n in names if n not in REGISTRY]
     if bad:
-        from sparse_dsp.errors import LlmaccelError
+        from llmaccel.errors import LlmaccelError
         raise LlmaccelError(f"unknown validation component '{bad[0]}'; allowed: {', '.join(REGISTRY)}")
     rows: list[ValidationRow] = []
     for n in names:

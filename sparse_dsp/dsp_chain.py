@@ -35,8 +35,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import SUPPORTED_NM
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import SUPPORTED_NM
 
 # A DSP48E2 column inside one UltraScale+ clock region holds 24 slices; a PCIN/PCOUT cascade
 # is cut at column ends (anchors/hardware.yaml dsp_primitives.DSP48E2.cascade; the 24 per

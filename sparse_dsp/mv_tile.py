@@ -15,10 +15,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from sparse_dsp.dsp_chain import (ChainConfig, ChainConfigError, ChainCycleModel, chain_outputs, make_beats,
+from llmaccel.sparse_dsp.dsp_chain import (ChainConfig, ChainConfigError, ChainCycleModel, chain_outputs, make_beats,
                                   _nm_tuple)
-from sparse_dsp.packed_format import PackedLinear
-from sparse_dsp.weight_decoder import DecoderConfig, DecoderCycleModel, decoder_row_period
+from llmaccel.sparse_dsp.packed_format import PackedLinear
+from llmaccel.sparse_dsp.weight_decoder import DecoderConfig, DecoderCycleModel, decoder_row_period
 
 MAX_CHAINS = 16  # the tile's output bus is 80 bits per chain; larger tiles are several tiles
 

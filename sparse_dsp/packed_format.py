@@ -39,7 +39,7 @@ from typing import Optional
 
 import numpy as np
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 FORMAT_VERSION = 1
 SUPPORTED_BITS: tuple[int, ...] = (2, 3, 4, 8)

@@ -32,7 +32,7 @@ import shutil
 from pathlib import Path
 from typing import Callable, Optional
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 MARK = "llmaccel"
 

@@ -19,8 +19,8 @@ from functools import lru_cache
 from importlib import resources as _res
 from typing import Optional
 
-from sparse_dsp.dsp_chain import ChainConfig, ChainTiming, chain_timing
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.sparse_dsp.dsp_chain import ChainConfig, ChainTiming, chain_timing
+from llmaccel.errors import LlmaccelError
 
 UNITS = ("dsp_chain", "weight_decoder", "mv_tile")
 RESOURCE_KEYS = ("DSP48E2", "LUT", "FF", "BRAM36")
@@ -45,14 +45,14 @@ def dsp_chain_cycles(chain_len: int, nm, k: int, rows: int, *, group_size: int =
 def weight_decoder_cycles(bits: int, nm, k: int, rows: int, *, chain_len: int = 8,
                           group_size: int = 128) -> int:
     """Cycles the weight decoder needs to emit ``rows`` rows of beats (inputs never starved)."""
-    from sparse_dsp.weight_decoder import DecoderConfig, decoder_total_cycles
+    from llmaccel.sparse_dsp.weight_decoder import DecoderConfig, decoder_total_cycles
     return decoder_total_cycles(DecoderConfig(bits=bits, nm=nm, k=k, group_size=group_size,
                                               chain_len=chain_len), rows)
 
 
 @lru_cache(maxsize=1)
 def _table() -> dict:
-    text = _res.files("sparse_dsp.rtl").joinpath("resources.json").read_text()
+    text = _res.files("llmaccel.sparse_dsp.rtl").joinpath("resources.json").read_text()
     return json.loads(text)
 
 

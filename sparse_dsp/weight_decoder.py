@@ -22,8 +22,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from sparse_dsp.dsp_chain import ChainConfig, ChainConfigError, _nm_tuple
-from sparse_dsp.packed_format import (SUPPORTED_BITS, WORD_BITS, LayerFormat, PackedLinear)
+from llmaccel.sparse_dsp.dsp_chain import ChainConfig, ChainConfigError, _nm_tuple
+from llmaccel.sparse_dsp.packed_format import (SUPPORTED_BITS, WORD_BITS, LayerFormat, PackedLinear)
 
 # Latency from the last needed input word taken to the beat being taken by a ready consumer:
 # one edge into the shift buffer, one edge into the output register (derived in the RTL).

@@ -6,7 +6,7 @@ this does, for every packed format, on any machine. It also checks the
 compiled FP32 code has no fused multiply-add (the contract rounds each product
 and sum on its own; launches pass ``enable_fp_fusion=False``).
 
-    python -m gpu_baseline.triton.compile_check [--arch 90] [--quick | --smoke]
+    python -m llmaccel.gpu_baseline.triton.compile_check [--arch 90] [--quick | --smoke]
 
 Prints one JSON line: kernels compiled, failures (with the first error line),
 and FMA instructions found. Must run without ``TRITON_INTERPRET=1``.
@@ -26,7 +26,7 @@ PTR = {"q": "*i8", "f32": "*fp32", "w": "*i32", "u8": "*u8", "f16": "*fp16", "i3
 
 
 def _linear_specs(quick: bool) -> list[tuple[str, dict, dict]]:
-    from sparse_dsp.packed_format import ASYMMETRIC_BITS, SUPPORTED_BITS, SUPPORTED_NM
+    from llmaccel.sparse_dsp.packed_format import ASYMMETRIC_BITS, SUPPORTED_BITS, SUPPORTED_NM
     fmts = [(b, nm, sym) for b in SUPPORTED_BITS for nm in (None, *SUPPORTED_NM) for sym in (True, False)
             if sym or b in ASYMMETRIC_BITS]
     if quick:
@@ -75,7 +75,7 @@ def _other_specs() -> list[tuple[str, dict, dict]]:
 
 
 def _kernel(name: str):
-    from gpu_baseline.triton import attention, linear, quantize
+    from llmaccel.gpu_baseline.triton import attention, linear, quantize
     for mod in (linear, attention, quantize):
         if hasattr(mod, name):
             return getattr(mod, name)

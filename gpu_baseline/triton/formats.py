@@ -18,8 +18,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import SUPPORTED_BITS, SUPPORTED_NM, LayerFormat, PackedLinear
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import SUPPORTED_BITS, SUPPORTED_NM, LayerFormat, PackedLinear
 
 KERNEL_GROUP_SIZES: tuple[int, ...] = (32, 64, 128, 256, 512)
 

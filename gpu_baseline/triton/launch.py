@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from gpu_baseline.triton.formats import KernelFormatError
+from llmaccel.gpu_baseline.triton.formats import KernelFormatError
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 

@@ -25,9 +25,9 @@ import torch
 import triton
 import triton.language as tl
 
-from gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError
-from gpu_baseline.triton.launch import INTERPRETED, check_operand, compile_options
-from gpu_baseline.triton.unpack import decode_group_tile
+from llmaccel.gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError
+from llmaccel.gpu_baseline.triton.launch import INTERPRETED, check_operand, compile_options
+from llmaccel.gpu_baseline.triton.unpack import decode_group_tile
 
 GEMM_BLOCK_T = 16      # tl.dot needs tile sides >= 16
 # Rows per program. Compiled: 32 keeps a group's tile in registers; the interpreter pays per

@@ -16,8 +16,8 @@ import torch
 import triton
 import triton.language as tl
 
-from gpu_baseline.triton.formats import KernelFormatError
-from gpu_baseline.triton.launch import check_operand, compile_options
+from llmaccel.gpu_baseline.triton.formats import KernelFormatError
+from llmaccel.gpu_baseline.triton.launch import check_operand, compile_options
 
 CHUNK = 1024
 

@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 from typing import Optional, Sequence
 
-from hls_kernels.build import HlsToolError, find_ap_types, find_cxx
-from hls_kernels.flow.writer import testbench_compile_command
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.hls_kernels.build import HlsToolError, find_ap_types, find_cxx
+from llmaccel.hls_kernels.flow.writer import testbench_compile_command
+from llmaccel.errors import LlmaccelError
 
 STEPS = ("csim", "csynth", "cosim", "export")
 VITIS_TOOLS = ("vitis_hls", "vitis-run")

@@ -40,10 +40,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from hls_kernels.build import CXXFLAGS, INCLUDE_DIR, TOPS_DIR, HlsToolError, _compiler_version, _external_digest, \
+from llmaccel.hls_kernels.build import CXXFLAGS, INCLUDE_DIR, TOPS_DIR, HlsToolError, _compiler_version, _external_digest, \
     _tree_digest, cache_dir, find_ap_types, find_cxx
-from hls_kernels.flow.isa_top_header import fields_text, header_text
-from hls_kernels.flow.isa_top_side import (CONFIG_FIELDS, LAUNCH_FIELDS, STATUS, IsaTopError, pack_config,
+from llmaccel.hls_kernels.flow.isa_top_header import fields_text, header_text
+from llmaccel.hls_kernels.flow.isa_top_side import (CONFIG_FIELDS, LAUNCH_FIELDS, STATUS, IsaTopError, pack_config,
                                            region_table, side_header_lines, slab_words)
 
 F32 = np.float32
@@ -71,7 +71,7 @@ class TopFormat:
 
     @property
     def nm_code(self) -> int:
-        from simulator.isa import NM_CODES
+        from llmaccel.simulator.isa import NM_CODES
         return NM_CODES.index(self.nm)
 
 
@@ -92,8 +92,8 @@ def slot_needs(comp: Any) -> tuple[int, int]:
 
     The top's LD moves packed rows (as in HBM, line-padded) and the decoder runs inside the MPE's
     linear kernel, so a slot holds a tile's packed rows rather than its decoded INT8 rows."""
-    from mapping import tiling
-    from mapping.compiler import hbm_row_bytes
+    from llmaccel.mapping import tiling
+    from llmaccel.mapping.compiler import hbm_row_bytes
     rows, nbytes = 1, 1
     items = [(leaf, f, comp._linear_rows(leaf, 0)) for lay in set(comp.f.layers) for leaf, f in lay]
     items.append(("lm_head", comp.f.lm_head, comp.sl.vocab_rows[0]))
@@ -253,15 +253,15 @@ class HbmImage:
 def _rope_rows(cm: Any, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """cos/sin rows of ``positions`` with the function the functional engine uses."""
     if getattr(cm, "rope", None) is not None:
-        from simulator.functional.rope_unit import rope_cos_sin  # noqa: PLC0415 (only with a RoPE table)
+        from llmaccel.simulator.functional.rope_unit import rope_cos_sin  # noqa: PLC0415 (only with a RoPE table)
         return rope_cos_sin(cm.rope, positions)
-    from simulator.golden.sfu import rope_tables
+    from llmaccel.simulator.golden.sfu import rope_tables
     return rope_tables(positions, cm.spec.head_dim, cm.spec.rope_theta)
 
 
 def build_image(cm: Any, engine: Any, weights: Any) -> HbmImage:
     """Weight rows and norm blocks where the placement put them, the engine's KV cache, the RoPE tables."""
-    from host.backends.xrt_layout import weight_bank_images   # the weight rows as the host writes them
+    from llmaccel.host.backends.xrt_layout import weight_bank_images   # the weight rows as the host writes them
 
     s, cpc = cm.spec, cm.hw.channels_per_core
     ends: dict[int, int] = {}
@@ -348,9 +348,9 @@ def run_top(exe: Path, cm: Any, launches: list[Launch], img: HbmImage, x: np.nda
 
     ``edit(words_list) -> words_list`` may alter the programs' words first (tests break them)."""
     import time
-    from simulator.isa import UNITS
-    from simulator.timing import initial_tokens
-    from simulator.timing_engine import UNIT_INDEX
+    from llmaccel.simulator.isa import UNITS
+    from llmaccel.simulator.timing import initial_tokens
+    from llmaccel.simulator.timing_engine import UNIT_INDEX
 
     s, hw = cm.spec, cm.hw
     names = {v: k for k, v in UNIT_INDEX.items()}

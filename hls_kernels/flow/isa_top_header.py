@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from simulator import isa
+from llmaccel.simulator import isa
 
 # C prefix of an enum table: its name in simulator.isa without the plural "S" (LOAD_KINDS -> LOAD_KIND)
 _PREFIX = {"MEMORIES": "MEM", "FUSE_OPS": "FUSE", "MISC_OPS": "MISC_OP", "SYS_OPS": "SYS_OP"}

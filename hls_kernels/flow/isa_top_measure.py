@@ -1,6 +1,6 @@
 """Measure the C-simulated ISA top against the functional engine on the bundled model: one JSON line.
 
-``python -m hls_kernels.flow.isa_top_measure [--steps N] [--prompt N]`` compresses the bundled
+``python -m llmaccel.hls_kernels.flow.isa_top_measure [--steps N] [--prompt N]`` compresses the bundled
 tiny-llama with a low-bit recipe (:data:`RECIPE`), compiles it for :func:`test_design` (one U280
 core, buffers small enough for several weight and K/V tiles), prefills the prompt on the top and on
 the engine, then decodes greedily on both, the top on the KV cache it stored itself, and prints the
@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from hls_kernels.flow import isa_top as T
+from llmaccel.hls_kernels.flow import isa_top as T
 
 
 def recipe() -> Any:
     """4-bit attention, 3-bit asymmetric 8:16 MLP, 8-bit LM head: FlightLLM's shape, RTN (seconds to compress)."""
-    from mapping.recipe import LayerRule, Recipe
+    from llmaccel.mapping.recipe import LayerRule, Recipe
     return Recipe("lowbit-nm-rtn", attn=LayerRule(bits=4, group_size=128, symmetric=True, method="rtn"),
                   mlp=LayerRule(bits=3, group_size=128, symmetric=False, method="rtn", nm=(8, 16)),
                   act_bits=8, kv_bits=8, lm_head_bits=8)
@@ -32,7 +32,7 @@ def recipe() -> Any:
 def test_design() -> Any:
     """One U280 core; 180 KB weight buffer (gate, up, down, LM head in several tiles), 2304 B KV buffer
     (32-token K/V tiles), 12 KB activation buffer (16-token prefill chunks)."""
-    from simulator.design import load_design
+    from llmaccel.simulator.design import load_design
     return T.single_core_design(load_design("flightllm-u280"), weight_buf_bytes=184320, kv_buf_bytes=2304,
                                 act_buf_bytes=12288)
 
@@ -40,9 +40,9 @@ def test_design() -> Any:
 def bundled_setup(out_dir: Path, max_len: int = 128) -> dict:
     """Compress the bundled model into ``out_dir`` and compile it: compiler, compiled model, weights, exe."""
     from llmaccel.assets import bundled_model_dir
-    from mapping.compress import compress_checkpoint, load_compressed
-    from mapping.sim_api import build_compiler
-    from simulator.functional import ModelWeights
+    from llmaccel.mapping.compress import compress_checkpoint, load_compressed
+    from llmaccel.mapping.sim_api import build_compiler
+    from llmaccel.simulator.functional import ModelWeights
     compress_checkpoint(bundled_model_dir(), recipe(), out_dir)
     cz = load_compressed(out_dir)
     comp, _, _ = build_compiler(cz, test_design(), max_len=max_len)
@@ -52,7 +52,7 @@ def bundled_setup(out_dir: Path, max_len: int = 128) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from simulator.functional_model import FunctionalModel
+    from llmaccel.simulator.functional_model import FunctionalModel
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--prompt", type=int, default=30)

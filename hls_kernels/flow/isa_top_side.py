@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 N_BUFFERS = 8                         # simulator.isa.MAX_BUFFERS_PER_CORE (3-bit buffer ids)
 REGION_KINDS = ("other", "weight", "kv", "norm", "bias", "embedding")
@@ -100,7 +100,7 @@ def region_table(regions: Any) -> np.ndarray:
 
 def slab_words(cm: Any) -> list[int]:
     """FP32 words between token t and t + 1 of a vector, per buffer: the buffer's whole compiled layout."""
-    from simulator.isa import LINE_BYTES
+    from llmaccel.simulator.isa import LINE_BYTES
     lines = [0] * N_BUFFERS
     for r in cm.act:
         lines[r.buffer] = max(lines[r.buffer], r.offset_lines + -(-4 * r.elems // LINE_BYTES))

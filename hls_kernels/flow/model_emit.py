@@ -25,12 +25,12 @@ from typing import Optional
 
 import numpy as np
 
-from hls_kernels.configs import (PROJECTIONS, HlsConfigError, LinearKernelConfig, hls_chain,
+from llmaccel.hls_kernels.configs import (PROJECTIONS, HlsConfigError, LinearKernelConfig, hls_chain,
                                  layer_config_from_packed)
-from hls_kernels.flow.vectors import layer_case, linear_case
-from hls_kernels.flow.writer import _is_our_project, write_project
-from sparse_dsp.packed_format import PackedLinear
-from sparse_dsp.safe_paths import write_dir_atomically
+from llmaccel.hls_kernels.flow.vectors import layer_case, linear_case
+from llmaccel.hls_kernels.flow.writer import _is_our_project, write_project
+from llmaccel.sparse_dsp.packed_format import PackedLinear
+from llmaccel.sparse_dsp.safe_paths import write_dir_atomically
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 Number = Union[int, float, None]
 RESOURCE_ALIASES = {"DSP48E": "DSP"}  # Vivado HLS <= 2019 names DSP48E what later tools call DSP
@@ -200,7 +200,7 @@ def _count(value: Any, where: str) -> int:
 
 
 def _allowed_tops() -> str:
-    from hls_kernels.configs import FAMILIES
+    from llmaccel.hls_kernels.configs import FAMILIES
     return ", ".join(f"{f.top} ({f.sim_unit})" for f in FAMILIES.values() if f.sim_unit)
 
 
@@ -211,8 +211,8 @@ def reported_units(path: Union[str, Path]) -> tuple:
     A report of a top the simulator has no unit for, a report without a timing loop, a loop without
     II or depth, a resource the report does not give, or two reports of one top: each one clear error.
     """
-    from hls_kernels.configs import family_by_top
-    from simulator.design import ReportedResources, ReportedUnit
+    from llmaccel.hls_kernels.configs import family_by_top
+    from llmaccel.simulator.design import ReportedResources, ReportedUnit
 
     files = report_files(path)
     parsed = [parse_csynth(f) for f in files]

@@ -1,19 +1,19 @@
 """Golden test cases for the emitted testbenches: inputs from hls_kernels.vectors, expected outputs
-from simulator.golden (never from the kernels), written as a C header of exact bit patterns."""
+from llmaccel.simulator.golden (never from the kernels), written as a C header of exact bit patterns."""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
 
-from hls_kernels.configs import (AttentionKernelConfig, DecoderLayerConfig, LinearKernelConfig, PROJECTIONS,
+from llmaccel.hls_kernels.configs import (AttentionKernelConfig, DecoderLayerConfig, LinearKernelConfig, PROJECTIONS,
                                  SfuKernelConfig)
-from hls_kernels.csim import layer_weight_buffers
-from hls_kernels.vectors import random_activation, random_packed_linear
-from simulator.golden import attention, sfu
-from simulator.golden.decoder_layer import LayerKVCache, decoder_layer_decode
-from simulator.golden.linear import group_partial_sums, quantize_activation, rescale_groups
-from sparse_dsp.packed_format import PackedLinear
+from llmaccel.hls_kernels.csim import layer_weight_buffers
+from llmaccel.hls_kernels.vectors import random_activation, random_packed_linear
+from llmaccel.simulator.golden import attention, sfu
+from llmaccel.simulator.golden.decoder_layer import LayerKVCache, decoder_layer_decode
+from llmaccel.simulator.golden.linear import group_partial_sums, quantize_activation, rescale_groups
+from llmaccel.sparse_dsp.packed_format import PackedLinear
 
 F32 = np.float32
 ATTN_TERM_ULP = 8     # see tests/hls/test_hls_attention.py

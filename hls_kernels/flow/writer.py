@@ -18,11 +18,11 @@ from pathlib import Path
 from string import Template
 from typing import Optional
 
-from hls_kernels.build import INCLUDE_DIR
-from hls_kernels.configs import HlsConfigError, family_of
-from hls_kernels.flow.vectors import golden_case, vectors_header
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.safe_paths import check_output_dir, write_dir_atomically
+from llmaccel.hls_kernels.build import INCLUDE_DIR
+from llmaccel.hls_kernels.configs import HlsConfigError, family_of
+from llmaccel.hls_kernels.flow.vectors import golden_case, vectors_header
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.safe_paths import check_output_dir, write_dir_atomically
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Default kernel clock: FlightLLM's U280 design clock, 225 MHz (shared/anchors/hardware.yaml
@@ -39,7 +39,7 @@ class DeviceTarget:
 
 def device_target(device: str, clock_mhz: Optional[float] = None) -> DeviceTarget:
     """Part from the device preset (simulator.specs.device), clock from the caller or the default."""
-    from simulator.specs.device import load_device  # noqa: PLC0415
+    from llmaccel.simulator.specs.device import load_device  # noqa: PLC0415
 
     dev = load_device(device)
     part = getattr(dev, "part", None)

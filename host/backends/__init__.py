@@ -3,19 +3,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from host.errors import SessionError
+from llmaccel.host.errors import SessionError
 
 BACKENDS = ("simulator", "xrt", "gpu")
 
 
 def make_backend(name: str, artifact: Any, **kw: Any):
     if name == "simulator":
-        from host.backends.simulator import SimulatorBackend
+        from llmaccel.host.backends.simulator import SimulatorBackend
         return SimulatorBackend(artifact)
     if name == "xrt":
-        from host.backends.xrt import XrtBackend
+        from llmaccel.host.backends.xrt import XrtBackend
         return XrtBackend(artifact, **kw)
     if name == "gpu":
-        from host.backends.gpu import GpuBackend
+        from llmaccel.host.backends.gpu import GpuBackend
         return GpuBackend(artifact, **kw)
     raise SessionError(f"backend='{name}' is unknown; allowed: {', '.join(BACKENDS)}")

@@ -17,8 +17,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from host.backends.simulator import StepOutcome
-from host.errors import BackendUnavailable
+from llmaccel.host.backends.simulator import StepOutcome
+from llmaccel.host.errors import BackendUnavailable
 
 
 def resolve_device(device: Optional[str]):
@@ -54,7 +54,7 @@ class GpuBackend:
     def __init__(self, artifact: Any, device: Optional[str] = None, cuda_graphs: bool = True,
                  activations: str = "int8"):
         dev = resolve_device(device)
-        from gpu_baseline.triton_model import DecodeGraph, TritonModel
+        from llmaccel.gpu_baseline.triton_model import DecodeGraph, TritonModel
         self.artifact = artifact
         self.model = TritonModel.from_compressed(artifact.compressed, dev, artifact.max_len, activations)
         self.graph = DecodeGraph(self.model) if (cuda_graphs and dev.type == "cuda") else None

@@ -6,10 +6,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from simulator.functional import ModelWeights
-from simulator.functional_model import FunctionalModel
-from simulator.power import PowerModel
-from simulator.timing import Work
+from llmaccel.simulator.functional import ModelWeights
+from llmaccel.simulator.functional_model import FunctionalModel
+from llmaccel.simulator.power import PowerModel
+from llmaccel.simulator.timing import Work
 
 
 @dataclass

@@ -26,9 +26,9 @@ from __future__ import annotations
 from typing import Any, Optional
 
 
-from host.backends.simulator import StepOutcome
-from host.backends.xrt_layout import layout_for_artifact  # noqa: F401  (weight_bank_images: the weight bytes)
-from host.errors import BackendUnavailable
+from llmaccel.host.backends.simulator import StepOutcome
+from llmaccel.host.backends.xrt_layout import layout_for_artifact  # noqa: F401  (weight_bank_images: the weight bytes)
+from llmaccel.host.errors import BackendUnavailable
 
 KERNEL_NAME = "llmaccel_isa_top"     # the function name of hls_kernels/tops/isa_top.cpp (a test checks it)
 CU_NAME = f"{KERNEL_NAME}_1"
@@ -76,7 +76,7 @@ class XrtBackend:
         if not xclbin:
             raise BackendUnavailable(f"backend 'xrt' needs the xclbin built for design "
                                      f"'{artifact.design_name}' ({xclbin_name(artifact.design_name)}, linked with "
-                                     f"host.backends.xrt.vpp_link_config); none was given (xclbin=PATH)")
+                                     f"llmaccel.host.backends.xrt.vpp_link_config); none was given (xclbin=PATH)")
         self.artifact = artifact
         self.layout = layout_for_artifact(artifact)
         try:

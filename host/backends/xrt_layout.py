@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from host.errors import SessionError
+from llmaccel.host.errors import SessionError
 
 REGION_ALIGN = 4096      # mapping.placement.REGION_ALIGN (ARM IHI0022 A3.4.1: 4 KB burst boundary)
 

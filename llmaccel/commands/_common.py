@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 
 def model_dir_arg(value: Optional[str]) -> Path:
@@ -28,7 +28,7 @@ def progress(enabled: bool):
 
 
 def load_tokenizer(model_dir: Path):
-    from host.session import load_tokenizer as _load
+    from llmaccel.host.session import load_tokenizer as _load
     return _load(model_dir)
 
 

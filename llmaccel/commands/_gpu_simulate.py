@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 DEFAULT_GPU_RECIPE = "fp16"
 
@@ -16,13 +16,13 @@ DEFAULT_GPU_RECIPE = "fp16"
 def run_device(args) -> Optional[dict]:
     """The GPU estimate for ``--device <gpu>``; None when ``--device`` names the design's own FPGA
     (the FPGA path then runs as usual). Bad combinations raise one LlmaccelError."""
-    from simulator.specs.device import load_device
+    from llmaccel.simulator.specs.device import load_device
     dev = load_device(args.device)
     if dev.kind == "fpga":
         if args.design is None:
             raise LlmaccelError(f"--device {args.device} is an FPGA: an FPGA run needs an accelerator design "
                                 f"(--design NAME or YAML); --device alone takes a GPU preset")
-        from simulator.design import load_design
+        from llmaccel.simulator.design import load_design
         d = load_design(args.design)
         if d.device != dev.name:
             raise LlmaccelError(f"--device {args.device} does not match design '{d.name}', which targets "
@@ -37,7 +37,7 @@ def run_device(args) -> Optional[dict]:
             raise LlmaccelError(f"{flag} applies to FPGA designs; it has no meaning with a GPU --device")
     if args.prefill + args.decode > args.max_len:
         raise LlmaccelError(f"--prefill + --decode = {args.prefill + args.decode} exceeds --max-len {args.max_len}")
-    from gpu_baseline.perf_model import estimate_gpu
+    from llmaccel.gpu_baseline.perf_model import estimate_gpu
     est = estimate_gpu(args.model, dev.name, args.recipe or DEFAULT_GPU_RECIPE, args.prefill, args.decode)
     out = est.to_dict()
     if args.plot is not None:
@@ -75,5 +75,5 @@ def _plot(est, path: str) -> str:
     ax.set_ylabel("decode tokens/s")
     ax.set_title(f"{est.model} ({est.recipe}) on {est.device}\n{est.efficiency_source}", fontsize=9)
     fig.tight_layout()
-    from reports.figures import save_png
+    from llmaccel.reports.figures import save_png
     return str(save_png(fig, path, "--plot"))

@@ -57,7 +57,7 @@ def _load_model(arg: str):
     from pathlib import Path
     p = Path(arg)
     if p.is_dir() and (p / "manifest.json").is_file():
-        from mapping.compress import load_compressed
+        from llmaccel.mapping.compress import load_compressed
         return load_compressed(p)
     return arg
 
@@ -65,8 +65,8 @@ def _load_model(arg: str):
 def compile_artifact(comp, design, recipe_name: str, out: str, storage: bool = True,
                      compressed=None, force: bool = False) -> dict:
     """Write the artifact; ``design`` (an AcceleratorDesign) is stored whole in the manifest."""
-    from mapping.artifact_io import design_record
-    from mapping.compiled_artifact import write_compiled_artifact
+    from llmaccel.mapping.artifact_io import design_record
+    from llmaccel.mapping.compiled_artifact import write_compiled_artifact
     meta = {**design_record(design), "recipe": recipe_name}
     if compressed is not None and getattr(compressed, "content_hash", None):
         meta["compressed_model"] = {"path": str(compressed.path), "content_hash": compressed.content_hash}
@@ -74,17 +74,17 @@ def compile_artifact(comp, design, recipe_name: str, out: str, storage: bool = T
 
 
 def run(args) -> dict:
-    from mapping.artifact_io import check_artifact_dest
-    from mapping.compiled_artifact import SCHEMA
-    from mapping.designs import load_design
-    from mapping.sim_api import build_compiler
+    from llmaccel.mapping.artifact_io import check_artifact_dest
+    from llmaccel.mapping.compiled_artifact import SCHEMA
+    from llmaccel.mapping.designs import load_design
+    from llmaccel.mapping.sim_api import build_compiler
 
     check_artifact_dest(args.out, SCHEMA, args.force)   # before compiling: refuse a bad --out at once
     design = load_design(args.design, args.preset_path)
     model = _load_model(args.model)
     max_len = args.max_len
     if max_len is None:
-        from mapping.compiler import DEFAULT_MAX_LEN, PREFILL_BUCKET
+        from llmaccel.mapping.compiler import DEFAULT_MAX_LEN, PREFILL_BUCKET
         max_len = DEFAULT_MAX_LEN
         if not isinstance(model, str):
             max_len = max(PREFILL_BUCKET, min(max_len, model.shape.max_position_embeddings) // PREFILL_BUCKET

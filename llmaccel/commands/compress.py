@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def inapplicable(args) -> dict[str, str]:
     """Flags the chosen mode would ignore (the CLI refuses them when given)."""
-    from mapping.recipe import DEFAULT_RECIPE, EVAL_RECIPES, get_recipe
+    from llmaccel.mapping.recipe import DEFAULT_RECIPE, EVAL_RECIPES, get_recipe
     if args.eval:
         out = {"recipe": "does not apply with --eval (give the recipes to compare with --recipes)",
                "out": "does not apply with --eval (nothing is kept; use --plot for a figure)",
@@ -45,7 +45,7 @@ def inapplicable(args) -> dict[str, str]:
 
 def _recipe_list(text: str) -> list[str]:
     """--recipes 'a,b': every name non-empty (an empty --recipes is an error, not the default table)."""
-    from sparse_dsp.errors import LlmaccelError
+    from llmaccel.errors import LlmaccelError
     names = [n.strip() for n in text.split(",")]
     if not text.strip() or any(not n for n in names):
         raise LlmaccelError(f"--recipes '{text}' has an empty name; give comma-separated recipe names "
@@ -59,10 +59,10 @@ def _read_text(path: str | None, default_fn, flag: str) -> str:
 
 def evaluate_recipes(model_dir: Path, recipe_names: list[str], eval_text: str, calib_text,
                      max_eval_tokens: int | None, say) -> list[dict]:
-    from gpu_baseline.evaluate import perplexity
-    from gpu_baseline.reference import ReferenceModel
-    from mapping.compress import compress_checkpoint, load_compressed
-    from mapping.recipe import get_recipe
+    from llmaccel.gpu_baseline.evaluate import perplexity
+    from llmaccel.gpu_baseline.reference import ReferenceModel
+    from llmaccel.mapping.compress import compress_checkpoint, load_compressed
+    from llmaccel.mapping.recipe import get_recipe
     recipes = [get_recipe(n) for n in recipe_names]   # validate all names before any work
     calib_text = calib_text() if any(r.needs_calibration for r in recipes) else None
     tok = load_tokenizer(model_dir)
@@ -85,10 +85,10 @@ def evaluate_recipes(model_dir: Path, recipe_names: list[str], eval_text: str, c
 
 def run(args) -> dict:
     from llmaccel.assets import calibration_text_path, heldout_text_path
-    from mapping.recipe import DEFAULT_RECIPE, EVAL_RECIPES, get_recipe
-    from reports.compression import plot_recipes, recipe_table
+    from llmaccel.mapping.recipe import DEFAULT_RECIPE, EVAL_RECIPES, get_recipe
+    from llmaccel.reports.compression import plot_recipes, recipe_table
     if args.plot is not None:      # a bad plot path (--eval only) is refused before any work
-        from reports.figures import check_png_dest
+        from llmaccel.reports.figures import check_png_dest
         check_png_dest(args.plot)
     model_dir = model_dir_arg(args.model)
     say = progress(True)
@@ -106,7 +106,7 @@ def run(args) -> dict:
             if args.plot:
                 print(f"plot: {result['plot']}")
         return result
-    from mapping.compress import compress_checkpoint
+    from llmaccel.mapping.compress import compress_checkpoint
     recipe = get_recipe(args.recipe or DEFAULT_RECIPE)
     calib = calib() if recipe.needs_calibration else None
     # an empty --out is an error (sparse_dsp.safe_paths), not the default

@@ -32,16 +32,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> dict:
-    from gpu_baseline.evaluate import perplexity
-    from gpu_baseline.reference import ReferenceModel
+    from llmaccel.gpu_baseline.evaluate import perplexity
+    from llmaccel.gpu_baseline.reference import ReferenceModel
     from llmaccel.assets import calibration_text_path, heldout_text_path
-    from mapping.compress import compress_checkpoint, load_compressed
-    from mapping.recipe import DEFAULT_RECIPE, get_recipe
-    from sparse_dsp.errors import LlmaccelError
+    from llmaccel.mapping.compress import compress_checkpoint, load_compressed
+    from llmaccel.mapping.recipe import DEFAULT_RECIPE, get_recipe
+    from llmaccel.errors import LlmaccelError
 
     # names used only at the end of the tour are checked first: a typo fails at once, not after minutes
-    from simulator.design import load_design
-    from simulator.specs import load_model_spec
+    from llmaccel.simulator.design import load_design
+    from llmaccel.simulator.specs import load_model_spec
     load_design(args.design)
     load_model_spec(args.project_model)
     t0 = time.perf_counter()
@@ -71,13 +71,13 @@ def run(args) -> dict:
     say("compressed reference: perplexity")
     ppl_c = perplexity(ref, eval_ids, max_tokens=args.eval_tokens)
     say(f"compiling for {args.design} and generating on the simulator")
-    from host.demo_flow import run_accelerator_demo
+    from llmaccel.host.demo_flow import run_accelerator_demo
     accel = run_accelerator_demo(compressed, design=args.design, prompt_ids=prompt_ids,
                                  max_new_tokens=args.max_new_tokens)
     new_ids = accel["generated_token_ids"]
     text = tok.decode(new_ids, skip_special_tokens=True)
     say(f"projecting {args.project_model} on {args.design}")
-    from mapping.sim_api import simulate
+    from llmaccel.mapping.sim_api import simulate
     proj = simulate(args.project_model, args.design, recipe.name, prefill=512, decode=512)
     result = {
         "model": model_dir.name, "recipe": recipe.name, "design": args.design,

@@ -21,9 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> dict:
-    from reports.explore import explore, load_spec
-    from reports.explore.plots import check_front_outputs, front_table, slug, write_fronts
-    from sparse_dsp.errors import LlmaccelError
+    from llmaccel.reports.explore import explore, load_spec
+    from llmaccel.reports.explore.plots import check_front_outputs, front_table, slug, write_fronts
+    from llmaccel.errors import LlmaccelError
     spec = load_spec(args.spec)
     out = Path(args.out) if args.out else Path("out") / f"explore-{slug(spec.name)}"
     store = Path(args.store) if args.store else out / "results.sqlite"

@@ -42,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> dict:
-    from gpu_baseline.bench import BenchConfig, require_cuda
-    from sparse_dsp.errors import LlmaccelError
+    from llmaccel.gpu_baseline.bench import BenchConfig, require_cuda
+    from llmaccel.errors import LlmaccelError
 
     acts = tuple(a.strip() for a in args.activations.split(",") if a.strip())
     bad = [a for a in acts if a not in ("int8", "fp16")]
@@ -55,8 +55,8 @@ def run(args) -> dict:
     if args.decode < 2:
         raise LlmaccelError(f"--decode={args.decode} is invalid; allowed: >= 2")
     require_cuda()                       # one clear error before anything else is loaded
-    from gpu_baseline.bench import run_gpu_bench
-    from gpu_baseline.measured import write_measurement
+    from llmaccel.gpu_baseline.bench import run_gpu_bench
+    from llmaccel.gpu_baseline.measured import write_measurement
     cfg = BenchConfig(model=args.model, recipe=args.recipe, prefill=args.prefill, decode=args.decode,
                       repeats=args.repeats, activations=acts,
                       gemv_shapes=tuple(args.gemv) if args.gemv else BenchConfig.gemv_shapes,

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 NAME = "hls"
 HELP = "Vitis HLS flow: emit a kernel project, run it (Vitis or g++ csim), parse csynth reports"
@@ -61,8 +61,8 @@ def inapplicable(args) -> dict[str, str]:
 
 
 def _emit(args) -> dict[str, Any]:
-    from hls_kernels.configs import FAMILIES, REGISTRY, get_config
-    from hls_kernels.flow.writer import write_project
+    from llmaccel.hls_kernels.configs import FAMILIES, REGISTRY, get_config
+    from llmaccel.hls_kernels.flow.writer import write_project
 
     if args.compressed is not None:
         return _emit_compressed(args)
@@ -86,11 +86,11 @@ def _emit_compressed(args) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from hls_kernels.flow.model_emit import DesignForEmit, ModelForEmit, ModelLayer, emit_model
-    from mapping import llama_math as lm
-    from mapping.calibration import LINEAR_PATHS
-    from mapping.compress import load_compressed
-    from simulator.design import load_design
+    from llmaccel.hls_kernels.flow.model_emit import DesignForEmit, ModelForEmit, ModelLayer, emit_model
+    from llmaccel.mapping import llama_math as lm
+    from llmaccel.mapping.calibration import LINEAR_PATHS
+    from llmaccel.mapping.compress import load_compressed
+    from llmaccel.simulator.design import load_design
 
     if args.device != "alveo-u280" or args.clock_mhz is not None:
         raise LlmaccelError("--device and --clock-mhz do not apply with --compressed: the design gives both")
@@ -122,7 +122,7 @@ def _emit_compressed(args) -> dict[str, Any]:
 
 
 def _run(args) -> dict[str, Any]:
-    from hls_kernels.flow.backend import check_steps, run_gxx_testbench, run_vitis
+    from llmaccel.hls_kernels.flow.backend import check_steps, run_gxx_testbench, run_vitis
 
     if args.gxx:
         result = run_gxx_testbench(args.path)
@@ -133,12 +133,12 @@ def _run(args) -> dict[str, Any]:
 
 
 def _report(args) -> dict[str, Any]:
-    from hls_kernels.flow.report import parse_csynth, reported_units
-    from simulator.specs._yaml import to_dict
+    from llmaccel.hls_kernels.flow.report import parse_csynth, reported_units
+    from llmaccel.simulator.specs._yaml import to_dict
 
     rep = parse_csynth(args.path)
     if args.unit:
-        from simulator.design import REPORTED_UNITS
+        from llmaccel.simulator.design import REPORTED_UNITS
         if args.unit not in REPORTED_UNITS:
             raise LlmaccelError(f"--unit '{args.unit}' is not a unit the simulator takes reports for; allowed: "
                                 f"{', '.join(REPORTED_UNITS)}")

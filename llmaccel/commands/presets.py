@@ -25,7 +25,7 @@ def inapplicable(args) -> dict[str, str]:
 
 
 def _device_row(name: str) -> dict:
-    from simulator.specs import FpgaDevice, load_device
+    from llmaccel.simulator.specs import FpgaDevice, load_device
 
     d = load_device(name)
     row = {"name": name, "kind": d.kind}
@@ -40,7 +40,7 @@ def _device_row(name: str) -> dict:
 
 
 def _model_row(name: str) -> dict:
-    from simulator.specs import load_model_spec
+    from llmaccel.simulator.specs import load_model_spec
 
     m = load_model_spec(name)
     return {"name": name, "params": m.num_params, "hidden_size": m.hidden_size, "num_layers": m.num_layers,
@@ -48,9 +48,9 @@ def _model_row(name: str) -> dict:
 
 
 def _design_row(name: str) -> dict:
-    from mapping.designs import load_design      # the search path, and the HLS reports a design names
-    from simulator.resources import DesignFitError, fit_check, resource_usage
-    from simulator.specs import load_device
+    from llmaccel.mapping.designs import load_design      # the search path, and the HLS reports a design names
+    from llmaccel.simulator.resources import DesignFitError, fit_check, resource_usage
+    from llmaccel.simulator.specs import load_device
 
     d = load_design(name)
     row = {"name": name, "device": d.device, "clock_MHz": d.clock_MHz, "cores": d.cores,
@@ -67,11 +67,11 @@ def _design_row(name: str) -> dict:
 
 
 def _show(name: str) -> dict:
-    from mapping.designs import load_design
-    from simulator.design import list_designs
-    from simulator.resources import fit_check, resource_usage, unit_costs
-    from simulator.specs import list_devices, list_models, load_device, load_model_spec, sourced_facts
-    from simulator.specs._yaml import SpecError, to_dict
+    from llmaccel.mapping.designs import load_design
+    from llmaccel.simulator.design import list_designs
+    from llmaccel.simulator.resources import fit_check, resource_usage, unit_costs
+    from llmaccel.simulator.specs import list_devices, list_models, load_device, load_model_spec, sourced_facts
+    from llmaccel.simulator.specs._yaml import SpecError, to_dict
 
     if name in list_devices():
         dev = load_device(name)
@@ -97,8 +97,8 @@ def _show(name: str) -> dict:
 
 
 def run(args) -> dict:
-    from simulator.design import list_designs
-    from simulator.specs import list_devices, list_models
+    from llmaccel.simulator.design import list_designs
+    from llmaccel.simulator.specs import list_devices, list_models
 
     if args.show is not None:
         result = _show(args.show)

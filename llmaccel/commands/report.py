@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> dict:
-    from reports.comparison import collect, load_report_spec, write_report
+    from llmaccel.reports.comparison import collect, load_report_spec, write_report
     spec = load_report_spec(args.spec)
     out = Path(args.out)
     store = Path(args.store) if args.store else out / "results.sqlite"

@@ -10,7 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 NAME = "rtl"
 HELP = "sparse DSP chain / weight decoder / MV tile RTL: generate Verilog, simulate (cocotb), synthesize (yosys)"
@@ -23,7 +23,7 @@ _FLAG = {"chain_len": "chain_len", "nm": "nm", "cascade_groups": "cascade_groups
 def _config_args(p: argparse.ArgumentParser) -> None:
     # `llmaccel rtl synth --json` as well as `llmaccel rtl --json synth` (SUPPRESS keeps the outer flag)
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
-    from sparse_dsp.rtl.units import UNITS
+    from llmaccel.sparse_dsp.rtl.units import UNITS
     names = " | ".join(f"{u.aliases[0]}" for u in UNITS.values())
     p.add_argument("--unit", default="chain", help=f"{names} (default chain; the unit registry's names)")
     p.add_argument("--chain-len", type=int, default=8, help="DSP slices per chain (even, 2..24)")
@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def inapplicable(args) -> dict[str, str]:
     """Flags the chosen unit and action would ignore (the CLI refuses them when given): the knobs its
     registry record does not take (a bench-only knob applies to sim only)."""
-    from sparse_dsp.rtl.units import ALIASES, KNOBS, UNITS
+    from llmaccel.sparse_dsp.rtl.units import ALIASES, KNOBS, UNITS
     if args.unit not in ALIASES:
         return {}
     u = UNITS[ALIASES[args.unit]]
@@ -75,7 +75,7 @@ def inapplicable(args) -> dict[str, str]:
 
 
 def _unit(args) -> str:
-    from sparse_dsp.rtl.units import ALIASES, UNITS
+    from llmaccel.sparse_dsp.rtl.units import ALIASES, UNITS
     if args.unit not in ALIASES:
         raise LlmaccelError(f"--unit '{args.unit}' is not an RTL unit; allowed: "
                             + ", ".join(a for u in UNITS.values() for a in (*u.aliases, u.name)))
@@ -83,7 +83,7 @@ def _unit(args) -> str:
 
 
 def _params(unit: str, args) -> dict:
-    from sparse_dsp.rtl.units import UNITS
+    from llmaccel.sparse_dsp.rtl.units import UNITS
     params = {}
     for knob in UNITS[unit].knobs:
         v = getattr(args, _FLAG[knob])
@@ -96,14 +96,14 @@ def _params(unit: str, args) -> dict:
 
 
 def _validate(unit: str, params: dict) -> dict:
-    from sparse_dsp.rtl.synth import canonical_params
+    from llmaccel.sparse_dsp.rtl.synth import canonical_params
     return canonical_params(unit, params)       # raises one LlmaccelError naming the bad field
 
 
 def _gen(unit, params, args) -> dict:
-    from simulator.design import load_design
-    from simulator.specs.device import load_device
-    from sparse_dsp.rtl.gen import generate
+    from llmaccel.simulator.design import load_design
+    from llmaccel.simulator.specs.device import load_device
+    from llmaccel.sparse_dsp.rtl.gen import generate
     design = load_design(args.design)
     part = load_device(design.device).part
     manifest = generate(unit, params, Path(args.out), part=part, clock_MHz=design.clock_MHz)
@@ -113,9 +113,9 @@ def _gen(unit, params, args) -> dict:
 
 
 def _sim(unit, params, args) -> dict:
-    from sparse_dsp.rtl.sim import require_cocotb, require_tool, run_bench
-    from sparse_dsp.rtl.synth import hdl_parameters
-    from sparse_dsp.rtl.units import UNITS
+    from llmaccel.sparse_dsp.rtl.sim import require_cocotb, require_tool, run_bench
+    from llmaccel.sparse_dsp.rtl.synth import hdl_parameters
+    from llmaccel.sparse_dsp.rtl.units import UNITS
     require_cocotb()
     require_tool("iverilog")
     if args.rows <= 0:
@@ -128,7 +128,7 @@ def _sim(unit, params, args) -> dict:
     rec = UNITS[unit]
     spec[rec.rows_key] = args.rows
     if rec.stimulus_knobs:             # the chain's bench streams rows of K in groups of G
-        from sparse_dsp.dsp_chain import ChainConfig
+        from llmaccel.sparse_dsp.dsp_chain import ChainConfig
         ChainConfig(params["chain_len"], params["nm"], params["cascade_groups"]).beats_per_group(args.group_size)
         if args.k % args.group_size:
             raise LlmaccelError(f"--k {args.k} must be a multiple of --group-size {args.group_size}")
@@ -168,7 +168,7 @@ def _sim(unit, params, args) -> dict:
 
 
 def _synth(unit, params, args) -> dict:
-    from sparse_dsp.rtl.synth import synth_unit
+    from llmaccel.sparse_dsp.rtl.synth import synth_unit
     res = synth_unit(unit, params, Path(args.workdir) if args.workdir else None)
     if not args.json:
         print(f"{unit} {res['params']}: DSP48E2 {res['DSP48E2']}, LUT {res['LUT']}, FF {res['FF']}, "

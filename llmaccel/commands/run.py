@@ -61,14 +61,14 @@ def inapplicable(args) -> dict[str, str]:
 
 
 def run(args) -> dict:
-    from host.artifact import compile_artifact
-    from host.session import Session
-    from sparse_dsp.errors import LlmaccelError
+    from llmaccel.host.artifact import compile_artifact
+    from llmaccel.host.session import Session
+    from llmaccel.errors import LlmaccelError
 
     say = progress(not args.json)
     backend_kw = {"xclbin": args.xclbin} if args.backend == "xrt" else {}
     if args.backend == "gpu":
-        from host.backends.gpu import resolve_device
+        from llmaccel.host.backends.gpu import resolve_device
         resolve_device(None)     # no CUDA: one clear error before compressing anything
     with tempfile.TemporaryDirectory(prefix="llmaccel-run-") as tmp:
         if args.artifact:
@@ -77,15 +77,15 @@ def run(args) -> dict:
                                 tokenizer=args.tokenizer, **backend_kw)
         else:
             from llmaccel.assets import calibration_text_path
-            from mapping.compress import compress_checkpoint
-            from mapping.recipe import get_recipe
+            from llmaccel.mapping.compress import compress_checkpoint
+            from llmaccel.mapping.recipe import get_recipe
 
-            from simulator.design import load_design
+            from llmaccel.simulator.design import load_design
             load_design(args.design or "flightllm-u280")   # a bad --design fails before compressing
             model_dir = bundled_model_dir()
             if not (model_dir / "config.json").is_file():
                 raise LlmaccelError(f"the bundled model is missing at '{model_dir}'; give --artifact")
-            from simulator.specs import load_model_spec
+            from llmaccel.simulator.specs import load_model_spec
             limit = load_model_spec(model_dir).max_position_embeddings
             if args.max_new_tokens >= limit:    # before compressing: a prompt has at least one token
                 raise LlmaccelError(f"--max-new-tokens {args.max_new_tokens} leaves no room for the prompt in "
@@ -125,7 +125,7 @@ def run(args) -> dict:
         out = {"prompt": args.prompt, "token_ids": toks, "text": sess.decode_text(toks),
                "recipe": sess.artifact.compressed.recipe.name, "max_len": sess.max_len, "stats": st}
         if args.check_reference:
-            from host.demo_flow import check_against_reference
+            from llmaccel.host.demo_flow import check_against_reference
             say("checking against the PyTorch reference")
             check = check_against_reference(sess.artifact.compressed, sess.encode_prompt(args.prompt), toks,
                                             step_logits)

@@ -31,16 +31,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> dict:
-    from mapping.designs import load_design
-    from mapping.sim_api import build_compiler
-    from simulator.analytical import estimate
-    from mapping.sim_api import simulate_with
+    from llmaccel.mapping.designs import load_design
+    from llmaccel.mapping.sim_api import build_compiler
+    from llmaccel.simulator.analytical import estimate
+    from llmaccel.mapping.sim_api import simulate_with
 
     if args.trace is not None:       # bad output paths are refused before the simulation runs
-        from simulator.trace import check_trace_dest
+        from llmaccel.simulator.trace import check_trace_dest
         check_trace_dest(args.trace)
     if args.plot is not None:
-        from reports.figures import check_png_dest
+        from llmaccel.reports.figures import check_png_dest
         check_png_dest(args.plot)
     if args.device is not None:
         from llmaccel.commands._gpu_simulate import run_device
@@ -51,7 +51,7 @@ def run(args) -> dict:
     args.recipe = args.recipe or DEFAULT_RECIPE
     comp, design, device = build_compiler(args.model, load_design(args.design, args.preset_path), args.recipe, max_len=args.max_len,
                                           fuse=not args.no_fuse)
-    from simulator.power import PowerModel
+    from llmaccel.simulator.power import PowerModel
     res = simulate_with(comp, args.prefill, args.decode, design_name=design.name, device_name=device.name,
                         recipe_name=str(args.recipe), power=PowerModel.build(design, device))
     out = res.to_dict()
@@ -65,7 +65,7 @@ def run(args) -> dict:
         out["explain"] = _explain(comp.hw)
         out["explain"]["from_reports"] = out["from_reports"]
     if args.trace is not None:
-        from simulator.trace import write_trace
+        from llmaccel.simulator.trace import write_trace
         pb = comp.prefill_bucket_of(args.prefill)
         segs = [("prefill", comp.prefill_programs(pb)[0])]
         if args.decode:
@@ -106,7 +106,7 @@ def _from_reports(hw, design) -> list[dict]:
     """Every value the timing and resource models took from a csynth report the design names, with the
     value the model would have used and the report it came from (empty: the models' own figures)."""
     import dataclasses
-    from simulator.resources import unit_costs
+    from llmaccel.simulator.resources import unit_costs
     rows = [{"unit": v.unit, "value": v.field, "reported": v.value, "model": v.model_value, "report": v.report,
              "loop": v.loop} for v in hw.from_reports]
     if design.reported:
@@ -205,5 +205,5 @@ def _plot(res, path: str) -> str:
     a2.set_ylabel("busy %")
     a2.legend()
     fig.tight_layout()
-    from reports.figures import save_png
+    from llmaccel.reports.figures import save_png
     return str(save_png(fig, path, "--plot"))

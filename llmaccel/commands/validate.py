@@ -32,13 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _register_end_to_end() -> None:
     """The end-to-end check compiles a model (mapping), which the simulator package may not import."""
-    from simulator.validation import REGISTRY, ValidationRow, component
+    from llmaccel.simulator.validation import REGISTRY, ValidationRow, component
     if "end_to_end" in REGISTRY:
         return
 
     @component("end_to_end")
     def end_to_end() -> list[ValidationRow]:
-        from mapping.sim_api import simulate
+        from llmaccel.mapping.sim_api import simulate
         r = simulate("llama-3.2-1b", "flightllm-u280", "flightllm", prefill=128, decode=128)
         return [ValidationRow(
             "end_to_end", "board power, Llama-3.2-1B decode (our flightllm-u280 design vs a published U280 "
@@ -61,7 +61,7 @@ def _write_atomic(path: str, text: str) -> str:
 
 
 def run(args) -> dict:
-    from simulator.validation import run_validation
+    from llmaccel.simulator.validation import run_validation
     _register_end_to_end()
     report = run_validation(args.component)
     out = report.to_dict()

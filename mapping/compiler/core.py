@@ -15,14 +15,14 @@ from __future__ import annotations
 import math
 from typing import Iterable, Optional
 
-from mapping import tiling as T
-from mapping.compiler.emit import Emitter, Sink
-from mapping.compiler.formats import CompileError, ModelFormats
-from mapping.compiler.layout import act_layout, buffer_ids
-from mapping.compiler.lower import build_program
-from mapping.compiler.partition import core_slices, layer_bases, linear_rows, place
-from simulator.compiled import CompiledModel, CompiledProgram, ProgramKey
-from simulator.timing_params import HwParams
+from llmaccel.mapping import tiling as T
+from llmaccel.mapping.compiler.emit import Emitter, Sink
+from llmaccel.mapping.compiler.formats import CompileError, ModelFormats
+from llmaccel.mapping.compiler.layout import act_layout, buffer_ids
+from llmaccel.mapping.compiler.lower import build_program
+from llmaccel.mapping.compiler.partition import core_slices, layer_bases, linear_rows, place
+from llmaccel.simulator.compiled import CompiledModel, CompiledProgram, ProgramKey
+from llmaccel.simulator.timing_params import HwParams
 
 DECODE_BUCKET = 16      # FlightLLM length-adaptive compilation (anchors/hardware.yaml length_buckets)
 PREFILL_BUCKET = 128
@@ -191,7 +191,7 @@ class Compiler:
 
     def compile_model(self, keys: Optional[Iterable[ProgramKey]] = None, core0_only: bool = False) -> CompiledModel:
         """The CompiledModel holding the programs ``keys`` (default: every program a session may run)."""
-        from mapping.compiler.lower import compiled_model
+        from llmaccel.mapping.compiler.lower import compiled_model
         keys = self.all_program_keys() if keys is None else list(dict.fromkeys(keys))
         progs = {}
         for k in keys:
@@ -202,5 +202,5 @@ class Compiler:
 
     # ---------------------------------------------------------------- storage
     def storage_report(self) -> dict:
-        from mapping.compiler.storage import storage_report
+        from llmaccel.mapping.compiler.storage import storage_report
         return storage_report(self)

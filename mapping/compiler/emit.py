@@ -17,16 +17,16 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional
 
-from mapping import tiling as T
-from mapping.compiler.formats import CompileError
-from mapping.compiler.layout import column_lines
-from mapping.compiler.partition import hbm_row_bytes, linear_rows, norm_block_lines
-from simulator import isa
-from simulator.compiled import ActRegion, BufferIds, CoreSlices, HbmRegion
-from simulator.isa import LINE_BYTES, LD, MISC, MM, MV, ST, SYS, UNIT_BIT
-from simulator.specs.model import ModelSpec
-from simulator.timing_params import HwParams
-from sparse_dsp.packed_format import LayerFormat
+from llmaccel.mapping import tiling as T
+from llmaccel.mapping.compiler.formats import CompileError
+from llmaccel.mapping.compiler.layout import column_lines
+from llmaccel.mapping.compiler.partition import hbm_row_bytes, linear_rows, norm_block_lines
+from llmaccel.simulator import isa
+from llmaccel.simulator.compiled import ActRegion, BufferIds, CoreSlices, HbmRegion
+from llmaccel.simulator.isa import LINE_BYTES, LD, MISC, MM, MV, ST, SYS, UNIT_BIT
+from llmaccel.simulator.specs.model import ModelSpec
+from llmaccel.simulator.timing_params import HwParams
+from llmaccel.sparse_dsp.packed_format import LayerFormat
 
 B_LD, B_ST, B_MPE, B_SFU, B_SYS = (UNIT_BIT[u] for u in ("LD", "ST", "MPE", "SFU", "SYS"))
 MISC_MAX_ROWS = (1 << 6) - 1          # simulator.isa MISC.rows is a 6-bit field (1..63)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mapping.recipe import MIXED_CHOICES, Recipe, get_recipe
-from simulator.specs.model import ModelSpec
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import LayerFormat
+from llmaccel.mapping.recipe import MIXED_CHOICES, Recipe, get_recipe
+from llmaccel.simulator.specs.model import ModelSpec
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import LayerFormat
 
 ATTN_LEAVES = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_LEAVES = ("gate_proj", "up_proj", "down_proj")
@@ -102,7 +102,7 @@ def formats_from_recipe(spec: ModelSpec, recipe: Recipe | str) -> ModelFormats:
 
 def formats_from_compressed(cm: Any) -> ModelFormats:
     """Formats of a ``mapping.compress.CompressedModel`` (its PackedLinear layers)."""
-    from simulator.specs.model import model_spec_from_hf_config
+    from llmaccel.simulator.specs.model import model_spec_from_hf_config
     spec = model_spec_from_hf_config(cm.config, name=str(getattr(cm, "path", None) or "compressed"))
     layers = []
     for i in range(spec.num_layers):

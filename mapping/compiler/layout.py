@@ -8,12 +8,12 @@ buffer sizing assumes is ``mapping.tiling.act_bytes_per_token``).
 """
 from __future__ import annotations
 
-from mapping.compiler.formats import CompileError
-from mapping.compiler.partition import norm_block_lines, vector_lines
-from simulator.compiled import ActRegion, BufferIds
-from simulator.isa import OFFSET_BITS
-from simulator.specs.model import ModelSpec
-from simulator.timing_params import HwParams
+from llmaccel.mapping.compiler.formats import CompileError
+from llmaccel.mapping.compiler.partition import norm_block_lines, vector_lines
+from llmaccel.simulator.compiled import ActRegion, BufferIds
+from llmaccel.simulator.isa import OFFSET_BITS
+from llmaccel.simulator.specs.model import ModelSpec
+from llmaccel.simulator.timing_params import HwParams
 
 
 def buffer_ids(hw: HwParams) -> BufferIds:

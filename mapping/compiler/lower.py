@@ -5,8 +5,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from simulator import isa
-from simulator.compiled import CompiledModel, CompiledProgram, CoreStream, ProgramKey
+from llmaccel.simulator import isa
+from llmaccel.simulator.compiled import CompiledModel, CompiledProgram, CoreStream, ProgramKey
 
 
 def build_program(emit: Callable[[Callable], None], phase: str, ctx_len: int, tokens: int, group: int,

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 
-from mapping import tiling as T
-from mapping.compiler.formats import CompileError, ModelFormats
-from mapping.placement import HbmPlacement
-from simulator.compiled import CoreSlices, HbmRegion
-from simulator.isa import LINE_BYTES
-from simulator.specs.model import ModelSpec
-from simulator.timing_params import HwParams
-from sparse_dsp.packed_format import LayerFormat
+from llmaccel.mapping import tiling as T
+from llmaccel.mapping.compiler.formats import CompileError, ModelFormats
+from llmaccel.mapping.placement import HbmPlacement
+from llmaccel.simulator.compiled import CoreSlices, HbmRegion
+from llmaccel.simulator.isa import LINE_BYTES
+from llmaccel.simulator.specs.model import ModelSpec
+from llmaccel.simulator.timing_params import HwParams
+from llmaccel.sparse_dsp.packed_format import LayerFormat
 
 
 def split(n: int, parts: int) -> list[int]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mapping.compiler.emit import counting_sink
+from llmaccel.mapping.compiler.emit import counting_sink
 
 
 def _words(emit_fn) -> int:

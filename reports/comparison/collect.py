@@ -17,9 +17,9 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reports.explore.spec import ExploreSpec, SpecInputError, Workload, load_spec
-from simulator.specs._yaml import load_yaml_mapping
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.reports.explore.spec import ExploreSpec, SpecInputError, Workload, load_spec
+from llmaccel.simulator.specs._yaml import load_yaml_mapping
+from llmaccel.errors import LlmaccelError
 
 METRICS = (  # (row key, label, unit, higher is better)
     ("decode_tokens_per_s", "decode throughput", "tokens/s", True),
@@ -27,7 +27,7 @@ METRICS = (  # (row key, label, unit, higher is better)
     ("ttft_s", "time to first token", "s", False),
     ("decode_ms_per_token", "decode latency", "ms/token", False),
 )
-GPU_MODULE_MISSING = "gpu_baseline.perf_model is not available in this build"
+GPU_MODULE_MISSING = "llmaccel.gpu_baseline.perf_model is not available in this build"
 
 
 class _Strict(BaseModel):
@@ -75,7 +75,7 @@ def load_report_spec(path: str | Path) -> ReportSpec:
     if not spec.fpga.designs:
         raise SpecInputError(f"{path}: field 'fpga.designs' is empty: nothing to compare")
     if spec.gpus is not None:
-        from simulator.specs.device import load_device
+        from llmaccel.simulator.specs.device import load_device
         for i, d in enumerate(spec.gpus.devices):
             try:
                 dev = load_device(d)
@@ -152,16 +152,16 @@ def _gpu_rows(spec: ReportSpec, notes: list[str]) -> list[dict]:
     if spec.gpus is None:
         return []
     try:
-        from gpu_baseline.perf_model import estimate_gpu
+        from llmaccel.gpu_baseline.perf_model import estimate_gpu
     except ImportError:
         notes.append(f"GPU comparison missing: {GPU_MODULE_MISSING}; the GPU rows are absent.")
         return []
     try:
-        from gpu_baseline.measured import load_measurements
+        from llmaccel.gpu_baseline.measured import load_measurements
         measured = load_measurements()
     except ImportError:
         measured = []
-        notes.append("gpu_baseline.measured is not available in this build: GPU rows are modelled only.")
+        notes.append("llmaccel.gpu_baseline.measured is not available in this build: GPU rows are modelled only.")
     if not measured:
         notes.append("No GPU measurements in gpu_baseline/measurements: every GPU figure is modelled "
                      "(gpu_baseline.perf_model).")
@@ -192,8 +192,8 @@ def _gpu_rows(spec: ReportSpec, notes: list[str]) -> list[dict]:
 def collect(spec: ReportSpec, store: str | Path, workers: Optional[int] = 1, progress: bool = False,
             spec_text: bytes = b"") -> ReportData:
     from llmaccel import __version__
-    from reports.explore import explore
-    from reports.explore.points import code_version
+    from llmaccel.reports.explore import explore
+    from llmaccel.reports.explore.points import code_version
     notes: list[str] = []
     res = explore(spec.explore_spec(), store, workers=workers, progress=progress)
     rows = []
@@ -205,7 +205,7 @@ def collect(spec: ReportSpec, store: str | Path, workers: Optional[int] = 1, pro
         if r.get("tokens_per_J") is None and r.get("notes"):
             notes.append(f"{r['label']}: " + "; ".join(r["notes"]))
     rows += _gpu_rows(spec, notes)
-    gpu_model = ("gpu_baseline.perf_model (roofline x efficiency, see docs/gpu_model.md)"
+    gpu_model = ("llmaccel.gpu_baseline.perf_model (roofline x efficiency, see docs/gpu_model.md)"
                  if spec.gpus is not None and not any(GPU_MODULE_MISSING in n for n in notes) else "none")
     prov = Provenance(__version__, code_version(), _commit(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                       hashlib.sha256(spec_text).hexdigest()[:16], gpu_model)

@@ -13,10 +13,10 @@ import html
 from pathlib import Path
 from typing import Any, Sequence
 
-from reports.comparison.collect import METRICS, ReportData
-from reports.explore.plots import slug
-from reports.text_outputs import MARK as OUR_MARK, is_ours, write_text_output
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.reports.comparison.collect import METRICS, ReportData
+from llmaccel.reports.explore.plots import slug
+from llmaccel.reports.text_outputs import MARK as OUR_MARK, is_ours, write_text_output
+from llmaccel.errors import LlmaccelError
 
 MARK = f"{OUR_MARK} report"      # our outputs carry this; a file without it is not ours to overwrite
 CSS = """body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}
@@ -86,7 +86,7 @@ def metric_plot(rows: Sequence[dict], key: str, label: str, unit: str, title: st
     ax.legend(fontsize=6.5, loc="best")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    from reports.figures import save_png
+    from llmaccel.reports.figures import save_png
     return save_png(fig, path, flag="--out", dpi=100).read_bytes()
 
 
@@ -113,8 +113,8 @@ def _sources_text(data: ReportData) -> str:
 
 def write_report(data: ReportData, out_dir: str | Path) -> dict[str, str]:
     """Write report.html, report.md and img/*.png into ``out_dir``; refuse to overwrite files not ours."""
-    from reports.figures import check_png_dest
-    from sparse_dsp.safe_paths import check_output_file
+    from llmaccel.reports.figures import check_png_dest
+    from llmaccel.sparse_dsp.safe_paths import check_output_file
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise LlmaccelError(f"--out: '{out}' exists and is not a directory")

@@ -23,12 +23,12 @@ import sys
 import time
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
-from reports.explore import evaluate as ev
-from reports.explore.pareto import dominates, front, vector
-from reports.explore.points import Point, canonical, code_version, enumerate_points
-from reports.explore.spec import ExploreSpec
-from reports.explore.store import Store
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.reports.explore import evaluate as ev
+from llmaccel.reports.explore.pareto import dominates, front, vector
+from llmaccel.reports.explore.points import Point, canonical, code_version, enumerate_points
+from llmaccel.reports.explore.spec import ExploreSpec
+from llmaccel.reports.explore.store import Store
+from llmaccel.errors import LlmaccelError
 
 CANDIDATE = ("estimated", "simulated")
 ESTIMATE_CHUNK = 8          # points per estimate task (each takes tens of ms: amortises task overhead)
@@ -187,7 +187,7 @@ def explore(spec: ExploreSpec, store: str | os.PathLike, workers: Optional[int] 
     objectives = spec.objective_names()
     qbase = None
     if spec.quality is not None:
-        from reports.explore.quality import quality_base_key
+        from llmaccel.reports.explore.quality import quality_base_key
         qbase = quality_base_key(spec.quality)
     points = enumerate_points(spec, qbase)
     if not points:
@@ -295,7 +295,7 @@ def _quality(spec: ExploreSpec, qbase: Optional[str], st: Store, progress: bool)
     """Perplexity of every recipe of the spec on its quality checkpoint (cached in the store)."""
     if spec.quality is None:
         return {}
-    from reports.explore.quality import recipe_key, recipe_perplexity
+    from llmaccel.reports.explore.quality import recipe_key, recipe_perplexity
     out = {}
     with _bar(progress, len(spec.recipes), "recipe perplexity") as bar:
         for r in spec.recipes:

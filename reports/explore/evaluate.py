@@ -35,34 +35,34 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from reports.explore.points import Point, design_of
-from reports.explore.spec import RESOURCE_SHARES
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.reports.explore.points import Point, design_of
+from llmaccel.reports.explore.spec import RESOURCE_SHARES
+from llmaccel.errors import LlmaccelError
 
 
 # Per-process caches of parsed presets: YAML parsing was 60% of a point's estimate (profiled).
 @lru_cache(maxsize=None)
 def _device(name: str):
-    from simulator.specs.device import load_device
+    from llmaccel.simulator.specs.device import load_device
     return load_device(name)
 
 
 def _power(design: Any, device: Any):
-    from simulator.power import PowerModel
+    from llmaccel.simulator.power import PowerModel
     return PowerModel.build(design, device)
 
 
 @lru_cache(maxsize=None)
 def _formats(model: str, recipe: str):
-    from mapping.compiler import formats_from_recipe
-    from simulator.specs.model import load_model_spec
+    from llmaccel.mapping.compiler import formats_from_recipe
+    from llmaccel.simulator.specs.model import load_model_spec
     return formats_from_recipe(load_model_spec(model), recipe)
 
 
 def _compiler(point: Point, design: Any, device: Any):
     """``mapping.sim_api.build_compiler`` without its fit check and preset loading (done and cached here)."""
-    from mapping.compiler import Compiler
-    from simulator.timing_params import hw_from_design
+    from llmaccel.mapping.compiler import Compiler
+    from llmaccel.simulator.timing_params import hw_from_design
     return Compiler(_formats(point.model, point.recipe), hw_from_design(design, device), max_len=point.max_len)
 
 
@@ -72,9 +72,9 @@ def estimate_point(point: Point) -> dict[str, Any]:
         return {"status": "invalid", "reason": point.invalid}
     if point.excluded:
         return {"status": "excluded", "reason": point.excluded}
-    from simulator.analytical import estimate
-    from simulator.resources import DesignFitError, fit_check, resource_usage
-    from simulator.timing import Work
+    from llmaccel.simulator.analytical import estimate
+    from llmaccel.simulator.resources import DesignFitError, fit_check, resource_usage
+    from llmaccel.simulator.timing import Work
 
     design = design_of(point)
     device = _device(design.device)
@@ -121,7 +121,7 @@ def estimate_point(point: Point) -> dict[str, Any]:
 
 def simulate_point(point: Point) -> dict[str, Any]:
     """The cycle simulation of a point that passed ``estimate_point``: every SimResult figure."""
-    from mapping.sim_api import simulate_with
+    from llmaccel.mapping.sim_api import simulate_with
     design = design_of(point)
     device = _device(design.device)
     comp = _compiler(point, design, device)

@@ -13,9 +13,9 @@ import types
 import typing
 from typing import Any, Literal, Union
 
-from simulator.design import AcceleratorDesign
-from simulator.specs._yaml import build, to_dict
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.simulator.design import AcceleratorDesign
+from llmaccel.simulator.specs._yaml import build, to_dict
+from llmaccel.errors import LlmaccelError
 
 # Fields that label a design rather than shape it, and measured inputs (csynth reports and what was
 # read from them: a sweep varies the architecture, the reports describe one build of it): not knobs.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
-from reports.explore.spec import OBJECTIVES
+from llmaccel.reports.explore.spec import OBJECTIVES
 
 
 def _key(v: Any, sense: int) -> float:

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from reports.text_outputs import MARK, write_text_output
+from llmaccel.reports.text_outputs import MARK, write_text_output
 
 FRONT_COLUMNS = (  # (header, row key, format, scale)
     ("design point", "label", "{}", None),
@@ -77,15 +77,15 @@ def plot_group(rows: Sequence[dict], objectives: Sequence[str], title: str, path
     axes[0][0].legend(fontsize=7, loc="best")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    from reports.figures import save_png
+    from llmaccel.reports.figures import save_png
     return save_png(fig, path, flag="--out", dpi=110)
 
 
 def check_front_outputs(spec: Any, out_dir: str | Path) -> None:
     """Refuse, before any work, output files in ``out_dir`` that llmaccel did not write."""
-    from reports.figures import check_png_dest
-    from reports.text_outputs import is_ours
-    from sparse_dsp.safe_paths import check_output_file
+    from llmaccel.reports.figures import check_png_dest
+    from llmaccel.reports.text_outputs import is_ours
+    from llmaccel.sparse_dsp.safe_paths import check_output_file
     out = Path(out_dir)
     check_output_file(out / "front.md", "--out", is_ours, "report")
     for m in spec.models:
@@ -96,7 +96,7 @@ def check_front_outputs(spec: Any, out_dir: str | Path) -> None:
 def results_digest(result: Any) -> str:
     """A hash of everything the tables and plots show: same digest, same files."""
     import hashlib
-    from reports.explore.points import canonical
+    from llmaccel.reports.explore.points import canonical
     body = [result.spec.name, result.objectives, result.store, result.sweep,
             [{k: v for k, v in r.items() if k not in ("design",)} for r in result.rows]]
     return hashlib.sha256(canonical(body).encode()).hexdigest()[:24]

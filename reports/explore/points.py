@@ -17,10 +17,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from reports.explore.knobs import apply_knobs, resolve_knob
-from reports.explore.spec import Constraint, ExploreSpec, knob_values
-from simulator.design import AcceleratorDesign, load_design
-from simulator.specs._yaml import to_dict
+from llmaccel.reports.explore.knobs import apply_knobs, resolve_knob
+from llmaccel.reports.explore.spec import Constraint, ExploreSpec, knob_values
+from llmaccel.simulator.design import AcceleratorDesign, load_design
+from llmaccel.simulator.specs._yaml import to_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 # Packages whose code or presets change a point's figures.
@@ -75,19 +75,19 @@ def _short(v: Any) -> str:
 
 @lru_cache(maxsize=None)
 def _model_dict(name: str) -> dict:
-    from simulator.specs.model import load_model_spec
+    from llmaccel.simulator.specs.model import load_model_spec
     return to_dict(load_model_spec(name))
 
 
 @lru_cache(maxsize=None)
 def _recipe_dict(name: str) -> dict:
-    from mapping.recipe import get_recipe
+    from llmaccel.mapping.recipe import get_recipe
     return to_dict(get_recipe(name))
 
 
 @lru_cache(maxsize=None)
 def _device_dict(name: str) -> dict:
-    from simulator.specs.device import load_device
+    from llmaccel.simulator.specs.device import load_device
     return to_dict(load_device(name))
 
 
@@ -108,8 +108,8 @@ def point_hash(model: str, recipe: str, prefill: int, decode: int, max_len: int,
 
 def enumerate_points(spec: ExploreSpec, quality_key: Optional[str] = None) -> list[Point]:
     """Every point of the sweep, in a fixed order (spec order of models, recipes, workloads, designs, knobs)."""
-    from simulator.specs._yaml import SpecError
-    from sparse_dsp.errors import LlmaccelError
+    from llmaccel.simulator.specs._yaml import SpecError
+    from llmaccel.errors import LlmaccelError
     constraints = [Constraint(c, f"constraints[{i}]") for i, c in enumerate(spec.constraints)]
     designs: list[tuple[str, tuple, Optional[dict], Optional[str], Optional[str]]] = []
     for base_name in spec.designs:
@@ -139,5 +139,5 @@ def enumerate_points(spec: ExploreSpec, quality_key: Optional[str] = None) -> li
 
 
 def design_of(point: Point) -> AcceleratorDesign:
-    from simulator.specs._yaml import build
+    from llmaccel.simulator.specs._yaml import build
     return build(AcceleratorDesign, point.design, f"design point '{point.label}'")

@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
-from reports.explore.points import canonical, code_version, _recipe_dict
-from reports.explore.spec import Quality
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.reports.explore.points import canonical, code_version, _recipe_dict
+from llmaccel.reports.explore.spec import Quality
+from llmaccel.errors import LlmaccelError
 
 
 def checkpoint_dir(q: Quality) -> Path:
@@ -61,11 +61,11 @@ def recipe_key(base_key: str, recipe: str) -> str:
 
 def recipe_perplexity(q: Quality, recipe: str, say: Optional[Callable[[str], None]] = None) -> float:
     """Compress the checkpoint with ``recipe`` and measure held-out perplexity with the reference model."""
-    from gpu_baseline.evaluate import perplexity
-    from gpu_baseline.reference import ReferenceModel
-    from host.session import load_tokenizer
-    from mapping.compress import compress_checkpoint, load_compressed
-    from mapping.recipe import get_recipe
+    from llmaccel.gpu_baseline.evaluate import perplexity
+    from llmaccel.gpu_baseline.reference import ReferenceModel
+    from llmaccel.host.session import load_tokenizer
+    from llmaccel.mapping.compress import compress_checkpoint, load_compressed
+    from llmaccel.mapping.recipe import get_recipe
     r = get_recipe(recipe)
     d = checkpoint_dir(q)
     ev, cal = _texts(q)

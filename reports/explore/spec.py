@@ -16,10 +16,10 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reports.explore.knobs import KnobError, check_value, resolve_knob
-from simulator.design import AcceleratorDesign, load_design
-from simulator.specs._yaml import load_yaml_mapping
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.reports.explore.knobs import KnobError, check_value, resolve_knob
+from llmaccel.simulator.design import AcceleratorDesign, load_design
+from llmaccel.simulator.specs._yaml import load_yaml_mapping
+from llmaccel.errors import LlmaccelError
 
 # objective -> +1 (higher is better) or -1 (lower is better)
 OBJECTIVES: dict[str, int] = {
@@ -107,7 +107,7 @@ def knob_values(name: str, raw: Any, base: AcceleratorDesign) -> list[Any]:
                             f"{getattr(knob.type, '__name__', knob.type)}; give a list of values instead")
         if any(isinstance(v, bool) for v in (raw["start"], raw["stop"], raw["step"])):
             raise KnobError(f"{field}: range bounds must be numbers, got {raw!r}")
-        from reports.explore.knobs import _base
+        from llmaccel.reports.explore.knobs import _base
         if _base(knob.type) is int and not all(isinstance(v, int) for v in (r.start, r.stop, r.step)):
             raise KnobError(f"{field}: knob '{knob.dotted}' is an integer; range start/stop/step must be "
                             f"integers, got {raw!r}")
@@ -225,8 +225,8 @@ def load_spec(path_or_data: str | Path | dict, source: Optional[str] = None) -> 
             raise SpecInputError("field 'objectives': at least one objective is needed")
         if "perplexity" in spec.objective_names() and spec.quality is None:
             raise SpecInputError("field 'objectives': 'perplexity' needs a 'quality' section naming a checkpoint")
-        from mapping.recipe import get_recipe
-        from simulator.specs.model import load_model_spec
+        from llmaccel.mapping.recipe import get_recipe
+        from llmaccel.simulator.specs.model import load_model_spec
         for i, r in enumerate(spec.recipes):
             try:
                 get_recipe(r)

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 KIND = "llmaccel-explore"
 SCHEMA = 1

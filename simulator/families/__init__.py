@@ -11,9 +11,9 @@ import importlib
 import pkgutil
 from typing import Any
 
-from simulator.families.base import (ACTIVATIONS, Architecture, Family, FamilyError, LearnedPositions, Norm,
+from llmaccel.simulator.families.base import (ACTIVATIONS, Architecture, Family, FamilyError, LearnedPositions, Norm,
                                      Projection)
-from simulator.families.rope import ROPE_TYPES, Rope, read_rope
+from llmaccel.simulator.families.rope import ROPE_TYPES, Rope, read_rope
 
 _NOT_FAMILIES = ("base", "rope")     # the package's shared modules
 
@@ -22,7 +22,7 @@ def _load() -> dict[str, Family]:
     """Every module of this package that defines ``FAMILY``, in name order (deterministic)."""
     out = {}
     for m in sorted(i.name for i in pkgutil.iter_modules(__path__) if i.name not in _NOT_FAMILIES):
-        fam: Family = importlib.import_module(f"simulator.families.{m}").FAMILY
+        fam: Family = importlib.import_module(f"llmaccel.simulator.families.{m}").FAMILY
         if fam.name in out:
             raise RuntimeError(f"two family modules define family {fam.name!r}")
         out[fam.name] = fam

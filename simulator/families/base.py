@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Literal, Optional
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 NormKind = Literal["rmsnorm", "layernorm"]
 Activation = Literal["silu", "gelu_tanh", "gelu", "relu"]

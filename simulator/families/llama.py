@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from simulator.families.base import (Architecture, Family, FamilyError, Norm, Projection, activation, need, refuse_if,
+from llmaccel.simulator.families.base import (Architecture, Family, FamilyError, Norm, Projection, activation, need, refuse_if,
                                      sliding_window)
-from simulator.families.rope import read_rope
+from llmaccel.simulator.families.rope import read_rope
 
 
 def projections(qkv_bias: bool = False) -> tuple[Projection, ...]:

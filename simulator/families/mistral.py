@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.families.base import Family
-from simulator.families.llama import llama_like_architecture, read_llama_like
+from llmaccel.simulator.families.base import Family
+from llmaccel.simulator.families.llama import llama_like_architecture, read_llama_like
 
 
 def _read(cfg: dict[str, Any], where: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from simulator.families.base import (Architecture, Family, FamilyError, LearnedPositions, Norm, Projection, activation, need,
+from llmaccel.simulator.families.base import (Architecture, Family, FamilyError, LearnedPositions, Norm, Projection, activation, need,
                                      refuse_if)
 
 

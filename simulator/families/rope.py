@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from simulator.families.base import FamilyError
+from llmaccel.simulator.families.base import FamilyError
 
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
 # parameters each type reads (transformers' init functions); anything else in the checkpoint is refused

@@ -31,12 +31,12 @@ from typing import Optional
 
 import numpy as np
 
-from simulator import isa
-from simulator.compiled import ActRegion, CompiledModel, CompiledProgram
-from simulator.functional import units as U
-from simulator.functional.memory import HbmImage
-from simulator.functional.weights import F32, FunctionalError, ModelWeights
-from simulator.golden.sfu import rope_tables_of
+from llmaccel.simulator import isa
+from llmaccel.simulator.compiled import ActRegion, CompiledModel, CompiledProgram
+from llmaccel.simulator.functional import units as U
+from llmaccel.simulator.functional.memory import HbmImage
+from llmaccel.simulator.functional.weights import F32, FunctionalError, ModelWeights
+from llmaccel.simulator.golden.sfu import rope_tables_of
 
 ELEMS_PER_LINE = isa.LINE_BYTES // 4
 

@@ -20,10 +20,10 @@ from typing import Optional
 
 import numpy as np
 
-from simulator.compiled import CompiledModel, HbmRegion
-from simulator.functional.weights import F32, FunctionalError, ModelWeights
-from simulator.isa import LINE_BYTES
-from sparse_dsp.packed_format import LayerFormat, PackedLinear
+from llmaccel.simulator.compiled import CompiledModel, HbmRegion
+from llmaccel.simulator.functional.weights import F32, FunctionalError, ModelWeights
+from llmaccel.simulator.isa import LINE_BYTES
+from llmaccel.sparse_dsp.packed_format import LayerFormat, PackedLinear
 
 
 class HbmImage:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.functional.weights import F32, FunctionalError
-from simulator.golden.attention import attention_scores, quantize_heads, weighted_value_sum
-from simulator.golden.linear import quantize_activation, rescale_groups
-from simulator.golden.sfu import add, gelu, gelu_tanh, layernorm, mul, relu, rmsnorm, rope, silu, softmax
+from llmaccel.simulator.functional.weights import F32, FunctionalError
+from llmaccel.simulator.golden.attention import attention_scores, quantize_heads, weighted_value_sum
+from llmaccel.simulator.golden.linear import quantize_activation, rescale_groups
+from llmaccel.simulator.golden.sfu import add, gelu, gelu_tanh, layernorm, mul, relu, rmsnorm, rope, silu, softmax
 
 __all__ = ["F32", "add", "mul", "attention_scores", "quantize_heads", "weighted_value_sum", "quantize_activation", "softmax",
            "linear_tile", "epilogue", "apply_rope", "norm", "masked_softmax"]

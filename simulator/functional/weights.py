@@ -6,8 +6,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import PackedLinear
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import PackedLinear
 
 F32 = np.float32
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.golden.linear import quantize_activation
-from simulator.golden.sfu import softmax
+from llmaccel.simulator.golden.linear import quantize_activation
+from llmaccel.simulator.golden.sfu import softmax
 
 F32 = np.float32
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulator.golden.attention import decode_attention, quantize_heads
-from simulator.golden.linear import int8_linear
-from simulator.golden.sfu import add, rmsnorm, rope, silu, mul
-from sparse_dsp.packed_format import PackedLinear
+from llmaccel.simulator.golden.attention import decode_attention, quantize_heads
+from llmaccel.simulator.golden.linear import int8_linear
+from llmaccel.simulator.golden.sfu import add, rmsnorm, rope, silu, mul
+from llmaccel.sparse_dsp.packed_format import PackedLinear
 
 F32 = np.float32
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparse_dsp.packed_format import PackedLinear
+from llmaccel.sparse_dsp.packed_format import PackedLinear
 
 ACT_QMAX = 127
 

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from simulator.families.rope import Rope
-from simulator.golden.linear import ACT_QMAX, quantize_activation  # noqa: F401  (re-exported)
+from llmaccel.simulator.families.rope import Rope
+from llmaccel.simulator.golden.linear import ACT_QMAX, quantize_activation  # noqa: F401  (re-exported)
 
 F32 = np.float32
 

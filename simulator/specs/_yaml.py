@@ -28,8 +28,8 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from simulator.specs import schema
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.simulator.specs import schema
+from llmaccel.errors import LlmaccelError
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 

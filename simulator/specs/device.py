@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from simulator.specs._yaml import SpecError, build, load_yaml_mapping, preset_names, preset_path
+from llmaccel.simulator.specs._yaml import SpecError, build, load_yaml_mapping, preset_names, preset_path
 
 NOT_FOUND = "not found"
 FPGA_RESOURCES = ("LUT", "FF", "DSP", "BRAM36", "URAM")

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from simulator import families
-from simulator.families import Architecture, FamilyError
-from simulator.specs._yaml import SpecError, build, load, preset_names, preset_path
-from simulator.specs.schema import read_strict_json
+from llmaccel.simulator import families
+from llmaccel.simulator.families import Architecture, FamilyError
+from llmaccel.simulator.specs._yaml import SpecError, build, load, preset_names, preset_path
+from llmaccel.simulator.specs.schema import read_strict_json
 
 ALLOWED_MODEL_TYPES = tuple(families.supported_model_types())
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")   # gated families

@@ -13,11 +13,11 @@ import shutil
 import string
 from pathlib import Path
 
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.rtl.sim import HDL_DIR, SOURCES
-from sparse_dsp.rtl.synth import UNIT_TOPS, canonical_params, hdl_parameters
-from sparse_dsp.rtl.units import UNITS, get_unit
-from sparse_dsp.safe_paths import write_dir_atomically
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.rtl.sim import HDL_DIR, SOURCES
+from llmaccel.sparse_dsp.rtl.synth import UNIT_TOPS, canonical_params, hdl_parameters
+from llmaccel.sparse_dsp.rtl.units import UNITS, get_unit
+from llmaccel.sparse_dsp.safe_paths import write_dir_atomically
 
 # The configured tops' templates and the model figures are the unit records' (sparse_dsp.rtl.units).
 TEMPLATES = {u.name: u.template for u in UNITS.values()}

@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.rtl.units import UNITS
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.rtl.units import UNITS
 
 HDL_DIR = Path(__file__).resolve().parent / "hdl"
 # Derived from the unit registry (sparse_dsp.rtl.units): Verilog top -> sources, top -> bench module.

@@ -1,7 +1,7 @@
 """Resource counts of the RTL units from yosys ``synth_xilinx -family xcup`` (UltraScale+).
 
 ``synth_unit`` runs yosys on one configuration and parses its ``stat -json``;
-``python -m sparse_dsp.rtl.synth --write`` synthesizes the standard grid and rewrites
+``python -m llmaccel.sparse_dsp.rtl.synth --write`` synthesizes the standard grid and rewrites
 ``resources.json`` (atomically), which :mod:`sparse_dsp.unit_costs` serves to the simulator.
 
 Counting rules (what a Vivado utilization report would call them):
@@ -27,10 +27,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.rtl.sim import HDL_DIR, SOURCES, require_tool
-from sparse_dsp.rtl.units import UNITS, get_unit
-from sparse_dsp.safe_paths import check_output_dir
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.rtl.sim import HDL_DIR, SOURCES, require_tool
+from llmaccel.sparse_dsp.rtl.units import UNITS, get_unit
+from llmaccel.sparse_dsp.safe_paths import check_output_dir
 
 FAMILY = "xcup"
 RESOURCES_JSON = Path(__file__).resolve().parent / "resources.json"

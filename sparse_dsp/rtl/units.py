@@ -12,10 +12,10 @@ import string
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from sparse_dsp.dsp_chain import ChainConfig
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.mv_tile import TileConfig
-from sparse_dsp.weight_decoder import DecoderConfig
+from llmaccel.sparse_dsp.dsp_chain import ChainConfig
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.mv_tile import TileConfig
+from llmaccel.sparse_dsp.weight_decoder import DecoderConfig
 
 # Every configuration knob of any unit (CLI flags of `llmaccel rtl`); a unit takes a subset.
 KNOBS = ("chain_len", "nm", "cascade_groups", "bits", "symmetric", "k", "group_size", "n_chains")
@@ -92,7 +92,7 @@ def _dec_hdl(d: DecoderConfig) -> dict:
 
 
 def _dec_figures(d: DecoderConfig) -> dict:
-    from sparse_dsp.weight_decoder import decoder_row_period
+    from llmaccel.sparse_dsp.weight_decoder import decoder_row_period
     return {"name": d.name, "row_period_cycles": decoder_row_period(d), "beats_per_row": d.beats_per_row}
 
 
@@ -212,20 +212,20 @@ def register(unit: RtlUnit) -> RtlUnit:
 ALIASES: dict[str, str] = {}
 
 register(RtlUnit(
-    "dsp_chain", ("chain",), "sdsp_chain", _CHAIN_SOURCES, "sparse_dsp.rtl.tb.tb_chain",
+    "dsp_chain", ("chain",), "sdsp_chain", _CHAIN_SOURCES, "llmaccel.sparse_dsp.rtl.tb.tb_chain",
     ("chain_len", "nm", "cascade_groups"), _chain_cfg, _chain_hdl,
     lambda c: {"name": c.name, "latency_cycles": c.latency_cycles, "ii_cycles_per_beat": 1, "window": c.window},
     _CHAIN_TOP, smallest={"chain_len": 2, "nm": None, "cascade_groups": None},
     smallest_stimulus={"rows": 2, "k": 32, "group_size": 16},
     stimulus_knobs=("k", "group_size")))
 register(RtlUnit(
-    "weight_decoder", ("decoder",), "sdsp_wdec", ("sdsp_wdec.v",), "sparse_dsp.rtl.tb.tb_wdec",
+    "weight_decoder", ("decoder",), "sdsp_wdec", ("sdsp_wdec.v",), "llmaccel.sparse_dsp.rtl.tb.tb_wdec",
     ("bits", "nm", "chain_len", "k", "group_size", "symmetric"), _dec_cfg, _dec_hdl, _dec_figures, _WDEC_TOP,
     smallest={"bits": 3, "nm": None, "chain_len": 2, "k": 64, "group_size": 16, "symmetric": True},
     smallest_stimulus={"rows": 2}))
 register(RtlUnit(
     "mv_tile", ("tile",), "sdsp_mv_tile", (*_CHAIN_SOURCES, "sdsp_wdec.v", "sdsp_act_buffer.v", "sdsp_mv_tile.v"),
-    "sparse_dsp.rtl.tb.tb_mv_tile", ("n_chains", "chain_len", "nm", "cascade_groups", "bits", "k", "group_size",
+    "llmaccel.sparse_dsp.rtl.tb.tb_mv_tile", ("n_chains", "chain_len", "nm", "cascade_groups", "bits", "k", "group_size",
                                      "symmetric"),
     _tile_cfg, _tile_hdl,
     lambda t: {"name": t.name, "chain_latency_cycles": t.chain.latency_cycles, "act_entries": t.act_entries},

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from mapping.compress import load_compressed
+from llmaccel.mapping.compress import load_compressed
 
 
 def llmaccel(*args, check=True):

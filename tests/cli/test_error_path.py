@@ -67,8 +67,8 @@ def test_max_eval_tokens_one_is_an_error_not_zero_division(capsys, tiny_checkpoi
 
 
 def test_perplexity_of_too_few_tokens_is_an_error():
-    from gpu_baseline.evaluate import perplexity
-    from sparse_dsp.errors import LlmaccelError
+    from llmaccel.gpu_baseline.evaluate import perplexity
+    from llmaccel.errors import LlmaccelError
     with pytest.raises(LlmaccelError, match="perplexity needs at least 2"):
         perplexity(None, [5])
     with pytest.raises(LlmaccelError, match="max_tokens=0 must be an integer >= 2"):

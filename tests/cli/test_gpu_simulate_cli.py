@@ -16,7 +16,7 @@ def _no_committed_measurements(tmp_path, monkeypatch):
     """These tests check the datasheet path; committed measurements must not change them."""
     empty = tmp_path / "no-measurements"
     empty.mkdir()
-    monkeypatch.setattr("gpu_baseline.measured.MEASUREMENTS_DIR", empty)
+    monkeypatch.setattr("llmaccel.gpu_baseline.measured.MEASUREMENTS_DIR", empty)
 
 
 def _run(capsys, argv):

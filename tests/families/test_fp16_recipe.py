@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from gpu_baseline.reference import ReferenceModel
-from mapping.compress import compress_checkpoint, load_compressed
-from mapping.recipe import NAMED_RECIPES, LayerRule, Recipe, RecipeError
+from llmaccel.gpu_baseline.reference import ReferenceModel
+from llmaccel.mapping.compress import compress_checkpoint, load_compressed
+from llmaccel.mapping.recipe import NAMED_RECIPES, LayerRule, Recipe, RecipeError
 
 
 def test_fp16_recipe_fields():

@@ -14,8 +14,8 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from hls_kernels.compare import ulp_distance
-from simulator.golden import sfu
+from llmaccel.hls_kernels.compare import ulp_distance
+from llmaccel.simulator.golden import sfu
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -84,7 +84,7 @@ def test_rope_tables_of_spec_match_transformers(rope_parameters):
     from transformers import LlamaConfig
     from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
-    from simulator.specs.model import model_spec_from_hf_config
+    from llmaccel.simulator.specs.model import model_spec_from_hf_config
     cfg = LlamaConfig(hidden_size=384, num_attention_heads=4, head_dim=96, intermediate_size=64,
                       num_hidden_layers=1, vocab_size=32, max_position_embeddings=128, rope_parameters=rope_parameters)
     spec = model_spec_from_hf_config(cfg.to_dict(), "t")

@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 import torch
 
-from gpu_baseline.reference import ReferenceModel
+from llmaccel.gpu_baseline.reference import ReferenceModel
 from llmaccel.testing.tiny_checkpoints import TINY_FAMILIES, build_tiny_checkpoint, load_hf
-from mapping.compress import compress_checkpoint, load_compressed
-from mapping.recipe import NAMED_RECIPES
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.mapping.compress import compress_checkpoint, load_compressed
+from llmaccel.mapping.recipe import NAMED_RECIPES
+from llmaccel.errors import LlmaccelError
 
 IDS = [3, 17, 99, 5, 200, 42, 7, 8, 1, 250, 64, 33, 120, 9, 77, 31, 2, 199, 45, 180]
 
@@ -56,9 +56,9 @@ def test_uncompressed_reference_equals_transformers(tiny_family_checkpoints, fam
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)
 def test_calibration_layer_equals_transformers_layer(tiny_family_checkpoints, family):
-    """mapping.calibration.layer_forward (float64, portable) against transformers' decoder layer 0 in float64."""
-    from mapping.calibration import embed_inputs, layer_forward
-    from mapping.checkpoint import SafetensorsCheckpoint, layer_tensors, model_tensors
+    """llmaccel.mapping.calibration.layer_forward (float64, portable) against transformers' decoder layer 0 in float64."""
+    from llmaccel.mapping.calibration import embed_inputs, layer_forward
+    from llmaccel.mapping.checkpoint import SafetensorsCheckpoint, layer_tensors, model_tensors
     ckpt = SafetensorsCheckpoint(tiny_family_checkpoints[family])
     spec = ckpt.spec
     hf = load_hf(ckpt.dir).double()
@@ -156,8 +156,8 @@ def test_gpt2_base_model_checkpoint_names(tmp_path):
 @pytest.mark.parametrize("family,act", [("gpt2", "gelu"), ("gpt2", "relu"), ("opt", "gelu"), ("gpt2", "gelu_pytorch_tanh")])
 def test_activation_variants_equal_transformers(tmp_path, family, act):
     """The other activations a config may ask for, through the reference and the calibration forward."""
-    from mapping.calibration import embed_inputs, layer_forward
-    from mapping.checkpoint import SafetensorsCheckpoint, layer_tensors, model_tensors
+    from llmaccel.mapping.calibration import embed_inputs, layer_forward
+    from llmaccel.mapping.checkpoint import SafetensorsCheckpoint, layer_tensors, model_tensors
     ckpt = build_tiny_checkpoint(family, tmp_path / family, activation_function=act)
     assert _rel(ReferenceModel.from_checkpoint(ckpt).prefill(IDS)[0], _hf_logits(ckpt, IDS)) < 1e-5
     ck = SafetensorsCheckpoint(ckpt)

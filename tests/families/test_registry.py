@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 
 from llmaccel.testing.tiny_checkpoints import TINY_FAMILIES, hf_config
-from simulator import families
-from simulator.families import FamilyError, family_of
-from simulator.specs import SpecError
-from simulator.specs.model import model_spec_from_hf_config
+from llmaccel.simulator import families
+from llmaccel.simulator.families import FamilyError, family_of
+from llmaccel.simulator.specs import SpecError
+from llmaccel.simulator.specs.model import model_spec_from_hf_config
 
 EXPECTED = {  # family, norm, activation, gated, positions, biased projections, tied
     "llama": ("llama", "rmsnorm", "silu", True, "rope", (), False),

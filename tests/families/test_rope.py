@@ -1,4 +1,4 @@
-"""simulator.families.rope against transformers' own RoPE init functions (the independent oracle).
+"""llmaccel.simulator.families.rope against transformers' own RoPE init functions (the independent oracle).
 
 Tolerances: transformers computes inv_freq in float32 (torch pow), ours is float64 from 40-digit
 decimals, so the two differ by float32 rounding: measured max relative difference 1.2e-7 over
@@ -17,7 +17,7 @@ from transformers import LlamaConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
-from simulator.families import FamilyError, Rope, read_rope
+from llmaccel.simulator.families import FamilyError, Rope, read_rope
 
 CASES = {
     "default": {"rope_type": "default", "rope_theta": 10000.0},

@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import yaml
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 REPO = Path(__file__).resolve().parents[2]
 PRESETS = REPO / "simulator" / "presets"
@@ -120,18 +120,18 @@ _PROGRAMS: list[list] = []
 def isa_programs() -> list[list]:
     """Real instruction streams of the tiny model on the U280 design: decode, prefill chunk and LM head."""
     if not _PROGRAMS:
-        from mapping.sim_api import build_compiler
+        from llmaccel.mapping.sim_api import build_compiler
         comp, _, _ = build_compiler("tiny", "flightllm-u280", "w8", max_len=128)
         progs = [comp.layer_program("decode", comp.decode_bucket_of(9), 1), comp.head_program(),
                  comp.prefill_programs(comp.prefill_bucket_of(8))[0]]
-        from simulator.isa import decode
+        from llmaccel.simulator.isa import decode
         for prog in progs:
             _PROGRAMS.extend(decode(st.words) for st in prog.cores)
     return _PROGRAMS
 
 
 def isa_case(rng: random.Random) -> tuple[str, bool, Callable[[], Any]]:
-    from simulator.isa import IsaError, assemble, decode, disassemble, encode
+    from llmaccel.simulator.isa import IsaError, assemble, decode, disassemble, encode
     progs = isa_programs()
     kind = rng.choice(["random", "random", "flip", "truncate", "splice", "asm"])
     if kind == "random":
@@ -170,7 +170,7 @@ def isa_case(rng: random.Random) -> tuple[str, bool, Callable[[], Any]]:
 
 
 def _decodes(words) -> bool:
-    from simulator.isa import IsaError, decode
+    from llmaccel.simulator.isa import IsaError, decode
     try:
         decode(words)
         return True
@@ -213,15 +213,15 @@ def yaml_bases() -> list[tuple[str, dict]]:
 
 def _loader(kind: str) -> Callable[[str], Any]:
     if kind == "designs":
-        from simulator.design import load_design
+        from llmaccel.simulator.design import load_design
         return load_design
     if kind == "devices":
-        from simulator.specs import load_device
+        from llmaccel.simulator.specs import load_device
         return load_device
     if kind == "models":
-        from simulator.specs import load_model_spec
+        from llmaccel.simulator.specs import load_model_spec
         return load_model_spec
-    from mapping.recipe import get_recipe
+    from llmaccel.mapping.recipe import get_recipe
     return get_recipe
 
 
@@ -248,15 +248,15 @@ def _free_text(path: tuple) -> bool:
 
 def _spec_class(kind: str, data: dict) -> type:
     if kind == "designs":
-        from simulator.design import AcceleratorDesign
+        from llmaccel.simulator.design import AcceleratorDesign
         return AcceleratorDesign
     if kind == "devices":
-        from simulator.specs.device import _KINDS
+        from llmaccel.simulator.specs.device import _KINDS
         return _KINDS[data["kind"]]
     if kind == "models":
-        from simulator.specs import ModelSpec
+        from llmaccel.simulator.specs import ModelSpec
         return ModelSpec
-    from mapping.recipe import Recipe
+    from llmaccel.mapping.recipe import Recipe
     return Recipe
 
 
@@ -296,7 +296,7 @@ def yaml_case(rng: random.Random, tmp: Path, bases: list[tuple[str, dict]]) -> t
         p, v = rng.choice(numeric)
         _set(data, p, str(v))
         mutation += f" {'.'.join(map(str, p))}"
-        from simulator.specs._yaml import safe_load_strict
+        from llmaccel.simulator.specs._yaml import safe_load_strict
         # PyYAML writes '1e-05' unquoted (a string to YAML 1.1), which our loader reads as the number it is
         known_bad = safe_load_strict(_dump({"k": str(v)}))["k"] == str(v)
     elif mutation == "non_finite" and numeric:
@@ -406,7 +406,7 @@ def _join_safetensors(header: dict, data: bytes) -> bytes:
 
 def checkpoint_case(rng: random.Random, pristine: Path, work: Path) -> tuple[str, bool, Callable[[], Any]]:
     """Mutate the header or config.json of the micro checkpoint in ``work`` (restored from ``pristine``)."""
-    from mapping.checkpoint import SafetensorsCheckpoint
+    from llmaccel.mapping.checkpoint import SafetensorsCheckpoint
     raw = (pristine / "model.safetensors").read_bytes()
     header, data = _split_safetensors(raw)
     cfg = json.loads((pristine / "config.json").read_text())
@@ -507,7 +507,7 @@ def _differs_outside_timings(raw: bytes, man: dict) -> bool:
 
 def manifest_case(rng: random.Random, pristine: Path, work: Path) -> tuple[str, bool, Callable[[], Any]]:
     """Mutate manifest.json of a compressed-model artifact; every semantic change must be refused."""
-    from mapping.compress import load_compressed
+    from llmaccel.mapping.compress import load_compressed
     man = json.loads((pristine / "manifest.json").read_text())
     leaves = [(p, v) for p, v in _leaves(man) if p and p[0] != "timings"]
     mutation = rng.choice(["value", "type", "delete", "add", "files_path", "list", "bytes", "hash", "reorder"])
@@ -570,7 +570,7 @@ COMPILED_FILES = ("manifest.json", "programs.bin", "programs.json", "placement.j
 
 def compiled_case(rng: random.Random, pristine: Path, work: Path) -> tuple[str, bool, Callable[[], Any]]:
     """Edit one file of a compiled artifact; the integrity check must refuse every real change."""
-    from host.artifact import load_artifact
+    from llmaccel.host.artifact import load_artifact
     target = rng.choice(COMPILED_FILES)
     raw = (pristine / target).read_bytes()
     how = rng.choice(["flip", "byte", "truncate", "append", "swap_words"])
@@ -805,8 +805,8 @@ def fuzz(counts: dict[str, int], seed: int, cli_limit_s: float = 30.0,
                     tally.add(fmt, *judge(fn, bad), case=kind)
                     progress and progress(1)
             elif fmt == "manifest":
-                from mapping.compress import compress_checkpoint
-                from mapping.recipe import get_recipe
+                from llmaccel.mapping.compress import compress_checkpoint
+                from llmaccel.mapping.recipe import get_recipe
                 art = root / "compressed"
                 compress_checkpoint(pristine, get_recipe("w8"), art)
                 mwork = root / "compressed-work"
@@ -816,9 +816,9 @@ def fuzz(counts: dict[str, int], seed: int, cli_limit_s: float = 30.0,
                     tally.add(fmt, *judge(fn, bad), case=kind)
                     progress and progress(1)
             elif fmt == "compiled":
-                from host.artifact import compile_artifact
-                from mapping.compress import compress_checkpoint
-                from mapping.recipe import get_recipe
+                from llmaccel.host.artifact import compile_artifact
+                from llmaccel.mapping.compress import compress_checkpoint
+                from llmaccel.mapping.recipe import get_recipe
                 cm = root / "compiled-src"
                 compress_checkpoint(pristine, get_recipe("w8"), cm)
                 art = compile_artifact(cm, root / "compiled", "flightllm-u280", 128)

@@ -11,15 +11,15 @@ import pytest
 import torch
 
 from triton_cases import kernel_device, requires_cuda
-from gpu_baseline.reference import ReferenceModel
-from gpu_baseline.triton.formats import KernelFormatError
-from gpu_baseline.triton_model import MemoryNeed, ModelTooLargeError, TritonModel, check_fits
-from host.artifact import compile_in_memory
-from host.errors import BackendUnavailable
-from host.session import Session
+from llmaccel.gpu_baseline.reference import ReferenceModel
+from llmaccel.gpu_baseline.triton.formats import KernelFormatError
+from llmaccel.gpu_baseline.triton_model import MemoryNeed, ModelTooLargeError, TritonModel, check_fits
+from llmaccel.host.artifact import compile_in_memory
+from llmaccel.host.errors import BackendUnavailable
+from llmaccel.host.session import Session
 from llmaccel.assets import bundled_model_dir
-from mapping.compress import compress_checkpoint, load_compressed
-from mapping.recipe import LayerRule, Recipe, get_recipe
+from llmaccel.mapping.compress import compress_checkpoint, load_compressed
+from llmaccel.mapping.recipe import LayerRule, Recipe, get_recipe
 
 PROMPT = [5, 17, 99, 300, 12, 7]
 # Per-layer mixed formats: 3-bit asymmetric attention (codes straddle words), 4-bit 8:16 MLP (FlightLLM's
@@ -138,7 +138,7 @@ def test_weight_only_fp16_activations_stay_close_to_the_fp32_activation_referenc
     of the max logit. FP16 rounds every activation and every decoded weight by up to 2**-11 = 4.9e-4
     relative, and those errors pass through the layers; 4e-3 leaves a 5x margin over the measurement.
     """
-    from gpu_baseline.reference import Linear
+    from llmaccel.gpu_baseline.reference import Linear
     cm = mixed_model
     base, cpu = ReferenceModel.from_compressed(cm), torch.device("cpu")
     ref = ReferenceModel(cm.shape, base.embed, base.norms, {k: Linear(w, False, cpu) for k, w in cm.linears.items()},

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from triton_cases import requires_cuda
-from gpu_baseline.nvml import Nvml, NvmlUnavailable
-from gpu_baseline.synthetic import synthetic_packed
-from gpu_baseline.triton.linear import int8_linear
-from simulator.golden.linear import group_partial_sums, rescale_groups
-from sparse_dsp.packed_format import LayerFormat, PackedLinear
+from llmaccel.gpu_baseline.nvml import Nvml, NvmlUnavailable
+from llmaccel.gpu_baseline.synthetic import synthetic_packed
+from llmaccel.gpu_baseline.triton.linear import int8_linear
+from llmaccel.simulator.golden.linear import group_partial_sums, rescale_groups
+from llmaccel.sparse_dsp.packed_format import LayerFormat, PackedLinear
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without CUDA")
 
@@ -55,8 +55,8 @@ def test_synthetic_layers_are_valid_packed_data_the_kernels_read(fmt, device):
 @pytest.mark.gpu
 @requires_cuda
 def test_a_small_gpu_bench_run_writes_a_valid_measurement(tmp_path):
-    from gpu_baseline.bench import BenchConfig, run_gpu_bench
-    from gpu_baseline.measured import parse_measurement, write_measurement
+    from llmaccel.gpu_baseline.bench import BenchConfig, run_gpu_bench
+    from llmaccel.gpu_baseline.measured import parse_measurement, write_measurement
     cfg = BenchConfig(model="tiny", recipe="w4-g128-rtn", prefill=16, decode=8, repeats=2, gemv_shapes=((512, 512),),
                       gemv_block_o=(32,), gemv_groups_per_iter=(1, 4), include_hf=False, bundled_tokens=8, copy_bytes=1 << 26, idle_seconds=0.5,
                       command="pytest")

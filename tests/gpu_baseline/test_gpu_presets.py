@@ -1,14 +1,14 @@
 """GPU device presets: the datasheet figures the GPU model needs, each with a source."""
 import pytest
 
-from gpu_baseline.measured import _NVML_NAMES
-from simulator.specs.device import GpuDevice, list_devices, load_device
+from llmaccel.gpu_baseline.measured import _NVML_NAMES
+from llmaccel.simulator.specs.device import GpuDevice, list_devices, load_device
 
 GPUS = [n for n in list_devices() if load_device(n).kind == "gpu"]
 
 
 def test_the_gpus_a_lent_machine_may_have_are_presets():
-    from gpu_baseline.perf_model import gpu_presets
+    from llmaccel.gpu_baseline.perf_model import gpu_presets
     assert gpu_presets() == GPUS
     assert {"a100-sxm-80gb", "a100-pcie-40gb", "h100-sxm-80gb", "h200-sxm-141gb", "v100s-pcie-32gb"} <= set(GPUS)
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from triton_cases import requires_cuda
-from gpu_baseline.hf_baseline import HfBaseline
-from gpu_baseline.reference import ReferenceModel
+from llmaccel.gpu_baseline.hf_baseline import HfBaseline
+from llmaccel.gpu_baseline.reference import ReferenceModel
 from llmaccel.assets import bundled_model_dir
 
 PROMPT = [5, 17, 99, 300, 12, 7]
@@ -34,7 +34,7 @@ def test_fp16_compiled_baseline_on_cuda_times_both_phases():
 
 
 def test_synthetic_model_is_built_in_the_asked_dtype_and_restores_the_default():
-    from gpu_baseline.hf_baseline import synthetic_llama
+    from llmaccel.gpu_baseline.hf_baseline import synthetic_llama
     cfg = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                num_key_value_heads=2, vocab_size=100)
     m = synthetic_llama(cfg, "cpu", torch.bfloat16)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from gpu_baseline.measured import (GpuMeasurement, MeasurementError, load_measurements, parse_measurement,
+from llmaccel.gpu_baseline.measured import (GpuMeasurement, MeasurementError, load_measurements, parse_measurement,
                                    preset_for_gpu_name, write_measurement)
 from gpu_measurement_fixture import measurement_dict, write_json
 

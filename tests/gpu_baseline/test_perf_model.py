@@ -10,11 +10,11 @@ import math
 
 import pytest
 
-from gpu_baseline.measured import MeasurementError
-from gpu_baseline.perf_model import DATASHEET, TDP_SOURCE, GpuEstimate, GpuModelError, estimate_gpu
-from gpu_baseline.workload import gpu_workload
+from llmaccel.gpu_baseline.measured import MeasurementError
+from llmaccel.gpu_baseline.perf_model import DATASHEET, TDP_SOURCE, GpuEstimate, GpuModelError, estimate_gpu
+from llmaccel.gpu_baseline.workload import gpu_workload
 from gpu_measurement_fixture import measurement_dict, write_json
-from simulator.specs.model import ModelSpec
+from llmaccel.simulator.specs.model import ModelSpec
 
 # A tiny Llama: d=256, ffn=512, 2 layers, 4 heads of 64, 2 kv heads, vocab 1000.
 TINY = ModelSpec(name="tiny-test", hidden_size=256, intermediate_size=512, num_layers=2, num_heads=4,
@@ -34,7 +34,7 @@ def _empty_measurements(tmp_path_factory, monkeypatch):
     folder at an empty one (tests of the measured path pass their own folder)."""
     global EMPTY
     EMPTY = tmp_path_factory.mktemp("no-measurements")
-    monkeypatch.setattr("gpu_baseline.measured.MEASUREMENTS_DIR", EMPTY)
+    monkeypatch.setattr("llmaccel.gpu_baseline.measured.MEASUREMENTS_DIR", EMPTY)
 
 
 def tiny_w4_decode_bytes():
@@ -192,7 +192,7 @@ def test_model_that_does_not_fit_names_sizes():
     (dict(device="b200"), "unknown device preset 'b200'"),
 ])
 def test_bad_input_one_error(kwargs, match):
-    from sparse_dsp.errors import LlmaccelError
+    from llmaccel.errors import LlmaccelError
     with pytest.raises(LlmaccelError, match=match):
         estimate_gpu("llama2-7b", **kwargs)
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from gpu_baseline.reference import Linear, ReferenceModel, quantize_per_row
-from simulator.golden.linear import int8_linear, quantize_activation
+from llmaccel.gpu_baseline.reference import Linear, ReferenceModel, quantize_per_row
+from llmaccel.simulator.golden.linear import int8_linear, quantize_activation
 from triton_cases import random_packed
 
 

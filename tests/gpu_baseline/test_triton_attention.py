@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from gpu_baseline.triton.attention import BLOCK_L, int8_attention
-from gpu_baseline.triton.formats import KernelFormatError
-from simulator.golden.attention import decode_attention
-from simulator.golden.linear import quantize_activation
-from simulator.golden.sfu import softmax
-from simulator.golden.attention import attention_scores
+from llmaccel.gpu_baseline.triton.attention import BLOCK_L, int8_attention
+from llmaccel.gpu_baseline.triton.formats import KernelFormatError
+from llmaccel.simulator.golden.attention import decode_attention
+from llmaccel.simulator.golden.linear import quantize_activation
+from llmaccel.simulator.golden.sfu import softmax
+from llmaccel.simulator.golden.attention import attention_scores
 
 
 def _cache(rng, lmax, kvh, d):

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_kernels_compile_for_sm90_without_fma():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    r = subprocess.run([sys.executable, "-m", "gpu_baseline.triton.compile_check", "--smoke", "--jobs", "1"],
+    r = subprocess.run([sys.executable, "-m", "llmaccel.gpu_baseline.triton.compile_check", "--smoke", "--jobs", "1"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["kernels"] == 5 and out["failed"] == 0, out["failures"]

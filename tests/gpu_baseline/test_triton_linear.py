@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from triton_cases import all_formats, format_id, random_packed
-from gpu_baseline.reference import Linear, quantize_per_row
-from gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError
-from gpu_baseline.triton.linear import GemvConfig, fp16_error_bound, fp16_linear, int8_linear
-from simulator.golden.linear import group_partial_sums, quantize_activation, rescale_groups
-from sparse_dsp.packed_format import pack_linear
+from llmaccel.gpu_baseline.reference import Linear, quantize_per_row
+from llmaccel.gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError
+from llmaccel.gpu_baseline.triton.linear import GemvConfig, fp16_error_bound, fp16_linear, int8_linear
+from llmaccel.simulator.golden.linear import group_partial_sums, quantize_activation, rescale_groups
+from llmaccel.sparse_dsp.packed_format import pack_linear
 
 O, K, G = 24, 64, 32     # two groups, a partial row block: small enough for the interpreter
 
@@ -101,7 +101,7 @@ def test_wrong_operand_dtype_is_one_clear_error(device):
 
 def test_stacked_rows_give_the_same_bits_as_separate_layers(device):
     """q/k/v (and gate/up) run as one GEMV over stacked rows: the same outputs, bit for bit."""
-    from gpu_baseline.triton.formats import concat_rows
+    from llmaccel.gpu_baseline.triton.formats import concat_rows
     rng = np.random.default_rng(11)
     parts = [DevicePackedLinear.from_packed(random_packed(rng, o, K, 3, G, (2, 4), False), device) for o in (16, 8, 8)]
     q, s_x = quantize_activation(_acts(rng, 1, K))

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from gpu_baseline.triton.quantize import quantize_rows
-from simulator.golden.linear import quantize_activation
+from llmaccel.gpu_baseline.triton.quantize import quantize_rows
+from llmaccel.simulator.golden.linear import quantize_activation
 
 
 def test_codes_and_scales_are_bit_exact_with_the_golden(device):
@@ -29,10 +29,10 @@ def test_wrong_dtype_is_one_clear_error(device):
 
 def test_rope_then_quantize_is_bit_exact_with_the_reference_ops(device):
     """RoPE (HF rotate-half) + per-(token, head) INT8 in one kernel, written at the cache's start position."""
-    from gpu_baseline.reference import quantize_per_row
-    from gpu_baseline.triton.quantize import rope_quantize
-    from mapping import llama_math as lm
-    from simulator.specs.model import load_model_spec
+    from llmaccel.gpu_baseline.reference import quantize_per_row
+    from llmaccel.gpu_baseline.triton.quantize import rope_quantize
+    from llmaccel.mapping import llama_math as lm
+    from llmaccel.simulator.specs.model import load_model_spec
     spec = load_model_spec("tiny")
     rng = np.random.default_rng(5)
     t, nh, d, start = 3, 4, spec.head_dim, 5
@@ -56,9 +56,9 @@ def test_rope_then_quantize_is_bit_exact_with_the_reference_ops(device):
 def test_add_rmsnorm_prepare_against_the_reference_ops(k, device):
     """Residual add bit-exact; RMSNorm's mean is a tree sum, so the contract's 8-ULP RMSNorm bound applies:
     scales within 8 ULP and codes within one step of the reference's (measured: 1 ULP, no code differed)."""
-    from gpu_baseline.reference import quantize_per_row
-    from gpu_baseline.triton.quantize import add_rmsnorm_prepare
-    from mapping import llama_math as lm
+    from llmaccel.gpu_baseline.reference import quantize_per_row
+    from llmaccel.gpu_baseline.triton.quantize import add_rmsnorm_prepare
+    from llmaccel.mapping import llama_math as lm
     rng = np.random.default_rng(k)
     x = torch.from_numpy((rng.standard_normal((5, k)) * 3).astype(np.float32))
     r = torch.from_numpy(rng.standard_normal((5, k)).astype(np.float32))
@@ -77,8 +77,8 @@ def test_add_rmsnorm_prepare_against_the_reference_ops(k, device):
 def test_silu_mul_prepare_from_a_stacked_gate_up_output(device):
     """gate and up as strided views of one stacked [T, 2I] output; SiLU's exp within the contract's 4 ULP,
     so scales within 8 ULP and codes within one step (measured: identical)."""
-    from gpu_baseline.reference import quantize_per_row
-    from gpu_baseline.triton.quantize import silu_mul_prepare
+    from llmaccel.gpu_baseline.reference import quantize_per_row
+    from llmaccel.gpu_baseline.triton.quantize import silu_mul_prepare
     rng = np.random.default_rng(9)
     k = 1100
     gu = torch.from_numpy((rng.standard_normal((4, 2 * k)) * 3).astype(np.float32)).to(device)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sparse_dsp.packed_format import SUPPORTED_BITS, SUPPORTED_NM, ASYMMETRIC_BITS, pack_linear  # noqa: E402
+from llmaccel.sparse_dsp.packed_format import SUPPORTED_BITS, SUPPORTED_NM, ASYMMETRIC_BITS, pack_linear  # noqa: E402
 
 
 def kernel_device() -> torch.device:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 
 def _csim_missing() -> str | None:
-    from hls_kernels.build import find_ap_types, find_cxx
+    from llmaccel.hls_kernels.build import find_ap_types, find_cxx
     try:
         find_cxx()
         find_ap_types()

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hls_kernels.compare import bit_equal
-from hls_kernels.configs import REGISTRY, AttentionKernelConfig
-from hls_kernels.csim import AttentionKernel
-from hls_kernels.vectors import random_activation
-from simulator.golden import attention
+from llmaccel.hls_kernels.compare import bit_equal
+from llmaccel.hls_kernels.configs import REGISTRY, AttentionKernelConfig
+from llmaccel.hls_kernels.csim import AttentionKernel
+from llmaccel.hls_kernels.vectors import random_activation
+from llmaccel.simulator.golden import attention
 
 pytestmark = pytest.mark.gxx
 ATTENTION = sorted(n for n, c in REGISTRY.items() if isinstance(c, AttentionKernelConfig))

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.gxx
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory):
     from llmaccel.assets import bundled_model_dir
-    from mapping.compress import compress_checkpoint
-    from mapping.recipe import LayerRule, Recipe
+    from llmaccel.mapping.compress import compress_checkpoint
+    from llmaccel.mapping.recipe import LayerRule, Recipe
 
     def make(name, attn_nm, mlp_nm):
         recipe = Recipe(name, attn=LayerRule(bits=4, group_size=128, symmetric=True, method="rtn", nm=attn_nm),
@@ -45,9 +45,9 @@ def _array(header: str, name: str) -> np.ndarray:
 
 
 def test_emit_compressed_writes_the_models_own_layer_and_kernels(artifact, tmp_path, capsys):
-    from hls_kernels.flow.backend import run_gxx_testbench
-    from mapping.calibration import LINEAR_PATHS
-    from mapping.compress import load_compressed
+    from llmaccel.hls_kernels.flow.backend import run_gxx_testbench
+    from llmaccel.mapping.calibration import LINEAR_PATHS
+    from llmaccel.mapping.compress import load_compressed
 
     art = artifact("dense-attn-816-mlp", None, (8, 16))
     out = tmp_path / "hls"

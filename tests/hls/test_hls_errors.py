@@ -5,9 +5,9 @@ import builtins
 
 import pytest
 
-from hls_kernels import build
-from hls_kernels.build import HlsToolError
-from hls_kernels.configs import (AttentionKernelConfig, DecoderLayerConfig, HlsConfigError, LinearKernelConfig,
+from llmaccel.hls_kernels import build
+from llmaccel.hls_kernels.build import HlsToolError
+from llmaccel.hls_kernels.configs import (AttentionKernelConfig, DecoderLayerConfig, HlsConfigError, LinearKernelConfig,
                                  ProjectionFormat, SfuKernelConfig, uniform_layer)
 
 
@@ -97,9 +97,9 @@ def test_build_cache_is_content_addressed(tmp_path, monkeypatch):
 def test_layer_config_needs_packed_projections_of_the_configured_format():
     import numpy as np
 
-    from hls_kernels.configs import PROJECTIONS, layer_config_from_packed
-    from hls_kernels.csim import layer_weight_buffers
-    from hls_kernels.vectors import random_packed_linear
+    from llmaccel.hls_kernels.configs import PROJECTIONS, layer_config_from_packed
+    from llmaccel.hls_kernels.csim import layer_weight_buffers
+    from llmaccel.hls_kernels.vectors import random_packed_linear
 
     cfg = uniform_layer()
     rng = np.random.default_rng(0)

@@ -8,11 +8,11 @@ import shutil
 
 import pytest
 
-from hls_kernels.configs import REGISTRY
-from hls_kernels.flow.backend import run_gxx_testbench
-from hls_kernels.flow.writer import write_project
+from llmaccel.hls_kernels.configs import REGISTRY
+from llmaccel.hls_kernels.flow.backend import run_gxx_testbench
+from llmaccel.hls_kernels.flow.writer import write_project
 from llmaccel.cli import main
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 
 @pytest.mark.gxx
@@ -74,8 +74,8 @@ def test_vitis_csim_and_csynth_where_installed(tmp_path):
     """Opt-in: runs only where Vitis HLS is on PATH; the report must parse and name our top."""
     if not (shutil.which("vitis_hls") or shutil.which("vitis-run")):
         pytest.skip("Vitis HLS not installed")
-    from hls_kernels.flow.backend import run_vitis
-    from hls_kernels.flow.report import parse_csynth
+    from llmaccel.hls_kernels.flow.backend import run_vitis
+    from llmaccel.hls_kernels.flow.report import parse_csynth
 
     out = write_project(REGISTRY["mv_n2m16_w4_g64_k256_o64_c4"], tmp_path / "prj")
     res = run_vitis(out, ["csim", "csynth"])

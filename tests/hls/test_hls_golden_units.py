@@ -11,9 +11,9 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from hls_kernels.compare import ulp_distance
-from hls_kernels.vectors import random_activation
-from simulator.golden import attention, sfu
+from llmaccel.hls_kernels.compare import ulp_distance
+from llmaccel.hls_kernels.vectors import random_activation
+from llmaccel.simulator.golden import attention, sfu
 
 transformers_llama = pytest.importorskip("transformers.models.llama.modeling_llama")
 SETTINGS = settings(max_examples=20, deadline=None)

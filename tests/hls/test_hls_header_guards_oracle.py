@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from hls_kernels import build
+from llmaccel.hls_kernels import build
 
 pytestmark = pytest.mark.gxx
 CHAIN_LIMIT = 8          # by hand: floor((2^17 - 1) / (128 * 127))

@@ -20,12 +20,12 @@ import os
 import numpy as np
 import pytest
 
-from hls_kernels.configs import PROJECTIONS, ProjectionFormat, DecoderLayerConfig, layer_config_from_packed
-from hls_kernels.csim import DecoderLayerKernel
-from hls_kernels.vectors import random_activation, random_packed_linear
-from simulator.golden import sfu
-from simulator.golden.decoder_layer import LayerKVCache, decoder_layer_decode
-from simulator.golden.linear import int8_linear
+from llmaccel.hls_kernels.configs import PROJECTIONS, ProjectionFormat, DecoderLayerConfig, layer_config_from_packed
+from llmaccel.hls_kernels.csim import DecoderLayerKernel
+from llmaccel.hls_kernels.vectors import random_activation, random_packed_linear
+from llmaccel.simulator.golden import sfu
+from llmaccel.simulator.golden.decoder_layer import LayerKVCache, decoder_layer_decode
+from llmaccel.simulator.golden.linear import int8_linear
 
 pytestmark = pytest.mark.gxx
 HIDDEN, INTER, HEADS, KV_HEADS, HEAD_DIM, SEQ_MAX = 256, 768, 8, 4, 32, 64
@@ -96,9 +96,9 @@ def _checkpoint_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def compressed(tmp_path_factory):
-    from mapping.calibration import LINEAR_PATHS
-    from mapping.compress import compress_checkpoint, load_compressed
-    from mapping.recipe import LayerRule, Recipe, get_recipe
+    from llmaccel.mapping.calibration import LINEAR_PATHS
+    from llmaccel.mapping.compress import compress_checkpoint, load_compressed
+    from llmaccel.mapping.recipe import LayerRule, Recipe, get_recipe
 
     ckpt, source = _checkpoint_dir(tmp_path_factory)
     named = os.environ.get("LLMACCEL_HLS_LAYER_RECIPE")  # opt-in, e.g. "flightllm" (GPTQ: ~2 min here)
@@ -137,7 +137,7 @@ def _token_ids(model, source: str, vocab_size: int, n: int = 12) -> list[int]:
 def test_layer_matches_pytorch_reference_first_layer(compressed):
     import torch
 
-    from gpu_baseline.reference import ReferenceModel
+    from llmaccel.gpu_baseline.reference import ReferenceModel
 
     model, layer0, source = compressed
     shape = model.shape
@@ -150,7 +150,7 @@ def test_layer_matches_pytorch_reference_first_layer(compressed):
                                ref.act_int8, ref.kv_int8, ref.device, ref.name)
     cache = one_layer.new_cache(SEQ_MAX)
     # the host's RoPE tables, as the compiler would write them (covers rope_scaling too)
-    from mapping import llama_math as lm
+    from llmaccel.mapping import llama_math as lm
 
     cos_t, sin_t = lm.rope_cos_sin(shape, torch.arange(SEQ_MAX), lm.inv_freq(shape))
     cos, sin = cos_t.numpy(), sin_t.numpy()

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hls_kernels.vectors import random_activation
-from simulator.golden.decoder_layer import LayerKVCache, decoder_layer_decode
+from llmaccel.hls_kernels.vectors import random_activation
+from llmaccel.simulator.golden.decoder_layer import LayerKVCache, decoder_layer_decode
 
 from test_hls_layer import HEAD_DIM, HEADS, HIDDEN, KV_HEADS, SEQ_MAX, mixed_layer_case
 

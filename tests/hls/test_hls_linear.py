@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hls_kernels.compare import bit_equal
-from hls_kernels.configs import REGISTRY, HlsConfigError, LinearKernelConfig
-from hls_kernels.csim import LinearKernel
-from hls_kernels.vectors import random_activation, random_packed_linear
-from simulator.golden.linear import group_partial_sums, quantize_activation, rescale_groups
-from sparse_dsp.packed_format import pack_linear
+from llmaccel.hls_kernels.compare import bit_equal
+from llmaccel.hls_kernels.configs import REGISTRY, HlsConfigError, LinearKernelConfig
+from llmaccel.hls_kernels.csim import LinearKernel
+from llmaccel.hls_kernels.vectors import random_activation, random_packed_linear
+from llmaccel.simulator.golden.linear import group_partial_sums, quantize_activation, rescale_groups
+from llmaccel.sparse_dsp.packed_format import pack_linear
 
 pytestmark = pytest.mark.gxx
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hls_kernels.configs import FAMILIES, REGISTRY, HlsConfigError, KernelFamily, LinearKernelConfig, family_of
+from llmaccel.hls_kernels.configs import FAMILIES, REGISTRY, HlsConfigError, KernelFamily, LinearKernelConfig, family_of
 from llmaccel.cli import main
 
 PKG = Path(__file__).resolve().parents[2] / "hls_kernels"
@@ -49,12 +49,12 @@ def test_timing_loop_labels_exist_in_the_kernel_sources():
     for fam in FAMILIES.values():
         for label in fam.timing_loops:
             assert re.search(rf"^\s*{label}:\s*$", text, flags=re.M), (fam.name, label)
-    from simulator.design import REPORTED_UNITS
+    from llmaccel.simulator.design import REPORTED_UNITS
     assert {f.sim_unit for f in FAMILIES.values() if f.sim_unit} == set(REPORTED_UNITS)
 
 
 def test_registering_a_configuration_of_an_unknown_family_is_refused():
-    from hls_kernels.configs import register
+    from llmaccel.hls_kernels.configs import register
     cfg = LinearKernelConfig("mv", 4, None, 64, 64, 8)
     assert family_of(cfg).name == "linear_mv"
 

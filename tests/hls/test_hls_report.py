@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hls_kernels.flow.report import HlsReportError, parse_csynth
+from llmaccel.hls_kernels.flow.report import HlsReportError, parse_csynth
 from llmaccel.cli import main
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hls_kernels.compare import bit_equal, ulp_distance
-from hls_kernels.configs import REGISTRY
-from hls_kernels.csim import SfuKernel
-from hls_kernels.vectors import random_activation
-from simulator.golden import sfu
+from llmaccel.hls_kernels.compare import bit_equal, ulp_distance
+from llmaccel.hls_kernels.configs import REGISTRY
+from llmaccel.hls_kernels.csim import SfuKernel
+from llmaccel.hls_kernels.vectors import random_activation
+from llmaccel.simulator.golden import sfu
 
 pytestmark = pytest.mark.gxx
 EXP_ULP_BOUND = 4  # docs/numerics.md section 5

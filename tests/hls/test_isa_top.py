@@ -31,9 +31,9 @@ import re
 import numpy as np
 import pytest
 
-from hls_kernels.build import TOPS_DIR
-from hls_kernels.flow import isa_top as T
-from simulator import isa
+from llmaccel.hls_kernels.build import TOPS_DIR
+from llmaccel.hls_kernels.flow import isa_top as T
+from llmaccel.simulator import isa
 
 pytestmark = pytest.mark.gxx
 
@@ -45,8 +45,8 @@ LOGIT_REL = 1e-3
 
 @pytest.fixture(scope="module")
 def top(tmp_path_factory):
-    from hls_kernels.flow.isa_top_measure import bundled_setup
-    from simulator.functional_model import FunctionalModel
+    from llmaccel.hls_kernels.flow.isa_top_measure import bundled_setup
+    from llmaccel.simulator.functional_model import FunctionalModel
 
     s = bundled_setup(tmp_path_factory.mktemp("isa-top") / "model")
     cm, w = s["cm"], s["w"]
@@ -118,7 +118,7 @@ def test_decode_step_equals_the_functional_engine(top):
 
 def test_decode_steps_follow_the_engine(top, tmp_path):
     """Several steps on the top, each on the KV cache the top itself stored, tokens chosen greedily."""
-    from simulator.functional_model import FunctionalModel
+    from llmaccel.simulator.functional_model import FunctionalModel
     cm, w = top["cm"], top["w"]
     fm = FunctionalModel(cm, w)
     tok = int(np.argmax(fm.prefill(STEPS_PROMPT).logits))
@@ -140,7 +140,7 @@ def test_decode_steps_follow_the_engine(top, tmp_path):
 
 def test_prefill_chunks_equal_the_functional_engine(top, tmp_path):
     """A 20-token prompt: two 16-token chunks (MM linears, causal softmax over 63-row MISC pieces), then the head."""
-    from simulator.functional_model import FunctionalModel
+    from llmaccel.simulator.functional_model import FunctionalModel
     cm, w = top["cm"], top["w"]
     fm = FunctionalModel(cm, w)
     img = T.build_image(cm, fm.engine, w)                     # an empty KV cache
@@ -218,14 +218,14 @@ def test_a_wrong_field_changes_the_logits(top):
 
 
 def test_the_kernel_name_is_the_one_the_xrt_backend_opens():
-    from host.backends import xrt
+    from llmaccel.host.backends import xrt
     src = (TOPS_DIR / "isa_top.cpp").read_text()
     assert re.search(rf"\bvoid {xrt.KERNEL_NAME}\(", src)
     assert xrt.KERNEL_NAME == T.TOP_NAME
 
 
 def test_the_link_config_connects_every_port_of_the_top():
-    from host.backends import xrt
+    from llmaccel.host.backends import xrt
     src = (TOPS_DIR / "isa_top.cpp").read_text()
     ports = set(re.findall(r"INTERFACE m_axi port = (\w+)", src))
     assert ports == set(xrt.TOP_PORTS)

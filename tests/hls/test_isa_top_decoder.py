@@ -13,9 +13,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from hls_kernels.flow.isa_top import build_decoder_check
-from hls_kernels.flow.isa_top_header import header_text
-from simulator import isa
+from llmaccel.hls_kernels.flow.isa_top import build_decoder_check
+from llmaccel.hls_kernels.flow.isa_top_header import header_text
+from llmaccel.simulator import isa
 
 pytestmark = pytest.mark.gxx
 

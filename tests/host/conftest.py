@@ -26,9 +26,9 @@ def host_ckpt(tmp_path_factory):
 @pytest.fixture(scope="session")
 def host_w8(tmp_path_factory, host_ckpt):
     """The model compressed with w8 (RTN) and compiled for flightllm-u280 at max_len 128."""
-    from host.artifact import compile_artifact
-    from mapping.compress import compress_checkpoint
-    from mapping.recipe import get_recipe
+    from llmaccel.host.artifact import compile_artifact
+    from llmaccel.mapping.compress import compress_checkpoint
+    from llmaccel.mapping.recipe import get_recipe
     ckpt, _ = host_ckpt
     root = tmp_path_factory.mktemp("host-w8")
     compress_checkpoint(ckpt, get_recipe("w8"), root / "compressed")

@@ -1,8 +1,8 @@
 """The demo's accelerator half: keys the lead's `llmaccel demo` reads, and the functional check it reports."""
 from __future__ import annotations
 
-from host.demo_flow import run_accelerator_demo
-from host.session import Session
+from llmaccel.host.demo_flow import run_accelerator_demo
+from llmaccel.host.session import Session
 
 
 def test_demo_flow_reports_the_functional_check_and_simulated_speed(host_w8, host_ckpt):

@@ -7,13 +7,13 @@ import shutil
 import numpy as np
 import pytest
 
-from mapping.compress import load_compressed
+from llmaccel.mapping.compress import load_compressed
 
-from host.artifact import compile_artifact, load_artifact
-from host.session import Session
-from mapping.artifact_io import ArtifactError
-from mapping.compress import compress_checkpoint
-from mapping.recipe import get_recipe
+from llmaccel.host.artifact import compile_artifact, load_artifact
+from llmaccel.host.session import Session
+from llmaccel.mapping.artifact_io import ArtifactError
+from llmaccel.mapping.compress import compress_checkpoint
+from llmaccel.mapping.recipe import get_recipe
 
 
 def test_artifact_for_another_design_is_refused(host_w8):
@@ -47,7 +47,7 @@ def _rewrite_words(src, dst, edit):
     edit(words, table)
     (dst / "programs.bin").write_bytes(words.tobytes())
     man = json.loads((dst / "manifest.json").read_text())
-    from mapping.artifact_io import file_sha256, manifest_hash
+    from llmaccel.mapping.artifact_io import file_sha256, manifest_hash
     man["files"]["programs.bin"] = file_sha256(dst / "programs.bin")
     man["content_hash"] = manifest_hash(man)
     (dst / "manifest.json").write_text(json.dumps(man))
@@ -66,7 +66,7 @@ def test_a_stored_word_that_does_not_decode_is_refused_at_load(host_w8, tmp_path
 def test_the_stored_words_are_what_runs(host_w8, tmp_path):
     """No regeneration: the final norm's LDs pointed at layer 0's input-norm block (valid words) give other logits."""
     import dataclasses
-    from simulator import isa
+    from llmaccel.simulator import isa
     regions = {r["tensor"]: r for r in json.loads((host_w8[1] / "placement.json").read_text())["regions"]}
 
     def edit(words, table):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from host.errors import SessionError
-from host.sampling import SamplingParams, Sampler, sample_token
-from host.session import Session
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.host.errors import SessionError
+from llmaccel.host.sampling import SamplingParams, Sampler, sample_token
+from llmaccel.host.session import Session
+from llmaccel.errors import LlmaccelError
 
 PROMPT = [5, 17, 300, 42, 7]
 

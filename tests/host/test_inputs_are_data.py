@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from host.errors import SessionError
-from host.session import load_tokenizer
+from llmaccel.host.errors import SessionError
+from llmaccel.host.session import load_tokenizer
 from llmaccel.assets import bundled_model_dir
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 REPO = Path(__file__).resolve().parents[2]
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -68,8 +68,8 @@ def test_the_cli_gives_one_json_error_and_runs_nothing(tiny_checkpoint, tmp_path
 
 
 def test_calibration_text_never_runs_a_tokenizers_code(tiny_checkpoint, tmp_path, calib_text, monkeypatch):
-    from mapping.compress import compress_checkpoint
-    from mapping.recipe import get_recipe
+    from llmaccel.mapping.compress import compress_checkpoint
+    from llmaccel.mapping.recipe import get_recipe
     d, marker = _hostile_dir(tmp_path, weights_from=tiny_checkpoint)
     monkeypatch.setattr("builtins.input", lambda *a: "y")     # a user who would answer yes to a prompt
     with pytest.raises(LlmaccelError, match="never runs code from an input"):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from host.errors import SessionError
-from host.session import Session
+from llmaccel.host.errors import SessionError
+from llmaccel.host.session import Session
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import pytest
 
-from host.artifact import load_artifact
-from host.errors import SessionError
-from host.session import Session
+from llmaccel.host.artifact import load_artifact
+from llmaccel.host.errors import SessionError
+from llmaccel.host.session import Session
 
 VOCAB = {"<unk>": 0, "<s>": 1, "hello": 5, "world": 7}
 

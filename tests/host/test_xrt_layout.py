@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from host.artifact import load_artifact
-from host.backends.xrt_layout import REGION_ALIGN, buffer_layout, layout_for_artifact
-from host.errors import SessionError
+from llmaccel.host.artifact import load_artifact
+from llmaccel.host.backends.xrt_layout import REGION_ALIGN, buffer_layout, layout_for_artifact
+from llmaccel.host.errors import SessionError
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +58,10 @@ def test_weight_bytes_in_the_banks_are_what_the_engine_decodes(art):
     """Every weight LD of a compiled program, read from the bank images at its channel/address, holds
     exactly the packed rows the functional engine decodes for it."""
     import numpy as np
-    from host.backends.xrt_layout import weight_bank_images
-    from simulator import isa
-    from simulator.functional import ModelWeights
-    from simulator.functional.memory import HbmImage
+    from llmaccel.host.backends.xrt_layout import weight_bank_images
+    from llmaccel.simulator import isa
+    from llmaccel.simulator.functional import ModelWeights
+    from llmaccel.simulator.functional.memory import HbmImage
     weights = ModelWeights.from_compressed(art.compressed)
     images = weight_bank_images(art.model, weights)
     mem = HbmImage(art.model, weights)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from llmaccel.cli import main
-from mapping.artifact_io import ArtifactError, manifest_hash, read_manifest
-from mapping.compress import SCHEMA, SCHEMA_VERSION, compress_checkpoint, load_compressed
-from mapping.recipe import get_recipe
+from llmaccel.mapping.artifact_io import ArtifactError, manifest_hash, read_manifest
+from llmaccel.mapping.compress import SCHEMA, SCHEMA_VERSION, compress_checkpoint, load_compressed
+from llmaccel.mapping.recipe import get_recipe
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_a_malformed_manifest_is_one_clear_error(content, match, w8, tmp_path, c
 
 
 def test_a_compiled_artifact_of_a_tampered_model_never_runs(llama_checkpoint, tmp_path, capsys):
-    from host.artifact import compile_artifact, load_artifact
+    from llmaccel.host.artifact import compile_artifact, load_artifact
     ckpt = llama_checkpoint(tmp_path / "ckpt", kv_heads=4)        # 4 KV heads: one per core of the U280 design
     cm = tmp_path / "cm"
     compress_checkpoint(ckpt, get_recipe("w8"), cm)
@@ -135,7 +135,7 @@ def test_a_compiled_artifact_of_a_tampered_model_never_runs(llama_checkpoint, tm
 
 
 def test_an_oversized_manifest_is_refused_before_it_is_read(w8, tmp_path):
-    from mapping.artifact_io import MAX_MANIFEST_BYTES
+    from llmaccel.mapping.artifact_io import MAX_MANIFEST_BYTES
     bad = _copy(w8, tmp_path)
     with open(bad / "manifest.json", "r+b") as f:
         f.truncate(MAX_MANIFEST_BYTES + 1)            # sparse: no disk space used

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from llmaccel.cli import main
-from mapping.checkpoint import CheckpointError, SafetensorsCheckpoint
-from mapping.compress import compress_checkpoint
-from mapping.recipe import get_recipe
+from llmaccel.mapping.checkpoint import CheckpointError, SafetensorsCheckpoint
+from llmaccel.mapping.compress import compress_checkpoint
+from llmaccel.mapping.recipe import get_recipe
 
 K_PROJ = "model.layers.0.self_attn.k_proj.weight"       # [64, 128] in the tiny checkpoint (2 KV heads x 32)
 Q_PROJ = "model.layers.0.self_attn.q_proj.weight"       # [128, 128]

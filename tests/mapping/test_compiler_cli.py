@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from llmaccel.cli import main
-from mapping.artifact_io import ArtifactError, read_manifest
-from mapping.compiled_artifact import SCHEMA_VERSION
-from simulator.isa import decode
+from llmaccel.mapping.artifact_io import ArtifactError, read_manifest
+from llmaccel.mapping.compiled_artifact import SCHEMA_VERSION
+from llmaccel.simulator.isa import decode
 
 TINY = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
 

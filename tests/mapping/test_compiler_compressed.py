@@ -2,10 +2,10 @@
 import torch
 from pathlib import Path
 
-from mapping.compress import compress_checkpoint, load_compressed
-from mapping.recipe import get_recipe
-from mapping.sim_api import build_compiler, simulate
-from simulator.specs.model import load_model_spec
+from llmaccel.mapping.compress import compress_checkpoint, load_compressed
+from llmaccel.mapping.recipe import get_recipe
+from llmaccel.mapping.sim_api import build_compiler, simulate
+from llmaccel.simulator.specs.model import load_model_spec
 
 TINY = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
 

@@ -5,16 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from mapping import tiling as T
-from mapping.compiler import CompileError, hbm_row_bytes, program_instructions
-from simulator import isa
-from simulator.timing_costs import kept, transfer
-from mapping.placement import PlacementError
-from mapping.sim_api import build_compiler, simulate
-from simulator.isa import decode, encode
-from simulator.resources import DesignFitError
-from simulator.specs._yaml import SpecError
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.mapping import tiling as T
+from llmaccel.mapping.compiler import CompileError, hbm_row_bytes, program_instructions
+from llmaccel.simulator import isa
+from llmaccel.simulator.timing_costs import kept, transfer
+from llmaccel.mapping.placement import PlacementError
+from llmaccel.mapping.sim_api import build_compiler, simulate
+from llmaccel.simulator.isa import decode, encode
+from llmaccel.simulator.resources import DesignFitError
+from llmaccel.simulator.specs._yaml import SpecError
+from llmaccel.errors import LlmaccelError
 
 TINY = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
 
@@ -70,7 +70,7 @@ def test_placement_never_crosses_channels_llama2_7b():
 
 
 def test_check_access_rejects_out_of_region():
-    from mapping.placement import HbmPlacement
+    from llmaccel.mapping.placement import HbmPlacement
     pl = HbmPlacement(8, 1 << 20, 2)
     r = pl.allocate("t", 0, 4096)
     with pytest.raises(PlacementError, match="leaves its region"):
@@ -139,7 +139,7 @@ def test_fusion_removes_sfu_instructions_and_is_not_slower():
     assert sum(isinstance(i, isa.MISC) for i in ui) > sum(isinstance(i, isa.MISC) for i in fi)
     assert any(getattr(i, "fuse", "") == "rope" for i in fi)
     assert all(getattr(i, "fuse", "none") == "none" for i in ui)
-    from simulator.timing import layer_timing
+    from llmaccel.simulator.timing import layer_timing
     assert layer_timing(pf, fused.hw).steady.cycles <= layer_timing(pu, unfused.hw).steady.cycles
 
 
@@ -152,7 +152,7 @@ def test_compiled_streams_encode_and_decode(tiny):
 
 
 def test_hbm_row_padding_to_lines():
-    from sparse_dsp.packed_format import LayerFormat
+    from llmaccel.sparse_dsp.packed_format import LayerFormat
     f = LayerFormat(8, 256, 4, 128, True, None)   # 128 code bytes + 4 scale bytes = 132
     assert f.row_bytes == 132 and hbm_row_bytes(f) == 192
 
@@ -215,7 +215,7 @@ def test_mixed_recipe_without_weights_meets_its_budget():
 
 
 def test_weight_tiles_align_to_the_channel_decoders():
-    from sparse_dsp.packed_format import LayerFormat
+    from llmaccel.sparse_dsp.packed_format import LayerFormat
     fmt = LayerFormat(1024, 4096, 4, 128, True, None)
     dec_row = T.decoded_row_bytes(fmt)
     t = T.weight_tiling(fmt, 1024, 8, 2 * 8 * 59 * dec_row, "q", align=14)   # buffer fits 59 rows/channel

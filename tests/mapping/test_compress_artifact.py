@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from gpu_baseline.reference import ReferenceModel
-from mapping.artifact_io import ArtifactError
-from mapping.checkpoint import CheckpointError, SafetensorsCheckpoint
-from mapping.compress import compress_checkpoint, load_compressed
-from mapping.recipe import EVAL_RECIPES, NAMED_RECIPES, LayerRule, Recipe, RecipeError, get_recipe
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import PackedLinear
+from llmaccel.gpu_baseline.reference import ReferenceModel
+from llmaccel.mapping.artifact_io import ArtifactError
+from llmaccel.mapping.checkpoint import CheckpointError, SafetensorsCheckpoint
+from llmaccel.mapping.compress import compress_checkpoint, load_compressed
+from llmaccel.mapping.recipe import EVAL_RECIPES, NAMED_RECIPES, LayerRule, Recipe, RecipeError, get_recipe
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import PackedLinear
 
 
 @pytest.fixture(scope="module")

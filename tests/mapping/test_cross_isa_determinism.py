@@ -37,8 +37,8 @@ want, out = sys.argv[1], Path(sys.argv[2])
 got = torch.backends.cpu.get_cpu_capability().lower()
 assert got == want, (got, want)
 from llmaccel.assets import bundled_model_dir, calibration_text_path
-from mapping.compress import compress_checkpoint
-from mapping.recipe import NAMED_RECIPES
+from llmaccel.mapping.compress import compress_checkpoint
+from llmaccel.mapping.recipe import NAMED_RECIPES
 text = calibration_text_path().read_text()
 result = {"capability": got, "artifacts": {}}
 for name in ("flightllm",):
@@ -50,9 +50,9 @@ for name in ("flightllm",):
     manifest = json.loads((dest / "manifest.json").read_text())
     result["artifacts"][name] = {"files": files, "manifest": manifest}
 # the calibration quantities themselves, layer by layer on the original weights
-from mapping import llama_math as lm, portable_math as pm
-from mapping.calibration import LINEAR_PATHS, LayerCapture, calibration_tokens, layer_forward
-from mapping.checkpoint import SafetensorsCheckpoint
+from llmaccel.mapping import llama_math as lm, portable_math as pm
+from llmaccel.mapping.calibration import LINEAR_PATHS, LayerCapture, calibration_tokens, layer_forward
+from llmaccel.mapping.checkpoint import SafetensorsCheckpoint
 ck = SafetensorsCheckpoint(bundled_model_dir())
 shape = lm.shape_from_config(ck.config)
 x = torch.from_numpy(ck.get("model.embed_tokens.weight"))[calibration_tokens(str(bundled_model_dir()), text, 512, 256)]

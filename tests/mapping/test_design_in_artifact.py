@@ -10,8 +10,8 @@ import torch
 import yaml
 
 from llmaccel.cli import main
-from mapping.artifact_io import ArtifactError, manifest_hash
-from simulator.design import BUNDLED_DESIGNS, design_sha256, load_design
+from llmaccel.mapping.artifact_io import ArtifactError, manifest_hash
+from llmaccel.simulator.design import BUNDLED_DESIGNS, design_sha256, load_design
 
 PROMPT = [3, 17, 42, 5]
 
@@ -20,8 +20,8 @@ PROMPT = [3, 17, 42, 5]
 def compressed_24(llama_checkpoint, tmp_path_factory):
     """A tiny random Llama (4 KV heads: one per core of the 4-core designs) with the README's `2:4+w4`
     recipe (GPTQ 4-bit + Wanda 2:4)."""
-    from mapping.compress import compress_checkpoint
-    from mapping.recipe import get_recipe
+    from llmaccel.mapping.compress import compress_checkpoint
+    from llmaccel.mapping.recipe import get_recipe
     root = tmp_path_factory.mktemp("c24")
     ckpt = llama_checkpoint(root / "ckpt", heads=4, kv_heads=4)
     out = root / "compressed"
@@ -37,7 +37,7 @@ def _compile(capsys, model: Path, design: str, out: Path, *extra: str) -> tuple[
 
 
 def _generate(artifact: Path) -> dict:
-    from host.session import Session
+    from llmaccel.host.session import Session
     sess = Session.load(artifact)
     out = sess.generate(PROMPT, 4)
     return {"design": sess.artifact.design, "tokens": out["token_ids"], "stats": out["stats"]}
@@ -76,7 +76,7 @@ def test_an_artifact_of_a_design_yaml_runs_without_the_yaml(compressed_24, tmp_p
     assert rc == 0
     man = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert man["design"] == "my-u280" and man["design_sha256"] == design_sha256(want)
-    from host.artifact import load_artifact
+    from llmaccel.host.artifact import load_artifact
     assert load_artifact(tmp_path / "a", design=str(p)).design == want    # the same design, named by its file
     other = _custom_yaml(tmp_path / "o", "my-u280", chains=48)
     with pytest.raises(ArtifactError, match="was compiled for design 'my-u280'"):
@@ -97,7 +97,7 @@ def test_a_stored_design_that_does_not_match_its_hash_is_refused(compressed_24, 
     man["design_spec"]["clock_MHz"] = 200.0     # edited, and the content hash re-made to hide it
     man["content_hash"] = manifest_hash(man)
     mpath.write_text(json.dumps(man))
-    from host.artifact import load_artifact
+    from llmaccel.host.artifact import load_artifact
     with pytest.raises(ArtifactError, match="design_sha256"):
         load_artifact(tmp_path / "a")
 
@@ -112,7 +112,7 @@ def test_compile_finds_a_design_on_the_preset_path(compressed_24, tmp_path, caps
 
 
 def test_manifest_design_fields_are_checked():
-    from mapping.artifact_io import design_from_manifest, design_record
+    from llmaccel.mapping.artifact_io import design_from_manifest, design_record
     d = load_design("flightllm-u280-2of4")
     rec = design_record(d)
     assert design_from_manifest(rec, "x") == d

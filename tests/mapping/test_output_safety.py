@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from llmaccel.cli import main
-from mapping.artifact_io import read_manifest, write_artifact
-from mapping.compiled_artifact import SCHEMA_VERSION
-from sparse_dsp.safe_paths import OutputPathError
+from llmaccel.mapping.artifact_io import read_manifest, write_artifact
+from llmaccel.mapping.compiled_artifact import SCHEMA_VERSION
+from llmaccel.sparse_dsp.safe_paths import OutputPathError
 
 TINY = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
 REPO = Path(__file__).resolve().parents[2]
@@ -131,7 +131,7 @@ def test_artifacts_get_the_users_umask(tmp_path):
 
 _KILLED_WRITER = textwrap.dedent("""
     import os, signal, sys
-    from mapping.artifact_io import write_artifact
+    from llmaccel.mapping.artifact_io import write_artifact
     def write(d):
         (d / "new.bin").write_bytes(b"new")
         os.kill(os.getpid(), signal.SIGKILL)          # killed mid-write, as a user's ^C -9 or the OOM killer
@@ -210,7 +210,7 @@ def test_hls_emit_force_never_deletes_the_current_directory_or_a_users_files(tmp
 
 
 def test_rtl_generate_refuses_a_non_empty_directory_and_leaves_no_temporaries(tmp_path):
-    from sparse_dsp.rtl.gen import generate
+    from llmaccel.sparse_dsp.rtl.gen import generate
     user = tmp_path / "rtl"
     mine = _user_tree(user)
     decoy = tmp_path / "new.tmp-gen"           # the name the old writer deleted without asking
@@ -226,7 +226,7 @@ def test_rtl_generate_refuses_a_non_empty_directory_and_leaves_no_temporaries(tm
 
 
 def test_yosys_workdir_never_overwrites_a_users_files(tmp_path, monkeypatch):
-    from sparse_dsp.rtl.synth import synth_unit
+    from llmaccel.sparse_dsp.rtl.synth import synth_unit
     user = tmp_path / "work"
     mine = _user_tree(user)
     (user / "synth.ys").write_text("my own yosys script")   # one of the names a run writes, among others
@@ -239,7 +239,7 @@ def test_yosys_workdir_never_overwrites_a_users_files(tmp_path, monkeypatch):
 
 
 def test_an_interrupt_between_the_two_renames_puts_the_old_artifact_back(tmp_path, monkeypatch):
-    import sparse_dsp.safe_paths as sp
+    import llmaccel.sparse_dsp.safe_paths as sp
     art = write_artifact(tmp_path / "a", SCHEMA, 1, {"v": 1}, lambda d: (d / "old.bin").write_bytes(b"old"))
     real = os.rename
 

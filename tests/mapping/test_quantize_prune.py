@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from mapping.mixed_precision import allocate_bits
-from mapping.prune import nm_mask, prune_scores
-from mapping.quantize import quantize_gptq, quantize_rtn, reconstruction_error
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import LayerFormat
+from llmaccel.mapping.mixed_precision import allocate_bits
+from llmaccel.mapping.prune import nm_mask, prune_scores
+from llmaccel.mapping.quantize import quantize_gptq, quantize_rtn, reconstruction_error
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import LayerFormat
 
 
 def numpy_rtn_symmetric(w: np.ndarray, bits: int, g: int):

@@ -12,7 +12,7 @@ allowed. Nothing else fits. {a: 3, b: 3} is also the optimum: of the allocations
 """
 from __future__ import annotations
 
-from mapping.mixed_precision import allocate_bits
+from llmaccel.mapping.mixed_precision import allocate_bits
 
 
 def test_a_budget_met_exactly_at_model_scale_is_allowed():

@@ -14,9 +14,9 @@ import os
 
 import pytest
 
-from mapping.artifact_io import check_artifact_dest, write_artifact
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.safe_paths import check_output_dir, write_file_atomically
+from llmaccel.mapping.artifact_io import check_artifact_dest, write_artifact
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.safe_paths import check_output_dir, write_file_atomically
 
 SCHEMA = "mut2-test"
 

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from simulator.memory_system import MemorySystem, load_hbm_measurements
+from llmaccel.simulator.memory_system import MemorySystem, load_hbm_measurements
 
 ROWS = [r for r in load_hbm_measurements()
         if r.use == "model" and r.channels == 1 and r.masters_per_channel == 1 and not r.crosses_switch]

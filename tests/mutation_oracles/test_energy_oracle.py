@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.power import (BOARD_COEFFICIENTS, FABRIC_COEFFICIENTS, ActivityLine, BoardPowerCoefficients,
+from llmaccel.simulator.power import (BOARD_COEFFICIENTS, FABRIC_COEFFICIENTS, ActivityLine, BoardPowerCoefficients,
                              Coefficient, PowerModel)
-from simulator.timing import Work
+from llmaccel.simulator.timing import Work
 
 FAB = {"reference_vccint_V": 0.8, "dsp_pJ_per_cycle_full_toggle": 4.0, "dsp_toggle": 0.5,
        "logic_fJ_per_lut_toggle": 10.0, "logic_fJ_per_ff_toggle": 5.0, "logic_toggle": 0.25,

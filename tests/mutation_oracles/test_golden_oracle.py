@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from simulator.golden.attention import attention_scores, inv_sqrt_head_dim
-from simulator.golden.sfu import rmsnorm, rope, rope_tables, softmax
+from llmaccel.simulator.golden.attention import attention_scores, inv_sqrt_head_dim
+from llmaccel.simulator.golden.sfu import rmsnorm, rope, rope_tables, softmax
 
 F32 = np.float32
 
@@ -56,7 +56,7 @@ def test_rope_tables_and_rotation_equal_transformers(head_dim, theta):
 
 def test_scaled_rope_tables_equal_transformers_llama3_scaling():
     """llama3 scaling (Llama 3.1's published parameters) at head_dim 96 and 128."""
-    from mapping.portable_math import rope_tables as exact_tables
+    from llmaccel.mapping.portable_math import rope_tables as exact_tables
     scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                "original_max_position_embeddings": 8192}
     d, t = 96, 256      # the Decimal tables cost ~0.1 s per position at d = 96; 256 positions suffice
@@ -132,7 +132,7 @@ def test_rmsnorm_eps_enters_exactly():
 
 
 def test_quantize_heads_and_value_sum_by_scalar_loops():
-    from simulator.golden.attention import quantize_heads, weighted_value_sum
+    from llmaccel.simulator.golden.attention import quantize_heads, weighted_value_sum
     rng = np.random.default_rng(3)
     x = rng.normal(size=(2, 3 * 8)).astype(F32)                   # 2 tokens, 3 heads of head_dim 8
     q8, s = quantize_heads(x, 8)

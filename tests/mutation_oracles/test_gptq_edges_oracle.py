@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from mapping.quantize import group_params, quantize_gptq
-from sparse_dsp.packed_format import LayerFormat
+from llmaccel.mapping.quantize import group_params, quantize_gptq
+from llmaccel.sparse_dsp.packed_format import LayerFormat
 from tests.mutation_oracles.test_gptq_oracle import _inputs, gptq_reference, out_err
 
 

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from mapping.quantize import quantize_gptq, quantize_rtn
-from sparse_dsp.packed_format import LayerFormat
+from llmaccel.mapping.quantize import quantize_gptq, quantize_rtn
+from llmaccel.sparse_dsp.packed_format import LayerFormat
 
 
 def _params(wg: np.ndarray, keep: np.ndarray, bits: int, symmetric: bool):
@@ -87,7 +87,7 @@ def test_gptq_matches_the_papers_algorithm(bits, symmetric, nm):
     h = _inputs(seed=bits)
     keep = None
     if nm is not None:
-        from mapping.prune import nm_mask
+        from llmaccel.mapping.prune import nm_mask
         keep = nm_mask(torch.from_numpy(np.abs(w)), *nm).numpy()
     ref = gptq_reference(w, h.astype(np.float64), bits, 128, symmetric, keep)
     fmt = LayerFormat(32, 256, bits, 128, symmetric, nm)
@@ -142,7 +142,7 @@ def test_asymmetric_group_of_positive_weights_has_zero_point_zero():
 def test_an_all_zero_group_gets_scale_one_and_zero_codes(symmetric, bits):
     """docs/numerics.md section 1: a group whose scale would be 0 (all weights 0) gets s = 1; its weights
     then dequantize to exactly 0 (asymmetric: zero point 0; symmetric: the implicit 2^(bits-1))."""
-    from mapping.quantize import group_params, quantize_codes
+    from llmaccel.mapping.quantize import group_params, quantize_codes
     w = torch.zeros(3, 8)
     w[1] = torch.linspace(-1.0, 1.0, 8)              # one ordinary row beside the zero rows
     p = group_params(w, torch.ones_like(w, dtype=torch.bool), bits, symmetric)
@@ -157,7 +157,7 @@ def test_an_all_zero_group_gets_scale_one_and_zero_codes(symmetric, bits):
 def test_weight_space_error_without_a_hessian_by_hand():
     """No calibration Hessian: the error is weight-space, sum (W - Wq)^2 / sum W^2. By hand: W = [[1, 2],
     [3, 4]], Wq = [[1, 2], [3, 3]]: 1 / (1 + 4 + 9 + 16) = 1/30; Wq = W gives 0."""
-    from mapping.quantize import reconstruction_error
+    from llmaccel.mapping.quantize import reconstruction_error
     w = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
     assert abs(reconstruction_error(w, torch.tensor([[1.0, 2.0], [3.0, 3.0]]), None) - 1 / 30) <= 1e-17
     assert reconstruction_error(w, w.clone(), None) == 0.0

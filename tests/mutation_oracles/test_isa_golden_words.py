@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.isa import LD, MISC, MM, MV, ST, SYS, decode, encode
+from llmaccel.simulator.isa import LD, MISC, MM, MV, ST, SYS, decode, encode
 
 # unit bits: LD 1, ST 2, MPE 4, SFU 8, SYS 16
 LD_, ST_, MPE_, SFU_, SYS_ = 1, 2, 4, 8, 16
@@ -105,7 +105,7 @@ def test_code_tables_match_hand_written_tables():
 def test_unused_codes_are_refused_by_decode():
     """nm codes 6 and 7, fuse code 7, mode code 3, MISC op codes 10..15, SYS op codes 4..7, LD kind 9..15 are
     unused: decode names the field."""
-    from simulator.isa import IsaError
+    from llmaccel.simulator.isa import IsaError
     mv = [0, 1 | 1 << 16, 0]
     for code in (6, 7):
         with pytest.raises(IsaError, match="'nm' holds code"):

@@ -14,7 +14,7 @@ import math
 
 import pytest
 
-from simulator.memory_system import MemorySystem, MemorySystemError, load_hbm_measurements
+from llmaccel.simulator.memory_system import MemorySystem, MemorySystemError, load_hbm_measurements
 
 SWITCH_ROWS = [r for r in load_hbm_measurements()
                if r.use == "model" and r.crosses_switch and r.pattern == "random" and r.channels > 1]

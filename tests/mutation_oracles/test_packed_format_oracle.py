@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparse_dsp.packed_format import PackedFormatError, pack_bitstream, pack_linear, unpack_bitstream
+from llmaccel.sparse_dsp.packed_format import PackedFormatError, pack_bitstream, pack_linear, unpack_bitstream
 
 
 def test_three_bit_values_pack_to_hand_computed_words():

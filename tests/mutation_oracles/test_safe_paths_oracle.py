@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from sparse_dsp.safe_paths import write_file_atomically
+from llmaccel.sparse_dsp.safe_paths import write_file_atomically
 
 OURS = dict(is_ours=lambda p: None)        # the test's own files: replacing them is allowed
 

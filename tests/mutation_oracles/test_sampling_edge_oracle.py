@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from host.sampling import SamplingParams, sample_token
+from llmaccel.host.sampling import SamplingParams, sample_token
 
 
 class _FixedDraw:

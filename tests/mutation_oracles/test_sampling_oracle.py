@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from host.sampling import Sampler, SamplingParams, sample_token
+from llmaccel.host.sampling import Sampler, SamplingParams, sample_token
 
 Q = np.array([0.05, 0.5, 0.15, 0.3])
 

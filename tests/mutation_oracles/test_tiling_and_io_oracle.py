@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from host.errors import SessionError
-from host.sampling import SamplingParams
-from mapping.tiling import block_density, causal_pairs
-from sparse_dsp.safe_paths import OutputPathError, write_file_atomically
+from llmaccel.host.errors import SessionError
+from llmaccel.host.sampling import SamplingParams
+from llmaccel.mapping.tiling import block_density, causal_pairs
+from llmaccel.sparse_dsp.safe_paths import OutputPathError, write_file_atomically
 
 
 def test_causal_pairs_and_block_density_by_hand():
@@ -46,10 +46,10 @@ def test_prefill_attention_macs_are_the_causal_count():
     p.V (summed over the chunks and cores the compiler splits it into)."""
     from pathlib import Path
 
-    from mapping.sim_api import build_compiler
+    from llmaccel.mapping.sim_api import build_compiler
     tiny = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
     comp = build_compiler("tiny", tiny, "w4-g128-rtn", max_len=256)[0]
-    from simulator.timing import lower
+    from llmaccel.simulator.timing import lower
     s = comp.spec
     for t in (128, 256):
         tot = {"qk": 0, "pv": 0}

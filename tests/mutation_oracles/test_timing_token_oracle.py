@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.isa import UNITS
-from simulator.timing_engine import ScheduleError, TimedOp, run
+from llmaccel.simulator.isa import UNITS
+from llmaccel.simulator.timing_engine import ScheduleError, TimedOp, run
 
 LD, MPE = UNITS.index("LD"), UNITS.index("MPE")
 B = {u: 1 << i for i, u in enumerate(UNITS)}

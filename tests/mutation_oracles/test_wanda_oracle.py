@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mapping.calibration import InputStats
-from mapping.mixed_precision import allocate_bits, layer_sensitivity
-from mapping.prune import nm_mask, prune_scores
-from mapping.quantize import quantize_rtn
-from mapping.recipe import LayerRule
-from sparse_dsp.packed_format import LayerFormat
+from llmaccel.mapping.calibration import InputStats
+from llmaccel.mapping.mixed_precision import allocate_bits, layer_sensitivity
+from llmaccel.mapping.prune import nm_mask, prune_scores
+from llmaccel.mapping.quantize import quantize_rtn
+from llmaccel.mapping.recipe import LayerRule
+from llmaccel.sparse_dsp.packed_format import LayerFormat
 
 
 def _wanda_mask_by_definition(w: np.ndarray, x: np.ndarray, n: int, m: int) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reports.explore import explore, load_spec
+from llmaccel.reports.explore import explore, load_spec
 from tests.reports._specs import tiny_spec
 
 # Exact comparisons: a bound is a bound. No tolerance - a single point where the simulator is faster

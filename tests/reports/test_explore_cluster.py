@@ -11,8 +11,8 @@ import sys
 import pytest
 import yaml
 
-from reports.explore import explore, load_spec
-from reports.explore.store import Store
+from llmaccel.reports.explore import explore, load_spec
+from llmaccel.reports.explore.store import Store
 from tests.reports._specs import ROOT, tiny_spec
 
 pytest.importorskip("ray")

@@ -7,11 +7,11 @@ import sqlite3
 import pytest
 
 from llmaccel.cli import main
-from reports.explore import load_spec
-from reports.explore.knobs import KnobError, design_knobs
-from reports.explore.points import enumerate_points
-from simulator.design import AcceleratorDesign, load_design
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.reports.explore import load_spec
+from llmaccel.reports.explore.knobs import KnobError, design_knobs
+from llmaccel.reports.explore.points import enumerate_points
+from llmaccel.simulator.design import AcceleratorDesign, load_design
+from llmaccel.errors import LlmaccelError
 from tests.reports._specs import tiny_spec
 
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from reports.explore import explore, load_spec
-from reports.explore.store import Store
+from llmaccel.reports.explore import explore, load_spec
+from llmaccel.reports.explore.store import Store
 from tests.reports._specs import ROOT, tiny_spec
 
 
@@ -60,7 +60,7 @@ def test_rerun_and_extension_use_the_store(tmp_path):
 
 
 def test_changed_code_version_is_a_new_point(tmp_path, monkeypatch):
-    from reports.explore import points
+    from llmaccel.reports.explore import points
     store = tmp_path / "s.sqlite"
     explore(load_spec(tiny_spec(knobs={"cores": [1]})), store, workers=1, progress=False)
     monkeypatch.setattr(points, "code_version", lambda: "another-version")
@@ -70,7 +70,7 @@ def test_changed_code_version_is_a_new_point(tmp_path, monkeypatch):
 
 INTERRUPTED = """
 import sys
-from reports.explore import explore, load_spec
+from llmaccel.reports.explore import explore, load_spec
 sys.path.insert(0, {root!r})
 from tests.reports._specs import tiny_spec
 spec = tiny_spec(knobs={{"cores": [1, 2], "clock_MHz": [150, 175, 200, 225, 250], "chains_per_core": [2, 4, 8]}},
@@ -131,7 +131,7 @@ def test_pruned_front_equals_unpruned_front(tmp_path):
     fb = {r["hash"]: tuple(r[k] for k in key) for r in pruned.front_rows()}
     assert fa == fb
     # every pruned point really is dominated by a simulated one in the full run
-    from reports.explore.pareto import dominates, vector
+    from llmaccel.reports.explore.pareto import dominates, vector
     full_by = {r["hash"]: r for r in full.rows}
     for r in pruned.rows:
         if r["pruned_by"]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from reports.comparison.browser import check_html, find_browser
+from llmaccel.reports.comparison.browser import check_html, find_browser
 from tests.reports._specs import write_tiny_report
 
 _, _, WHY = find_browser()

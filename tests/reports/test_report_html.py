@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from reports.explore.points import code_version
+from llmaccel.reports.explore.points import code_version
 from tests.reports._specs import ROOT, write_tiny_report
 
 SOURCES = {"simulated", "measured", "modelled"}
@@ -102,7 +102,7 @@ def test_report_does_not_overwrite_what_it_did_not_write(tmp_path):
 
 
 def test_gpu_rows_are_modelled_or_measured(report):
-    from gpu_baseline.perf_model import estimate_gpu
+    from llmaccel.gpu_baseline.perf_model import estimate_gpu
     tables = _html_tables((report / "report.html").read_text())
     assert len(tables) == 5
     for t in tables[:4]:                                           # one table per metric

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.golden.linear import group_partial_sums
-from sparse_dsp.dsp_chain import (MAX_PACKED_TERMS, ChainConfig, ChainConfigError, ChainCycleModel,
+from llmaccel.simulator.golden.linear import group_partial_sums
+from llmaccel.sparse_dsp.dsp_chain import (MAX_PACKED_TERMS, ChainConfig, ChainConfigError, ChainCycleModel,
                                   chain_group_partial_sums, chain_timing, pack_activations, packed_segment_sum,
                                   unpack_lanes)
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 
 def _layer(rng, rows, k, nm, worst=False):

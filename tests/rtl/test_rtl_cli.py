@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.errors import LlmaccelError
 
 from llmaccel.cli import main
 
@@ -92,7 +92,7 @@ def test_sim_runs_the_bench_and_reports_cycles(tmp_path, capsys):
 @pytest.mark.yosys
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys is not installed")
 def test_synth_json_matches_the_committed_table(capsys):
-    from sparse_dsp.unit_costs import unit_resources
+    from llmaccel.sparse_dsp.unit_costs import unit_resources
     rc, stdout, _ = _run(capsys, ["rtl", "synth", "--json", "--unit", "chain", "--chain-len", "2"])
     assert rc == 0
     res = json.loads(stdout)
@@ -106,7 +106,7 @@ def test_gen_writes_an_out_of_context_vivado_flow_at_the_design_clock(tmp_path, 
     """The file list names every Verilog file, the XDC clock is the design's, the TCL parses and runs its
     own Tcl (file list, paths) under tclsh. Vivado's commands are recorded, not executed: Vivado is not
     installed here, so this checks our script, not synthesis."""
-    from simulator.design import load_design
+    from llmaccel.simulator.design import load_design
     out = tmp_path / "tile"
     rc, stdout, _ = _run(capsys, ["rtl", "--json", "gen", "--unit", "tile", "--out", str(out),
                                   "--design", "flightllm-u55c"])
@@ -143,12 +143,12 @@ close $log
 
 
 def load_device_part(device: str) -> str:
-    from simulator.specs.device import load_device
+    from llmaccel.simulator.specs.device import load_device
     return load_device(device).part
 
 
 def test_gen_rejects_a_bad_clock_for_the_ooc_flow(tmp_path):
-    from sparse_dsp.rtl.gen import ooc_synthesis_files
+    from llmaccel.sparse_dsp.rtl.gen import ooc_synthesis_files
     with pytest.raises(LlmaccelError, match="clock_MHz"):
         ooc_synthesis_files("top", ["a.v"], "xcu280-fsvh2892-2L-e", 225e6)
 

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from sparse_dsp.rtl.sim import HDL_DIR, run_bench
+from llmaccel.sparse_dsp.rtl.sim import HDL_DIR, run_bench
 
 pytestmark = [
     pytest.mark.iverilog,
@@ -52,8 +52,8 @@ def test_chain_rtl_matches_model(tmp_path, L, N, M, C, k, g, rows):
 def _chain_outputs_equal_golden(rep, L, n, m, k, g, rows, seed):
     """What the RTL delivered (timing phase) against the contract's golden partial sums."""
     import numpy as np
-    from simulator.golden.linear import group_partial_sums
-    from sparse_dsp.rtl.tb.common import random_activations, random_columns, random_int8_rows
+    from llmaccel.simulator.golden.linear import group_partial_sums
+    from llmaccel.sparse_dsp.rtl.tb.common import random_activations, random_columns, random_int8_rows
     rng = np.random.default_rng(seed)          # the bench's own stimulus, regenerated
     cols = random_columns(rng, rows, k, None if m == 1 else (n, m))
     w = random_int8_rows(rng, rows, cols.shape[1])
@@ -102,8 +102,8 @@ def test_tile_rtl_matches_model(tmp_path, NCH, L, N, M, C, B, K, G, S):
 def _tile_outputs_equal_golden(rep, nch, n, m, bits, k, g, sym, seed, rows_per_chain=2):
     """What the RTL delivered (timing phase) against the contract's golden partial sums."""
     import numpy as np
-    from simulator.golden.linear import group_partial_sums
-    from sparse_dsp.rtl.tb.common import random_activations, random_packed_layer
+    from llmaccel.simulator.golden.linear import group_partial_sums
+    from llmaccel.sparse_dsp.rtl.tb.common import random_activations, random_packed_layer
     rng = np.random.default_rng(seed)          # the bench's own stimulus, regenerated
     layer = random_packed_layer(rng, rows_per_chain * nch, k, bits, g, bool(sym), None if m == 1 else (n, m))
     x = random_activations(rng, k)

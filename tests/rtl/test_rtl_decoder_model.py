@@ -6,12 +6,12 @@ import itertools
 import numpy as np
 import pytest
 
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import pack_linear
-from sparse_dsp.weight_decoder import (DecoderConfig, DecoderCycleModel, decode_beats, decode_stream_bits,
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import pack_linear
+from llmaccel.sparse_dsp.weight_decoder import (DecoderConfig, DecoderCycleModel, decode_beats, decode_stream_bits,
                                        decoder_total_cycles, stream_words)
-from sparse_dsp.mv_tile import TileConfig, mv_tile_total_cycles, _free_running as tile_free_running
-from sparse_dsp.weight_decoder import _free_running
+from llmaccel.sparse_dsp.mv_tile import TileConfig, mv_tile_total_cycles, _free_running as tile_free_running
+from llmaccel.sparse_dsp.weight_decoder import _free_running
 
 CASES = [(b, nm, sym) for b, nm, sym in itertools.product(
     (2, 3, 4, 8), (None, (2, 4), (4, 8), (2, 16), (4, 16), (8, 16)), (True, False)) if sym or b != 8]

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from sparse_dsp.rtl.sim import sources
+from llmaccel.sparse_dsp.rtl.sim import sources
 
 pytestmark = [pytest.mark.verilator,
               pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator is not installed")]

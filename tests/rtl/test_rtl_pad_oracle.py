@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from sparse_dsp.rtl.sim import run_bench
+from llmaccel.sparse_dsp.rtl.sim import run_bench
 
 pytestmark = [
     pytest.mark.iverilog,
@@ -29,7 +29,7 @@ PAD_CASES = [  # BITS, N, M, CHAIN_LEN, K, GROUP, SYM, (code pad bits, index pad
 
 @pytest.mark.parametrize("B,N,M,L,K,G,S,pads", PAD_CASES, ids=lambda v: str(v))
 def test_decoder_rtl_with_row_pad_bits_matches_model(tmp_path, B, N, M, L, K, G, S, pads):
-    from sparse_dsp.weight_decoder import DecoderConfig
+    from llmaccel.sparse_dsp.weight_decoder import DecoderConfig
     cfg = DecoderConfig(bits=B, nm=None if M == 1 else (N, M), k=K, group_size=G, chain_len=L, symmetric=bool(S))
     assert (cfg.pad_code_bits, cfg.pad_index_bits) == pads
     rep = run_bench("sdsp_wdec", {"BITS": B, "N": N, "M": M, "CHAIN_LEN": L, "K": K, "GROUP": G, "SYM": S},

@@ -8,10 +8,10 @@ import shutil
 import pytest
 
 from llmaccel.cli import main
-from sparse_dsp.rtl.gen import generate
-from sparse_dsp.rtl.sim import BENCH_MODULES, HDL_DIR, SOURCES, run_bench
-from sparse_dsp.rtl.synth import UNIT_TOPS
-from sparse_dsp.rtl.units import UNITS, get_unit
+from llmaccel.sparse_dsp.rtl.gen import generate
+from llmaccel.sparse_dsp.rtl.sim import BENCH_MODULES, HDL_DIR, SOURCES, run_bench
+from llmaccel.sparse_dsp.rtl.synth import UNIT_TOPS
+from llmaccel.sparse_dsp.rtl.units import UNITS, get_unit
 
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.rtl.synth import STANDARD_GRID, hdl_parameters, parse_stat_json, yosys_script
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.rtl.synth import STANDARD_GRID, hdl_parameters, parse_stat_json, yosys_script
 
 FIXTURE = Path(__file__).parent / "fixtures" / "yosys_stat_mv_tile_c2_l8_dense_b4_k1024.json"
 

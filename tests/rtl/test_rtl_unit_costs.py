@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from sparse_dsp import unit_costs
-from sparse_dsp.dsp_chain import ChainConfig, ChainCycleModel
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.weight_decoder import DecoderConfig, _free_running
+from llmaccel.sparse_dsp import unit_costs
+from llmaccel.sparse_dsp.dsp_chain import ChainConfig, ChainCycleModel
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.weight_decoder import DecoderConfig, _free_running
 
 
 @pytest.mark.parametrize("nm", [None, "dense", "16:16", (2, 4), "2:4", "8:16"])

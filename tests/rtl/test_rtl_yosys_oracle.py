@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 
-from sparse_dsp.rtl.synth import synth_unit
+from llmaccel.sparse_dsp.rtl.synth import synth_unit
 
 pytestmark = [pytest.mark.yosys, pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys is not installed")]
 

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from mapping.compiler import formats_from_recipe
-from mapping.sim_api import build_compiler
-from simulator.analytical import estimate, layer_macs_decode, layer_macs_prefill
-from simulator.specs.model import load_model_spec
+from llmaccel.mapping.compiler import formats_from_recipe
+from llmaccel.mapping.sim_api import build_compiler
+from llmaccel.simulator.analytical import estimate, layer_macs_decode, layer_macs_prefill
+from llmaccel.simulator.specs.model import load_model_spec
 
 
 def test_llama2_7b_layer_macs():
@@ -31,7 +31,7 @@ def test_gqa_shrinks_k_v_projections():
 def test_non_gated_mlp_families_have_two_ffn_matmuls():
     """GPT-2 / OPT: up and down only (no gate), multi-head attention; written out by hand."""
     from llmaccel.testing.tiny_checkpoints import hf_config
-    from simulator.specs.model import model_spec_from_hf_config
+    from llmaccel.simulator.specs.model import model_spec_from_hf_config
     for fam in ("gpt2", "opt"):
         s = model_spec_from_hf_config(hf_config(fam).to_dict(), fam)
         d, f = s.hidden_size, s.intermediate_size

@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from llmaccel.cli import main
-from mapping.sim_api import build_compiler
-from simulator.clocks import ClockLimitError, check_clocks, clock_report
-from simulator.design import load_design
-from simulator.resources import DesignFitError, fit_check
-from simulator.specs.device import load_device
+from llmaccel.mapping.sim_api import build_compiler
+from llmaccel.simulator.clocks import ClockLimitError, check_clocks, clock_report
+from llmaccel.simulator.design import load_design
+from llmaccel.simulator.resources import DesignFitError, fit_check
+from llmaccel.simulator.specs.device import load_device
 
 HARDWARE_YAML = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "hardware.yaml"  # ../shared of the repository
 TINY = Path(__file__).resolve().parent / "data" / "tiny-u280.yaml"

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simulator.design import AcceleratorDesign, list_designs, load_design
-from simulator.resources import (DesignFitError, UnitCost, bram36_per_bank, buffer_cost, fit_check,
+from llmaccel.simulator.design import AcceleratorDesign, list_designs, load_design
+from llmaccel.simulator.resources import (DesignFitError, UnitCost, bram36_per_bank, buffer_cost, fit_check,
                                  resource_usage, unit_costs, uram_per_bank)
-from simulator.specs import load_device
-from simulator.specs._yaml import PRESETS_DIR, SpecError
+from llmaccel.simulator.specs import load_device
+from llmaccel.simulator.specs._yaml import PRESETS_DIR, SpecError
 
 HW = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "hardware.yaml"  # ../shared of the repository
 
@@ -67,7 +67,7 @@ def test_flightllm_u280_fits_u280():
 def test_measured_chain_costs_are_used_when_present():
     """Once sparse_dsp/rtl/resources.json holds yosys results for this chain length, they replace the
     estimate; with them a FlightLLM-sized array (96 chains of 16 per core, 6144 DSPs) is LUT-bound."""
-    from sparse_dsp.unit_costs import measured_configs
+    from llmaccel.sparse_dsp.unit_costs import measured_configs
 
     d = load_design("flightllm-u280")
     chain = unit_costs(d)["dsp_chain"]

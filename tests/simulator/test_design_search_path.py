@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from llmaccel.cli import main
-from simulator.design import BUNDLED_DESIGNS, PRESET_PATH_ENV, find_design, list_designs, load_design
-from simulator.specs._yaml import SpecError
+from llmaccel.simulator.design import BUNDLED_DESIGNS, PRESET_PATH_ENV, find_design, list_designs, load_design
+from llmaccel.simulator.specs._yaml import SpecError
 
 
 def _write(dirpath, name, clock=200):

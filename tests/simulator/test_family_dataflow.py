@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-from gpu_baseline.reference import ReferenceModel
-from host.artifact import compile_artifact
-from host.session import Session
+from llmaccel.gpu_baseline.reference import ReferenceModel
+from llmaccel.host.artifact import compile_artifact
+from llmaccel.host.session import Session
 from llmaccel.testing.tiny_checkpoints import TINY_FAMILIES, build_tiny_checkpoint
-from mapping.compiler import CompileError
-from mapping.compress import compress_checkpoint, load_compressed
-from mapping.recipe import get_recipe
-from mapping.sim_api import build_compiler, simulate
-from simulator import isa
+from llmaccel.mapping.compiler import CompileError
+from llmaccel.mapping.compress import compress_checkpoint, load_compressed
+from llmaccel.mapping.recipe import get_recipe
+from llmaccel.mapping.sim_api import build_compiler, simulate
+from llmaccel.simulator import isa
 
 TINY = str(Path(__file__).resolve().parent / "data" / "tiny-u280.yaml")   # 2 cores: the tiny GQA models have 2 KV heads
 PROMPT = [3, 17, 99, 5, 200, 42, 7, 8]

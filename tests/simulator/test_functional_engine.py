@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from gpu_baseline.reference import ReferenceModel
-from mapping.compress import compress_checkpoint, load_compressed
-from mapping.recipe import Recipe, get_recipe, LayerRule
-from mapping.sim_api import build_compiler
-from mapping.sim_api import simulate_with
-from simulator.functional import FunctionalError, ModelWeights
-from simulator.golden.attention import weighted_value_sum
-from simulator.functional_model import FunctionalModel
-from simulator.golden.attention import decode_attention
+from llmaccel.gpu_baseline.reference import ReferenceModel
+from llmaccel.mapping.compress import compress_checkpoint, load_compressed
+from llmaccel.mapping.recipe import Recipe, get_recipe, LayerRule
+from llmaccel.mapping.sim_api import build_compiler
+from llmaccel.mapping.sim_api import simulate_with
+from llmaccel.simulator.functional import FunctionalError, ModelWeights
+from llmaccel.simulator.golden.attention import weighted_value_sum
+from llmaccel.simulator.functional_model import FunctionalModel
+from llmaccel.simulator.golden.attention import decode_attention
 
 PROMPT = [5, 17, 300, 42, 7, 99]
 PREFILL_RTOL = 1e-3        # docs/numerics.md section 5: logits vs the reference, relative to the max logit
@@ -60,7 +60,7 @@ def fn_ckpt(tmp_path_factory):
 def nm24_design(tmp_path_factory):
     """The U280 preset with 2:4 added to the chains' N:M patterns (the preset, like FlightLLM, has M=16 only)."""
     import yaml
-    from simulator.specs._yaml import preset_path
+    from llmaccel.simulator.specs._yaml import preset_path
     d = yaml.safe_load(Path(preset_path("designs", "flightllm-u280")).read_text())
     d["name"] = "flightllm-u280-nm24"
     d["matrix_engine"]["supported_nm"] = list(d["matrix_engine"]["supported_nm"]) + ["2:4"]
@@ -101,8 +101,8 @@ def test_weighted_value_sum_is_the_golden_attention_bit_for_bit():
     s_q = rng.random(H, dtype=np.float32) * 0.01
     s_k, s_v = (rng.random((L, KVH), dtype=np.float32) * 0.01 for _ in range(2))
     golden = decode_attention(q8, s_q, k8, s_k, v8, s_v, KVH)
-    from simulator.golden.attention import attention_scores
-    from simulator.golden.sfu import softmax
+    from llmaccel.simulator.golden.attention import attention_scores
+    from llmaccel.simulator.golden.sfu import softmax
     p = softmax(attention_scores(q8, s_q, k8, s_k, KVH))
     g = H // KVH
     for h in range(H):           # per query head over its kv head's values, in two tiles as the engine does
@@ -189,8 +189,8 @@ def test_timing_is_the_timing_of_the_executed_programs(w8_model):
 def _edit(model, edit, phase="decode"):
     """The compiled model with every ``phase`` program's words edited: ``edit(core, [(instr, name)])`` returns
     the new list; the words are re-encoded (what a flipped field in a stored binary is)."""
-    from simulator import isa
-    from simulator.compiled import CompiledProgram, CoreStream, EngineCache
+    from llmaccel.simulator import isa
+    from llmaccel.simulator.compiled import CompiledProgram, CoreStream, EngineCache
     progs = {}
     for k, p in model.programs.items():
         if p.phase != phase:
@@ -312,7 +312,7 @@ def test_many_weight_and_kv_tiles_give_the_same_tokens(w8_model, fn_ckpt, tmp_pa
     logits are bit for bit those of the default buffers (tiling never changes the arithmetic), the tokens
     the reference's."""
     import yaml
-    from simulator.specs._yaml import preset_path
+    from llmaccel.simulator.specs._yaml import preset_path
     cm, default_model, _ = w8_model
     d = yaml.safe_load(Path(preset_path("designs", "flightllm-u280")).read_text())
     d["name"] = "u280-small-buffers"
@@ -407,7 +407,7 @@ def test_a_weight_row_address_moved_by_one_row_is_seen(w8_model):
 
 
 def test_a_bad_enum_code_in_a_stored_word_is_refused_by_decode(w8_model):
-    from simulator import isa
+    from llmaccel.simulator import isa
     cm, model, _ = w8_model
 
     def edit(core, pairs):
@@ -423,8 +423,8 @@ def test_a_bad_enum_code_in_a_stored_word_is_refused_by_decode(w8_model):
 
 def test_the_fp32_group_matmul_is_the_golden_int32_group_sum_bit_for_bit():
     """units.group_sums (FP32 BLAS, exact below 2**24) equals golden.linear.group_partial_sums, extremes included."""
-    from simulator.functional import units as U
-    from simulator.golden.linear import group_partial_sums
+    from llmaccel.simulator.functional import units as U
+    from llmaccel.simulator.golden.linear import group_partial_sums
     rng = np.random.default_rng(1)
     for g, t in ((128, 1), (128, 9), (256, 3), (1024, 2)):
         w = rng.integers(-127, 128, (24, 2 * g)).astype(np.int8)

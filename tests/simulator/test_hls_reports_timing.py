@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from hls_kernels.flow.report import HlsReportError, reported_units
+from llmaccel.hls_kernels.flow.report import HlsReportError, reported_units
 from llmaccel.cli import main
-from mapping.designs import load_design
-from simulator.design import BUNDLED_DESIGNS
-from simulator.design import load_design as load_yaml_design
-from simulator.specs import load_device
-from simulator.specs._yaml import SpecError
-from simulator.timing_params import hw_from_design
+from llmaccel.mapping.designs import load_design
+from llmaccel.simulator.design import BUNDLED_DESIGNS
+from llmaccel.simulator.design import load_design as load_yaml_design
+from llmaccel.simulator.specs import load_device
+from llmaccel.simulator.specs._yaml import SpecError
+from llmaccel.simulator.timing_params import hw_from_design
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "csynth"
 
@@ -66,18 +66,18 @@ def test_hw_params_take_the_reported_values_and_name_their_source(tmp_path):
 
 def _costs(comp, prog):
     """(name, instruction, cost) of every instruction of a program, costed from its decoded words."""
-    from mapping.compiler import program_instructions
-    from simulator import isa
-    from simulator.timing_costs import costs
+    from llmaccel.mapping.compiler import program_instructions
+    from llmaccel.simulator import isa
+    from llmaccel.simulator.timing_costs import costs
     q0 = prog.ctx_len - prog.tokens
     return [(n, ins, costs(ins, c, q0, comp.hw)) for c, ins, n in program_instructions(prog)
             if not isinstance(ins, isa.SYS)]
 
 
 def test_op_costs_change_by_exactly_the_reported_amount(tmp_path):
-    from mapping.sim_api import build_compiler
-    from simulator import isa
-    from simulator.timing_costs import SFU_PHASES
+    from llmaccel.mapping.sim_api import build_compiler
+    from llmaccel.simulator import isa
+    from llmaccel.simulator.timing_costs import SFU_PHASES
     rep, _, _ = build_compiler("llama2-7b", load_design(_design(tmp_path)), "flightllm", max_len=256)
     mod, _, _ = build_compiler("llama2-7b", "flightllm-u280", "flightllm", max_len=256)
     seen = {"MV": 0, "MM": 0, "MISC": 0}
@@ -102,8 +102,8 @@ def test_op_costs_change_by_exactly_the_reported_amount(tmp_path):
 
 
 def test_a_reported_ii_of_two_doubles_the_prefill_chain_occupancy(tmp_path):
-    from mapping.sim_api import build_compiler
-    from simulator import isa
+    from llmaccel.mapping.sim_api import build_compiler
+    from llmaccel.simulator import isa
 
     def ii2(d: Path) -> None:
         f = d / "mpe" / "linear_mv_top_Pipeline_MV_BEATS_csynth.xml"
@@ -150,7 +150,7 @@ def test_a_report_equal_to_the_model_changes_nothing(tmp_path, capsys):
 
 
 def test_resources_come_from_the_report(tmp_path):
-    from simulator.resources import resource_usage
+    from llmaccel.simulator.resources import resource_usage
     d = load_design(_design(tmp_path))
     base = load_yaml_design("flightllm-u280")
     lines = {ln.unit: ln for ln in resource_usage(d).lines}
@@ -165,7 +165,7 @@ def test_resources_come_from_the_report(tmp_path):
 
 def test_an_artifact_keeps_the_reported_design(tmp_path, capsys):
     """The compiled artifact stores the reports' figures, not the report paths: it runs without them."""
-    from mapping.artifact_io import design_from_manifest
+    from llmaccel.mapping.artifact_io import design_from_manifest
     p = _design(tmp_path)
     out = tmp_path / "art"
     assert main(["compile", "--design", str(p), "--max-len", "256", "--out", str(out), "--no-storage-report",
@@ -205,6 +205,6 @@ def test_unread_reports_are_refused_not_ignored(tmp_path):
     d = load_yaml_design(_design(tmp_path))        # read as YAML only: hls_reports named, not read
     with pytest.raises(SpecError, match="names hls_reports 'reports' that were not read"):
         hw_from_design(d, load_device(d.device))
-    from simulator.resources import resource_usage
+    from llmaccel.simulator.resources import resource_usage
     with pytest.raises(SpecError, match="that were not read"):
         resource_usage(d)

@@ -10,8 +10,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator import isa
-from simulator.isa import (INSTRUCTIONS, LD, MISC, MM, MV, NM_CODES, ST, SYS, UNIT_BIT, IsaError, assemble,
+from llmaccel.simulator import isa
+from llmaccel.simulator.isa import (INSTRUCTIONS, LD, MISC, MM, MV, NM_CODES, ST, SYS, UNIT_BIT, IsaError, assemble,
                            decode, disassemble, encode, program_bytes, units_mask)
 
 HW = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "hardware.yaml"  # ../shared of the repository
@@ -277,7 +277,7 @@ def test_bad_word_streams():
 
 
 def test_buffer_limits_match_design_spec():
-    from simulator.design import load_design
+    from llmaccel.simulator.design import load_design
 
     d = load_design("flightllm-u280")
     per_core = [b for b in d.buffers if b.scope == "core"]

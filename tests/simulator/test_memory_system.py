@@ -10,18 +10,18 @@ import math
 import pytest
 import yaml
 
-from simulator.design import load_design
-from simulator.memory_system import (DEFAULT_TABLE, MemorySystem, MemorySystemError, check_efficiency,
+from llmaccel.simulator.design import load_design
+from llmaccel.simulator.memory_system import (DEFAULT_TABLE, MemorySystem, MemorySystemError, check_efficiency,
                                      load_hbm_measurements)
-from simulator.specs.device import load_device
-from simulator import isa
-from simulator.timing_costs import costs
+from llmaccel.simulator.specs.device import load_device
+from llmaccel.simulator import isa
+from llmaccel.simulator.timing_costs import costs
 
 
 def cycles(ins, hw, core=0):
     return costs(ins, core, 0, hw).cycles
-from simulator.timing_params import TimingParamsError, hw_from_design
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.simulator.timing_params import TimingParamsError, hw_from_design
+from llmaccel.errors import LlmaccelError
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mapping.sim_api import simulate
-from simulator.design import load_design
-from simulator.power import (BOARD_COEFFICIENTS, DEFAULT_POWER_YAML, FABRIC_COEFFICIENTS, PowerModel,
+from llmaccel.mapping.sim_api import simulate
+from llmaccel.simulator.design import load_design
+from llmaccel.simulator.power import (BOARD_COEFFICIENTS, DEFAULT_POWER_YAML, FABRIC_COEFFICIENTS, PowerModel,
                              load_power_coefficients)
-from simulator.resources import resource_usage
-from simulator.specs._yaml import SpecError
-from simulator.specs.device import load_device
-from simulator.timing import Work
+from llmaccel.simulator.resources import resource_usage
+from llmaccel.simulator.specs._yaml import SpecError
+from llmaccel.simulator.specs.device import load_device
+from llmaccel.simulator.timing import Work
 
 TINY = str(Path(__file__).resolve().parent / "data" / "tiny-u280.yaml")
 U280_BOARD_MAX_W = 225.0   # hardware.yaml fpga.alveo_u280.board_max_power_W (xbutil-reported limit)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 from llmaccel.cli import main
-from simulator.design import list_designs
-from simulator.specs import list_devices, list_models
+from llmaccel.simulator.design import list_designs
+from llmaccel.simulator.specs import list_devices, list_models
 
 
 def _run(capsys, *argv):

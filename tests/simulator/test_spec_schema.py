@@ -9,11 +9,11 @@ import json
 import pytest
 import yaml
 
-from mapping.recipe import get_recipe
-from simulator.design import load_design
-from simulator.specs import SpecError, load_device, load_model_spec
-from simulator.specs._yaml import PRESETS_DIR, safe_load_strict
-from simulator.specs.schema import loads_strict_json, unit_problem
+from llmaccel.mapping.recipe import get_recipe
+from llmaccel.simulator.design import load_design
+from llmaccel.simulator.specs import SpecError, load_device, load_model_spec
+from llmaccel.simulator.specs._yaml import PRESETS_DIR, safe_load_strict
+from llmaccel.simulator.specs.schema import loads_strict_json, unit_problem
 
 DESIGN = PRESETS_DIR / "designs" / "flightllm-u280.yaml"
 MODEL = PRESETS_DIR / "models" / "tiny.yaml"
@@ -54,8 +54,8 @@ def test_bandwidth_in_bytes_per_second_is_refused(tmp_path):
 
 def test_plausible_values_of_every_bundled_preset_pass():
     # The presets are real parts; if a unit rule refused one, the rule (not the part) is wrong.
-    from simulator.design import list_designs
-    from simulator.specs import list_devices, list_models
+    from llmaccel.simulator.design import list_designs
+    from llmaccel.simulator.specs import list_devices, list_models
     for n in list_designs():
         load_design(n)
     for n in list_devices():
@@ -186,7 +186,7 @@ def test_nm_pattern_zero_zero_is_refused(tmp_path):
 
 
 def test_power_coefficients_are_finite(tmp_path):
-    from simulator.power import DEFAULT_POWER_YAML, load_power_coefficients
+    from llmaccel.simulator.power import DEFAULT_POWER_YAML, load_power_coefficients
     e = _preset(DEFAULT_POWER_YAML)
     e["fabrics"]["ultrascale_plus"]["dsp_pJ_per_cycle_full_toggle"]["value"] = float("inf")
     with pytest.raises(SpecError, match=r"dsp_pJ_per_cycle_full_toggle: value inf must be a finite number"):

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simulator.specs import (FpgaDevice, GpuDevice, SpecError, list_devices, list_models,
+from llmaccel.simulator.specs import (FpgaDevice, GpuDevice, SpecError, list_devices, list_models,
                              load_device, load_model_spec, model_spec_from_hf_config, sourced_facts)
-from simulator.specs._yaml import PRESETS_DIR
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.simulator.specs._yaml import PRESETS_DIR
+from llmaccel.errors import LlmaccelError
 
 HARDWARE_YAML = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "hardware.yaml"  # ../shared of the repository
 

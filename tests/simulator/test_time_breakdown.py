@@ -5,12 +5,12 @@ import functools
 
 import pytest
 
-from mapping.sim_api import build_compiler
-from mapping.sim_api import simulate_with
-from simulator.design import load_design
-from simulator.power import PowerModel
-from simulator.timing import CATEGORIES
-from simulator.timing_engine import UNIT_INDEX, TimedOp, run
+from llmaccel.mapping.sim_api import build_compiler
+from llmaccel.mapping.sim_api import simulate_with
+from llmaccel.simulator.design import load_design
+from llmaccel.simulator.power import PowerModel
+from llmaccel.simulator.timing import CATEGORIES
+from llmaccel.simulator.timing_engine import UNIT_INDEX, TimedOp, run
 
 LD, MPE = UNIT_INDEX["LD"], UNIT_INDEX["MPE"]
 

@@ -4,7 +4,7 @@ Expected cycles are worked out by hand from the op durations in each test.
 """
 import pytest
 
-from simulator.timing_engine import UNIT_INDEX, ScheduleError, TimedOp, run
+from llmaccel.simulator.timing_engine import UNIT_INDEX, ScheduleError, TimedOp, run
 
 LD, ST, MPE, SFU, SYS = (UNIT_INDEX[u] for u in ("LD", "ST", "MPE", "SFU", "SYS"))
 B = {u: 1 << UNIT_INDEX[u] for u in ("LD", "ST", "MPE", "SFU", "SYS")}

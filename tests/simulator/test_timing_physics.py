@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from mapping.recipe import LayerRule, Recipe
-from mapping.sim_api import build_compiler, simulate
-from simulator.analytical import estimate
-from mapping.sim_api import simulate_with
+from llmaccel.mapping.recipe import LayerRule, Recipe
+from llmaccel.mapping.sim_api import build_compiler, simulate
+from llmaccel.simulator.analytical import estimate
+from llmaccel.mapping.sim_api import simulate_with
 
 CASES = [("llama2-7b", "flightllm-u280", "flightllm"), ("llama2-7b", "flightllm-u280", "w4-g128-rtn"),
          ("llama2-7b", "flightllm-u55c", "w8"), ("llama2-13b", "flightllm-vhk158", "w4-g128-rtn")]
@@ -80,7 +80,7 @@ def test_analytical_and_cycle_agree_within_band(case):
 
 def test_layer_scaling_matches_full_simulation():
     """The per-layer scaling (t1 + (N-1)(t2-t1)) equals simulating all N layers back to back."""
-    from simulator.timing import layer_timing, schedule
+    from llmaccel.simulator.timing import layer_timing, schedule
     comp, d, dev = build_compiler("tiny", "tests/simulator/data/tiny-u280.yaml", "w4-g128-rtn", max_len=256)
     prog = comp.layer_program("decode", 64, 1)
     n = comp.spec.num_layers
@@ -90,7 +90,7 @@ def test_layer_scaling_matches_full_simulation():
 
 
 def test_core_symmetry_shortcut_is_exact():
-    from simulator.timing import schedule
+    from llmaccel.simulator.timing import schedule
     comp, d, dev = build_compiler("tiny", "tests/simulator/data/tiny-u280.yaml", "w4-g128-rtn", max_len=256)
     prog = comp.layer_program("prefill", 128, 64)
     _, full, _ = schedule(prog, comp.hw, 2, allow_symmetry=False)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mapping.sim_api import build_compiler
-from simulator import isa
-from simulator.compiled import CompiledProgram, CoreStream
-from simulator.timing import layer_timing, program_work
+from llmaccel.mapping.sim_api import build_compiler
+from llmaccel.simulator import isa
+from llmaccel.simulator.compiled import CompiledProgram, CoreStream
+from llmaccel.simulator.timing import layer_timing, program_work
 
 TINY = str(Path(__file__).resolve().parent / "data" / "tiny-u280.yaml")
 

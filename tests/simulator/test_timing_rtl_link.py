@@ -9,13 +9,13 @@ import dataclasses
 
 import pytest
 
-from simulator.memory_system import MemorySystem
-from simulator import isa
-from simulator.timing_costs import costs
-from simulator.timing_engine import UNIT_INDEX, TimedOp, run
-from simulator.timing_params import HwParams
-from sparse_dsp.mv_tile import TileConfig, mv_tile_total_cycles
-from sparse_dsp.weight_decoder import DECODER_LATENCY_CYCLES
+from llmaccel.simulator.memory_system import MemorySystem
+from llmaccel.simulator import isa
+from llmaccel.simulator.timing_costs import costs
+from llmaccel.simulator.timing_engine import UNIT_INDEX, TimedOp, run
+from llmaccel.simulator.timing_params import HwParams
+from llmaccel.sparse_dsp.mv_tile import TileConfig, mv_tile_total_cycles
+from llmaccel.sparse_dsp.weight_decoder import DECODER_LATENCY_CYCLES
 
 LD, MPE = UNIT_INDEX["LD"], UNIT_INDEX["MPE"]
 
@@ -41,7 +41,7 @@ def test_tile_stream_reaches_the_rtl_tile_period(bits, nm, k):
     n_chains, chain_len, rows_per_chain, n_tiles = 4, 8, 24, 6
     cfg = TileConfig(n_chains=n_chains, chain_len=chain_len, nm=nm, bits=bits, k=k, symmetric=bits >= 4)
     hw = _hw(n_chains, chain_len)
-    from sparse_dsp.packed_format import LayerFormat
+    from llmaccel.sparse_dsp.packed_format import LayerFormat
     fmt = LayerFormat(n_chains * rows_per_chain, k, bits, 128, bits >= 4, nm)
     rows = n_chains * rows_per_chain
     line = -(-fmt.row_bytes // isa.LINE_BYTES)

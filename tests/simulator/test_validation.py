@@ -5,13 +5,13 @@ import dataclasses
 
 import pytest
 
-from simulator.clocks import clock_report
-from simulator.design import load_design
-from simulator.memory_system import MemorySystem, load_hbm_measurements
-from simulator.power import DEFAULT_POWER_YAML
-from simulator.specs.device import load_device
-from simulator.validation import REGISTRY, ValidationRow, run_validation
-from sparse_dsp.errors import LlmaccelError
+from llmaccel.simulator.clocks import clock_report
+from llmaccel.simulator.design import load_design
+from llmaccel.simulator.memory_system import MemorySystem, load_hbm_measurements
+from llmaccel.simulator.power import DEFAULT_POWER_YAML
+from llmaccel.simulator.specs.device import load_device
+from llmaccel.simulator.validation import REGISTRY, ValidationRow, run_validation
+from llmaccel.errors import LlmaccelError
 
 REQUIRED = ("hbm_bandwidth", "hbm_latency", "fmax", "power_idle", "power_dynamic")
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from sparse_dsp.errors import LlmaccelError
-from sparse_dsp.packed_format import (LayerFormat, PackedFormatError, PackedLinear, pack_bitstream, pack_linear,
+from llmaccel.errors import LlmaccelError
+from llmaccel.sparse_dsp.packed_format import (LayerFormat, PackedFormatError, PackedLinear, pack_bitstream, pack_linear,
                                       unpack_bitstream)
 
 

@@ -6,8 +6,8 @@ from cocotb.clock import Clock
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from sparse_dsp.packed_format import pack_linear, PackedLinear
-from sparse_dsp.rtl.sim import write_report
+from llmaccel.sparse_dsp.packed_format import pack_linear, PackedLinear
+from llmaccel.sparse_dsp.rtl.sim import write_report
 
 
 async def start_clock_and_reset(dut, cycles: int = 3) -> None:

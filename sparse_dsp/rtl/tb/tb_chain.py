@@ -6,11 +6,11 @@ import random
 import cocotb
 import numpy as np
 
-from sparse_dsp.dsp_chain import ChainConfig, chain_outputs, chain_timing, make_beats, replay_handshakes
-from sparse_dsp.rtl.sim import bench_spec
-from sparse_dsp.rtl.tb.common import (report_phases, random_activations, random_columns, random_int8_rows, run_until,
+from llmaccel.sparse_dsp.dsp_chain import ChainConfig, chain_outputs, chain_timing, make_beats, replay_handshakes
+from llmaccel.sparse_dsp.rtl.sim import bench_spec
+from llmaccel.sparse_dsp.rtl.tb.common import (report_phases, random_activations, random_columns, random_int8_rows, run_until,
                                       start_clock_and_reset)
-from sparse_dsp.rtl.tb.stream import (PortTrace, Scoreboard, StreamMonitor, StreamSink, StreamSource,
+from llmaccel.sparse_dsp.rtl.tb.stream import (PortTrace, Scoreboard, StreamMonitor, StreamSink, StreamSource,
                                       pack_ints, signed)
 
 

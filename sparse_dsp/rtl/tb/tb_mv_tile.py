@@ -10,13 +10,13 @@ import random
 import cocotb
 import numpy as np
 
-from sparse_dsp.mv_tile import TileConfig, TileCycleModel, act_entries, mv_tile_total_cycles, tile_outputs
-from sparse_dsp.rtl.sim import bench_spec
-from sparse_dsp.rtl.tb.common import (random_activations, random_packed_layer, report_phases, run_until,
+from llmaccel.sparse_dsp.mv_tile import TileConfig, TileCycleModel, act_entries, mv_tile_total_cycles, tile_outputs
+from llmaccel.sparse_dsp.rtl.sim import bench_spec
+from llmaccel.sparse_dsp.rtl.tb.common import (random_activations, random_packed_layer, report_phases, run_until,
                                       start_clock_and_reset)
-from sparse_dsp.rtl.tb.stream import (Lane, PortTrace, Scoreboard, StreamMonitor, StreamSink, StreamSource,
+from llmaccel.sparse_dsp.rtl.tb.stream import (Lane, PortTrace, Scoreboard, StreamMonitor, StreamSink, StreamSource,
                                       VectorPort, pack_ints, signed)
-from sparse_dsp.weight_decoder import stream_words
+from llmaccel.sparse_dsp.weight_decoder import stream_words
 
 
 def _config(spec: dict) -> TileConfig:

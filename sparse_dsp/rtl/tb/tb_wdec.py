@@ -6,10 +6,10 @@ import random
 import cocotb
 import numpy as np
 
-from sparse_dsp.rtl.sim import bench_spec
-from sparse_dsp.rtl.tb.common import random_packed_layer, report_phases, run_until, start_clock_and_reset
-from sparse_dsp.rtl.tb.stream import PortTrace, Scoreboard, StreamMonitor, StreamSink, StreamSource, signed
-from sparse_dsp.weight_decoder import DecoderConfig, decode_beats, decoder_total_cycles, replay_decoder, stream_words
+from llmaccel.sparse_dsp.rtl.sim import bench_spec
+from llmaccel.sparse_dsp.rtl.tb.common import random_packed_layer, report_phases, run_until, start_clock_and_reset
+from llmaccel.sparse_dsp.rtl.tb.stream import PortTrace, Scoreboard, StreamMonitor, StreamSink, StreamSource, signed
+from llmaccel.sparse_dsp.weight_decoder import DecoderConfig, decode_beats, decoder_total_cycles, replay_decoder, stream_words
 
 
 def _config(spec: dict) -> DecoderConfig:
