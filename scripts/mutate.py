@@ -94,6 +94,7 @@ MODULES: dict[str, dict] = {
                           "mapping/placement.py", "mapping/tiling.py"],
                      tests=["tests/mapping/test_compiler_mapping.py",
                             "tests/mutation_oracles/test_tiling_and_io_oracle.py",
+                            "tests/mutation_oracles/test_compiler_path_oracle.py",
                             # the programs executed: a misplaced tile or row changes the logits
                             "tests/simulator/test_functional_engine.py::test_prefill_logits_match_the_reference",
                             "tests/simulator/test_functional_engine.py::test_many_weight_and_kv_tiles_give_the_same_tokens"],
