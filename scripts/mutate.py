@@ -146,7 +146,8 @@ MODULES: dict[str, dict] = {
                           "tests/mutation_oracles/test_burst_efficiency_oracle.py",
                           "tests/mutation_oracles/test_memory_system_oracle.py",
                           "tests/mutation_oracles/test_timing_token_oracle.py",
-                          "tests/mutation_oracles/test_memory_small_access_oracle.py"], weight=14),
+                          "tests/mutation_oracles/test_memory_small_access_oracle.py",
+                          "tests/mutation_oracles/test_timing_path_oracle.py"], weight=14),
 }
 # Sources mutated as text with C++ / Verilog operators; every other source is Python.
 # compiles=True: the tests build C++ (g++ C-sim). The baseline reuses the compiled libraries, a mutant of a
