@@ -31,3 +31,29 @@ def test_a_toggle_rate_of_exactly_one_is_allowed_and_above_one_is_an_error():
     assert c.value == 1.0
     with pytest.raises(SpecError, match="toggle rate"):
         _coefficient({"dsp_toggle": {"value": 1.01, "source": "hand"}}, "dsp_toggle", "t", fraction=True)
+
+
+def test_the_time_breakdown_counts_core_0_only():
+    # core 0: one MPE op of 10 cycles (compute); core 1: an SFU op of 20 cycles. time_breakdown's window is
+    # core 0's: [0, 20) holds 10 cycles of compute and 10 idle; core 1's SFU is not core 0's time.
+    from simulator.timing import CAT, time_breakdown
+    mpe, sfu = UNITS.index("MPE"), UNITS.index("SFU")
+    ops = [TimedOp(0, mpe, 10, cat=CAT["compute"]), TimedOp(1, sfu, 20, cat=CAT["sfu"])]
+    sch = run(ops, 2)
+    out = time_breakdown(ops, sch, 0, 20)
+    assert (out["compute"], out["sfu"], out["idle"]) == (10.0, 0.0, 10.0)
+
+
+def test_a_program_starts_with_one_all_gather_token_for_its_first_rmsnorm():
+    # initial_tokens: "the previous layer's all-gather (SYS -> SFU) that the first RMSNorm waits on": one token.
+    # SFU#1 takes it at 0; SFU#2 must wait for this program's own SYS (ends at 30), not start at SFU#1's end (5).
+    from types import SimpleNamespace
+    from simulator.timing import initial_tokens
+    sfu, sys_ = UNITS.index("SFU"), UNITS.index("SYS")
+    b_sys, b_sfu = 1 << sys_, 1 << sfu
+    ops = [TimedOp(0, sfu, 5, wait=b_sys, name="rmsnorm0"), TimedOp(0, sys_, 30, release=b_sfu, name="gather"),
+           TimedOp(0, sfu, 5, wait=b_sys, name="rmsnorm1")]
+    init = {k: v for k, v in initial_tokens(SimpleNamespace(n_cores=1)).items() if k[1] != UNITS.index("MPE")}
+    sch = run(ops, 1, initial_tokens=init)
+    assert sch.start[0] == 0
+    assert sch.start[2] >= sch.end[1] == 30
