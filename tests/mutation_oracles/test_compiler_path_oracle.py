@@ -27,3 +27,22 @@ def test_weight_tiling_is_immutable_and_hashable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         wt.n_tiles = 3
     assert hash(wt) == hash(WeightTiling(8, 2, 4))
+
+
+def test_instruction_storage_is_linear_in_the_layer_count_down_to_one_layer():
+    # storage_report: "both totals count num_layers layer streams plus the LM head per program", so with L the
+    # words of one layer stream and H the head's, T(n) = n*L + H: T(3) - T(2) == T(2) - T(1), and a one-layer
+    # model (only layer 0 exists) has a report like any other
+    from pathlib import Path
+
+    from mapping.sim_api import build_compiler
+    from simulator.specs import load_model_spec
+    tiny_design = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
+    spec = load_model_spec("tiny")
+    tot = {}
+    for n in (1, 2, 3):
+        comp = build_compiler(dataclasses.replace(spec, num_layers=n), tiny_design, "w4-g128-rtn", max_len=128)[0]
+        rep = comp.storage_report()
+        tot[n] = (rep["instruction_bytes_per_length"], rep["instruction_bytes_bucketed"])
+    for k in range(2):
+        assert tot[3][k] - tot[2][k] == tot[2][k] - tot[1][k] > 0
