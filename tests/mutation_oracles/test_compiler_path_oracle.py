@@ -46,3 +46,19 @@ def test_instruction_storage_is_linear_in_the_layer_count_down_to_one_layer():
         tot[n] = (rep["instruction_bytes_per_length"], rep["instruction_bytes_bucketed"])
     for k in range(2):
         assert tot[3][k] - tot[2][k] == tot[2][k] - tot[1][k] > 0
+
+
+def test_prefill_chunk_programs_cover_the_bucket_when_the_chunk_does_not_divide_it():
+    # an activation buffer holding 200 tokens of a 256 bucket: the chunk is the largest multiple of the
+    # attention block (64) that fits, 192; the bucket [0, 256) is then chunks [0, 192) and [192, 256):
+    # (ctx 192, 192 tokens) and (ctx 256, 64 tokens) -- by hand from prefill_chunk_tokens' contract
+    from pathlib import Path
+
+    from mapping.compiler.core import Compiler
+    from mapping.sim_api import build_compiler
+    tiny_design = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
+    base = build_compiler("tiny", tiny_design, "w4-g128-rtn", max_len=256)[0]
+    hw = dataclasses.replace(base.hw, act_buf_bytes_per_core=200 * base._act_per_token(256))
+    comp = Compiler(base.f, hw, max_len=256)
+    assert comp.prefill_chunk(256) == 192
+    assert [(p.ctx_len, p.tokens) for p in comp.prefill_programs(256)] == [(192, 192), (256, 64)]
