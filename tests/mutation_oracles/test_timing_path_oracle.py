@@ -57,3 +57,13 @@ def test_a_program_starts_with_one_all_gather_token_for_its_first_rmsnorm():
     sch = run(ops, 1, initial_tokens=init)
     assert sch.start[0] == 0
     assert sch.start[2] >= sch.end[1] == 30
+
+
+def test_a_kv_cache_transfer_starts_at_its_line_plus_its_byte_offset():
+    # ISA: a kv_cache LD's rows start at byte src_byte_offset of line src_addr_lines (64-byte lines), so the
+    # channel-local byte address is 3 * 64 + 40 = 232; two rows of 64 INT8 + 4 scale bytes are 136 bytes
+    from simulator import isa
+    from simulator.timing_costs import transfer
+    ld = isa.LD(channel=0, dst_buffer=0, kind="kv_cache", src_addr_lines=3, src_byte_offset=40, rows=2,
+                row_elems=64, length_lines=3)
+    assert transfer(ld) == (232, 136)
