@@ -97,7 +97,9 @@ MODULES: dict[str, dict] = {
                             "tests/mutation_oracles/test_compiler_path_oracle.py",
                             # the programs executed: a misplaced tile or row changes the logits
                             "tests/simulator/test_functional_engine.py::test_prefill_logits_match_the_reference",
-                            "tests/simulator/test_functional_engine.py::test_many_weight_and_kv_tiles_give_the_same_tokens"],
+                            "tests/simulator/test_functional_engine.py::test_many_weight_and_kv_tiles_give_the_same_tokens",
+                            # a biased family (bias LDs broadcast one row) against the torch reference
+                            "tests/simulator/test_family_dataflow.py::test_family_runs_through_compress_compile_simulate_run[gpt2]"],
                      weight=12),
     "functional": dict(src=["simulator/functional.py", "simulator/functional_*.py", "simulator/functional/*.py"],
                        tests=["tests/simulator/test_functional_engine.py",
