@@ -62,3 +62,19 @@ def test_prefill_chunk_programs_cover_the_bucket_when_the_chunk_does_not_divide_
     comp = Compiler(base.f, hw, max_len=256)
     assert comp.prefill_chunk(256) == 192
     assert [(p.ctx_len, p.tokens) for p in comp.prefill_programs(256)] == [(192, 192), (256, 64)]
+
+
+def test_an_sfu_op_over_64_rows_is_split_into_the_fewest_misc_instructions():
+    # simulator.isa: MISC.rows is a 6-bit field (1..63), so 64 rows need two MISC instructions: rows 0..62
+    # (63 rows) and row 63 (1 row); 126 rows are 63 + 63 (hand computation)
+    from pathlib import Path
+
+    from mapping.sim_api import build_compiler
+    from simulator import isa
+    tiny_design = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
+    comp = build_compiler("tiny", tiny_design, "w4-g128-rtn", max_len=128)[0]
+    for rows, want in ((64, [(0, 63), (63, 1)]), (126, [(0, 63), (63, 63)])):
+        got = []
+        comp.emitter._misc(lambda ins, name: got.append(ins), "x", "rmsnorm", rows, 64, (0, 0), (0, 0))
+        assert all(isinstance(i, isa.MISC) for i in got)
+        assert [(i.row0, i.rows) for i in got] == want
