@@ -72,7 +72,8 @@ MODULES: dict[str, dict] = {
                                    "tests/mutation_oracles/test_wanda_oracle.py",
                                    "tests/mutation_oracles/test_allocator_budget_oracle.py"], weight=6),
     "isa": dict(src=["simulator/isa.py", "simulator/isa/*.py"],
-                tests=["tests/mutation_oracles/test_isa_golden_words.py", "tests/simulator/test_isa.py"], weight=14),
+                tests=["tests/mutation_oracles/test_isa_golden_words.py", "tests/simulator/test_isa.py",
+                       "tests/mutation_oracles/test_isa_decode_range_oracle.py"], weight=14),
     "sampling": dict(src=["host/sampling.py"],
                      tests=["tests/mutation_oracles/test_sampling_oracle.py",
                             "tests/mutation_oracles/test_sampling_edge_oracle.py",
@@ -93,13 +94,18 @@ MODULES: dict[str, dict] = {
                           "mapping/placement.py", "mapping/tiling.py"],
                      tests=["tests/mapping/test_compiler_mapping.py",
                             "tests/mutation_oracles/test_tiling_and_io_oracle.py",
+                            "tests/mutation_oracles/test_compiler_path_oracle.py",
                             # the programs executed: a misplaced tile or row changes the logits
                             "tests/simulator/test_functional_engine.py::test_prefill_logits_match_the_reference",
-                            "tests/simulator/test_functional_engine.py::test_many_weight_and_kv_tiles_give_the_same_tokens"],
+                            "tests/simulator/test_functional_engine.py::test_many_weight_and_kv_tiles_give_the_same_tokens",
+                            # a biased family (bias LDs broadcast one row) against the torch reference
+                            "tests/simulator/test_family_dataflow.py::test_family_runs_through_compress_compile_simulate_run[gpt2]"],
                      weight=12),
     "functional": dict(src=["simulator/functional.py", "simulator/functional_*.py", "simulator/functional/*.py"],
-                       tests=["tests/simulator/test_functional_engine.py", "-k",
-                              "weighted_value_sum or prefill_logits or unchanged_program or dropped or misaddressed"],
+                       tests=["tests/simulator/test_functional_engine.py",
+                              "tests/mutation_oracles/test_functional_path_oracle.py", "-k",
+                              "weighted_value_sum or prefill_logits or unchanged_program or dropped or misaddressed"
+                              " or functional_path_oracle"],
                        weight=8),
     "hls": dict(src=["hls_kernels/include/llmaccel_hls/kernels/sfu.hpp",
                      "hls_kernels/include/llmaccel_hls/kernels/weight_decoder.hpp",
@@ -141,7 +147,9 @@ MODULES: dict[str, dict] = {
                           "tests/mutation_oracles/test_energy_oracle.py",
                           "tests/mutation_oracles/test_burst_efficiency_oracle.py",
                           "tests/mutation_oracles/test_memory_system_oracle.py",
-                          "tests/mutation_oracles/test_timing_token_oracle.py"], weight=14),
+                          "tests/mutation_oracles/test_timing_token_oracle.py",
+                          "tests/mutation_oracles/test_memory_small_access_oracle.py",
+                          "tests/mutation_oracles/test_timing_path_oracle.py"], weight=14),
 }
 # Sources mutated as text with C++ / Verilog operators; every other source is Python.
 # compiles=True: the tests build C++ (g++ C-sim). The baseline reuses the compiled libraries, a mutant of a
