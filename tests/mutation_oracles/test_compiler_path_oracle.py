@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from mapping.tiling import BufferError_, WeightTiling, prefill_chunk_tokens
+from llmaccel.mapping.tiling import BufferError_, WeightTiling, prefill_chunk_tokens
 
 
 def test_a_bucket_whose_activations_exactly_fill_the_buffer_is_one_chunk():
@@ -35,8 +35,8 @@ def test_instruction_storage_is_linear_in_the_layer_count_down_to_one_layer():
     # model (only layer 0 exists) has a report like any other
     from pathlib import Path
 
-    from mapping.sim_api import build_compiler
-    from simulator.specs import load_model_spec
+    from llmaccel.mapping.sim_api import build_compiler
+    from llmaccel.simulator.specs import load_model_spec
     tiny_design = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
     spec = load_model_spec("tiny")
     tot = {}
@@ -54,8 +54,8 @@ def test_prefill_chunk_programs_cover_the_bucket_when_the_chunk_does_not_divide_
     # (ctx 192, 192 tokens) and (ctx 256, 64 tokens) -- by hand from prefill_chunk_tokens' contract
     from pathlib import Path
 
-    from mapping.compiler.core import Compiler
-    from mapping.sim_api import build_compiler
+    from llmaccel.mapping.compiler.core import Compiler
+    from llmaccel.mapping.sim_api import build_compiler
     tiny_design = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
     base = build_compiler("tiny", tiny_design, "w4-g128-rtn", max_len=256)[0]
     hw = dataclasses.replace(base.hw, act_buf_bytes_per_core=200 * base._act_per_token(256))
@@ -69,8 +69,8 @@ def test_an_sfu_op_over_64_rows_is_split_into_the_fewest_misc_instructions():
     # (63 rows) and row 63 (1 row); 126 rows are 63 + 63 (hand computation)
     from pathlib import Path
 
-    from mapping.sim_api import build_compiler
-    from simulator import isa
+    from llmaccel.mapping.sim_api import build_compiler
+    from llmaccel.simulator import isa
     tiny_design = str(Path(__file__).resolve().parents[1] / "simulator" / "data" / "tiny-u280.yaml")
     comp = build_compiler("tiny", tiny_design, "w4-g128-rtn", max_len=128)[0]
     for rows, want in ((64, [(0, 63), (63, 1)]), (126, [(0, 63), (63, 63)])):

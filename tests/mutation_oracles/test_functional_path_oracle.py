@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.functional import FunctionalError
-from simulator.functional.units import group_sums
+from llmaccel.simulator.functional import FunctionalError
+from llmaccel.simulator.functional.units import group_sums
 
 F32 = np.float32
 # FP32 has a 24-bit significand: an INT8 x INT8 partial sum is exact while G * 127 * 127 <= 2**24, i.e.
@@ -37,11 +37,11 @@ def gpt2_fm(tmp_path_factory):
     from pathlib import Path
 
     from llmaccel.testing.tiny_checkpoints import build_tiny_checkpoint
-    from mapping.compress import compress_checkpoint, load_compressed
-    from mapping.recipe import get_recipe
-    from mapping.sim_api import build_compiler
-    from simulator.functional import ModelWeights
-    from simulator.functional_model import FunctionalModel
+    from llmaccel.mapping.compress import compress_checkpoint, load_compressed
+    from llmaccel.mapping.recipe import get_recipe
+    from llmaccel.mapping.sim_api import build_compiler
+    from llmaccel.simulator.functional import ModelWeights
+    from llmaccel.simulator.functional_model import FunctionalModel
     root = tmp_path_factory.mktemp("fn_oracle")
     ckpt = build_tiny_checkpoint("gpt2", root / "ckpt", seed=0)
     compress_checkpoint(ckpt, get_recipe("w8"), root / "w8")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.isa import IsaError, decode
+from llmaccel.simulator.isa import IsaError, decode
 
 
 def test_a_word_above_32_bits_is_rejected_as_not_uint32():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from simulator.memory_system import DEFAULT_TABLE, MemorySystem
+from llmaccel.simulator.memory_system import DEFAULT_TABLE, MemorySystem
 
 
 def test_a_sharing_row_below_the_smallest_size_is_relative_to_the_proportional_efficiency(tmp_path):

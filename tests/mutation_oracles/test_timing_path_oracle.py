@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.isa import UNITS
-from simulator.power import _coefficient
-from simulator.specs._yaml import SpecError
-from simulator.timing import _work
-from simulator.timing_engine import TimedOp, run
+from llmaccel.simulator.isa import UNITS
+from llmaccel.simulator.power import _coefficient
+from llmaccel.simulator.specs._yaml import SpecError
+from llmaccel.simulator.timing import _work
+from llmaccel.simulator.timing_engine import TimedOp, run
 
 LD = UNITS.index("LD")
 
@@ -36,7 +36,7 @@ def test_a_toggle_rate_of_exactly_one_is_allowed_and_above_one_is_an_error():
 def test_the_time_breakdown_counts_core_0_only():
     # core 0: one MPE op of 10 cycles (compute); core 1: an SFU op of 20 cycles. time_breakdown's window is
     # core 0's: [0, 20) holds 10 cycles of compute and 10 idle; core 1's SFU is not core 0's time.
-    from simulator.timing import CAT, time_breakdown
+    from llmaccel.simulator.timing import CAT, time_breakdown
     mpe, sfu = UNITS.index("MPE"), UNITS.index("SFU")
     ops = [TimedOp(0, mpe, 10, cat=CAT["compute"]), TimedOp(1, sfu, 20, cat=CAT["sfu"])]
     sch = run(ops, 2)
@@ -48,7 +48,7 @@ def test_a_program_starts_with_one_all_gather_token_for_its_first_rmsnorm():
     # initial_tokens: "the previous layer's all-gather (SYS -> SFU) that the first RMSNorm waits on": one token.
     # SFU#1 takes it at 0; SFU#2 must wait for this program's own SYS (ends at 30), not start at SFU#1's end (5).
     from types import SimpleNamespace
-    from simulator.timing import initial_tokens
+    from llmaccel.simulator.timing import initial_tokens
     sfu, sys_ = UNITS.index("SFU"), UNITS.index("SYS")
     b_sys, b_sfu = 1 << sys_, 1 << sfu
     ops = [TimedOp(0, sfu, 5, wait=b_sys, name="rmsnorm0"), TimedOp(0, sys_, 30, release=b_sfu, name="gather"),
@@ -62,8 +62,8 @@ def test_a_program_starts_with_one_all_gather_token_for_its_first_rmsnorm():
 def test_a_kv_cache_transfer_starts_at_its_line_plus_its_byte_offset():
     # ISA: a kv_cache LD's rows start at byte src_byte_offset of line src_addr_lines (64-byte lines), so the
     # channel-local byte address is 3 * 64 + 40 = 232; two rows of 64 INT8 + 4 scale bytes are 136 bytes
-    from simulator import isa
-    from simulator.timing_costs import transfer
+    from llmaccel.simulator import isa
+    from llmaccel.simulator.timing_costs import transfer
     ld = isa.LD(channel=0, dst_buffer=0, kind="kv_cache", src_addr_lines=3, src_byte_offset=40, rows=2,
                 row_elems=64, length_lines=3)
     assert transfer(ld) == (232, 136)
