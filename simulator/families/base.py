@@ -14,8 +14,8 @@ the tensor is in *this* family's checkpoint and how to get it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, replace
+from functools import cached_property, lru_cache
 from typing import Any, Callable, Literal, Optional
 
 from llmaccel.errors import LlmaccelError
@@ -199,3 +199,14 @@ def sliding_window(cfg: dict[str, Any], where: str, enabled: bool = True) -> Opt
     if isinstance(w, bool) or not isinstance(w, int) or w <= 0:
         raise FamilyError(f"{where}: sliding_window={w!r} must be a positive integer or null")
     return None if w >= cfg.get("max_position_embeddings", 0) else w
+
+
+def describe_by_activation(arch: Architecture) -> Callable[[Any], Architecture]:
+    """``describe`` for a family whose config chooses the activation (GPT-2's ``activation_function``,
+    OPT's): the family's architecture with the spec's activation, one object per activation."""
+
+    @lru_cache(maxsize=None)
+    def with_activation(act: str) -> Architecture:
+        return arch if act == arch.activation else replace(arch, activation=act)
+
+    return lambda spec: with_activation(spec.activation)

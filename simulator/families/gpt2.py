@@ -7,11 +7,9 @@ them into the canonical [out, in] q/k/v on reading.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-from functools import lru_cache
 from typing import Any
 
-from llmaccel.simulator.families.base import (Architecture, Family, FamilyError, LearnedPositions, Norm, Projection, activation, need,
+from llmaccel.simulator.families.base import (Architecture, Family, FamilyError, LearnedPositions, Norm, Projection, activation, describe_by_activation, need,
                                      refuse_if)
 
 
@@ -50,14 +48,5 @@ def _read(cfg: dict[str, Any], where: str) -> dict[str, Any]:
         tie_word_embeddings=cfg.get("tie_word_embeddings", True), activation=act, sliding_window=None)
 
 
-def _describe(spec: Any) -> Architecture:
-    return _with_activation(spec.activation)
-
-
-@lru_cache(maxsize=None)
-def _with_activation(act: str) -> Architecture:
-    return ARCH if act == ARCH.activation else replace(ARCH, activation=act)
-
-
 FAMILY = Family(name="gpt2", model_types=("gpt2",), architectures=("GPT2LMHeadModel",), read=_read,
-                describe=_describe)
+                describe=describe_by_activation(ARCH))
