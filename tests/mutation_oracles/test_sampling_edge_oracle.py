@@ -29,3 +29,14 @@ def test_a_draw_past_the_rounded_cumsum_is_the_last_token():
     params = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, seed=0)
     assert sample_token(np.zeros(10), params, _FixedDraw(u)) == 9
     assert sample_token(np.zeros(10), params, _FixedDraw(0.0)) == 0     # first bin [0, 0.1)
+
+
+def test_top_p_renormalises_the_kept_tokens():
+    """Nucleus sampling (Holtzman et al.): keep the smallest prefix with mass >= top_p, then draw from
+    it renormalised. By hand: p = (0.5, 0.3, 0.2), top_p 0.7 keeps tokens 0 and 1 with probabilities
+    0.625 and 0.375, so a draw u = 0.6 is token 0 and u = 0.63 is token 1; token 2 is never drawn."""
+    logits = np.log(np.array([0.5, 0.3, 0.2]))
+    params = SamplingParams(temperature=1.0, top_k=0, top_p=0.7, seed=0)
+    assert sample_token(logits, params, _FixedDraw(0.6)) == 0
+    assert sample_token(logits, params, _FixedDraw(0.63)) == 1
+    assert sample_token(logits, params, _FixedDraw(float(np.nextafter(1.0, 0.0)))) == 1
