@@ -69,3 +69,13 @@ def llama_checkpoint():
     """``make_llama_checkpoint`` for tests that need other shapes (``from conftest import`` is ambiguous:
     several test folders have a conftest.py)."""
     return make_llama_checkpoint
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (the reference model): two xdist workers on two cores would
+    oversubscribe them otherwise, whatever OMP_NUM_THREADS the user exported."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

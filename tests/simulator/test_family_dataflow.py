@@ -35,12 +35,7 @@ PREFILL_RTOL = 1e-3   # docs/numerics.md section 5: logits vs the reference, rel
 DECODE_RTOL = 2e-2
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -42,13 +42,7 @@ def _rtn(name: str, bits: int, nm=None, mixed=None) -> Recipe:
                   calibration_tokens=512)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The reference on one thread: two xdist workers on two cores would oversubscribe them otherwise."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="session")
