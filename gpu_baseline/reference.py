@@ -8,6 +8,13 @@ gated MLP, biases, RoPE or learned positions) is read from the family's
 :class:`simulator.families.Architecture`; on the uncompressed model it equals
 transformers' logits (tests/families).
 
+Two reduction orders (``reductions``): ``"vectorized"`` (the default) uses torch's reductions,
+as transformers does; ``"sequential"`` sums every norm, softmax and attention value sum in index
+order as the accelerator's units do (docs/numerics.md section 4), so that on the INT8 path the
+functional engine's logits equal the reference's bit for bit instead of within a tolerance: with
+torch's order an ULP can flip an INT8 activation code (mapping.layer_math explains and measures it).
+It is slower (a Python loop over each reduced dimension), which is why it is not the default.
+
 Exactness: INT32 partial sums are computed as float64 matmuls of integer
 values, which are exact in any summation order (every partial sum is an
 integer below 2^53), then rescaled group by group in FP32 in the contract's
@@ -30,6 +37,7 @@ from llmaccel.errors import LlmaccelError
 from llmaccel.sparse_dsp.packed_format import PackedLinear
 
 ACT_QMAX = 127.0
+REDUCTIONS = ("vectorized", "sequential")
 
 
 def quantize_per_row(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,10 +131,16 @@ class ReferenceModel:
     name: str = "fp32"
     positions: Optional[torch.Tensor] = None
     kv_fp16: bool = False          # FP16 KV cache: K and V rounded to FP16 when written
+    reductions: str = "vectorized"  # or "sequential": the units' summation order (module docstring)
+
+    def __post_init__(self) -> None:
+        if self.reductions not in REDUCTIONS:
+            raise LlmaccelError(f"reductions={self.reductions!r}; allowed: {', '.join(REDUCTIONS)}")
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_checkpoint(cls, checkpoint_dir: str | Path, device: str = "cpu") -> "ReferenceModel":
+    def from_checkpoint(cls, checkpoint_dir: str | Path, device: str = "cpu",
+                        reductions: str = "vectorized") -> "ReferenceModel":
         """Uncompressed FP32 reference straight from a Hugging Face checkpoint directory."""
         ckpt = SafetensorsCheckpoint(checkpoint_dir)
         shape = ckpt.spec
@@ -140,10 +154,12 @@ class ReferenceModel:
             for leaf, key in keys.items():
                 linears[f"layers.{i}.{key}"] = Linear(w.pop(leaf), False, dev, w.pop(leaf + ".bias", None))
             norms.update({f"layers.{i}.{k}": torch.from_numpy(v).to(dev) for k, v in w.items()})
-        return cls(shape, t["embed_tokens"], norms, linears, False, False, dev, "fp32", t.get("embed_positions"))
+        return cls(shape, t["embed_tokens"], norms, linears, False, False, dev, "fp32", t.get("embed_positions"),
+                   reductions=reductions)
 
     @classmethod
-    def from_compressed(cls, model: CompressedModel, device: str = "cpu") -> "ReferenceModel":
+    def from_compressed(cls, model: CompressedModel, device: str = "cpu",
+                        reductions: str = "vectorized") -> "ReferenceModel":
         dev = torch.device(device)
         shape = model.shape
         act, act16 = model.recipe.act_bits == 8, model.recipe.act_bits == 16
@@ -152,7 +168,7 @@ class ReferenceModel:
         linear_bias = {k + ".bias" for k in model.linears}
         norms = {k: v for k, v in tensors.items() if k not in ("embed_tokens", "embed_positions") and k not in linear_bias}
         return cls(shape, tensors["embed_tokens"], norms, linears, act, model.recipe.kv_bits == 8, dev,
-                   model.recipe.name, tensors.get("embed_positions"), model.recipe.kv_bits == 16)
+                   model.recipe.name, tensors.get("embed_positions"), model.recipe.kv_bits == 16, reductions)
 
     # ---------------------------------------------------------------- forward
     def new_cache(self, max_len: Optional[int] = None) -> KVCache:
@@ -177,21 +193,26 @@ class ReferenceModel:
         dot = torch.einsum("qhd,khd->hqk", q8.double(), k8.double()).to(torch.int32).to(torch.float32)
         scale_qk = s_q.T[:, :, None] * s_k.T[:, None, :]                # [H, Tq, Tk]
         scores = (dot * scale_qk) * (1.0 / math.sqrt(s.head_dim))
+        if self.reductions == "sequential":
+            p = lm.seq_causal_softmax(scores, pos, k_pos)
+            return lm.seq_value_sum(p * s_v.T[:, None, :], v8).reshape(q.shape[0], -1)
         p = lm.causal_softmax(scores, pos, k_pos)
         pv = p * s_v.T[:, None, :]
         return torch.einsum("hqk,khd->qhd", pv, v8).reshape(q.shape[0], -1)
 
     def _norm(self, x: torch.Tensor, name: str) -> torch.Tensor:
         a = self.shape.arch
-        return lm.norm(x, a.norm.kind, self.norms[name], self.norms.get(name + ".bias"), self.shape.norm_eps)
+        norm = lm.seq_norm if self.reductions == "sequential" else lm.norm
+        return norm(x, a.norm.kind, self.norms[name], self.norms.get(name + ".bias"), self.shape.norm_eps)
 
     def _mlp(self, h: torch.Tensor, i: int) -> torch.Tensor:
         a = self.shape.arch
         L = lambda leaf: self.linears[f"layers.{i}.{a.linear_keys[leaf]}"]
+        act = lm.seq_activation if self.reductions == "sequential" else lm.activation
         if a.gated:
-            hidden = lm.activation(a.activation, L("gate_proj")(h)) * L("up_proj")(h)
+            hidden = act(a.activation, L("gate_proj")(h)) * L("up_proj")(h)
         else:
-            hidden = lm.activation(a.activation, L("up_proj")(h))
+            hidden = act(a.activation, L("up_proj")(h))
         return L("down_proj")(hidden)
 
     @torch.no_grad()

@@ -72,7 +72,7 @@ def test_scaled_rope_tables_equal_transformers_llama3_scaling():
 
 def _softmax_by_division(row: np.ndarray) -> np.ndarray:
     m = max(row)
-    e = [F32(np.exp(F32(v - m))) if v != -np.inf else F32(0) for v in row]
+    e = [F32(math.exp(float(F32(v - m)))) if v != -np.inf else F32(0) for v in row]   # libm's double exp, rounded once
     total = F32(0)
     for v in e:
         total = F32(total + v)
