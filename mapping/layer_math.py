@@ -114,18 +114,13 @@ def seq_sum(v: torch.Tensor) -> torch.Tensor:
     return acc
 
 
-def _div(a: torch.Tensor, k: float) -> torch.Tensor:
-    """a / k as a true division: torch turns a division by a Python scalar into a product with its
-    reciprocal, which rounds differently."""
-    return a / torch.full_like(a, k)
-
-
 def _inv_sqrt(a: torch.Tensor) -> torch.Tensor:
-    """1 / sqrt(a): a correctly rounded square root, then a true division (never rsqrt).
+    """1 / sqrt(a): a correctly rounded square root, then a true division.
 
     The root is taken in float64 and rounded once, which is the correctly rounded FP32 root: torch
     2.13's FP32 ``sqrt`` on x86 CPUs is not (15.6 % of 100 000 random arguments differ from it,
-    measured), while numpy's, the HLS kernels' and CUDA's default ``sqrtf`` are."""
+    measured), while numpy's, the HLS kernels' and CUDA's default ``sqrtf`` are. ``rsqrt`` is not
+    used: on this CPU build it happens to equal 1/sqrt, but CUDA's ``rsqrtf`` is approximate."""
     return torch.ones_like(a) / torch.sqrt(a.double()).to(a.dtype)
 
 
@@ -136,8 +131,8 @@ def _exp(a: torch.Tensor) -> torch.Tensor:
 
 
 def seq_rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """(x * (1 / sqrt(seq_sum(x*x) / K + eps))) * w: a square root and a division, never rsqrt."""
-    ms = _div(seq_sum(x * x), x.shape[-1])
+    """(x * (1 / sqrt(seq_sum(x*x) / K + eps))) * w: true divisions (never a product with 1/K)."""
+    ms = seq_sum(x * x) / x.shape[-1]
     inv = _inv_sqrt(ms + eps)
     return (x * inv.unsqueeze(-1)) * weight
 
@@ -145,8 +140,8 @@ def seq_rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tens
 def seq_layernorm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
     """c = x - mean, var = mean(c*c) (two index-order passes), (c * (1 / sqrt(var + eps))) * w + b."""
     k = x.shape[-1]
-    c = x - _div(seq_sum(x), k).unsqueeze(-1)
-    inv = _inv_sqrt(_div(seq_sum(c * c), k) + eps)
+    c = x - (seq_sum(x) / k).unsqueeze(-1)
+    inv = _inv_sqrt(seq_sum(c * c) / k + eps)
     return (c * inv.unsqueeze(-1)) * weight + bias
 
 
