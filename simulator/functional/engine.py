@@ -368,7 +368,7 @@ class FunctionalEngine:
             fmt = self.w.linears[r.key].fmt
             hit = self._ops[key] = (np.concatenate([p[1] for p in parts]),
                                     U.grouped_weights(np.concatenate([p[2] for p in parts]), fmt.group_size),
-                                    np.concatenate([p[3] for p in parts]))
+                                    U.group_scales(np.concatenate([p[3] for p in parts])))
         rows, w8, sc = hit
         fmt = self.w.linears[r.key].fmt
         tokens = ins.m if type(ins) is isa.MM else 1

@@ -42,8 +42,8 @@ def attention_scores(q8: np.ndarray, s_q: np.ndarray, k8: np.ndarray, s_k: np.nd
     k = k8[:, kv_of_head, :].astype(np.int64)                   # [L, H, D]
     dot = np.einsum("hd,lhd->hl", q8.astype(np.int64), k).astype(np.int32)
     sk = np.asarray(s_k, dtype=F32)[:, kv_of_head].T             # [H, L]
-    qk_scale = (np.asarray(s_q, dtype=F32)[:, None] * sk).astype(F32)
-    return ((dot.astype(F32) * qk_scale).astype(F32) * inv_sqrt_head_dim(head_dim)).astype(F32)
+    qk_scale = (np.asarray(s_q, dtype=F32)[:, None] * sk).astype(F32, copy=False)
+    return ((dot.astype(F32) * qk_scale).astype(F32, copy=False) * inv_sqrt_head_dim(head_dim)).astype(F32, copy=False)
 
 
 def decode_attention(q8: np.ndarray, s_q: np.ndarray, k8: np.ndarray, s_k: np.ndarray,
@@ -73,7 +73,9 @@ def weighted_value_sum(acc: np.ndarray, p: np.ndarray, s_v: np.ndarray, v8: np.n
     tiles long caches; ``np.add.accumulate`` adds strictly left to right, so tiling does not
     change the bits.
     """
-    w = (p * np.asarray(s_v, F32)[None, :]).astype(F32)                      # [Q, L]
-    terms = (w.T[:, :, None] * v8.astype(F32)[:, None, :]).astype(F32)         # [L, Q, D]
-    stacked = np.concatenate([acc[None].astype(F32), terms], axis=0)
-    return np.add.accumulate(stacked, axis=0, dtype=F32)[-1]
+    w = (p * np.asarray(s_v, F32)[None, :]).astype(F32, copy=False)          # [Q, L]
+    terms = w.T[:, :, None] * v8.astype(F32)[:, None, :]                      # [L, Q, D], FP32 products
+    if terms.shape[0] == 0:
+        return np.array(acc, F32)
+    terms[0] += np.asarray(acc, F32)              # acc + t0: the first addition of the ordered sum
+    return np.add.accumulate(terms, axis=0, dtype=F32)[-1]

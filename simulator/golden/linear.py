@@ -15,12 +15,13 @@ def quantize_activation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     operation every implementation can reproduce exactly.
     """
     x = np.asarray(x, dtype=np.float32)
-    amax = np.max(np.abs(x), axis=-1)
-    scale = (amax / np.float32(ACT_QMAX)).astype(np.float32)
-    scale = np.where(amax == 0, np.float32(1.0), scale).astype(np.float32)
-    q = np.rint(x / scale[..., None]).astype(np.float32)
-    q = np.clip(q, -ACT_QMAX, ACT_QMAX).astype(np.int8)
-    return q, scale
+    amax = np.abs(x).max(axis=-1)
+    scale = np.where(amax == 0, np.float32(1.0), amax / np.float32(ACT_QMAX)).astype(np.float32, copy=False)
+    q = x / scale[..., None]                       # FP32 division, then rint and the clamp in place
+    np.rint(q, out=q)
+    np.minimum(q, np.float32(ACT_QMAX), out=q)
+    np.maximum(q, np.float32(-ACT_QMAX), out=q)
+    return q.astype(np.int8), scale
 
 
 def group_partial_sums(w_int8: np.ndarray, x_int8: np.ndarray, group_size: int) -> np.ndarray:

@@ -23,12 +23,15 @@ F32 = np.float32
 
 
 def _seq_sum(v: np.ndarray) -> np.ndarray:
-    """Sequential FP32 sum over the last axis (index order), vectorised over leading axes."""
+    """Sequential FP32 sum over the last axis (index order, from 0.0), vectorised over leading axes.
+
+    ``np.add.accumulate`` adds strictly left to right in FP32 (never pairwise, unlike ``np.sum``), so
+    its last element is the sum in index order; starting it at v[0] instead of 0.0 + v[0] can only
+    change the sign of a zero, which the final + 0.0 makes +0.0 as the 0.0-started loop does."""
     v = np.asarray(v, dtype=F32)
-    acc = np.zeros(v.shape[:-1], dtype=F32)
-    for i in range(v.shape[-1]):
-        acc = (acc + v[..., i]).astype(F32)
-    return acc
+    if v.shape[-1] == 0:
+        return np.zeros(v.shape[:-1], dtype=F32)
+    return (np.add.accumulate(v, axis=-1, dtype=F32)[..., -1] + F32(0.0)).astype(F32, copy=False)
 
 
 def _seq_max(v: np.ndarray) -> np.ndarray:
@@ -44,18 +47,18 @@ def softmax(score: np.ndarray) -> np.ndarray:
     s = np.asarray(score, dtype=F32)
     m = _seq_max(s)
     with np.errstate(invalid="ignore", over="ignore"):
-        e = _transcendental(np.exp, (s - m[..., None]).astype(F32))
+        e = _transcendental(np.exp, (s - m[..., None]).astype(F32, copy=False))
     total = _seq_sum(e)
-    return (e / total[..., None]).astype(F32)
+    return (e / total[..., None]).astype(F32, copy=False)
 
 
 def rmsnorm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     """x * (1 / sqrt(mean(x^2) + eps)) * w; mean = sequential sum / float(K)."""
     x = np.asarray(x, dtype=F32)
     k = x.shape[-1]
-    ms = (_seq_sum((x * x).astype(F32)) / F32(k)).astype(F32)
-    inv = (F32(1.0) / np.sqrt((ms + F32(eps)).astype(F32))).astype(F32)
-    return ((x * inv[..., None]).astype(F32) * np.asarray(weight, dtype=F32)).astype(F32)
+    ms = (_seq_sum((x * x).astype(F32, copy=False)) / F32(k)).astype(F32, copy=False)
+    inv = (F32(1.0) / np.sqrt((ms + F32(eps)).astype(F32, copy=False))).astype(F32, copy=False)
+    return ((x * inv[..., None]).astype(F32, copy=False) * np.asarray(weight, dtype=F32)).astype(F32, copy=False)
 
 
 def layernorm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -66,28 +69,28 @@ def layernorm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -
     """
     x = np.asarray(x, dtype=F32)
     k = x.shape[-1]
-    mean = (_seq_sum(x) / F32(k)).astype(F32)
-    c = (x - mean[..., None]).astype(F32)
-    var = (_seq_sum((c * c).astype(F32)) / F32(k)).astype(F32)
-    inv = (F32(1.0) / np.sqrt((var + F32(eps)).astype(F32))).astype(F32)
-    y = ((c * inv[..., None]).astype(F32) * np.asarray(weight, dtype=F32)).astype(F32)
-    return (y + np.asarray(bias, dtype=F32)).astype(F32)
+    mean = (_seq_sum(x) / F32(k)).astype(F32, copy=False)
+    c = (x - mean[..., None]).astype(F32, copy=False)
+    var = (_seq_sum((c * c).astype(F32, copy=False)) / F32(k)).astype(F32, copy=False)
+    inv = (F32(1.0) / np.sqrt((var + F32(eps)).astype(F32, copy=False))).astype(F32, copy=False)
+    y = ((c * inv[..., None]).astype(F32, copy=False) * np.asarray(weight, dtype=F32)).astype(F32, copy=False)
+    return (y + np.asarray(bias, dtype=F32)).astype(F32, copy=False)
 
 
 def silu(z: np.ndarray) -> np.ndarray:
     """z / (1 + exp(-z)) in FP32 (division, as the contract writes it)."""
     z = np.asarray(z, dtype=F32)
     with np.errstate(over="ignore"):
-        e = _transcendental(np.exp, (-z).astype(F32))
-    return (z / (F32(1.0) + e).astype(F32)).astype(F32)
+        e = _transcendental(np.exp, (-z).astype(F32, copy=False))
+    return (z / (F32(1.0) + e).astype(F32, copy=False)).astype(F32, copy=False)
 
 
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (np.asarray(a, dtype=F32) + np.asarray(b, dtype=F32)).astype(F32)
+    return (np.asarray(a, dtype=F32) + np.asarray(b, dtype=F32)).astype(F32, copy=False)
 
 
 def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (np.asarray(a, dtype=F32) * np.asarray(b, dtype=F32)).astype(F32)
+    return (np.asarray(a, dtype=F32) * np.asarray(b, dtype=F32)).astype(F32, copy=False)
 
 
 def _transcendental(fn, z: np.ndarray) -> np.ndarray:
@@ -96,7 +99,7 @@ def _transcendental(fn, z: np.ndarray) -> np.ndarray:
     Float64 then one rounding, rather than numpy's float32 kernels, because those have
     CPU-specific SIMD variants; the float64 result is within an ulp of float64, so the FP32 value is
     the same on every machine except at an FP32 rounding midpoint."""
-    return np.asarray(fn(np.asarray(z, dtype=F32).astype(np.float64)), dtype=np.float64).astype(F32)
+    return np.asarray(fn(np.asarray(z, dtype=F32).astype(np.float64)), dtype=np.float64).astype(F32, copy=False)
 
 
 _SQRT_2_OVER_PI = F32(0.7978845608028654)   # sqrt(2/pi), as transformers' NewGELUActivation writes it
@@ -110,10 +113,10 @@ def gelu_tanh(x: np.ndarray) -> np.ndarray:
     Each product and sum rounds to FP32 in that order; x^3 is x*x*x; tanh as :func:`_transcendental`.
     """
     x = np.asarray(x, dtype=F32)
-    x3 = ((x * x).astype(F32) * x).astype(F32)
-    inner = (x + (_GELU_CUBIC * x3).astype(F32)).astype(F32)
-    t = _transcendental(np.tanh, (_SQRT_2_OVER_PI * inner).astype(F32))
-    return ((F32(0.5) * x).astype(F32) * (F32(1.0) + t).astype(F32)).astype(F32)
+    x3 = ((x * x).astype(F32, copy=False) * x).astype(F32, copy=False)
+    inner = (x + (_GELU_CUBIC * x3).astype(F32, copy=False)).astype(F32, copy=False)
+    t = _transcendental(np.tanh, (_SQRT_2_OVER_PI * inner).astype(F32, copy=False))
+    return ((F32(0.5) * x).astype(F32, copy=False) * (F32(1.0) + t).astype(F32, copy=False)).astype(F32, copy=False)
 
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])   # libm's scalar erf (numpy has none)
@@ -122,14 +125,14 @@ _erf = np.vectorize(math.erf, otypes=[np.float64])   # libm's scalar erf (numpy 
 def gelu(x: np.ndarray) -> np.ndarray:
     """Exact GELU (erf form): 0.5 x (1 + erf(x / sqrt 2)), FP32; erf as :func:`_transcendental`."""
     x = np.asarray(x, dtype=F32)
-    e = _transcendental(_erf, (x * _INV_SQRT2).astype(F32))
-    return ((F32(0.5) * x).astype(F32) * (F32(1.0) + e).astype(F32)).astype(F32)
+    e = _transcendental(_erf, (x * _INV_SQRT2).astype(F32, copy=False))
+    return ((F32(0.5) * x).astype(F32, copy=False) * (F32(1.0) + e).astype(F32, copy=False)).astype(F32, copy=False)
 
 
 def relu(x: np.ndarray) -> np.ndarray:
     """max(x, 0) in FP32 (exact); -0.0 stays -0.0 as torch.relu keeps it."""
     x = np.asarray(x, dtype=F32)
-    return np.where(x > 0, x, F32(0.0) * x).astype(F32)
+    return np.where(x > 0, x, F32(0.0) * x).astype(F32, copy=False)
 
 
 ACTIVATIONS = {"silu": silu, "gelu_tanh": gelu_tanh, "gelu": gelu, "relu": relu}
@@ -142,7 +145,7 @@ def activation(name: str):
 
 def bias_add(y: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """y + b in FP32, b broadcast over rows: the contract adds a bias after the linear's rescale."""
-    return (np.asarray(y, dtype=F32) + np.asarray(bias, dtype=F32)).astype(F32)
+    return (np.asarray(y, dtype=F32) + np.asarray(bias, dtype=F32)).astype(F32, copy=False)
 
 
 def rope_tables(positions: np.ndarray, head_dim: int, theta: float = 10000.0, scaling: dict | None = None,
@@ -176,6 +179,6 @@ def rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=F32)
     h = x.shape[-1] // 2
     rot = np.concatenate([-x[..., h:], x[..., :h]], axis=-1)
-    a = (x * np.asarray(cos, dtype=F32)).astype(F32)
-    b = (rot * np.asarray(sin, dtype=F32)).astype(F32)
-    return (a + b).astype(F32)
+    a = (x * np.asarray(cos, dtype=F32)).astype(F32, copy=False)
+    b = (rot * np.asarray(sin, dtype=F32)).astype(F32, copy=False)
+    return (a + b).astype(F32, copy=False)

@@ -449,3 +449,21 @@ def test_the_fp32_group_matmul_is_the_golden_int32_group_sum_bit_for_bit():
         assert np.array_equal(U.group_sums(U.grouped_weights(w, g), x, g), group_partial_sums(w, x, g))
     with pytest.raises(FunctionalError, match="group_size=2048"):
         U.group_sums(U.grouped_weights(np.zeros((1, 2048), np.int8), 2048), np.zeros((1, 2048), np.int8), 2048)
+
+
+def test_the_engine_linear_tile_is_the_golden_int8_linear_bit_for_bit():
+    """units.linear_tile (FP32 partial sums in the matmul's layout, in-place group rescale) gives
+    golden.linear.rescale_groups(group_partial_sums(...)) bit for bit, zero rows and columns included."""
+    from llmaccel.simulator.functional import units as U
+    from llmaccel.simulator.golden.linear import group_partial_sums, quantize_activation, rescale_groups
+    rng = np.random.default_rng(2)
+    for g, ng, t in ((128, 1, 1), (128, 5, 7), (64, 3, 16)):
+        w = rng.integers(-127, 128, (40, g * ng)).astype(np.int8)
+        w[3] = 0                                                  # a row of zeros (and -0.0 products)
+        x = (rng.standard_normal((t, g * ng)) * rng.uniform(0.01, 30, g * ng)).astype(np.float32)
+        x[:, :g] *= -1e-3
+        scales = rng.uniform(1e-4, 2e-2, (40, ng)).astype(np.float16)
+        q, s_x = quantize_activation(x)
+        want = rescale_groups(group_partial_sums(w, q, g), scales, s_x)
+        got = U.linear_tile(U.grouped_weights(w, g), U.group_scales(scales), g, (q, s_x))
+        assert got.shape == want.shape and got.tobytes() == np.ascontiguousarray(want).tobytes()
