@@ -339,8 +339,10 @@ def _check_row_bytes(ins: Instr, offset_field: str) -> None:
     rb = kv_row_bytes(ins.kind, ins.row_elems)
     lines = -(-(off + ins.rows * rb) // LINE_BYTES)
     if ins.length_lines != lines:
+        row = (f"{ins.row_elems} x {FP16_BYTES}" if ins.kind == "kv_cache_fp16"
+               else f"{ins.row_elems} + {KV_SCALE_BYTES}")
         raise IsaError(f"{ins.MNEMONIC}: field 'length_lines'={ins.length_lines}, but {ins.rows} KV rows of "
-                       f"{rb} bytes from byte {off} touch {lines} lines")
+                       f"{row} bytes from byte {off} touch {lines} lines")
 
 
 def kv_bytes(ins: Instr) -> int:
