@@ -76,7 +76,8 @@ def place(f: ModelFormats, hw: HwParams, sl: CoreSlices, max_len: int) -> tuple[
     if total_w > cap:
         raise CompileError(f"{s.name} weights need {total_w / 2**30:.2f} GiB with {f.source}; the device "
                            f"HBM holds {cap / 2**30:.2f} GiB: weights exceed HBM capacity (use fewer bits, "
-                           "more sparsity, or a device with more HBM)")
+                           "more sparsity, or a device with more HBM"
+                           + (", e.g. design dfx-u55c (16 GB) for FP16" if f.fp16_weights else "") + ")")
     pl = HbmPlacement(hw.hbm_channels, hw.hbm_channel_bytes, hw.n_cores)
     tpc = math.ceil(max_len / cpc)
     kvrb = T.kv_row_bytes(s.head_dim, f.kv_dtype)
