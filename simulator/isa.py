@@ -27,6 +27,14 @@ program at any position of the same bucket (length-adaptive compilation): the
 host's position register then moves the KV store rows and the causal masks,
 the timing is that of the compiled position.
 
+FP16 (DFX-style designs, ``matrix_engine.mac_dtype: fp16``; docs/numerics.md section 7): LD
+``bits`` = 16 loads FP16 weight rows as they are (2 bytes per element, no decoder, so
+``group_size`` 0, ``nm`` dense, ``asymmetric`` 0). The 4-bit field stores 2/3/4/8 as themselves
+and 16 as code 1 (``LOAD_BITS_CODES``; no 1-bit format exists), so older words keep their
+encoding; other codes are refused. LD/ST kind ``kv_cache_fp16`` (appended to both kind lists)
+is a byte-exact KV row of ``row_elems`` FP16 values without a scale (:func:`kv_row_bytes`).
+What the MPE multiplies (INT8 or FP16) is the design's engine, one datatype per design.
+
 Units and dependencies. Five units execute instructions, each in program
 order: ``LD`` (HBM/DDR -> buffer, through the weight decoders), ``ST``
 (buffer -> HBM/DDR), ``MPE`` (the matrix engine: MM and MV), ``SFU`` (MISC)
