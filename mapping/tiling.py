@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from llmaccel.simulator.attention_mask import ATTN_BLOCK, block_density, causal_pairs  # noqa: F401 (re-exported)
 from llmaccel.simulator.isa import KV_SCALE_BYTES  # one FP32 scale per (token, kv head) (docs/numerics.md section 4)
+from llmaccel.simulator.isa import FP16_BYTES, FP16_WEIGHT_BITS, kv_row_bytes as kv_row_bytes_of
+
+KV_KIND = {"int8": "kv_cache", "fp16": "kv_cache_fp16"}   # the ISA kind of each KV datatype
 
 import math
 from dataclasses import dataclass
@@ -28,13 +31,17 @@ class BufferError_(LlmaccelError):
 
 
 def decoded_row_bytes(fmt: LayerFormat) -> int:
-    """Bytes one weight row occupies on chip after decoding: INT8 kept weights + FP16 scales (+ zeros)."""
+    """Bytes one weight row occupies on chip after decoding: INT8 kept weights + FP16 scales (+ zeros);
+    an FP16 row (``bits`` = 16, ``mapping.compiler.formats.Fp16Format``) is its 2-byte values as loaded."""
+    if fmt.bits == FP16_WEIGHT_BITS:
+        return FP16_BYTES * fmt.kept_per_row
     zeros = 0 if fmt.symmetric else fmt.groups_per_row
     return fmt.kept_per_row + 2 * fmt.groups_per_row + zeros
 
 
-def kv_row_bytes(head_dim: int) -> int:
-    return head_dim + KV_SCALE_BYTES
+def kv_row_bytes(head_dim: int, kv_dtype: str = "int8") -> int:
+    """One K or V row of one head: INT8 values + an FP32 scale, or FP16 values (docs/numerics.md section 7)."""
+    return kv_row_bytes_of(KV_KIND[kv_dtype], head_dim)
 
 
 @dataclass(frozen=True)
@@ -72,9 +79,10 @@ def weight_tiling(fmt: LayerFormat, rows: int, channels_per_core: int, weight_bu
     return WeightTiling(rows_per_tile=r_ch * channels_per_core, n_tiles=n_tiles, rows_per_channel=rpc)
 
 
-def kv_tile_tokens(head_dim: int, channels_per_core: int, kv_buf_bytes: int, gqa_group: int) -> int:
+def kv_tile_tokens(head_dim: int, channels_per_core: int, kv_buf_bytes: int, gqa_group: int,
+                   kv_dtype: str = "int8") -> int:
     """Tokens of one K (or V) tile, a multiple of the channels per core."""
-    rb = kv_row_bytes(head_dim)
+    rb = kv_row_bytes(head_dim, kv_dtype)
     n = kv_buf_bytes // (BUFFER_SLOTS * rb)
     n = n // channels_per_core * channels_per_core
     if n < channels_per_core:

@@ -100,8 +100,13 @@ def _linear_stats(formats: Any, chain_len: int = 16) -> tuple[float, float, floa
     return kept / dense, float(formats.weight_bytes), float(decoded), float(dec_cycles)
 
 
+def _kv_elem_bytes(formats: Any) -> int:
+    """1 for the INT8 KV cache (its scales are counted per row where rows are), 2 for FP16 (numerics.md section 7)."""
+    return 2 if getattr(formats, "kv_dtype", "int8") == "fp16" else 1
+
+
 def check_capacity(spec: Any, hw: Any, formats: Any, max_len: int) -> None:
-    kv = 2 * spec.num_layers * spec.kv_dim * max_len
+    kv = 2 * spec.num_layers * spec.kv_dim * max_len * _kv_elem_bytes(formats)
     need = formats.weight_bytes + kv
     if need > hw.hbm_capacity_bytes:
         raise LlmaccelError(f"memory-capacity bound: weights + KV cache need {need / 2**30:.2f} GiB, "
@@ -113,16 +118,17 @@ def estimate(spec: Any, hw: Any, formats: Any, prefill: int, decode: int, prefil
     frac, w_bytes, dec_bytes, dec_cycles = _linear_stats(formats, hw.chain_len)
     f = hw.clock_hz
     n_dec = hw.n_cores * hw.decoders_per_core
-    t_decoder = dec_cycles / (n_dec * f)                      # all weights through the decoders once
-    m_mm = hw.n_cores * hw.macs_per_cycle_per_core          # both lanes
-    m_mv = hw.n_cores * hw.dsp_per_core                       # one lane (decode)
+    t_decoder = dec_cycles / (n_dec * f) if n_dec else 0.0   # all weights through the decoders once (FP16: none)
+    dec_bytes *= getattr(hw, "weight_bytes_per_element", 1)   # FP16 operands are 2 bytes in the weight buffer
+    m_mm = hw.n_cores * hw.macs_per_cycle_per_core          # both lanes (INT8), one (FP16)
+    m_mv = hw.n_cores * hw.chains_per_core * hw.chain_len     # one lane (decode)
     bw = hw.hbm_peak_Bps
     port = hw.n_cores * hw.buf_read_bytes_per_cycle_per_core * f
     n = spec.num_layers
     head_macs = formats.lm_head.out_features * formats.lm_head.kept_per_row
     chunk = prefill_chunk or prefill
     n_chunks = -(-prefill // chunk)
-    kv_row = spec.head_dim + 4
+    kv_row = 2 * spec.head_dim if _kv_elem_bytes(formats) == 2 else spec.head_dim + 4
     p_macs = n * layer_macs_prefill(spec, prefill, frac, causal=True) + head_macs
     p_bytes = n_chunks * w_bytes + 2 * n * spec.num_kv_heads * prefill * kv_row
     pre = PhaseEstimate(p_macs, p_bytes, p_macs / (f * m_mm), p_bytes / bw,

@@ -12,6 +12,12 @@ a chain is ``groups_per_chain`` groups of two DSP48E2-style slices; each slice
 does two INT8 MACs sharing one weight (two token lanes, AMD WP486), so a chain
 consumes one beat of ``chain_len`` kept weights per cycle for up to two
 tokens. Decode (MV, one token) uses one lane, prefill (MM) both.
+
+``matrix_engine.mac_dtype`` says what the engine multiplies: ``int8`` (the above; weights come
+through the weight decoders) or ``fp16`` (a DFX-style engine: a chain is ``chain_len`` FP16
+multiply-add units, one token per beat, dense FP16 weights loaded as they are, no weight
+decoder: ``weight_decoder: null``; costs in ``simulator.fp16_datapath``). A design runs one
+datatype: the compiler refuses FP16 weights on an int8 engine and integer weights on an fp16 one.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
+from llmaccel.simulator import fp16_datapath as F16
 from llmaccel.simulator.isa import MAX_BUFFER_BYTES, MAX_BUFFERS_PER_CORE, MISC_OPS
 from llmaccel.simulator.specs._yaml import PRESETS_DIR, SpecError, build, load, to_dict
 from llmaccel.sparse_dsp.dsp_chain import ChainConfig
@@ -46,7 +53,7 @@ def parse_nm(text: str) -> Optional[tuple[int, int]]:
 
 @dataclass(frozen=True)
 class MatrixEngineSpec:
-    """Sparse DSP chains of one core."""
+    """Sparse DSP chains of one core (``mac_dtype='int8'``), or dense FP16 multiply-add chains (``'fp16'``)."""
 
     groups_per_chain: int
     chains_per_core: int
@@ -54,8 +61,22 @@ class MatrixEngineSpec:
     int8_macs_per_dsp: int = 2    # AMD WP486 packing: two INT8 products sharing one operand (hardware.yaml)
     supported_nm: tuple[str, ...] = ("dense", "2:16", "4:16", "8:16")
     cascade_groups: Optional[int] = None  # groups per packed cascade segment; None = longest legal (RTL)
+    mac_dtype: Literal["int8", "fp16"] = "int8"   # what one MAC unit multiplies (module docstring)
 
     def __post_init__(self) -> None:
+        if self.mac_dtype not in F16.MAC_DTYPES:
+            raise SpecError(f"mac_dtype={self.mac_dtype!r} is not supported; allowed: {list(F16.MAC_DTYPES)}")
+        if self.mac_dtype == "fp16":
+            if self.groups_per_chain <= 0 or self.chains_per_core <= 0:
+                raise SpecError(f"groups_per_chain={self.groups_per_chain} and chains_per_core="
+                                f"{self.chains_per_core} must be positive")
+            if tuple(self.supported_nm) != ("dense",):
+                raise SpecError(f"supported_nm={list(self.supported_nm)} with mac_dtype='fp16': FP16 weights are "
+                                "dense (no N:M index path in an FP16 chain); allowed: ['dense']")
+            if self.cascade_groups is not None:
+                raise SpecError("cascade_groups applies to the INT8 DSP cascade; with mac_dtype='fp16' it must be "
+                                "null (the FP16 chain reduces with an adder tree)")
+            return
         if self.dsps_per_group != 2:
             raise SpecError(f"dsps_per_group={self.dsps_per_group} is not supported; allowed: 2 "
                             f"(the RTL chain groups two DSP48E2 with a fixed cascade)")
@@ -76,12 +97,26 @@ class MatrixEngineSpec:
 
     @property
     def chain_len(self) -> int:
-        """DSPs in one chain."""
+        """MAC units in one chain (weights per beat): DSPs for INT8, FP16 multiply-add units for FP16."""
         return self.groups_per_chain * self.dsps_per_group
 
     @property
+    def dsps_per_mac_unit(self) -> int:
+        return F16.FP16_MUL_DSPS if self.mac_dtype == "fp16" else 1
+
+    @property
     def dsps_per_core(self) -> int:
-        return self.chains_per_core * self.chain_len
+        return self.chains_per_core * self.chain_len * self.dsps_per_mac_unit
+
+    @property
+    def tokens_per_beat(self) -> int:
+        """Tokens sharing one weight beat: 2 packed INT8 lanes (WP486), 1 for FP16."""
+        return F16.TOKENS_PER_BEAT[self.mac_dtype]
+
+    @property
+    def mm_macs_per_cycle(self) -> int:
+        """Prefill MACs per cycle of one core, in the engine's datatype."""
+        return self.chains_per_core * self.chain_len * self.tokens_per_beat
 
     @property
     def nm_patterns(self) -> tuple[Optional[tuple[int, int]], ...]:
@@ -94,17 +129,17 @@ class MatrixEngineSpec:
 
     @property
     def mv_int8_macs_per_cycle(self) -> int:
-        """Decode (one token): one lane of every DSP does useful work."""
-        return self.dsps_per_core
+        """Decode (one token): one lane of every DSP does useful work (0 on an FP16 engine)."""
+        return self.dsps_per_core if self.mac_dtype == "int8" else 0
 
     @property
     def mm_tokens_parallel(self) -> int:
         """Tokens sharing one weight beat in prefill (the packed lanes)."""
-        return self.int8_macs_per_dsp
+        return self.tokens_per_beat
 
     @property
     def mm_int8_macs_per_cycle(self) -> int:
-        return self.dsps_per_core * self.int8_macs_per_dsp
+        return self.dsps_per_core * self.int8_macs_per_dsp if self.mac_dtype == "int8" else 0
 
 
 @dataclass(frozen=True)
@@ -240,7 +275,7 @@ class AcceleratorDesign:
     cores: int
     matrix_engine: MatrixEngineSpec
     sfu: SfuSpec
-    weight_decoder: WeightDecoderSpec
+    weight_decoder: Optional[WeightDecoderSpec]   # null for an fp16 matrix engine (FP16 weights are not decoded)
     buffers: tuple[BufferSpec, ...]
     hbm_channels: int             # pseudo channels the design uses; each core owns hbm_channels/cores
     hbm_port_bits: int = 256      # kernel-side AXI data width per channel port (at clock_MHz)
@@ -269,6 +304,13 @@ class AcceleratorDesign:
             v = getattr(self, f)
             if v is not None and v < 1:
                 raise SpecError(f"{f}={v} must be >= 1")
+        fp16 = self.matrix_engine.mac_dtype == "fp16"
+        if fp16 and self.weight_decoder is not None:
+            raise SpecError("weight_decoder must be null with matrix_engine.mac_dtype='fp16': FP16 weight rows go "
+                            "into the weight buffer as they are (allowed: weight_decoder: null)")
+        if not fp16 and self.weight_decoder is None:
+            raise SpecError("weight_decoder: null needs matrix_engine.mac_dtype='fp16'; an int8 engine decodes "
+                            "packed weights on chip (give weight_decoder: {decoders_per_channel: ...})")
         if self.hbm_channels % self.cores:
             raise SpecError(f"hbm_channels={self.hbm_channels} must be a multiple of cores={self.cores} "
                             f"(each core owns whole channels, so no access crosses channels)")
@@ -321,12 +363,18 @@ class AcceleratorDesign:
         return self.hbm_channels // self.cores
 
     @property
+    def mac_dtype(self) -> str:
+        return self.matrix_engine.mac_dtype
+
+    @property
     def decoders_per_core(self) -> int:
-        return self.weight_decoder.decoders_per_channel * self.channels_per_core
+        wd = self.weight_decoder
+        return 0 if wd is None else wd.decoders_per_channel * self.channels_per_core
 
     @property
     def num_decoders(self) -> int:
-        return self.weight_decoder.decoders_per_channel * self.hbm_channels
+        wd = self.weight_decoder
+        return 0 if wd is None else wd.decoders_per_channel * self.hbm_channels
 
     @property
     def sfu_lanes_per_core(self) -> int:
@@ -340,6 +388,11 @@ class AcceleratorDesign:
     @property
     def peak_int8_tops(self) -> float:
         return 2 * self.peak_int8_macs_per_s / 1e12
+
+    @property
+    def peak_macs_per_s(self) -> float:
+        """Prefill peak in the engine's own datatype (``mac_dtype``)."""
+        return self.cores * self.matrix_engine.mm_macs_per_cycle * self.clock_hz
 
     def buffer(self, name: str) -> BufferSpec:
         for b in self.buffers:

@@ -27,6 +27,14 @@ program at any position of the same bucket (length-adaptive compilation): the
 host's position register then moves the KV store rows and the causal masks,
 the timing is that of the compiled position.
 
+FP16 (DFX-style designs, ``matrix_engine.mac_dtype: fp16``; docs/numerics.md section 7): LD
+``bits`` = 16 loads FP16 weight rows as they are (2 bytes per element, no decoder, so
+``group_size`` 0, ``nm`` dense, ``asymmetric`` 0). The 4-bit field stores 2/3/4/8 as themselves
+and 16 as code 1 (``LOAD_BITS_CODES``; no 1-bit format exists), so older words keep their
+encoding; other codes are refused. LD/ST kind ``kv_cache_fp16`` (appended to both kind lists)
+is a byte-exact KV row of ``row_elems`` FP16 values without a scale (:func:`kv_row_bytes`).
+What the MPE multiplies (INT8 or FP16) is the design's engine, one datatype per design.
+
 Units and dependencies. Five units execute instructions, each in program
 order: ``LD`` (HBM/DDR -> buffer, through the weight decoders), ``ST``
 (buffer -> HBM/DDR), ``MPE`` (the matrix engine: MM and MV), ``SFU`` (MISC)
@@ -67,12 +75,18 @@ UNIT_BIT = {u: 1 << i for i, u in enumerate(UNITS)}
 DEP_BITS = 5
 
 MEMORIES = ("hbm", "ddr")
+# kv_cache_fp16 (appended, so the older kinds keep their codes): KV rows of row_elems FP16 values, no scale
 LOAD_KINDS = ("activation", "weight_codes", "weight_indices", "weight_meta", "kv_cache", "norm_weights",
-              "embedding", "bias", "other")
-STORE_KINDS = ("activation", "kv_cache", "logits", "other")
+              "embedding", "bias", "other", "kv_cache_fp16")
+STORE_KINDS = ("activation", "kv_cache", "logits", "other", "kv_cache_fp16")
+KV_KINDS = ("kv_cache", "kv_cache_fp16")
 # N:M codes; dense is None (16:16 is dense). The supported patterns of sparse_dsp.packed_format.
 NM_CODES: tuple[Optional[tuple[int, int]], ...] = (None, (2, 4), (4, 8), (2, 16), (4, 16), (8, 16))
-LOAD_BITS = (0, 2, 3, 4, 8)  # 0: raw bytes (no decode); else packed weight code width
+LOAD_BITS = (0, 2, 3, 4, 8, 16)  # 0: raw bytes (no decode); 2..8 packed weight code width; 16: FP16 weights
+# The 4-bit field stores a packed width as itself and 16 (which does not fit) as code 1 (no 1-bit format exists).
+LOAD_BITS_CODES = (0, 2, 3, 4, 8, 1)
+PACKED_BITS = (2, 3, 4, 8)   # widths the weight decoder decodes; 16 bypasses it (raw FP16 rows)
+FP16_WEIGHT_BITS = 16
 # The matrix engine's output-path op, applied after ``accumulate`` (see MM): rope on whole heads,
 # quantize (the INT8 KV quantization, done where the row is stored), silu_mul (destination holds the
 # gate: dst = silu(dst) * y), gelu (tanh approximation, GPT-2's gelu_new), relu, gelu_erf (exact GELU).
@@ -82,6 +96,7 @@ SYS_OPS = ("nop", "barrier", "set_position", "end")
 MATRIX_MODES = ("linear", "qk", "pv")
 ELEMS_PER_LINE_F32 = 16   # FP32 elements in a 64-byte line
 KV_SCALE_BYTES = 4   # a KV row: row_elems INT8 values then one FP32 scale (docs/numerics.md)
+FP16_BYTES = 2       # a kv_cache_fp16 row: row_elems FP16 values, no scale (docs/numerics.md section 7)
 
 
 class IsaError(LlmaccelError):
@@ -114,6 +129,7 @@ class Field:
     kind: str = "int"           # int | bool | enum | nm
     choices: tuple = ()         # enum: values in code order; int: allowed values (empty = any in range)
     lo: int = 0                 # smallest allowed int
+    codes: tuple = ()           # int with choices: the code stored for each choice (empty = the value itself)
 
     @property
     def hi(self) -> int:
@@ -140,6 +156,8 @@ class Field:
         if self.choices and value not in self.choices:
             raise IsaError(f"{where}: field '{self.name}'={value} is not allowed; allowed: "
                            f"{', '.join(map(str, self.choices))}")
+        if self.codes:
+            return self.codes[self.choices.index(value)]
         if not self.lo <= value <= self.hi:
             raise IsaError(f"{where}: field '{self.name}'={value} does not fit its {self.width}-bit field; "
                            f"allowed: {self.lo}..{self.hi}")
@@ -156,6 +174,11 @@ class Field:
             if code >= len(NM_CODES):
                 raise IsaError(f"{where}: field 'nm' holds code {code}; allowed codes 0..{len(NM_CODES) - 1}")
             return NM_CODES[code]
+        if self.codes:
+            if code not in self.codes:
+                raise IsaError(f"{where}: field '{self.name}' holds code {code}; allowed codes "
+                               f"{', '.join(map(str, self.codes))}")
+            return self.choices[self.codes.index(code)]
         return code
 
 
@@ -239,7 +262,7 @@ class LD(Instr):
         _F("channel", 0, 15, 6),
         _F("dst_buffer", 0, 21, BUFFER_ID_BITS),
         _F("kind", 0, 24, 4, kind="enum", choices=LOAD_KINDS),
-        _F("bits", 0, 28, 4, choices=LOAD_BITS),
+        _F("bits", 0, 28, 4, choices=LOAD_BITS, codes=LOAD_BITS_CODES),
         _F("src_addr_lines", 1, 0, 32),
         _F("length_lines", 2, 0, 24, lo=1),
         _F("nm", 2, 24, 3, kind="nm"),
@@ -258,7 +281,12 @@ class LD(Instr):
         if self.bits and self.kind != "weight_codes":
             raise IsaError(f"LD: field 'bits'={self.bits} decodes weight codes; it needs kind='weight_codes' "
                            f"(got kind='{self.kind}'), or bits=0 for raw bytes")
-        if self.kind == "weight_codes" and self.bits and self.group_size <= 0:
+        if self.bits == FP16_WEIGHT_BITS:
+            if self.group_size or self.nm is not None or self.asymmetric:
+                raise IsaError(f"LD: field 'bits'={self.bits} loads FP16 weight rows as they are (no scales, no "
+                               f"N:M, no zero points); it needs group_size=0, nm=dense, asymmetric=0 (got "
+                               f"group_size={self.group_size}, nm={self.nm}, asymmetric={int(self.asymmetric)})")
+        elif self.kind == "weight_codes" and self.bits and self.group_size <= 0:
             raise IsaError("LD: field 'group_size' must be > 0 when weight codes are decoded (bits != 0)")
 
 
@@ -300,26 +328,34 @@ class ST(Instr):
         _check_row_bytes(self, "dst_byte_offset")
 
 
+def kv_row_bytes(kind: str, row_elems: int) -> int:
+    """Bytes of one KV row: kv_cache = row_elems INT8 + one FP32 scale; kv_cache_fp16 = row_elems FP16."""
+    return FP16_BYTES * row_elems if kind == "kv_cache_fp16" else row_elems + KV_SCALE_BYTES
+
+
 def _check_row_bytes(ins: Instr, offset_field: str) -> None:
-    """KV-cache transfers are byte exact: ``rows`` KV rows of ``row_elems`` INT8 + one FP32 scale, from
+    """KV-cache transfers are byte exact: ``rows`` KV rows (:func:`kv_row_bytes`), from
     ``offset_field`` bytes into the first line; ``length_lines`` is the lines they touch."""
     off = getattr(ins, offset_field)
-    if ins.kind != "kv_cache":
+    if ins.kind not in KV_KINDS:
         if off:
             raise IsaError(f"{ins.MNEMONIC}: field '{offset_field}'={off} addresses bytes inside a line; only "
-                           f"kind='kv_cache' rows are byte exact (got kind='{ins.kind}'), else 0")
+                           f"kind='kv_cache'/'kv_cache_fp16' rows are byte exact (got kind='{ins.kind}'), else 0")
         return
     if ins.row_elems <= 0:
-        raise IsaError(f"{ins.MNEMONIC}: kind='kv_cache' needs field 'row_elems' (head_dim) > 0")
-    lines = -(-(off + ins.rows * (ins.row_elems + KV_SCALE_BYTES)) // LINE_BYTES)
+        raise IsaError(f"{ins.MNEMONIC}: kind='{ins.kind}' needs field 'row_elems' (head_dim) > 0")
+    rb = kv_row_bytes(ins.kind, ins.row_elems)
+    lines = -(-(off + ins.rows * rb) // LINE_BYTES)
     if ins.length_lines != lines:
+        row = (f"{ins.row_elems} x {FP16_BYTES}" if ins.kind == "kv_cache_fp16"
+               else f"{ins.row_elems} + {KV_SCALE_BYTES}")
         raise IsaError(f"{ins.MNEMONIC}: field 'length_lines'={ins.length_lines}, but {ins.rows} KV rows of "
-                       f"{ins.row_elems} + {KV_SCALE_BYTES} bytes from byte {off} touch {lines} lines")
+                       f"{row} bytes from byte {off} touch {lines} lines")
 
 
 def kv_bytes(ins: Instr) -> int:
-    """Bytes a kind='kv_cache' LD/ST moves (its rows: INT8 values + FP32 scale each)."""
-    return ins.rows * (ins.row_elems + KV_SCALE_BYTES)
+    """Bytes a KV LD/ST moves (its rows, :func:`kv_row_bytes` each)."""
+    return ins.rows * kv_row_bytes(ins.kind, ins.row_elems)
 
 
 _MATRIX_COMMON = (

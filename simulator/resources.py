@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 from llmaccel.simulator.clocks import clock_report
+from llmaccel.simulator import fp16_datapath as F16
 from llmaccel.simulator.design import AcceleratorDesign, BufferSpec
 from llmaccel.simulator.specs.device import FPGA_RESOURCES, Device, FpgaDevice
 from llmaccel.errors import LlmaccelError
@@ -158,6 +159,16 @@ def unit_costs(design: AcceleratorDesign) -> dict[str, UnitCost]:
     report the design names replaces the model's figure for its unit: :func:`reported_cost`)."""
     design.require_reports_read()
     me = design.matrix_engine
+    if me.mac_dtype == "fp16":
+        r = F16.fp16_chain_resources(me.chain_len)
+        chain16 = UnitCost(DSP=r["DSP"], LUT=r["LUT"], FF=r["FF"], source=F16.FP16_CHAIN_SOURCE)
+        return {
+            "dsp_chain": reported_cost(design, "mpe") or chain16,
+            "weight_decoder": UnitCost(source="none: an fp16 engine has no weight decoder (count 0)"),
+            "sfu_lane": reported_cost(design, "sfu") or _sfu_lane_guess(design.sfu.precision),
+            "hbm_port": HBM_PORT_GUESS,
+            "core_control": CORE_CONTROL_GUESS,
+        }
     sparse = [nm for nm in me.nm_patterns if nm is not None]
     m_max = max((m for _, m in sparse), default=1)
     from llmaccel.sparse_dsp.dsp_chain import ChainConfig

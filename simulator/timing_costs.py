@@ -16,9 +16,11 @@ table, nothing the hardware would not have.
   (packed bits in per cycle, INT8 weights out per cycle): the slower wins.
   The LD/ST unit pays a per-transfer setup (address phase) and every unit a
   per-instruction issue cycle (``memory_system`` dma block: estimates).
-  KV rows are byte exact (``row_elems`` INT8 + an FP32 scale, from a byte offset).
+  KV rows are byte exact (``row_elems`` INT8 + an FP32 scale, or ``row_elems`` FP16 for
+  kind kv_cache_fp16, from a byte offset). FP16 weight rows (``bits`` = 16) bypass the decoder.
 * MV/MM on the sparse DSP chains: waves of ``chain_len`` kept weights x
-  ``2 * chains`` outputs (two INT8 MACs per DSP, WP486) at the chain's
+  ``2 * chains`` outputs (two INT8 MACs per DSP, WP486; one FP16 MAC per unit on an
+  FP16 engine, ``simulator.fp16_datapath``) at the chain's
   initiation interval, plus the chain's fill/drain; N:M layers feed only kept
   weights (the sparse MUX picks their activations): kept = k * N / M. MV also
   obeys the weight-buffer read-port limit. Attention tiles (mode qk/pv) skip
@@ -72,11 +74,11 @@ def kept(k: int, nm: Optional[tuple[int, int]]) -> int:
 def transfer(ins: isa.Instr) -> tuple[int, int]:
     """(channel-local byte address, bytes) an LD/ST moves."""
     if isinstance(ins, isa.LD):
-        if ins.kind == "kv_cache":
+        if ins.kind in isa.KV_KINDS:
             return ins.src_addr_lines * isa.LINE_BYTES + ins.src_byte_offset, isa.kv_bytes(ins)
         copies = ins.rows if ins.src_row_stride_lines or ins.rows == 1 else 1     # stride 0: one read, broadcast
         return ins.src_addr_lines * isa.LINE_BYTES, copies * ins.length_lines * isa.LINE_BYTES
-    if ins.kind == "kv_cache":
+    if ins.kind in isa.KV_KINDS:
         return ins.dst_addr_lines * isa.LINE_BYTES + ins.dst_byte_offset, isa.kv_bytes(ins)
     return ins.dst_addr_lines * isa.LINE_BYTES, ins.length_lines * isa.LINE_BYTES
 
@@ -122,19 +124,20 @@ def mpe_beats(rows: int, cols: int, tokens: int, density: float, mv: bool, hw: H
     """Beats of ``chain_len`` kept weights, one per cycle per chain (II = 1, sparse_dsp.dsp_chain);
     the fill/drain is charged as latency, not as occupancy.
 
-    A beat carries two token lanes sharing each weight (WP486 packing), so MM
+    An INT8 beat carries two token lanes sharing each weight (WP486 packing), so MM
     processes token pairs and MV (one token) leaves the second lane idle: the
-    RTL's choice, charged as such. Rows spread over the core's chains.
+    RTL's choice, charged as such. An FP16 engine (``hw.mac_dtype``) has one lane: a beat is
+    one token. Rows spread over the core's chains.
     """
     if rows <= 0 or cols <= 0:
         return 0
     beats_per_row = math.ceil(cols / hw.chain_len)
-    pairs = math.ceil(tokens / 2)
-    beats = pairs * math.ceil(rows / hw.chains_per_core) * beats_per_row
+    groups = math.ceil(tokens / hw.tokens_per_beat)
+    beats = groups * math.ceil(rows / hw.chains_per_core) * beats_per_row
     busy = math.ceil(beats * density) * hw.chain_ii
     if mv:
-        # each beat reads chain_len INT8 weights per chain from the weight buffer's ports
-        busy = max(busy, math.ceil(rows * cols / hw.buf_read_bytes_per_cycle_per_core))
+        # each beat reads chain_len weights per chain (INT8: 1 byte, FP16: 2) from the weight buffer's ports
+        busy = max(busy, math.ceil(rows * cols * hw.weight_bytes_per_element / hw.buf_read_bytes_per_cycle_per_core))
     return busy
 
 
@@ -166,7 +169,7 @@ def costs(ins: isa.Instr, core: int, q0: int, hw: HwParams) -> OpCost:
         t_hbm = stream_cycles(addr, n, crosses, hw)
         t = t_hbm
         dec = 0
-        if isinstance(ins, isa.LD) and ins.bits and t_hbm:
+        if isinstance(ins, isa.LD) and ins.bits in isa.PACKED_BITS and t_hbm:   # 16 (FP16 rows): no decoder
             t = max(t_hbm, decoder_cycles(ins, hw))
             dec = ins.rows * kept(ins.row_elems, ins.nm)
         ld = isinstance(ins, isa.LD)
@@ -176,6 +179,7 @@ def costs(ins: isa.Instr, core: int, q0: int, hw: HwParams) -> OpCost:
         rows, cols, tokens, dens, macs = matrix_shape(ins, q0)
         fused = ins.fuse != "none" or (ins.mode == "linear" and ins.accumulate)
         chain = chain_latency(hw.chain_len, ins.nm) if hw.chain_latency_cycles is None else hw.chain_latency_cycles
+        # (an FP16 engine always has chain_latency_cycles: its multiply + adder-tree depth, timing_params)
         lat = chain + (hw.sfu_pipeline_cycles if fused else 0)
         return OpCost(mpe_beats(rows, cols, tokens, dens, isinstance(ins, isa.MV), hw), lat, macs=macs)
     if isinstance(ins, isa.MISC):

@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from llmaccel.errors import LlmaccelError
 
+from llmaccel.simulator.fp16_datapath import TOKENS_PER_BEAT, WEIGHT_BYTES, fp16_chain_latency_cycles
 from llmaccel.simulator.memory_system import MemorySystem, ddr_facts, slr_crossing_stages
 
 # --------------------------------------------------------------------------- sourced constants
@@ -88,11 +89,17 @@ class HwParams:
     ifetch_latency_cycles: int = ONCHIP_IFETCH_LATENCY_CYCLES
     instruction_memory: str = "on_chip"
     from_reports: tuple[ReportedValue, ...] = ()   # which values above came from which csynth report
+    mac_dtype: str = "int8"               # the matrix engine's datatype (simulator.design, simulator.fp16_datapath)
     extras: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        if self.mac_dtype not in TOKENS_PER_BEAT:
+            raise TimingParamsError(f"mac_dtype={self.mac_dtype!r} is not supported; allowed: {list(TOKENS_PER_BEAT)}")
+        if self.mac_dtype == "fp16" and self.decoders_per_core != 0:
+            raise TimingParamsError(f"decoders_per_core={self.decoders_per_core}: an fp16 engine has no weight "
+                                    "decoders (allowed: 0)")
         for f in ("clock_hz", "n_cores", "chains_per_core", "chain_len", "hbm_channels", "hbm_channel_GBps",
-                  "hbm_channel_bytes", "decoders_per_core",
+                  "hbm_channel_bytes") + (("decoders_per_core",) if self.mac_dtype == "int8" else ()) + (
                   "sfu_lanes_per_core", "weight_buf_bytes_per_core", "act_buf_bytes_per_core",
                   "kv_buf_bytes_per_core", "buf_read_bytes_per_cycle_per_core"):
             v = getattr(self, f)
@@ -114,8 +121,19 @@ class HwParams:
         return self.chains_per_core * self.chain_len
 
     @property
+    def tokens_per_beat(self) -> int:
+        """Tokens sharing one weight beat: two packed INT8 lanes (WP486), one FP16 lane."""
+        return TOKENS_PER_BEAT[self.mac_dtype]
+
+    @property
+    def weight_bytes_per_element(self) -> int:
+        """Bytes of one matrix operand element the MPE reads from the weight/KV buffer."""
+        return WEIGHT_BYTES[self.mac_dtype]
+
+    @property
     def macs_per_cycle_per_core(self) -> int:
-        return MACS_PER_DSP * self.dsp_per_core
+        """Prefill MACs per cycle (INT8: MACS_PER_DSP x DSPs; FP16: one per multiply-add unit)."""
+        return self.tokens_per_beat * self.chains_per_core * self.chain_len
 
     @property
     def peak_macs_per_s(self) -> float:
@@ -216,8 +234,14 @@ def hw_from_design(design: Any, device: Any) -> HwParams:
     for b in design.buffers:
         if b.scope == "core" and b.role not in buffer_ids:
             buffer_ids[b.role] = design.buffer_id(b.name)
+    fp16 = design.matrix_engine.mac_dtype == "fp16"
+    reported_fields = {v.field for v in reported}
+    fp16_latency = ({"chain_latency_cycles": fp16_chain_latency_cycles(design.chain_len)}
+                    if fp16 and "chain_latency_cycles" not in reported_fields else {})
+    bits = (16,) if fp16 else tuple(design.weight_decoder.supported_bits)
     return HwParams(
-        name=design.name, clock_hz=design.clock_hz, n_cores=design.cores,
+        name=design.name, clock_hz=design.clock_hz, n_cores=design.cores, mac_dtype=design.matrix_engine.mac_dtype,
+        **fp16_latency,
         chains_per_core=design.chains_per_core, chain_len=design.chain_len,
         hbm_channels=design.hbm_channels, hbm_channel_GBps=mem.ceiling_GBps,
         hbm_channel_bytes=ch_bytes, mem=mem, sync_cycles=sync, ifetch_bytes_per_cycle=ifetch_bpc,
@@ -231,7 +255,7 @@ def hw_from_design(design: Any, device: Any) -> HwParams:
         **{v.field: v.value for v in reported}, from_reports=reported,
         extras={"device": device.name, "hbm_channel_GBps_device": per_ch, "hbm_port_GBps": port_GBps, "buffer_ids": buffer_ids,
                 "supported_nm": tuple(design.matrix_engine.nm_patterns),
-                "supported_bits": tuple(design.weight_decoder.supported_bits), **notes},
+                "supported_bits": bits, **notes},
     )
 
 
@@ -244,8 +268,9 @@ def _reported_timing(design: Any) -> tuple[ReportedValue, ...]:
     for r in getattr(design, "reported", ()):
         if r.unit == "mpe":
             nms = [nm for nm in design.matrix_engine.nm_patterns]
-            model_lat = max(ChainConfig(design.chain_len, nm, design.matrix_engine.cascade_groups).latency_cycles
-                            for nm in nms)
+            model_lat = (fp16_chain_latency_cycles(design.chain_len) if design.matrix_engine.mac_dtype == "fp16"
+                         else max(ChainConfig(design.chain_len, nm, design.matrix_engine.cascade_groups).latency_cycles
+                                  for nm in nms))
             pairs = (("chain_ii", r.ii_cycles, 1), ("chain_latency_cycles", r.pipeline_depth_cycles, model_lat))
         elif r.unit == "sfu":
             pairs = (("sfu_pipeline_cycles", r.pipeline_depth_cycles, SFU_PIPELINE_CYCLES_DEFAULT),

@@ -17,7 +17,7 @@ from typing import Iterable, Optional
 
 from llmaccel.mapping import tiling as T
 from llmaccel.mapping.compiler.emit import Emitter, Sink
-from llmaccel.mapping.compiler.formats import CompileError, ModelFormats
+from llmaccel.mapping.compiler.formats import CompileError, ModelFormats, check_datapath
 from llmaccel.mapping.compiler.layout import act_layout, buffer_ids
 from llmaccel.mapping.compiler.lower import build_program
 from llmaccel.mapping.compiler.partition import core_slices, layer_bases, linear_rows, place
@@ -70,7 +70,8 @@ class Compiler:
         self.sl = core_slices(spec, hw.n_cores)
         self.cpc = hw.channels_per_core
         self._dec_per_ch = max(1, hw.decoders_per_core // hw.channels_per_core)
-        self.kv_tile = T.kv_tile_tokens(spec.head_dim, self.cpc, hw.kv_buf_bytes_per_core, spec.gqa_group_size)
+        self.kv_tile = T.kv_tile_tokens(spec.head_dim, self.cpc, hw.kv_buf_bytes_per_core, spec.gqa_group_size,
+                                        formats.kv_dtype)
         self._check_formats()
         self._check_tiles()
         self._check_decode_on_chip()
@@ -82,7 +83,7 @@ class Compiler:
         self.act = act_layout(spec, self.buffers, max_len, layernorm=spec.arch.norm.kind == "layernorm")
         self.emitter = Emitter(spec, hw, [formats.layer(i) for i in range(spec.num_layers)], formats.lm_head,
                                self.sl, {r.tensor: r for r in regions}, self.buffers, {a.name: a for a in self.act},
-                               max_len, self.kv_tile, fuse)
+                               max_len, self.kv_tile, fuse, kv_kind=formats.kv_load_kind)
         self._cache: dict[tuple, CompiledProgram] = {}
 
     # ---------------------------------------------------------------- checks
@@ -90,6 +91,7 @@ class Compiler:
         return linear_rows(self.sl, self.spec.head_dim, leaf, core)
 
     def _check_formats(self) -> None:
+        check_datapath(self.f, self.hw)      # FP16 weights on an fp16 engine, integer weights on an int8 one
         nm_ok = self.hw.extras.get("supported_nm")
         bits_ok = self.hw.extras.get("supported_bits")
         for lay in set(self.f.layers):

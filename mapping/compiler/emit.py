@@ -38,8 +38,9 @@ class Emitter:
 
     def __init__(self, spec: ModelSpec, hw: HwParams, layers: list[dict[str, LayerFormat]], lm_head: LayerFormat,
                  sl: CoreSlices, regions: dict[str, HbmRegion], bufs: BufferIds, act: dict[str, ActRegion],
-                 max_len: int, kv_tile: int, fuse: bool):
+                 max_len: int, kv_tile: int, fuse: bool, kv_kind: str = "kv_cache"):
         self.spec, self.hw, self.layers, self.lm_head, self.sl = spec, hw, layers, lm_head, sl
+        self.kv_kind = kv_kind          # the KV rows' LD/ST kind: kv_cache (INT8 + scale) or kv_cache_fp16
         self.regions, self.b, self.act, self.max_len, self.kv_tile, self.fuse = regions, bufs, act, max_len, kv_tile, fuse
         self.arch = spec.arch
         self.layernorm = self.arch.norm.kind == "layernorm"
@@ -84,7 +85,8 @@ class Emitter:
                          fuse=qk_fuse)
             self._linear(emit, c, layer, "k_proj", lay["k_proj"], tokens, mv, "h", "k", fuse=qk_fuse)
             self._linear(emit, c, layer, "v_proj", lay["v_proj"], tokens, mv, "h", "v",
-                         last_release=B_ST if fz else B_SFU, fuse="quantize" if fz else "none")
+                         last_release=B_ST if fz else B_SFU,
+                         fuse="quantize" if fz and self.kv_kind == "kv_cache" else "none")   # FP16 KV: no quantize
             if not fz:   # the same element-wise work as separate SFU instructions
                 qr, kr = linear_rows(self.sl, s.head_dim, "q_proj", c), linear_rows(self.sl, s.head_dim, "k_proj", c)
                 self._misc(emit, "rope_q", "rope", tokens, qr, self._a("q"), self._a("q"), wait=B_MPE)
@@ -241,7 +243,7 @@ class Emitter:
                     if n == 0:
                         continue
                     line, off = self._kv_addr(region, h, r)
-                    emit(ST(wait=wait if first else 0, channel=region.channel0 + ch, src_buffer=sb, kind="kv_cache",
+                    emit(ST(wait=wait if first else 0, channel=region.channel0 + ch, src_buffer=sb, kind=self.kv_kind,
                             dst_addr_lines=line, src_offset_lines=so, rows=n, row_elems=hd, dst_byte_offset=off,
                             length_lines=-(-(off + n * region.row_bytes) // LINE_BYTES)), f"st_{kv}[h{h}].ch{ch}")
                     first = False
@@ -269,7 +271,7 @@ class Emitter:
                     for n_i, (ch, r, n) in enumerate(parts):
                         line, off = self._kv_addr(region, h, r)
                         emit(LD(wait=B_MPE if n_i == 0 else 0, release=B_MPE if n_i == len(parts) - 1 else 0,
-                                channel=region.channel0 + ch, dst_buffer=self.b.kv, kind="kv_cache",
+                                channel=region.channel0 + ch, dst_buffer=self.b.kv, kind=self.kv_kind,
                                 src_addr_lines=line, src_byte_offset=off, rows=n, row_elems=hd,
                                 length_lines=-(-(off + n * region.row_bytes) // LINE_BYTES), dst_offset_lines=slot),
                              f"ld_{kv}[h{h},{j}].ch{ch}")

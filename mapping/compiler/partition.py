@@ -1,6 +1,7 @@
 """Partition and placement: which rows/heads each core owns, and where every tensor lies in HBM.
 
-Every layer's weights are split by output rows over the cores, the INT8 KV cache by KV head; each
+Every layer's weights are split by output rows over the cores, the KV cache (INT8 rows with an FP32
+scale, or FP16 rows: ``ModelFormats.kv_dtype``) by KV head; each
 core's share is placed in lockstep over that core's own HBM channels (``mapping.placement``), so
 no access crosses a channel. The result is typed (``simulator.compiled.HbmRegion``): what the host
 writes where when it loads the model, which the functional engine reads through the LD addresses.
@@ -25,7 +26,8 @@ def split(n: int, parts: int) -> list[int]:
 
 
 def hbm_row_bytes(fmt: LayerFormat) -> int:
-    """A weight row in HBM, padded to whole 64-byte lines (the ISA addresses lines)."""
+    """A weight row in HBM, padded to whole 64-byte lines (the ISA addresses lines); an FP16 row is 2 bytes
+    per weight (``formats.Fp16Format.row_bytes``)."""
     return -(-fmt.row_bytes // LINE_BYTES) * LINE_BYTES
 
 
@@ -74,10 +76,11 @@ def place(f: ModelFormats, hw: HwParams, sl: CoreSlices, max_len: int) -> tuple[
     if total_w > cap:
         raise CompileError(f"{s.name} weights need {total_w / 2**30:.2f} GiB with {f.source}; the device "
                            f"HBM holds {cap / 2**30:.2f} GiB: weights exceed HBM capacity (use fewer bits, "
-                           "more sparsity, or a device with more HBM)")
+                           "more sparsity, or a device with more HBM"
+                           + (", e.g. design dfx-u55c (16 GB) for FP16" if f.fp16_weights else "") + ")")
     pl = HbmPlacement(hw.hbm_channels, hw.hbm_channel_bytes, hw.n_cores)
     tpc = math.ceil(max_len / cpc)
-    kvrb = T.kv_row_bytes(s.head_dim)
+    kvrb = T.kv_row_bytes(s.head_dim, f.kv_dtype)
     out: list[HbmRegion] = []
     hd = s.head_dim
 

@@ -46,12 +46,15 @@ def _repair(cls, kw):
     if cls is LD and kw["bits"]:  # decoding needs weight codes and a group size (LD._check)
         kw["kind"] = "weight_codes"
         kw["group_size"] = max(1, kw["group_size"])
+        if kw["bits"] == 16:      # FP16 rows: no scales, dense, no zero points (LD._check)
+            kw["group_size"], kw["nm"], kw["asymmetric"] = 0, None, False
     if cls in (LD, ST):
         off = "src_byte_offset" if cls is LD else "dst_byte_offset"
-        if kw["kind"] == "kv_cache":
+        if kw["kind"] in ("kv_cache", "kv_cache_fp16"):
             kw["row_elems"] = max(1, kw["row_elems"])
             kw["rows"] = min(kw["rows"], 1000)
-            kw["length_lines"] = -(-(kw[off] + kw["rows"] * (kw["row_elems"] + 4)) // 64)
+            rb = 2 * kw["row_elems"] if kw["kind"] == "kv_cache_fp16" else kw["row_elems"] + 4
+            kw["length_lines"] = -(-(kw[off] + kw["rows"] * rb) // 64)
         else:
             kw[off] = 0
     if cls in (MM, MV):
