@@ -193,7 +193,7 @@ def _gemv_fp16_kernel(x_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, b_ptr, p
             w = _fp16_weights(d, _group_scales(scales_ptr, rows, m, g, ngroups))
             y = y + tl.sum(w.to(tl.float32) * x.to(tl.float32)[None, :], axis=1)
     tl.store(part_ptr + tl.program_id(1) * O + rows,
-             _add_bias(y, b_ptr, rows, rmask & (tl.program_id(1) == 0), BIAS), mask=rmask)
+             _add_bias(y, b_ptr, rows, rmask & ((rows * 0 + tl.program_id(1)) == 0), BIAS), mask=rmask)
 
 
 @triton.jit
