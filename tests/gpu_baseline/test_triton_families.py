@@ -250,3 +250,23 @@ def test_a_context_beyond_the_sliding_window_is_refused(tmp_path):
     assert TritonModel.from_compressed(cm, "cpu").max_len == 16            # the default: the window
     with pytest.raises(Exception, match=r"max_len=17 is invalid; allowed: 1..16 \(the sliding window of 16"):
         TritonModel.from_compressed(cm, "cpu", max_len=17)
+
+
+def test_synthetic_speed_models_carry_what_the_family_has(tmp_path):
+    """gpu-bench's synthetic model of a GPT-2 shape (OPT has the same fields): biases, LayerNorm biases and learned positions
+    exist (so a speed run streams and adds them), and it runs; the transformers baseline, built as a
+    LlamaForCausalLM, refuses such a block by name instead of timing a Llama under its name."""
+    from llmaccel.gpu_baseline.bench import check_hf_family
+    from llmaccel.gpu_baseline.synthetic import synthetic_model
+    from llmaccel.simulator.specs.model import load_model_spec
+    family = "gpt2"
+    spec = load_model_spec(build_tiny_checkpoint(family, tmp_path / family))
+    m = synthetic_model(spec, "w8", kernel_device(), max_len=4)
+    assert m.positions is not None and "norm.bias" in m.norms
+    assert all(layer.bias is not None for group in m.groups.values() if group is not m.groups["lm_head"]
+               for layer, _ in group)
+    logits = m.prefill([1, 2, 3])
+    assert bool(torch.isfinite(logits).all())
+    with pytest.raises(Exception, match=rf"family '{family}' \(norm=layernorm.*allowed: a Llama-block family .*--no-hf"):
+        check_hf_family(spec)
+    check_hf_family(load_model_spec("tiny"))
