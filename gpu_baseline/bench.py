@@ -13,8 +13,9 @@ What is measured, and how (every figure ends up tagged ``measured`` in a
   weights come from HBM. ``bytes_moved`` counts what the kernel must move
   (packed weights, activations in, outputs out).
 * **Model runs**: prefill (ms per prompt token) and decode (median ms of one
-  CUDA-graph step) of a Llama-shaped model with synthetic packed weights, and
-  of the dense FP16 transformers baseline; the decode step also as a kernel
+  CUDA-graph step) of the model preset's shapes (any family: biases, LayerNorm and
+  learned positions included) with synthetic packed weights, and of the dense FP16
+  transformers baseline (Llama-block families only); the decode step also as a kernel
   row against its bytes (``gpu_baseline.workload``), i.e. its share of the
   roofline at the measured copy bandwidth.
 * **Energy**: NVML's total-energy counter over at least one second of
