@@ -13,8 +13,9 @@ What is measured, and how (every figure ends up tagged ``measured`` in a
   weights come from HBM. ``bytes_moved`` counts what the kernel must move
   (packed weights, activations in, outputs out).
 * **Model runs**: prefill (ms per prompt token) and decode (median ms of one
-  CUDA-graph step) of a Llama-shaped model with synthetic packed weights, and
-  of the dense FP16 transformers baseline; the decode step also as a kernel
+  CUDA-graph step) of the model preset's shapes (any family: biases, LayerNorm and
+  learned positions included) with synthetic packed weights, and of the dense FP16
+  transformers baseline (Llama-block families only); the decode step also as a kernel
   row against its bytes (``gpu_baseline.workload``), i.e. its share of the
   roofline at the measured copy bandwidth.
 * **Energy**: NVML's total-energy counter over at least one second of
@@ -270,8 +271,22 @@ def bench_triton_model(model, prefill: int, decode: int, repeats: int, nvml: Opt
             PhaseResult(statistics.median(steps), dec_e, dec_s, steps))
 
 
+def check_hf_family(spec) -> None:
+    """The dense FP16 transformers baseline is built as a LlamaForCausalLM (:func:`bench_hf`); refuse another
+    block rather than time a Llama of its shapes under its name. The Triton runs take every family."""
+    a = spec.arch
+    llama_block = (a.norm.kind == "rmsnorm" and a.activation == "silu" and a.gated and a.positions == "rope"
+                   and not a.biased)
+    if not llama_block:
+        raise LlmaccelError(f"the dense FP16 transformers baseline builds LlamaForCausalLM; model '{spec.name}' is "
+                            f"family '{spec.family}' (norm={a.norm.kind}, activation={a.activation}, "
+                            f"positions={a.positions}, biases={list(a.biased)}); allowed: a Llama-block family "
+                            f"(llama, mistral), or --no-hf to measure the Triton runs only")
+
+
 def bench_hf(spec, prefill: int, decode: int, repeats: int, compile: bool) -> tuple[PhaseResult, PhaseResult]:
     """The dense FP16 transformers baseline of ``spec``'s shapes (synthetic weights), static KV cache."""
+    check_hf_family(spec)
     from llmaccel.gpu_baseline.hf_baseline import HfBaseline, synthetic_llama
     cfg = dict(hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
                num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
@@ -356,6 +371,8 @@ def run_gpu_bench(cfg: BenchConfig, say: Say = lambda s: print(s, file=sys.stder
     from llmaccel.simulator.specs.model import load_model_spec
 
     require_cuda()
+    if cfg.include_hf:
+        check_hf_family(load_model_spec(cfg.model))      # before anything is measured
     date = datetime.now(timezone.utc)
     commit = measured_commit()
     nvml = Nvml.open(torch.cuda.current_device()) if cfg.energy else None

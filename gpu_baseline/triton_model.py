@@ -1,13 +1,21 @@
-"""The whole compressed Llama-layout model on a GPU through the Triton kernels: prefill, decode with the INT8 KV cache.
+"""The whole compressed model of any supported family on a GPU through the Triton kernels: prefill, decode
+with the INT8 KV cache.
+
+What the block computes is read from the family's :class:`simulator.families.Architecture`, as the
+reference does: RMSNorm or LayerNorm (with bias), RoPE or learned positions, a gated (SwiGLU) or
+plain MLP with SiLU, GELU (tanh or erf) or ReLU, and linear biases (GPT-2, OPT; Qwen2's q/k/v).
+:func:`check_family` refuses, by field, anything else.
 
 The arithmetic is the numerics contract (docs/numerics.md), the same as
 :mod:`gpu_baseline.reference`: every linear and the attention run as Triton
-kernels reading the packed format, and the element-wise steps (residual add,
-RoPE, SiLU, the INT8 quantizers) are fused into Triton kernels that round exactly as
-the reference's torch ops do. The only differences from the reference are the
-order of the float reductions (RMSNorm's mean of squares, the attention's
-softmax and value sums) and ``exp`` (SiLU, softmax), which the contract bounds; greedy tokens are equal on
-the bundled model.
+kernels reading the packed format (a bias added in FP32 after the rescale, in the
+linear's epilogue), and the element-wise steps (embedding + learned positions,
+residual add, the norms, RoPE, the activations, the INT8 quantizers) are fused into
+Triton kernels that round as the reference's torch ops do. The only differences from
+the reference are the order of the float reductions (the norms' means, the
+attention's softmax and value sums), ``exp``/``erf`` (the activations, softmax) and
+the GELU-tanh form, which the contract bounds; greedy tokens are equal on the bundled
+model and on tiny checkpoints of every family (tests/gpu_baseline/test_triton_families.py).
 
 Launches are what a batch-1 decode step pays for, so each shared input is
 quantized once (one Triton kernel), the residual add, RMSNorm and the next
@@ -30,10 +38,13 @@ from typing import Literal, Optional, Union
 import numpy as np
 import torch
 
+from llmaccel.gpu_baseline.triton.activation import KERNEL_ACTIVATIONS, act_prepare
 from llmaccel.gpu_baseline.triton.attention import int8_attention
+from llmaccel.gpu_baseline.triton.embed import embed_rows
 from llmaccel.gpu_baseline.triton.formats import DevicePackedLinear, KernelFormatError, concat_rows, same_format
 from llmaccel.gpu_baseline.triton.linear import GemvConfig, fp16_linear, int8_linear
-from llmaccel.gpu_baseline.triton.quantize import add_rmsnorm_prepare, quantize_rows, rope_quantize, silu_mul_prepare
+from llmaccel.gpu_baseline.triton.norm import NORM_KINDS, add_norm_prepare
+from llmaccel.gpu_baseline.triton.quantize import quantize_rows, rope_quantize
 from llmaccel.mapping import layer_math as lm
 from llmaccel.mapping.compress import CompressedModel
 from llmaccel.errors import LlmaccelError
@@ -94,23 +105,35 @@ def _packed(cm: CompressedModel, key: str) -> PackedLinear:
 
 
 class TritonModel:
-    """A compressed model resident on one device, with a static INT8 KV cache of ``max_len`` positions."""
+    """A compressed model resident on one device, with a static INT8 KV cache of ``max_len`` positions.
+
+    ``linears`` carry their biases; ``norms`` by canonical name (``layers.{i}.input_layernorm``, ...,
+    ``norm``, with ``.bias`` entries for LayerNorm); ``positions``: the learned position table
+    fp32 [max_position_embeddings, hidden] (row p = position p) or None for RoPE families.
+    """
 
     def __init__(self, shape: lm.ModelSpec, linears: dict[str, DevicePackedLinear], embed: torch.Tensor,
                  norms: dict[str, torch.Tensor], device: torch.device, max_len: int,
-                 activations: Activations = "int8", gemv: Optional[GemvConfig] = None, name: str = ""):
+                 activations: Activations = "int8", gemv: Optional[GemvConfig] = None, name: str = "",
+                 positions: Optional[torch.Tensor] = None):
         if activations not in ("int8", "fp16"):
             raise LlmaccelError(f"activations='{activations}' is invalid; allowed: int8, fp16")
-        if not 1 <= max_len <= shape.max_position_embeddings:
-            raise LlmaccelError(f"max_len={max_len} is invalid; allowed: 1..{shape.max_position_embeddings}")
-        self.shape, self.embed, self.norms = shape, embed, norms
+        if not 1 <= max_len <= shape.max_context:
+            raise LlmaccelError(f"max_len={max_len} is invalid; allowed: 1..{shape.max_context} "
+                                f"({_context_reason(shape)})")
         check_family(shape)
+        a = shape.arch
+        _check_tensors(shape, linears, norms, positions)
+        self.shape, self.embed, self.norms, self.positions = shape, embed, norms, positions
         self.groups = _fuse(linears, shape)
         self.device, self.max_len, self.activations, self.gemv, self.name = device, max_len, activations, gemv, name
+        self.prepared = "int8" if activations == "int8" else "fp16"
         # RoPE tables for every cache position, on the device: forward() gathers rows by device index,
         # so it never reads a position on the host (CUDA-graph safe)
-        cos, sin = lm.rope_cos_sin(shape, torch.arange(max_len))
-        self.cos_table, self.sin_table = cos.to(device), sin.to(device)
+        self.cos_table = self.sin_table = None
+        if a.positions == "rope":
+            cos, sin = lm.rope_cos_sin(shape, torch.arange(max_len))
+            self.cos_table, self.sin_table = cos.to(device), sin.to(device)
         s = shape
         kv = (s.num_layers, max_len, s.num_kv_heads, s.head_dim)
         self.k8 = torch.zeros(kv, dtype=torch.int8, device=device)
@@ -127,7 +150,7 @@ class TritonModel:
         device = torch.device(device)
         shape = cm.shape
         check_family(shape)
-        max_len = max_len or shape.max_position_embeddings
+        max_len = max_len or shape.max_context
         if cm.recipe.kv_bits != 8:
             raise KernelFormatError(f"recipe '{cm.recipe.name}' keeps a {cm.recipe.kv_bits or 32}-bit KV cache; the "
                                     f"gpu backend's attention reads the INT8 KV cache; allowed: recipes with kv_bits=8")
@@ -142,17 +165,21 @@ class TritonModel:
                 KernelFormat.of(p.fmt)
             except KernelFormatError as exc:
                 raise KernelFormatError(f"layer '{k}': {exc}") from None
-        embed = cm.tensors["embed_tokens"]
-        need = MemoryNeed(sum(p.fmt.total_bytes for p in packed.values()), int(embed.size) * 2,
+        embed, pos = cm.tensors["embed_tokens"], cm.tensors.get("embed_positions")
+        biases = {k: cm.tensors[k + ".bias"] for k in packed if k + ".bias" in cm.tensors}
+        need = MemoryNeed(sum(p.fmt.total_bytes for p in packed.values()) + 4 * sum(b.size for b in biases.values()),
+                          int(embed.size) * 2 + (0 if pos is None else int(pos.size) * 4),
                           kv_cache_bytes(shape, max_len), WORKSPACE_MARGIN_BYTES)
         if device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
             check_fits(need, free, str(device), max_len)
-        linears = {k: DevicePackedLinear.from_packed(p, device) for k, p in packed.items()}
-        norms = {k: torch.from_numpy(np.asarray(v, np.float32)).to(device) for k, v in cm.tensors.items()
-                 if k != "embed_tokens"}
+        linears = {k: DevicePackedLinear.from_packed(p, device, biases.get(k)) for k, p in packed.items()}
+        f32 = lambda v: torch.from_numpy(np.asarray(v, np.float32)).to(device)
+        norms = {k: f32(v) for k, v in cm.tensors.items()
+                 if k not in ("embed_tokens", "embed_positions") and k.removesuffix(".bias") not in packed}
         emb = torch.from_numpy(np.asarray(embed, np.float16)).to(device)
-        return cls(shape, linears, emb, norms, device, max_len, activations, gemv, cm.recipe.name)
+        return cls(shape, linears, emb, norms, device, max_len, activations, gemv, cm.recipe.name,
+                   None if pos is None else f32(pos))
 
     # ---------------------------------------------------------------- forward
     def _prepare(self, x: torch.Tensor):
@@ -162,8 +189,9 @@ class TritonModel:
         return x.clamp(-FP16_MAX, FP16_MAX).to(torch.float16).contiguous()
 
     def _norm_prepare(self, x: torch.Tensor, res: Optional[torch.Tensor], key: str):
-        """(x + res, the next linear's prepared input rmsnorm(x + res)) in one kernel."""
-        return add_rmsnorm_prepare(x, res, self.norms[key], self.shape.rms_norm_eps, self.activations == "int8")
+        """(x + res, the next linear's prepared input norm(x + res)) in one kernel."""
+        return add_norm_prepare(x, res, self.norms[key], self.norms.get(key + ".bias"), self.shape.norm_eps,
+                                self.shape.arch.norm.kind, self.prepared)
 
     def _run(self, group: str, prepared) -> list[torch.Tensor]:
         """Outputs of a group of linears sharing one input, in the group's order."""
@@ -179,11 +207,13 @@ class TritonModel:
     def forward(self, ids: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
         """Logits [T, vocab] of ``ids`` (long [T], device) placed after the first ``start`` (int32 [1], device)
         cache positions. Does not read ``start`` on the host, so it can be captured in a CUDA graph."""
-        s = self.shape
+        s, a = self.shape, self.shape.arch
         t = ids.shape[0]
-        pos = start.to(torch.long) + torch.arange(t, device=self.device)
-        cos, sin = self.cos_table[pos], self.sin_table[pos]
-        x = self.embed[ids].to(torch.float32)
+        cos = sin = None
+        if a.positions == "rope":
+            pos = start.to(torch.long) + torch.arange(t, device=self.device)
+            cos, sin = self.cos_table[pos], self.sin_table[pos]
+        x = embed_rows(ids, self.embed, self.positions, start)   # learned positions added here
         res = None          # the last sublayer's output, added to x by the next norm kernel
         for i in range(s.num_layers):
             x, hp = self._norm_prepare(x, res, f"layers.{i}.input_layernorm")
@@ -191,26 +221,35 @@ class TritonModel:
             q = q.reshape(t, s.num_heads, s.head_dim).contiguous()
             k = k.reshape(t, s.num_kv_heads, s.head_dim).contiguous()
             v = v.reshape(t, s.num_kv_heads, s.head_dim).contiguous()
-            # RoPE + INT8 per (token, head) in one kernel each; K and V land in the cache at start..start+t-1
+            # RoPE (if the family has it) + INT8 per (token, head) in one kernel each; K and V land in the
+            # cache at start..start+t-1
             rope_quantize(k, cos, sin, self.k8[i], self.k_scale[i], start)
             rope_quantize(v, None, None, self.v8[i], self.v_scale[i], start)
             q8, s_q = rope_quantize(q, cos, sin)
             attn = int8_attention(q8, s_q, self.k8[i], self.k_scale[i], self.v8[i], self.v_scale[i], start)
             o = self._run(f"{i}.o", self._prepare(attn.reshape(t, -1)))[0]
             x, hp = self._norm_prepare(x, o, f"layers.{i}.post_attention_layernorm")
-            gate, up = self._run(f"{i}.gate_up", hp)
-            res = self._run(f"{i}.down", silu_mul_prepare(gate, up, self.activations == "int8"))[0]
+            mlp_in = self._run(f"{i}.gate_up", hp)
+            gate, up = mlp_in if a.gated else (None, mlp_in[0])
+            res = self._run(f"{i}.down", act_prepare(gate, up, a.activation, self.prepared))[0]
         x, hp = self._norm_prepare(x, res, "norm")
         return self._run("lm_head", hp)[0]
 
     def _start(self) -> torch.Tensor:
         return torch.tensor([self.length], dtype=torch.int32, device=self.device)
 
+    def _check_ids(self, ids: list[int]) -> None:
+        """Token ids are checked on the host: the embedding kernel reads rows unchecked."""
+        bad = [i for i in ids if not 0 <= int(i) < self.shape.vocab_size]
+        if bad:
+            raise LlmaccelError(f"token id {bad[0]} is out of range; allowed: 0..{self.shape.vocab_size - 1}")
+
     @torch.no_grad()
     def prefill(self, ids: list[int]) -> torch.Tensor:
         """Start a new sequence: logits [T, vocab] of the prompt."""
         if not 1 <= len(ids) <= self.max_len:
             raise LlmaccelError(f"prompt of {len(ids)} tokens; allowed: 1..max_len={self.max_len}")
+        self._check_ids(ids)
         self.length = 0
         logits = self.forward(torch.tensor(ids, dtype=torch.long, device=self.device), self._start())
         self.length = len(ids)
@@ -220,6 +259,7 @@ class TritonModel:
     def decode(self, token: int) -> torch.Tensor:
         """Append one token: logits [1, vocab]."""
         self._check_room()
+        self._check_ids([token])
         logits = self.forward(torch.tensor([token], dtype=torch.long, device=self.device), self._start())
         self.length += 1
         return logits
@@ -232,22 +272,70 @@ class TritonModel:
 
     @property
     def weight_bytes(self) -> int:
-        return sum(layer.nbytes for group in self.groups.values() for layer, _ in group)
+        """Bytes a decode step streams for the linears: packed weights plus FP32 biases."""
+        return sum(layer.nbytes + (0 if layer.bias is None else 4 * layer.out_features)
+                   for group in self.groups.values() for layer, _ in group)
 
 
 # the family's input groups (Architecture.groups) under the names forward() uses
 GROUP_NAMES = {"attn_in": "qkv", "attn_out": "o", "mlp_in": "gate_up", "mlp_out": "down"}
+# what the kernels implement, by Architecture field (the values the field may take that they do not
+# are refused by check_family, naming the field)
+KERNEL_POSITIONS = ("rope", "learned")
+KERNEL_DATAFLOWS = ("pre_norm_residual",)
 
 
 def check_family(spec: lm.ModelSpec) -> None:
-    """The fused kernels implement the Llama block (RMSNorm, RoPE, SwiGLU, no biases); refuse the rest by name."""
+    """Refuse, by field and allowed values, an architecture the kernels do not implement.
+
+    Implemented: RMSNorm and LayerNorm, SiLU / GELU (tanh, erf) / ReLU, gated and plain MLPs, RoPE
+    and learned positions, linear biases anywhere, the pre-norm residual block, and head_dim a power
+    of two >= 16 (the attention and RoPE kernels tile one head).
+    """
     a = spec.arch
-    wrong = [f"{what}={got!r} (kernels: {want!r})" for what, got, want in (
-        ("norm", a.norm.kind, "rmsnorm"), ("activation", a.activation, "silu"), ("gated", a.gated, True),
-        ("positions", a.positions, "rope"), ("biases", list(a.biased), [])) if got != want]
+    wrong = [f"{what}={got!r} (allowed: {list(allowed)})" for what, got, allowed in (
+        ("norm", a.norm.kind, NORM_KINDS), ("activation", a.activation, KERNEL_ACTIVATIONS),
+        ("positions", a.positions, KERNEL_POSITIONS), ("dataflow", a.dataflow, KERNEL_DATAFLOWS))
+        if got not in allowed]
+    d = spec.head_dim
+    if d < 16 or d & (d - 1):
+        wrong.append(f"head_dim={d} (allowed: a power of two >= 16)")
     if wrong:
         raise KernelFormatError(f"family '{spec.family}' is not supported by the gpu backend's Triton kernels: "
-                                + ", ".join(wrong) + "; allowed: Llama-layout families (llama, mistral)")
+                                + ", ".join(wrong))
+
+
+def _context_reason(spec: lm.ModelSpec) -> str:
+    if spec.sliding_window and spec.sliding_window < spec.max_position_embeddings:
+        return f"the sliding window of {spec.sliding_window} positions; windowed attention is not implemented"
+    return "max_position_embeddings"
+
+
+def _check_tensors(spec: lm.ModelSpec, linears: dict[str, DevicePackedLinear], norms: dict[str, torch.Tensor],
+                   positions: Optional[torch.Tensor]) -> None:
+    """The tensors the architecture says exist, and no bias it does not have (never run a model wrongly)."""
+    a = spec.arch
+    names = [f"layers.{i}.{n}" for i in range(spec.num_layers) for n in ("input_layernorm", "post_attention_layernorm")]
+    need_bias = a.norm.has_bias
+    for n in names + ["norm"]:
+        if n not in norms or ((n + ".bias") in norms) != need_bias:
+            raise KernelFormatError(f"norm '{n}' of family '{spec.family}' ({a.norm.kind}) needs "
+                                    f"{'a weight and a bias' if need_bias else 'a weight and no bias'}")
+    for i in range(spec.num_layers):
+        for leaf, key in a.linear_keys.items():
+            layer = linears[f"layers.{i}.{key}"]
+            if (layer.bias is not None) != (leaf in a.biased):
+                raise KernelFormatError(f"layer 'layers.{i}.{key}' of family '{spec.family}' "
+                                        f"{'needs' if leaf in a.biased else 'has no'} a bias")
+    if linears["lm_head"].bias is not None:
+        raise KernelFormatError("the lm_head has a bias; no supported family has one")
+    if (positions is not None) != (a.positions == "learned"):
+        raise KernelFormatError(f"family '{spec.family}' has positions={a.positions!r}: it "
+                                f"{'needs' if a.positions == 'learned' else 'takes no'} learned position embeddings")
+    if positions is not None and (positions.dtype != torch.float32
+                                  or tuple(positions.shape) != (spec.max_position_embeddings, spec.hidden_size)):
+        raise KernelFormatError(f"learned positions must be float32[{spec.max_position_embeddings}, "
+                                f"{spec.hidden_size}], got {positions.dtype}{list(positions.shape)}")
 
 
 def _fuse(linears: dict[str, DevicePackedLinear], spec: lm.ModelSpec) -> dict[str, list]:

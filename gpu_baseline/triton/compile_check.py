@@ -31,12 +31,14 @@ def _linear_specs(quick: bool) -> list[tuple[str, dict, dict]]:
             if sym or b in ASYMMETRIC_BITS]
     if quick:
         fmts = [(4, None, True), (3, (2, 4), False), (2, (8, 16), False), (8, (4, 8), True)]
-    fmt_sig = {"codes_ptr": "*i32", "idx_ptr": "*i32", "zeros_ptr": "*u8", "scales_ptr": "*fp16"}
+    fmt_sig = {"codes_ptr": "*i32", "idx_ptr": "*i32", "zeros_ptr": "*u8", "scales_ptr": "*fp16", "b_ptr": "*fp32"}
     out = []
     for bits, nm, sym in fmts:
         n, m = nm or (1, 1)
         idx_bits = (m.bit_length() - 1) if nm else 1
-        base = dict(BITS=bits, G=128, N=n, M=m, IDX_BITS=idx_bits, SYM=sym)
+        # biased layers (GPT-2, OPT, Qwen2's q/k/v) on the asymmetric formats, unbiased on the symmetric ones:
+        # both epilogues compile, without doubling the specialisations
+        base = dict(BITS=bits, G=128, N=n, M=m, IDX_BITS=idx_bits, SYM=sym, BIAS=not sym)
         for split in (1, 4):
             sig = {"xq_ptr": "*i8", "sx_ptr": "*fp32", **fmt_sig, "y_ptr": "*fp32", "part_ptr": "*i32", "O": "i32",
                    "code_words": "i32", "idx_words": "i32", "ngroups": "i32", "groups_per_split": "i32"}
@@ -51,8 +53,9 @@ def _linear_specs(quick: bool) -> list[tuple[str, dict, dict]]:
         sig = {"x_ptr": "*fp16", **fmt_sig, "y_ptr": "*fp32", "T": "i32", "O": "i32", "K": "i32", "code_words": "i32",
                "idx_words": "i32", "ngroups": "i32"}
         out.append(("_gemm_fp16_kernel", sig, dict(base, BLOCK_T=16, BLOCK_O=32)))
-    out.append(("_rescale_kernel", {"part_ptr": "*i32", "sx_ptr": "*fp32", "scales_ptr": "*fp16", "y_ptr": "*fp32",
-                                    "O": "i32", "ngroups": "i32"}, dict(BLOCK_O=32)))
+    for bias in (False, True):
+        out.append(("_rescale_kernel", {"part_ptr": "*i32", "sx_ptr": "*fp32", "scales_ptr": "*fp16", "b_ptr": "*fp32",
+                                        "y_ptr": "*fp32", "O": "i32", "ngroups": "i32"}, dict(BIAS=bias, BLOCK_O=32)))
     return out
 
 
@@ -60,23 +63,28 @@ def _other_specs() -> list[tuple[str, dict, dict]]:
     att = {"q_ptr": "*i8", "sq_ptr": "*fp32", "k_ptr": "*i8", "sk_ptr": "*fp32", "v_ptr": "*i8", "sv_ptr": "*fp32",
            "start_ptr": "*i32", "out_ptr": "*fp32", "dot_ptr": "*i32", "H": "i32", "KVH": "i32", "max_len": "i32",
            "c": "fp32"}
-    return [("_attention_kernel", att, dict(D=128, HB=1, BLOCK=32, STORE_DOT=False)),
-            ("_attention_kernel", att, dict(D=32, HB=1, BLOCK=32, STORE_DOT=True)),
-            ("_quantize_kernel", {"x_ptr": "*fp32", "q_ptr": "*i8", "s_ptr": "*fp32", "K": "i32"}, dict(CHUNK=1024)),
-            ("_rope_quantize_kernel", {"x_ptr": "*fp32", "cos_ptr": "*fp32", "sin_ptr": "*fp32", "q_ptr": "*i8",
-                                       "s_ptr": "*fp32", "start_ptr": "*i32", "NH": "i32"},
-             dict(D=128, ROPE=True, AT_START=True)),
-            ("_add_rmsnorm_quant_kernel", {"x_ptr": "*fp32", "res_ptr": "*fp32", "w_ptr": "*fp32", "xo_ptr": "*fp32",
-                                           "q_ptr": "*i8", "s_ptr": "*fp32", "h16_ptr": "*fp16", "K": "i32",
-                                           "eps": "fp32"}, dict(ADD=True, INT8=True, CHUNK=1024)),
-            ("_silu_mul_quant_kernel", {"g_ptr": "*fp32", "u_ptr": "*fp32", "g_stride": "i32", "u_stride": "i32",
-                                        "q_ptr": "*i8", "s_ptr": "*fp32", "h16_ptr": "*fp16", "K": "i32"},
-             dict(INT8=True, CHUNK=1024))]
+    norm = {"x_ptr": "*fp32", "res_ptr": "*fp32", "w_ptr": "*fp32", "b_ptr": "*fp32", "xo_ptr": "*fp32", "q_ptr": "*i8",
+            "s_ptr": "*fp32", "h_ptr": "*fp16", "T": "i32", "K": "i32", "eps": "fp32"}
+    act = {"g_ptr": "*fp32", "u_ptr": "*fp32", "g_stride": "i32", "u_stride": "i32", "q_ptr": "*i8", "s_ptr": "*fp32",
+           "h_ptr": "*fp16", "T": "i32", "K": "i32"}
+    emb = {"ids_ptr": "*i64", "emb_ptr": "*fp16", "pos_ptr": "*fp32", "start_ptr": "*i32", "out_ptr": "*fp32", "H": "i32"}
+    out = [("_attention_kernel", att, dict(D=128, HB=1, BLOCK=32, STORE_DOT=False)),
+           ("_attention_kernel", att, dict(D=32, HB=1, BLOCK=32, STORE_DOT=True)),
+           ("_quantize_kernel", {"x_ptr": "*fp32", "q_ptr": "*i8", "s_ptr": "*fp32", "K": "i32"}, dict(CHUNK=1024)),
+           ("_rope_quantize_kernel", {"x_ptr": "*fp32", "cos_ptr": "*fp32", "sin_ptr": "*fp32", "q_ptr": "*i8",
+                                      "s_ptr": "*fp32", "start_ptr": "*i32", "NH": "i32"},
+            dict(D=128, HB=1, ROPE=True, AT_START=True))]
+    out += [("_add_norm_kernel", norm, dict(ADD=True, LAYERNORM=ln, OUT=o, RB=1, CHUNK=1024))
+            for ln in (False, True) for o in ("int8", "fp16")]
+    out += [("_act_prepare_kernel", act, dict(ACT=a, GATED=a == "silu", OUT="int8", RB=1, CHUNK=1024))
+            for a in ("silu", "gelu_tanh", "gelu", "relu")]
+    out += [("_embed_kernel", emb, dict(LEARNED=learned, CHUNK=1024)) for learned in (False, True)]
+    return out
 
 
 def _kernel(name: str):
-    from llmaccel.gpu_baseline.triton import attention, linear, quantize
-    for mod in (linear, attention, quantize):
+    from llmaccel.gpu_baseline.triton import activation, attention, embed, linear, norm, quantize
+    for mod in (linear, attention, quantize, norm, activation, embed):
         if hasattr(mod, name):
             return getattr(mod, name)
     raise KeyError(name)
@@ -104,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--arch", type=int, default=90, help="CUDA compute capability x10 (80 A100, 90 H100/H200)")
     ap.add_argument("--quick", action="store_true", help="four formats instead of every one")
-    ap.add_argument("--smoke", action="store_true", help="five kernels only (INT8 GEMV on 3-bit 2:4, attention, and the three fused element-wise kernels)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="six kernels only (the biased INT8 GEMV on 3-bit 2:4, attention, RoPE + quantize, "
+                         "add + LayerNorm, GELU (erf), embedding + learned positions)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET") == "1":
@@ -114,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         specs = [sp for sp in specs if (sp[0] == "_gemv_int8_kernel" and sp[2]["BITS"] == 3 and sp[2]["M"] == 4
                                         and not sp[2]["SYM"] and sp[2]["SPLIT"] == 1)
-                 or (sp[0] == "_attention_kernel" and sp[2]["D"] == 128) or sp[0] in ("_rope_quantize_kernel", "_add_rmsnorm_quant_kernel", "_silu_mul_quant_kernel")]
+                 or (sp[0] == "_attention_kernel" and sp[2]["D"] == 128) or sp[0] == "_rope_quantize_kernel"
+                 or (sp[0] == "_add_norm_kernel" and sp[2]["LAYERNORM"] and sp[2]["OUT"] == "int8")
+                 or (sp[0] == "_act_prepare_kernel" and sp[2]["ACT"] == "gelu")
+                 or (sp[0] == "_embed_kernel" and sp[2]["LEARNED"])]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(compile_one, specs, [args.arch] * len(specs)))
     bad = [r for r in results if not r["ok"]]

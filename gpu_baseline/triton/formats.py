@@ -78,7 +78,8 @@ def _words_as_int32(words: np.ndarray, device: torch.device) -> torch.Tensor:
 
 @dataclass
 class DevicePackedLinear:
-    """A packed linear layer's arrays on a torch device, plus its kernel format."""
+    """A packed linear layer's arrays on a torch device, plus its kernel format and its FP32 bias (if any:
+    the kernels add it after the rescale)."""
 
     fmt: LayerFormat
     kfmt: KernelFormat
@@ -86,14 +87,22 @@ class DevicePackedLinear:
     indices: torch.Tensor           # int32 [O, index_words]  (>= 1 column)
     scales: torch.Tensor            # float16 [O, groups]
     zeros: Optional[torch.Tensor]   # uint8 [O, groups] or None (symmetric)
+    bias: Optional[torch.Tensor] = None   # float32 [O] or None
+
+    def __post_init__(self) -> None:
+        if self.bias is not None and (self.bias.dtype != torch.float32 or tuple(self.bias.shape) != (self.out_features,)):
+            raise KernelFormatError(f"bias must be float32[{self.out_features}], got {self.bias.dtype}"
+                                    f"{list(self.bias.shape)}")
 
     @classmethod
-    def from_packed(cls, p: PackedLinear, device: torch.device | str) -> "DevicePackedLinear":
+    def from_packed(cls, p: PackedLinear, device: torch.device | str,
+                    bias: Optional[np.ndarray] = None) -> "DevicePackedLinear":
         device = torch.device(device)
         kf = KernelFormat.of(p.fmt)
         zeros = None if p.zeros is None else torch.from_numpy(np.ascontiguousarray(p.zeros)).to(device)
+        b = None if bias is None else torch.from_numpy(np.ascontiguousarray(bias, np.float32)).to(device)
         return cls(p.fmt, kf, _words_as_int32(p.codes, device), _words_as_int32(p.indices, device),
-                   torch.from_numpy(np.ascontiguousarray(p.scales)).to(device), zeros)
+                   torch.from_numpy(np.ascontiguousarray(p.scales)).to(device), zeros, b)
 
     @property
     def out_features(self) -> int:
@@ -109,20 +118,26 @@ class DevicePackedLinear:
         return self.fmt.total_bytes
 
 
+def _stack_key(layer: DevicePackedLinear) -> tuple:
+    f = layer.fmt
+    return f.in_features, f.bits, f.group_size, f.symmetric, f.nm, layer.bias is not None
+
+
 def concat_rows(layers: list[DevicePackedLinear]) -> DevicePackedLinear:
     """Layers of one format stacked by output rows: still the packed format (rows are independent),
-    so q/k/v (and gate/up) run as one GEMV launch over more rows."""
+    so q/k/v (and gate/up) run as one GEMV launch over more rows. Biases stack with their rows; layers
+    with and without a bias do not stack (adding a zero bias would turn a -0.0 output into +0.0)."""
     f0 = layers[0].fmt
-    key = lambda f: (f.in_features, f.bits, f.group_size, f.symmetric, f.nm)
-    if any(key(layer.fmt) != key(f0) for layer in layers):
-        raise KernelFormatError("concat_rows needs layers of one format (in_features, bits, group, symmetric, N:M)")
+    if not same_format(layers):
+        raise KernelFormatError("concat_rows needs layers of one format (in_features, bits, group, symmetric, N:M, "
+                                "all or none biased)")
     fmt = LayerFormat(sum(layer.out_features for layer in layers), f0.in_features, f0.bits, f0.group_size,
                       f0.symmetric, f0.nm)
     cat = lambda name: torch.cat([getattr(layer, name) for layer in layers], dim=0)
     return DevicePackedLinear(fmt, layers[0].kfmt, cat("codes"), cat("indices"), cat("scales"),
-                              None if f0.symmetric else cat("zeros"))
+                              None if f0.symmetric else cat("zeros"),
+                              None if layers[0].bias is None else cat("bias"))
 
 
 def same_format(layers: list[DevicePackedLinear]) -> bool:
-    key = lambda f: (f.in_features, f.bits, f.group_size, f.symmetric, f.nm)
-    return len({key(layer.fmt) for layer in layers}) == 1
+    return len({_stack_key(layer) for layer in layers}) == 1

@@ -13,6 +13,10 @@ Two activation types, as the two kinds of users run them:
   group's weights are decoded to ``fp16(s * d)`` and multiplied with FP16
   activations, accumulated in FP32. Its bound is :func:`fp16_error_bound`.
 
+A layer's bias (GPT-2, OPT, Qwen2's q/k/v) is added in FP32 in the epilogue, after the rescale
+(``y = (sum_g ...) * s_x + b``, contract section 3), as one more rounded add: launches have
+FP contraction off, so it is not fused with the multiply and the INT8 path stays bit-exact.
+
 One kernel specialisation per packed format (bits, group, N:M, symmetric),
 so every layer of a mixed-precision model gets its own.
 """
@@ -97,10 +101,10 @@ def _fp16_weights(d, s):
 
 
 @triton.jit
-def _gemv_int8_kernel(xq_ptr, sx_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, y_ptr, part_ptr,
+def _gemv_int8_kernel(xq_ptr, sx_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, b_ptr, y_ptr, part_ptr,
                       O, code_words, idx_words, ngroups, groups_per_split,
                       BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
-                      IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_O: tl.constexpr,
+                      IDX_BITS: tl.constexpr, SYM: tl.constexpr, BIAS: tl.constexpr, BLOCK_O: tl.constexpr,
                       SPLIT: tl.constexpr, STORE_PARTIALS: tl.constexpr, GPI: tl.constexpr):
     rows, rmask, g0, g1 = _gemv_program(O, ngroups, groups_per_split, BLOCK_O)
     y = tl.zeros([BLOCK_O], dtype=tl.float32)
@@ -117,12 +121,22 @@ def _gemv_int8_kernel(xq_ptr, sx_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr,
                 y = tl.where(ok, y + s * acc.to(tl.float32), y)     # groups in order, as the contract says
     if SPLIT == 1:
         sx = tl.load(sx_ptr)
-        tl.store(y_ptr + rows, y * sx, mask=rmask)
+        tl.store(y_ptr + rows, _add_bias(y * sx, b_ptr, rows, rmask, BIAS), mask=rmask)
 
 
 @triton.jit
-def _rescale_kernel(part_ptr, sx_ptr, scales_ptr, y_ptr, O, ngroups, BLOCK_O: tl.constexpr):
-    """y[t, o] = (sum over g in order of s[o,g] * float(acc[t,o,g])) * s_x[t]."""
+def _add_bias(y, b_ptr, rows, rmask, BIAS: tl.constexpr):
+    """``y + b[rows]`` (FP32, after the rescale) when the layer has a bias, else ``y``; y is [BLOCK_O] or
+    [BLOCK_T, BLOCK_O] (rows on the last axis)."""
+    if BIAS:
+        y = y + tl.load(b_ptr + rows, mask=rmask, other=0.0)
+    return y
+
+
+@triton.jit
+def _rescale_kernel(part_ptr, sx_ptr, scales_ptr, b_ptr, y_ptr, O, ngroups, BIAS: tl.constexpr,
+                    BLOCK_O: tl.constexpr):
+    """y[t, o] = (sum over g in order of s[o,g] * float(acc[t,o,g])) * s_x[t] (+ b[o])."""
     pid_t = tl.program_id(0)
     rows = tl.program_id(1) * BLOCK_O + tl.arange(0, BLOCK_O)
     rmask = rows < O
@@ -132,14 +146,15 @@ def _rescale_kernel(part_ptr, sx_ptr, scales_ptr, y_ptr, O, ngroups, BLOCK_O: tl
         acc = tl.load(part_ptr + base + g, mask=rmask, other=0)
         s = _group_scales(scales_ptr, rows, rmask, g, ngroups)
         y = y + s * acc.to(tl.float32)
-    tl.store(y_ptr + pid_t * O + rows, y * tl.load(sx_ptr + pid_t), mask=rmask)
+    tl.store(y_ptr + pid_t * O + rows, _add_bias(y * tl.load(sx_ptr + pid_t), b_ptr, rows, rmask, BIAS), mask=rmask)
 
 
 @triton.jit
-def _gemm_int8_kernel(xq_ptr, sx_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, y_ptr, part_ptr,
+def _gemm_int8_kernel(xq_ptr, sx_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, b_ptr, y_ptr, part_ptr,
                       T, O, K, code_words, idx_words, ngroups,
                       BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
-                      IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_O: tl.constexpr,
+                      IDX_BITS: tl.constexpr, SYM: tl.constexpr, BIAS: tl.constexpr,
+                      BLOCK_T: tl.constexpr, BLOCK_O: tl.constexpr,
                       STORE_PARTIALS: tl.constexpr):
     toks, rows, tmask, rmask = _gemm_program(T, O, BLOCK_T, BLOCK_O)
     cols = tl.arange(0, G)
@@ -155,15 +170,19 @@ def _gemm_int8_kernel(xq_ptr, sx_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr,
         s = _group_scales(scales_ptr, rows, rmask, g, ngroups)
         y = y + s[None, :] * acc.to(tl.float32)
     sx = tl.load(sx_ptr + toks, mask=tmask, other=0)
-    tl.store(y_ptr + toks.to(tl.int64)[:, None] * O + rows[None, :], y * sx[:, None],
+    tl.store(y_ptr + toks.to(tl.int64)[:, None] * O + rows[None, :],
+             _add_bias(y * sx[:, None], b_ptr, rows[None, :], rmask[None, :], BIAS),
              mask=tmask[:, None] & rmask[None, :])
 
 
 @triton.jit
-def _gemv_fp16_kernel(x_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, part_ptr,
+def _gemv_fp16_kernel(x_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, b_ptr, part_ptr,
                       O, code_words, idx_words, ngroups, groups_per_split,
                       BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
-                      IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_O: tl.constexpr, GPI: tl.constexpr):
+                      IDX_BITS: tl.constexpr, SYM: tl.constexpr, BIAS: tl.constexpr, BLOCK_O: tl.constexpr,
+                      GPI: tl.constexpr):
+    """One K-split's FP32 partial outputs; the first split also adds the bias (the splits' partials are
+    summed afterwards, so the bias is one more term of that sum: :func:`fp16_error_bound`)."""
     rows, rmask, g0, g1 = _gemv_program(O, ngroups, groups_per_split, BLOCK_O)
     y = tl.zeros([BLOCK_O], dtype=tl.float32)
     for gb in range(g0, g1, GPI):
@@ -173,14 +192,16 @@ def _gemv_fp16_kernel(x_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, part_ptr
                                       idx_words, ngroups, BITS, G, N, M, IDX_BITS, SYM)
             w = _fp16_weights(d, _group_scales(scales_ptr, rows, m, g, ngroups))
             y = y + tl.sum(w.to(tl.float32) * x.to(tl.float32)[None, :], axis=1)
-    tl.store(part_ptr + tl.program_id(1) * O + rows, y, mask=rmask)
+    tl.store(part_ptr + tl.program_id(1) * O + rows,
+             _add_bias(y, b_ptr, rows, rmask & ((rows * 0 + tl.program_id(1)) == 0), BIAS), mask=rmask)
 
 
 @triton.jit
-def _gemm_fp16_kernel(x_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, y_ptr,
+def _gemm_fp16_kernel(x_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, b_ptr, y_ptr,
                       T, O, K, code_words, idx_words, ngroups,
                       BITS: tl.constexpr, G: tl.constexpr, N: tl.constexpr, M: tl.constexpr,
-                      IDX_BITS: tl.constexpr, SYM: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_O: tl.constexpr):
+                      IDX_BITS: tl.constexpr, SYM: tl.constexpr, BIAS: tl.constexpr,
+                      BLOCK_T: tl.constexpr, BLOCK_O: tl.constexpr):
     toks, rows, tmask, rmask = _gemm_program(T, O, BLOCK_T, BLOCK_O)
     cols = tl.arange(0, G)
     y = tl.zeros([BLOCK_T, BLOCK_O], dtype=tl.float32)
@@ -190,7 +211,8 @@ def _gemm_fp16_kernel(x_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, y_ptr,
         w = _fp16_weights(d, _group_scales(scales_ptr, rows, rmask, g, ngroups))
         x = tl.load(x_ptr + toks.to(tl.int64)[:, None] * K + g * G + cols[None, :], mask=tmask[:, None], other=0)
         y = tl.dot(x, tl.trans(w), y, out_dtype=tl.float32)
-    tl.store(y_ptr + toks.to(tl.int64)[:, None] * O + rows[None, :], y, mask=tmask[:, None] & rmask[None, :])
+    tl.store(y_ptr + toks.to(tl.int64)[:, None] * O + rows[None, :],
+             _add_bias(y, b_ptr, rows[None, :], rmask[None, :], BIAS), mask=tmask[:, None] & rmask[None, :])
 
 
 # --------------------------------------------------------------------------- host side
@@ -198,8 +220,10 @@ def _gemm_fp16_kernel(x_ptr, codes_ptr, idx_ptr, zeros_ptr, scales_ptr, y_ptr,
 def _format_args(layer: DevicePackedLinear) -> tuple[tuple, dict]:
     kf = layer.kfmt
     zeros = layer.zeros if layer.zeros is not None else layer.scales   # never read when symmetric
-    ptrs = (layer.codes, layer.indices, zeros, layer.scales)
-    consts = dict(BITS=kf.bits, G=kf.group_size, N=kf.n, M=kf.m, IDX_BITS=max(kf.index_bits, 1), SYM=kf.symmetric)
+    bias = layer.bias if layer.bias is not None else layer.scales      # never read without a bias
+    ptrs = (layer.codes, layer.indices, zeros, layer.scales, bias)
+    consts = dict(BITS=kf.bits, G=kf.group_size, N=kf.n, M=kf.m, IDX_BITS=max(kf.index_bits, 1), SYM=kf.symmetric,
+                  BIAS=layer.bias is not None)
     return ptrs, consts
 
 
@@ -244,8 +268,9 @@ def int8_linear(layer: DevicePackedLinear, q: torch.Tensor, s_x: torch.Tensor, *
                                 _groups_per_split(ng, split), **consts, BLOCK_O=cfg.block_o, SPLIT=split,
                                 STORE_PARTIALS=need_parts, GPI=cfg.groups_per_iter, **compile_options(cfg.num_warps))
         if split > 1:
-            _rescale_kernel[(1, triton.cdiv(o, cfg.block_o))](part, s_x, layer.scales, y, o, ng,
-                                                               BLOCK_O=cfg.block_o, **compile_options())
+            _rescale_kernel[(1, triton.cdiv(o, cfg.block_o))](part, s_x, layer.scales, ptrs[4], y, o, ng,
+                                                               BIAS=consts["BIAS"], BLOCK_O=cfg.block_o,
+                                                               **compile_options())
     else:
         part = torch.empty((t, o, ng) if partials else (1,), dtype=torch.int32, device=q.device)
         grid = (triton.cdiv(t, GEMM_BLOCK_T), triton.cdiv(o, block_o))
@@ -278,15 +303,19 @@ def fp16_linear(layer: DevicePackedLinear, x: torch.Tensor, *, gemv: Optional[Ge
     return y
 
 
-def fp16_error_bound(x: torch.Tensor, w_float: torch.Tensor) -> torch.Tensor:
-    """Bound on |fp16_linear - x @ w_float.T| (FP32 reference) per output, [T, O].
+def fp16_error_bound(x: torch.Tensor, w_float: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Bound on |fp16_linear - (x @ w_float.T (+ bias))| (FP32 reference) per output, [T, O].
 
     Each product carries two FP16 roundings (activation and ``s*d``), relative
     ``2**-11`` each, so ``(1 + 2**-11)**2 - 1 < 2**-10 + 2**-22``; the FP32
     accumulation of K terms in any order adds at most ``K * 2**-24`` (the
     standard gamma_K bound, K * u / (1 - K * u), with K * u << 1), taken twice
-    for the reference's own FP32 sum. All relative to ``|x| @ |w|.T``.
+    for the reference's own FP32 sum. All relative to ``|x| @ |w|.T``. A bias is one more
+    exact term of both sums (K + 1 terms, the bound's K grows by one) and enters as ``|b|``.
     """
-    k = x.shape[1]
+    k = x.shape[1] + (bias is not None)
     rel = 2.0 ** -10 + 2.0 ** -22 + 2 * k * 2.0 ** -24
-    return rel * (x.abs().double() @ w_float.abs().double().T).float()
+    ax = x.abs().double() @ w_float.abs().double().T
+    if bias is None:
+        return (rel * ax).float()
+    return (rel * ax + 2 * k * 2.0 ** -24 * bias.abs().double()).float()

@@ -9,6 +9,10 @@ element-wise kernels: the decode step is launch-bound at batch 1.
 ``rint`` is built from ``floor``: ``r = floor(v)``, ``f = v - r`` (exact for
 ``|v| <= 127``), round up when ``f > 0.5`` or ``f == 0.5`` and ``r`` is odd.
 (``floor(v + 0.5)`` would be wrong for the float just below 0.5.)
+
+The fused kernels that end in the next linear's input (``norm.py``: residual add + RMSNorm or
+LayerNorm; ``activation.py``: the MLP's activation) share this module's rounding helpers and
+:func:`store_prepared`, so every path quantizes the same way.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import triton
 import triton.language as tl
 
 from llmaccel.gpu_baseline.triton.formats import KernelFormatError
-from llmaccel.gpu_baseline.triton.launch import check_operand, compile_options
+from llmaccel.gpu_baseline.triton.launch import INTERPRETED, check_operand, compile_options
 
 CHUNK = 1024
 
@@ -73,28 +77,42 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 @triton.jit
 def _rope_quantize_kernel(x_ptr, cos_ptr, sin_ptr, q_ptr, s_ptr, start_ptr, NH, D: tl.constexpr,
-                          ROPE: tl.constexpr, AT_START: tl.constexpr):
-    """One (token, head) row: optional RoPE (HF rotate-half), then per-row INT8; rows land at ``start + t``
-    when AT_START (the KV cache) else at ``t``."""
+                          HB: tl.constexpr, ROPE: tl.constexpr, AT_START: tl.constexpr):
+    """HB (token, head) rows of one token: optional RoPE (HF rotate-half), then per-row INT8; rows land at
+    ``start + t`` when AT_START (the KV cache) else at ``t``."""
     t = tl.program_id(0)
-    h = tl.program_id(1)
+    heads = tl.program_id(1) * HB + tl.arange(0, HB)
     d = tl.arange(0, D)
-    src = (t * NH + h).to(tl.int64) * D
-    x = tl.load(x_ptr + src + d)
+    src = (t * NH + heads).to(tl.int64)[:, None] * D                  # [HB, 1]
+    x = tl.load(x_ptr + src + d[None, :])
     if ROPE:
         HALF: tl.constexpr = D // 2
-        partner = tl.load(x_ptr + src + (d + HALF) % D)
-        rot = tl.where(d < HALF, -partner, partner)
+        partner = tl.load(x_ptr + src + ((d + HALF) % D)[None, :])
+        rot = tl.where((d < HALF)[None, :], -partner, partner)
         c = tl.load(cos_ptr + t * D + d)
         sn = tl.load(sin_ptr + t * D + d)
-        x = x * c + rot * sn
-    s = row_scale(tl.max(tl.abs(x), axis=0))
+        x = x * c[None, :] + rot * sn[None, :]
+    s = row_scale(tl.max(tl.abs(x), axis=1))
     row = t
     if AT_START:
         row = tl.load(start_ptr) + t
-    dst = (row * NH + h).to(tl.int64)
+    dst = (row * NH + heads).to(tl.int64)
     tl.store(s_ptr + dst, s)
-    tl.store(q_ptr + dst * D + d, rint_clamp127(tl.math.div_rn(x, s)).to(tl.int8))
+    tl.store(q_ptr + dst[:, None] * D + d[None, :], rint_clamp127(tl.math.div_rn(x, s[:, None])).to(tl.int8))
+
+
+def block_rows(t: int) -> int:
+    """Token rows one program of a fused per-row kernel (norm, activation) serves: up to 16 in the
+    interpreter (a power of two >= t, masked; each program costs milliseconds there), 1 when compiled
+    (one row per program fills the SMs, and its chunk stays in registers)."""
+    return min(triton.next_power_of_2(t), 16) if INTERPRETED else 1
+
+
+def rows_per_program(n: int) -> int:
+    """Rows one program of a per-row kernel serves: many in the interpreter (numpy vectorises them, and
+    each program costs milliseconds there: the largest power of two dividing ``n``), one when compiled
+    (a grid that fills the SMs)."""
+    return n & -n if INTERPRETED else 1
 
 
 def rope_quantize(x: torch.Tensor, cos: torch.Tensor | None, sin: torch.Tensor | None,
@@ -119,113 +137,44 @@ def rope_quantize(x: torch.Tensor, cos: torch.Tensor | None, sin: torch.Tensor |
         out_q = torch.empty((t, nh, d), dtype=torch.int8, device=x.device)
         out_s = torch.empty((t, nh), dtype=torch.float32, device=x.device)
         start = out_s          # a valid pointer, never read
-    _rope_quantize_kernel[(t, nh)](x, cos if rope else x, sin if rope else x, out_q, out_s, start, nh, D=d,
-                                   ROPE=rope, AT_START=at_start, **compile_options())
+    hb = rows_per_program(nh)
+    _rope_quantize_kernel[(t, nh // hb)](x, cos if rope else x, sin if rope else x, out_q, out_s, start, nh, D=d,
+                                         HB=hb, ROPE=rope, AT_START=at_start, **compile_options())
     return out_q, out_s
 
 
-@triton.jit
-def _rmsnorm_chunk(w_ptr, src, base, k0, lane, K, r):
-    """One chunk of ``h = w * (x * r)`` (r = 1 / RMS of the row) and its mask; each pass recomputes it
-    rather than keeping the row."""
-    m = (k0 + lane) < K
-    return tl.load(w_ptr + k0 + lane, mask=m, other=0.0) * (tl.load(src + base + k0 + lane, mask=m, other=0.0) * r), m
+# ----------------------------------------------------------------------------- prepared linear inputs
+# What a fused element-wise kernel (norm.py, activation.py) writes for the next linear: INT8 codes and
+# per-row scales (the contract's activations), FP16 (weight-only), or FP32 (the values themselves, for
+# tests that check the element-wise arithmetic per element).
+PREPARED = ("int8", "fp16", "fp32")
+
+
+def prepared_buffers(t: int, k: int, out: str, device: torch.device):
+    """(codes int8 [T, K], scales fp32 [T], values [T, K] of ``out``'s dtype) to pass to a fused kernel;
+    the buffers ``out`` does not use are 1-element placeholders (valid pointers, never written)."""
+    if out not in PREPARED:
+        raise KernelFormatError(f"out={out!r} is invalid; allowed: {list(PREPARED)}")
+    one = lambda dt: torch.empty((1,), dtype=dt, device=device)
+    if out == "int8":
+        return (torch.empty((t, k), dtype=torch.int8, device=device), torch.empty((t,), dtype=torch.float32,
+                                                                                   device=device), one(torch.float16))
+    dt = torch.float16 if out == "fp16" else torch.float32
+    return one(torch.int8), one(torch.float32), torch.empty((t, k), dtype=dt, device=device)
+
+
+def prepared_result(q: torch.Tensor, s: torch.Tensor, h: torch.Tensor, out: str):
+    """What the linears take: (codes, scales) for INT8, else the values."""
+    return (q, s) if out == "int8" else h
 
 
 @triton.jit
-def _add_rmsnorm_quant_kernel(x_ptr, res_ptr, w_ptr, xo_ptr, q_ptr, s_ptr, h16_ptr, K, eps,
-                              ADD: tl.constexpr, INT8: tl.constexpr, CHUNK: tl.constexpr):
-    """x = x + res (ADD); h = w * (x * (1 / sqrt(mean(x^2) + eps))); then h as INT8 codes + scale, or FP16."""
-    row = tl.program_id(0).to(tl.int64)
-    base = row * K
-    lane = tl.arange(0, CHUNK)
-    ss = tl.zeros([CHUNK], dtype=tl.float32)
-    for k0 in range(0, K, CHUNK):
-        m = (k0 + lane) < K
-        x = tl.load(x_ptr + base + k0 + lane, mask=m, other=0.0)
-        if ADD:
-            x = x + tl.load(res_ptr + base + k0 + lane, mask=m, other=0.0)
-            tl.store(xo_ptr + base + k0 + lane, x, mask=m)
-        ss = ss + x * x
-    r = tl.math.div_rn(1.0, tl.math.sqrt_rn(tl.math.div_rn(tl.sum(ss, axis=0), K * 1.0) + eps))
-    src = xo_ptr if ADD else x_ptr
-    if INT8:
-        amax = tl.zeros([CHUNK], dtype=tl.float32)
-        for k0 in range(0, K, CHUNK):
-            h, m = _rmsnorm_chunk(w_ptr, src, base, k0, lane, K, r)
-            amax = tl.maximum(amax, tl.abs(h))
-        s = row_scale(tl.max(amax, axis=0))
-        tl.store(s_ptr + row, s)
-        for k0 in range(0, K, CHUNK):
-            h, m = _rmsnorm_chunk(w_ptr, src, base, k0, lane, K, r)
-            tl.store(q_ptr + base + k0 + lane, rint_clamp127(tl.math.div_rn(h, s)).to(tl.int8), mask=m)
+def store_prepared(a, m, q_ptr, h_ptr, dst, s, OUT: tl.constexpr):
+    """One chunk ``a`` (mask ``m``) of a prepared input at element offset ``dst``: INT8 codes at scale ``s``,
+    saturated FP16, or FP32 as is."""
+    if OUT == "int8":
+        tl.store(q_ptr + dst, rint_clamp127(tl.math.div_rn(a, s)).to(tl.int8), mask=m)
+    elif OUT == "fp16":
+        tl.store(h_ptr + dst, fp16_saturate(a), mask=m)
     else:
-        for k0 in range(0, K, CHUNK):
-            h, m = _rmsnorm_chunk(w_ptr, src, base, k0, lane, K, r)
-            tl.store(h16_ptr + base + k0 + lane, fp16_saturate(h), mask=m)
-
-
-def add_rmsnorm_prepare(x: torch.Tensor, res: torch.Tensor | None, w: torch.Tensor, eps: float, int8: bool):
-    """(x + res, prepared rmsnorm(x + res, w)) in one launch; prepared = (int8 codes, scales) or FP16.
-
-    The residual add and the element-wise products are exactly torch's; the mean of squares is a
-    tree sum (the contract bounds RMSNorm at 8 ULP against torch's own reduction order).
-    """
-    t, k = x.shape
-    check_operand(x, "x", torch.float32, (t, k))
-    check_operand(w, "w", torch.float32, (k,))
-    if res is not None:
-        check_operand(res, "res", torch.float32, (t, k))
-    xo = torch.empty_like(x) if res is not None else x
-    q = torch.empty((t, k), dtype=torch.int8, device=x.device) if int8 else xo
-    s = torch.empty((t,), dtype=torch.float32, device=x.device) if int8 else xo
-    h16 = xo if int8 else torch.empty((t, k), dtype=torch.float16, device=x.device)
-    _add_rmsnorm_quant_kernel[(t,)](x, res if res is not None else x, w, xo, q, s, h16, k, eps,
-                                    ADD=res is not None, INT8=int8, CHUNK=CHUNK, **compile_options())
-    return xo, ((q, s) if int8 else h16)
-
-
-@triton.jit
-def _silu_mul_chunk(g_ptr, u_ptr, row, g_stride, u_stride, k0, lane, K):
-    """One chunk of ``a = silu(gate) * up`` and its mask (recomputed by each pass, like the RMSNorm chunk)."""
-    m = (k0 + lane) < K
-    z = tl.load(g_ptr + row * g_stride + k0 + lane, mask=m, other=0.0)
-    return tl.math.div_rn(z, 1.0 + tl.exp(-z)) * tl.load(u_ptr + row * u_stride + k0 + lane, mask=m, other=0.0), m
-
-
-@triton.jit
-def _silu_mul_quant_kernel(g_ptr, u_ptr, g_stride, u_stride, q_ptr, s_ptr, h16_ptr, K,
-                           INT8: tl.constexpr, CHUNK: tl.constexpr):
-    """a = silu(gate) * up with silu(z) = z / (1 + exp(-z)) (contract section 4), then a's INT8 codes or FP16."""
-    row = tl.program_id(0).to(tl.int64)
-    lane = tl.arange(0, CHUNK)
-    out = row * K
-    if INT8:
-        amax = tl.zeros([CHUNK], dtype=tl.float32)
-        for k0 in range(0, K, CHUNK):
-            a, m = _silu_mul_chunk(g_ptr, u_ptr, row, g_stride, u_stride, k0, lane, K)
-            amax = tl.maximum(amax, tl.abs(a))
-        s = row_scale(tl.max(amax, axis=0))
-        tl.store(s_ptr + row, s)
-    for k0 in range(0, K, CHUNK):
-        a, m = _silu_mul_chunk(g_ptr, u_ptr, row, g_stride, u_stride, k0, lane, K)
-        if INT8:
-            tl.store(q_ptr + out + k0 + lane, rint_clamp127(tl.math.div_rn(a, s)).to(tl.int8), mask=m)
-        else:
-            tl.store(h16_ptr + out + k0 + lane, fp16_saturate(a), mask=m)
-
-
-def silu_mul_prepare(gate: torch.Tensor, up: torch.Tensor, int8: bool):
-    """The down projection's prepared input from gate/up [T, I] (rows may be strided views of one
-    stacked output): (int8 codes, scales) or FP16. SiLU's exp may differ from torch's by the contract's
-    4 ULP, so codes can differ from the reference's by one step where a value sits on a rounding edge."""
-    t, k = gate.shape
-    for name, a in (("gate", gate), ("up", up)):
-        if a.dtype != torch.float32 or tuple(a.shape) != (t, k) or a.stride(1) != 1:
-            raise KernelFormatError(f"operand '{name}' must be float32[{t}, {k}] with unit column stride")
-    q = torch.empty((t, k), dtype=torch.int8, device=gate.device)
-    s = torch.empty((t,), dtype=torch.float32, device=gate.device)
-    h16 = q if int8 else torch.empty((t, k), dtype=torch.float16, device=gate.device)
-    _silu_mul_quant_kernel[(t,)](gate, up, gate.stride(0), up.stride(0), q, s, h16, k, INT8=int8, CHUNK=CHUNK,
-                                 **compile_options())
-    return (q, s) if int8 else h16
+        tl.store(h_ptr + dst, a, mask=m)

@@ -14,6 +14,6 @@ def test_kernels_compile_for_sm90_without_fma():
     r = subprocess.run([sys.executable, "-m", "llmaccel.gpu_baseline.triton.compile_check", "--smoke", "--jobs", "1"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["kernels"] == 5 and out["failed"] == 0, out["failures"]
+    assert out["kernels"] == 6 and out["failed"] == 0, out["failures"]
     assert out["with_fp32_fma"] == 0, out["fma_kernels"]
     assert r.returncode == 0

@@ -53,36 +53,36 @@ def test_rope_then_quantize_is_bit_exact_with_the_reference_ops(device):
 
 
 @pytest.mark.parametrize("k", [256, 1500])
-def test_add_rmsnorm_prepare_against_the_reference_ops(k, device):
+def test_add_rmsnorm_against_the_reference_ops(k, device):
     """Residual add bit-exact; RMSNorm's mean is a tree sum, so the contract's 8-ULP RMSNorm bound applies:
     scales within 8 ULP and codes within one step of the reference's (measured: 1 ULP, no code differed)."""
     from llmaccel.gpu_baseline.reference import quantize_per_row
-    from llmaccel.gpu_baseline.triton.quantize import add_rmsnorm_prepare
+    from llmaccel.gpu_baseline.triton.norm import add_norm_prepare
     from llmaccel.mapping import llama_math as lm
     rng = np.random.default_rng(k)
     x = torch.from_numpy((rng.standard_normal((5, k)) * 3).astype(np.float32))
     r = torch.from_numpy(rng.standard_normal((5, k)).astype(np.float32))
     w = torch.from_numpy(rng.uniform(0.5, 1.5, k).astype(np.float32))
-    xo, (q, s) = add_rmsnorm_prepare(x.to(device), r.to(device), w.to(device), 1e-5, True)
+    xo, (q, s) = add_norm_prepare(x.to(device), r.to(device), w.to(device), None, 1e-5, "rmsnorm", "int8")
     h = lm.rmsnorm(x + r, w, 1e-5)
     qr, sr = quantize_per_row(h)
     assert torch.equal(xo.cpu(), x + r)
     assert float((q.cpu().float() - qr).abs().max()) <= 1
     assert bool(((s.cpu() - sr).abs() <= 8 * torch.from_numpy(np.spacing(sr.numpy()))).all())
-    _, h16 = add_rmsnorm_prepare(x.to(device), None, w.to(device), 1e-5, False)   # weight-only: FP16 output
+    _, h16 = add_norm_prepare(x.to(device), None, w.to(device), None, 1e-5, "rmsnorm", "fp16")   # weight-only: FP16
     want = lm.rmsnorm(x, w, 1e-5).half().float()
     assert bool(((h16.cpu().float() - want).abs() <= torch.from_numpy(np.spacing(want.half().numpy())).float()).all())
 
 
-def test_silu_mul_prepare_from_a_stacked_gate_up_output(device):
+def test_silu_mul_from_a_stacked_gate_up_output(device):
     """gate and up as strided views of one stacked [T, 2I] output; SiLU's exp within the contract's 4 ULP,
     so scales within 8 ULP and codes within one step (measured: identical)."""
     from llmaccel.gpu_baseline.reference import quantize_per_row
-    from llmaccel.gpu_baseline.triton.quantize import silu_mul_prepare
+    from llmaccel.gpu_baseline.triton.activation import act_prepare
     rng = np.random.default_rng(9)
     k = 1100
     gu = torch.from_numpy((rng.standard_normal((4, 2 * k)) * 3).astype(np.float32)).to(device)
-    q, s = silu_mul_prepare(gu[:, :k], gu[:, k:], True)
+    q, s = act_prepare(gu[:, :k], gu[:, k:], "silu", "int8")
     g, u = gu[:, :k].cpu(), gu[:, k:].cpu()
     qr, sr = quantize_per_row(g / (1 + torch.exp(-g)) * u)
     assert float((q.cpu().float() - qr).abs().max()) <= 1
