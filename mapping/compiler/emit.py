@@ -21,6 +21,7 @@ Every instruction goes to ``sink(core, instr, name)``; the name is the debug sid
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, Optional
 
@@ -90,6 +91,7 @@ class Emitter:
         the previous layer's last barrier, or an initial token), weight/KV tile LDs take
         MPE->LD slot tokens (two initial), every tile's MV/MM returns one (the slots are
         the core's :class:`SlotRing`); set_position gives ST the position register (SYS->ST);
+        the K/V stores precede the K/V tile LDs that read the new rows back (ST->LD);
         each all-gather is a SYS barrier between the producing and the consuming unit.
         """
         s = self.spec
@@ -266,8 +268,10 @@ class Emitter:
         return a // LINE_BYTES, a % LINE_BYTES
 
     def _store_kv(self, emit, c: int, layer: int, q0: int, tokens: int, wait: int) -> None:
+        """The new K/V rows into HBM; the last ST releases LD: the K/V tile LDs read those rows back."""
         hd = self.spec.head_dim
         first = True
+        stores: list[tuple[ST, str]] = []
         for kv in ("k", "v"):
             region = self.regions[f"L{layer}.kv_{kv}.c{c}"]
             for h in range(self.sl.kv_heads[c]):
@@ -277,14 +281,19 @@ class Emitter:
                     if n == 0:
                         continue
                     line, off = self._kv_addr(region, h, r)
-                    emit(ST(wait=wait if first else 0, channel=region.channel0 + ch, src_buffer=sb, kind="kv_cache",
-                            dst_addr_lines=line, src_offset_lines=so, rows=n, row_elems=hd, dst_byte_offset=off,
-                            length_lines=-(-(off + n * region.row_bytes) // LINE_BYTES)), f"st_{kv}[h{h}].ch{ch}")
+                    stores.append((ST(wait=wait if first else 0, channel=region.channel0 + ch, src_buffer=sb,
+                                      kind="kv_cache", dst_addr_lines=line, src_offset_lines=so, rows=n, row_elems=hd,
+                                      dst_byte_offset=off, length_lines=-(-(off + n * region.row_bytes) // LINE_BYTES)),
+                                   f"st_{kv}[h{h}].ch{ch}"))
                     first = False
+        for i, (ins, name) in enumerate(stores):
+            emit(dataclasses.replace(ins, release=B_LD) if i == len(stores) - 1 else ins, name)
 
     def _attention(self, emit, c: int, layer: int, q0: int, ctx: int, tokens: int, first_wait: int = 0) -> None:
         """QK^T, softmax, P.V per KV head; ``first_wait``: what the first QK^T tile waits on besides its
-        tile (the SFU where RoPE on q was a separate instruction)."""
+        tile (the SFU where RoPE on q was a separate instruction). The first K tile LD waits for the
+        K/V stores (ST -> LD): the tiles read the new rows back from HBM (the runtime position may put
+        them in any tile), and every later LD is behind it on the LD unit."""
         s = self.spec
         hd, g = s.head_dim, s.gqa_group_size
         rk, rv = self.regions[f"L{layer}.kv_k.c{c}"], self.regions[f"L{layer}.kv_v.c{c}"]
@@ -306,7 +315,9 @@ class Emitter:
                     parts = [p for p in parts if p[2] > 0]
                     for n_i, (ch, r, n) in enumerate(parts):
                         line, off = self._kv_addr(region, h, r)
-                        emit(LD(wait=B_MPE if n_i == 0 else 0, release=B_MPE if n_i == len(parts) - 1 else 0,
+                        after_st = B_ST if (h == 0 and kv == "k" and j == 0 and n_i == 0) else 0
+                        emit(LD(wait=(B_MPE | after_st) if n_i == 0 else 0,
+                                release=B_MPE if n_i == len(parts) - 1 else 0,
                                 channel=region.channel0 + ch, dst_buffer=self.b.kv, kind="kv_cache",
                                 src_addr_lines=line, src_byte_offset=off, rows=n, row_elems=hd,
                                 length_lines=-(-(off + n * region.row_bytes) // LINE_BYTES), dst_offset_lines=slot),

@@ -28,7 +28,10 @@ write their output region, MISC reads its source (and ``aux`` for norms, add, mu
 writes its destination. In program order, each access must happen after the last
 write to anything it overlaps, and a write after every read of it since: any pair the
 tokens leave unordered is a :class:`Hazard`. SYS ``set_position`` writes the core's position
-register, which ST reads (it names the program's tokens a KV row belongs to).
+register, which ST reads (it names the program's tokens a KV row belongs to). HBM is accessed
+a placed region (``CompiledModel.regions``) per channel at a time: an ST writes the KV region
+it names (the runtime position may move its rows anywhere in the bucket), an LD reads the
+region it names, so a K/V tile that may hold a new row must be ordered after its store.
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ UNIT_INDEX = {u: i for i, u in enumerate(isa.UNITS)}
 TILE_KINDS = ("weight_codes", "kv_cache")
 AUX_OPS = ("rmsnorm", "layernorm", "add", "mul")     # MISC ops that read their aux operand
 POSITION = -1        # pseudo buffer: the position register SYS set_position writes and ST reads
+HBM0 = -2            # pseudo buffers HBM0 - ch: HBM channel ch (lines of the placed regions)
 
 
 class HazardError(LlmaccelError):
@@ -64,8 +68,9 @@ class Hazard:
     def __str__(self) -> str:
         if self.kind == "deadlock":
             return f"core {self.core}: {self.second} waits for a token {self.first}"
-        where = ("the position register" if self.buffer == POSITION
-                 else f"buffer {self.buffer} lines {self.lines[0]}..{self.lines[1] - 1}")
+        lines = f"lines {self.lines[0]}..{self.lines[1] - 1}"
+        where = ("the position register" if self.buffer == POSITION else
+                 f"HBM channel {HBM0 - self.buffer} {lines}" if self.buffer <= HBM0 else f"buffer {self.buffer} {lines}")
         if self.kind == "unfilled-slot":
             return f"core {self.core}: {self.second} reads {where}, which no LD filled"
         return f"core {self.core}: {self.kind} on {where}: '{self.second}' is not ordered after '{self.first}'"
@@ -181,6 +186,12 @@ def _accesses(ins: Sequence[isa.Instr], names: Sequence[str], core: int, cm: Com
         k = bisect.bisect_right([r[0] for r in rs], off) - 1
         return rs[k] if k >= 0 else None
 
+    def placed(ch: int, addr: int):
+        for r in cm.regions:
+            if r.channel0 <= ch < r.channel0 + r.n_channels and r.addr <= addr < r.end:
+                return r
+        return None
+
     # tiles: consecutive LDs into one slot up to the MV/MM that reads it
     filling: dict[tuple[int, int], list[int]] = {}      # (buffer, offset) -> LD indices of the open tile
     tile_of: dict[int, tuple[int, int]] = {}            # instruction -> its tile's line range
@@ -208,6 +219,13 @@ def _accesses(ins: Sequence[isa.Instr], names: Sequence[str], core: int, cm: Com
             r = region(buf, off)
             if r is not None and buf not in tile_bufs:
                 acc.append((buf, r[0], r[1], write))
+
+        def hbm(ch: int, addr_lines: int, write: bool) -> None:
+            r = placed(ch, addr_lines * isa.LINE_BYTES)
+            if r is not None:
+                acc.append((HBM0 - ch, r.addr // isa.LINE_BYTES, -(-r.end // isa.LINE_BYTES), write))
+        if isinstance(x, (isa.LD, isa.ST)) and x.mem == "hbm":
+            hbm(x.channel, x.src_addr_lines if isinstance(x, isa.LD) else x.dst_addr_lines, isinstance(x, isa.ST))
         if isinstance(x, isa.LD):
             if i in tile_of:
                 acc.append((x.dst_buffer, *tile_of[i], True))
