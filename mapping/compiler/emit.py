@@ -8,7 +8,9 @@ What the emitter decides, per core, in program order:
   scores into the SFU buffer, whose softmax feeds P.V.
 * **Dependencies**: wait/release tokens between LD, ST, MPE and SFU of a core, cross-core SYS
   barriers for the all-gathers (after attention, o_proj, up/gate, down). Weight/KV tiles use a
-  double-buffer token loop (2 initial tokens); parameter LDs (norm blocks) release the SFU.
+  double-buffer token loop (2 initial tokens); parameter LDs (norm blocks) release the SFU;
+  set_position releases ST (the position register), the last K/V store releases the first K/V
+  tile LD (the tiles read the new rows back from HBM). Every pair is balanced in a program.
 * **Slots**: the tokens between LD and the MPE count free slots, they do not name them, so the
   slots are a ring (:class:`SlotRing`) over every tile of a program, across linears and K/V
   tiles: the i-th tile LD of a core's program writes ring slot ``i % BUFFER_SLOTS``, and its
@@ -124,9 +126,10 @@ class Emitter:
                 self._misc(emit, "quantize_kv", "quantize", tokens, 2 * kr, self._a("k"), self._a("k"),
                            release=B_ST | B_MPE)
             # 3. store the new K and V rows into this core's KV channels
-            self._store_kv(emit, c, layer, q0, tokens, wait=B_SYS | (B_MPE if fz else B_SFU))
+            stored = self._store_kv(emit, c, layer, q0, tokens, wait=B_SYS | (B_MPE if fz else B_SFU))
             # 4. attention (QK^T -> softmax -> PV), KV head by KV head; then all-gather
-            self._attention(emit, c, layer, q0, ctx_len, tokens, first_wait=0 if fz else B_SFU)
+            self._attention(emit, c, layer, q0, ctx_len, tokens, first_wait=0 if fz else B_SFU,
+                            after_store=B_ST if stored else 0)
             emit(SYS(wait=B_MPE, release=B_MPE, op="barrier"), "barrier_attn")
             # 5. o_proj + residual add, all-gather
             done = self._residual_linear(emit, c, layer, "o_proj", lay["o_proj"], tokens, mv, "attn",
@@ -232,9 +235,9 @@ class Emitter:
         if leaf in self.arch.biased:     # y + b: the core's bias rows preloaded into the destination, accumulated
             br = self.regions[f"L{layer}.{leaf}.bias.c{c}"]
             bb, bo = self._a(dst, br.row0)
-            emit(LD(wait=bias_wait, channel=br.channel0, dst_buffer=bb, kind="bias", src_addr_lines=br.addr // LINE_BYTES,
-                    length_lines=br.bytes_per_channel // LINE_BYTES, rows=tokens, src_row_stride_lines=0,
-                    dst_row_stride_lines=self.slab_lines, dst_offset_lines=bo, row_elems=br.rows), f"ld_{leaf}.bias")
+            emit(LD(wait=bias_wait, channel=br.channel0, dst_buffer=bb, kind="bias",
+                    src_addr_lines=br.addr // LINE_BYTES, length_lines=br.bytes_per_channel // LINE_BYTES,
+                    rows=tokens, src_row_stride_lines=0, dst_row_stride_lines=self.slab_lines, dst_offset_lines=bo, row_elems=br.rows), f"ld_{leaf}.bias")
             accumulate = True
         for t in range(tl.n_tiles):
             r0 = t * rpt_ch
@@ -267,8 +270,9 @@ class Emitter:
         a = region.addr + h * region.tokens_per_channel * region.row_bytes + r * region.row_bytes
         return a // LINE_BYTES, a % LINE_BYTES
 
-    def _store_kv(self, emit, c: int, layer: int, q0: int, tokens: int, wait: int) -> None:
-        """The new K/V rows into HBM; the last ST releases LD: the K/V tile LDs read those rows back."""
+    def _store_kv(self, emit, c: int, layer: int, q0: int, tokens: int, wait: int) -> bool:
+        """The new K/V rows into HBM; the last ST releases LD (the K/V tile LDs read those rows back).
+        Returns whether there was a store (then ST -> LD holds its token)."""
         hd = self.spec.head_dim
         first = True
         stores: list[tuple[ST, str]] = []
@@ -288,12 +292,14 @@ class Emitter:
                     first = False
         for i, (ins, name) in enumerate(stores):
             emit(dataclasses.replace(ins, release=B_LD) if i == len(stores) - 1 else ins, name)
+        return bool(stores)
 
-    def _attention(self, emit, c: int, layer: int, q0: int, ctx: int, tokens: int, first_wait: int = 0) -> None:
+    def _attention(self, emit, c: int, layer: int, q0: int, ctx: int, tokens: int, first_wait: int = 0,
+                   after_store: int = 0) -> None:
         """QK^T, softmax, P.V per KV head; ``first_wait``: what the first QK^T tile waits on besides its
-        tile (the SFU where RoPE on q was a separate instruction). The first K tile LD waits for the
-        K/V stores (ST -> LD): the tiles read the new rows back from HBM (the runtime position may put
-        them in any tile), and every later LD is behind it on the LD unit."""
+        tile (the SFU where RoPE on q was a separate instruction). ``after_store`` (B_ST): the first K
+        tile LD waits for the K/V stores: the tiles read the new rows back from HBM (the runtime
+        position may put them in any tile), and every later LD is behind it on the LD unit."""
         s = self.spec
         hd, g = s.head_dim, s.gqa_group_size
         rk, rv = self.regions[f"L{layer}.kv_k.c{c}"], self.regions[f"L{layer}.kv_v.c{c}"]
@@ -315,8 +321,8 @@ class Emitter:
                     parts = [p for p in parts if p[2] > 0]
                     for n_i, (ch, r, n) in enumerate(parts):
                         line, off = self._kv_addr(region, h, r)
-                        after_st = B_ST if (h == 0 and kv == "k" and j == 0 and n_i == 0) else 0
-                        emit(LD(wait=(B_MPE | after_st) if n_i == 0 else 0,
+                        first = h == 0 and kv == "k" and j == 0
+                        emit(LD(wait=(B_MPE | (after_store if first else 0)) if n_i == 0 else 0,
                                 release=B_MPE if n_i == len(parts) - 1 else 0,
                                 channel=region.channel0 + ch, dst_buffer=self.b.kv, kind="kv_cache",
                                 src_addr_lines=line, src_byte_offset=off, rows=n, row_elems=hd,
@@ -383,5 +389,6 @@ def no_sink(core: int, ins: isa.Instr, name: str) -> None:
     return None
 
 
-__all__ = ["CoreSink", "Emitter", "SlotRing", "Sink", "counting_sink", "MISC_MAX_ROWS", "B_LD", "B_ST", "B_MPE", "B_SFU", "B_SYS",
+__all__ = ["CoreSink", "Emitter", "SlotRing", "Sink", "counting_sink", "MISC_MAX_ROWS", "B_LD", "B_ST", "B_MPE",
+           "B_SFU", "B_SYS",
            "Optional"]

@@ -69,8 +69,8 @@ class Hazard:
         if self.kind == "deadlock":
             return f"core {self.core}: {self.second} waits for a token {self.first}"
         lines = f"lines {self.lines[0]}..{self.lines[1] - 1}"
-        where = ("the position register" if self.buffer == POSITION else
-                 f"HBM channel {HBM0 - self.buffer} {lines}" if self.buffer <= HBM0 else f"buffer {self.buffer} {lines}")
+        where = ("the position register" if self.buffer == POSITION else f"HBM channel {HBM0 - self.buffer} {lines}"
+                 if self.buffer <= HBM0 else f"buffer {self.buffer} {lines}")
         if self.kind == "unfilled-slot":
             return f"core {self.core}: {self.second} reads {where}, which no LD filled"
         return f"core {self.core}: {self.kind} on {where}: '{self.second}' is not ordered after '{self.first}'"
