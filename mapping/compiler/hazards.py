@@ -105,8 +105,8 @@ def _order(ins: Sequence[isa.Instr], names: Sequence[str], core: int,
                 releases.setdefault((u, c), []).append(i)
     preds: list[list[int]] = [[] for _ in ins]
     last = [-1] * n_u
-    waits = {}
-    hazards: list[Hazard] = []
+    waits: dict[tuple[int, int], int] = {}
+    missing: dict[int, int] = {}          # instruction -> a unit whose token it waits for is never released
     for i, u in enumerate(unit):
         if last[u] >= 0:
             preds[i].append(last[u])
@@ -118,14 +118,11 @@ def _order(ins: Sequence[isa.Instr], names: Sequence[str], core: int,
                 j = k - initial.get((p, u), 0)
                 rel = releases.get((p, u), [])
                 if j >= len(rel):
-                    hazards.append(Hazard(core, "deadlock", -1, (0, 0), f"from {isa.UNITS[p]} that is never released",
-                                          names[i]))
+                    missing[i] = p
                 elif j >= 0:
                     preds[i].append(rel[j])
-    if hazards:
-        return None, hazards
     succ: list[list[int]] = [[] for _ in ins]
-    indeg = [len(p) for p in preds]
+    indeg = [len(p) + (i in missing) for i, p in enumerate(preds)]   # a missing token never arrives
     for i, ps in enumerate(preds):
         for p in ps:
             succ[p].append(i)
@@ -148,9 +145,11 @@ def _order(ins: Sequence[isa.Instr], names: Sequence[str], core: int,
             indeg[s] -= 1
             if indeg[s] == 0:
                 ready.append(s)
-    if done < len(ins):
+    if done < len(ins):    # the first instruction in program order that can never start
         stuck = min(i for i in range(len(ins)) if clock[i] is None)
-        return None, [Hazard(core, "deadlock", -1, (0, 0), "that a cycle of waits never releases", names[stuck])]
+        why = (f"from {isa.UNITS[missing[stuck]]} that is never released" if stuck in missing else
+               "whose release never comes (a cycle of waits, or behind a wait nothing releases)")
+        return None, [Hazard(core, "deadlock", -1, (0, 0), why, names[stuck])]
     return _Order(unit, pos, clock), []
 
 

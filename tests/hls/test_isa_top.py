@@ -193,13 +193,23 @@ def test_a_dropped_release_deadlocks_at_the_waiting_instruction(top):
     assert run.status["executed"]["MPE"] == 4 + 4 * 2 * 2     # q, k, v, o tiles + QK and PV of 4 heads x 2 tiles
 
 
-def test_a_dropped_tile_release_is_caught_at_the_slot(top):
-    # the q tile's last LD releases the tile to the MPE; without it the k tile's LDs (their slot token
-    # is there) reach the weight slot q's rows still occupy
+def test_a_dropped_tile_release_deadlocks_where_the_checker_says(top):
+    # the q tile's last LD releases the tile to the MPE; without it every MV takes the next tile's
+    # token (q's MV reads its slot with k's token, k's with v's): v_proj's MV waits for the first K
+    # tile's, whose LD waits for the K/V stores, which wait for v_proj's MV: a cycle. The top stops
+    # there, and the hazard checker, which never runs the program, names the same instruction.
+    from llmaccel.mapping.compiler.hazards import stream_hazards
     assert _instr(top, "ld_q_proj[0].ch31").release == isa.UNIT_BIT["MPE"]
     run, _ = _run(top, _editor(top, "ld_q_proj[0].ch31", release=0))
-    assert run.status["status"] == "slot empty or holding other rows"
-    assert run.status["op"] == "ld_k_proj[0].ch0"
+    assert run.status["status"] == "deadlock"
+    assert run.status["op"] == "mv_v_proj[0]" and run.status["launch"] == 0
+    assert run.status["executed"]["MPE"] == 2                   # q's and k's MVs ran
+    st = _decode_program(top).stream(0)
+    ins = isa.decode(st.words)
+    i = st.names.index("ld_q_proj[0].ch31")
+    ins[i] = dataclasses.replace(ins[i], release=0)
+    hz = stream_hazards(ins, st.names, 0, top["cm"])
+    assert [(h.kind, h.second) for h in hz] == [("deadlock", "mv_v_proj[0]")]
 
 
 def test_a_wrong_field_changes_the_logits(top):
