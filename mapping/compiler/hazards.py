@@ -13,7 +13,11 @@ only once it is positive, so it starts after the ``(k - n)``-th release from P t
 completed, and nothing else is guaranteed. These two kinds of edges, closed
 transitively (vector clocks over the five units), are what every legal schedule obeys;
 a wait whose release never comes, or a cycle, is a deadlock. Cross-core barriers only
-add order, so each core is checked alone (conservative).
+add order, so each core is checked alone (conservative). LD/ST may overlap transfers, but
+they start and retire in order, which keeps every chain through them. One launch at a time:
+a launch starts with its initial tokens and free slots after the previous one ended (the
+host and the HLS top run them so; the timing engine's back-to-back copies overlap a launch's
+first loads with the previous one's tail, which is timing only).
 
 **Accesses.** Tile buffers (the design's weight and KV buffers) are slots: the LDs
 filling one slot (same buffer and ``dst_offset_lines``, until an MV/MM reads it) are one
