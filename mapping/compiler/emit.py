@@ -8,12 +8,22 @@ What the emitter decides, per core, in program order:
   scores into the SFU buffer, whose softmax feeds P.V.
 * **Dependencies**: wait/release tokens between LD, ST, MPE and SFU of a core, cross-core SYS
   barriers for the all-gathers (after attention, o_proj, up/gate, down). Weight/KV tiles use a
-  double-buffer token loop (2 initial tokens); parameter LDs (norm blocks) release the SFU.
+  double-buffer token loop (2 initial tokens); parameter LDs (norm blocks) release the SFU;
+  set_position releases ST (the position register), the last K/V store releases the first K/V
+  tile LD (the tiles read the new rows back from HBM). Every pair is balanced in a program.
+* **Slots**: the tokens between LD and the MPE count free slots, they do not name them, so the
+  slots are a ring (:class:`SlotRing`) over every tile of a program, across linears and K/V
+  tiles: the i-th tile LD of a core's program writes ring slot ``i % BUFFER_SLOTS``, and its
+  slot token is the one the (i - BUFFER_SLOTS)-th tile's MV/MM released, i.e. that of the slot's
+  last reader. So no legal unit schedule overwrites a slot before it has been read
+  (``mapping.compiler.hazards`` proves it per program). Slot indices restarting at 0 per linear
+  (the earlier scheme) let an LD that runs ahead refill a slot the previous linear had not read.
 
 Every instruction goes to ``sink(core, instr, name)``; the name is the debug side table only.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, Optional
 
@@ -33,6 +43,24 @@ MISC_MAX_ROWS = (1 << 6) - 1          # simulator.isa MISC.rows is a 6-bit field
 Sink = Callable[[int, isa.Instr, str], None]
 
 
+class SlotRing:
+    """The tile slots of one core's program: the next slot of each buffer, in LD program order.
+
+    One counter per buffer id: when K/V tiles stream through the weight buffer (a design
+    without its own KV buffer) both kinds share the ring, as they share the MPE -> LD token
+    counter, and their slot sizes are then the same (``HwParams.kv_buf_bytes_per_core``).
+    """
+
+    def __init__(self) -> None:
+        self._next: dict[int, int] = {}
+
+    def take(self, buffer: int, slot_lines: int) -> int:
+        """The line offset of the next slot of ``buffer`` (slots of ``slot_lines`` lines)."""
+        i = self._next.get(buffer, 0)
+        self._next[buffer] = i + 1
+        return (i % T.BUFFER_SLOTS) * slot_lines
+
+
 class Emitter:
     """Emits programs for one compiled placement and layout (facts only; no state between programs)."""
 
@@ -50,6 +78,8 @@ class Emitter:
         self.dec_per_ch = max(1, hw.decoders_per_core // hw.channels_per_core)
         self.w_slot_lines = hw.weight_buf_bytes_per_core // T.BUFFER_SLOTS // LINE_BYTES
         self.kv_slot_lines = hw.kv_buf_bytes_per_core // T.BUFFER_SLOTS // LINE_BYTES
+        if bufs.kv == bufs.weight:   # K/V tiles through the weight buffer: one ring, one slot size
+            self.w_slot_lines = self.kv_slot_lines = min(self.w_slot_lines, self.kv_slot_lines)
 
     # ---------------------------------------------------------------- operands
     def _a(self, name: str, elem: int = 0) -> tuple[int, int]:
@@ -62,8 +92,10 @@ class Emitter:
 
         Dependency protocol (per core): the layer starts with a SYS->SFU token (left by
         the previous layer's last barrier, or an initial token), weight/KV tile LDs take
-        MPE->LD slot tokens (two initial), every tile's MV/MM returns one; each
-        all-gather is a SYS barrier between the producing and the consuming unit.
+        MPE->LD slot tokens (two initial), every tile's MV/MM returns one (the slots are
+        the core's :class:`SlotRing`); set_position gives ST the position register (SYS->ST);
+        the K/V stores precede the K/V tile LDs that read the new rows back (ST->LD);
+        each all-gather is a SYS barrier between the producing and the consuming unit.
         """
         s = self.spec
         lay = self.layers[layer]
@@ -76,7 +108,8 @@ class Emitter:
                                "fused output path (compile without --no-fuse)")
         for c in cores:
             emit = _core_sink(sink, c)
-            emit(SYS(op="set_position", imm=q0), "set_position")
+            # the position register: ST reads it to name the program's tokens; the token orders it
+            emit(SYS(op="set_position", imm=q0, release=B_ST), "set_position")
             # 1. input norm, after the previous layer's all-gather
             self._norm(emit, c, layer, "norm_in", "x", tokens, wait=B_SYS, release=B_MPE)
             # 2. q, k, v projections; RoPE and KV quantization fused into the output path
@@ -91,14 +124,18 @@ class Emitter:
                 qr, kr = linear_rows(self.sl, s.head_dim, "q_proj", c), linear_rows(self.sl, s.head_dim, "k_proj", c)
                 self._misc(emit, "rope_q", "rope", tokens, qr, self._a("q"), self._a("q"), wait=B_MPE)
                 self._misc(emit, "rope_k", "rope", tokens, kr, self._a("k"), self._a("k"))
-                self._misc(emit, "quantize_kv", "quantize", tokens, 2 * kr, self._a("k"), self._a("k"), release=B_ST)
+                # ST stores the quantized K/V; QK^T reads the rotated q (SFU -> MPE)
+                self._misc(emit, "quantize_kv", "quantize", tokens, 2 * kr, self._a("k"), self._a("k"),
+                           release=B_ST | B_MPE)
             # 3. store the new K and V rows into this core's KV channels
-            self._store_kv(emit, c, layer, q0, tokens, wait=B_MPE if fz else B_SFU)
+            stored = self._store_kv(emit, c, layer, q0, tokens, wait=B_SYS | (B_MPE if fz else B_SFU))
             # 4. attention (QK^T -> softmax -> PV), KV head by KV head; then all-gather
-            self._attention(emit, c, layer, q0, ctx_len, tokens)
+            self._attention(emit, c, layer, q0, ctx_len, tokens, first_wait=0 if fz else B_SFU,
+                            after_store=B_ST if stored else 0)
             emit(SYS(wait=B_MPE, release=B_MPE, op="barrier"), "barrier_attn")
             # 5. o_proj + residual add, all-gather
-            done = self._residual_linear(emit, c, layer, "o_proj", lay["o_proj"], tokens, mv, "attn")
+            done = self._residual_linear(emit, c, layer, "o_proj", lay["o_proj"], tokens, mv, "attn",
+                                         tmp_next="down_proj" in self.arch.biased)
             emit(SYS(wait=done, release=B_SFU, op="barrier"), "barrier_o")
             # 6. post-attention norm
             self._norm(emit, c, layer, "norm_post", "x", tokens, wait=B_SYS, release=B_MPE)
@@ -120,24 +157,28 @@ class Emitter:
                              last_release=B_SYS, fuse=self.act_fuse)
                 emit(SYS(wait=B_MPE, release=B_MPE, op="barrier"), "barrier_mlp")
             # 8. down + residual add, all-gather; the barrier leaves the next layer's SYS->SFU token
-            done = self._residual_linear(emit, c, layer, "down_proj", lay["down_proj"], tokens, mv, "mlp")
+            done = self._residual_linear(emit, c, layer, "down_proj", lay["down_proj"], tokens, mv, "mlp",
+                                         tmp_prev="o_proj" in self.arch.biased)
             emit(SYS(wait=done, release=B_SFU, op="barrier"), "barrier_layer")
             emit(SYS(op="end"), "end")
 
     def _residual_linear(self, emit, c: int, layer: int, leaf: str, fmt: LayerFormat, tokens: int, mv: str,
-                         src: str) -> int:
+                         src: str, tmp_prev: bool = False, tmp_next: bool = False) -> int:
         """x += leaf(src): accumulated straight into the residual; with a bias, x + (y + b) in the contract's
         order: the bias preloaded into ``tmp``, the linear accumulated onto it, then an SFU add into x.
+        ``tmp`` is shared: the add that reads it releases LD (``tmp_next``), and the next biased
+        residual's bias LD waits for that before it overwrites ``tmp`` (``tmp_prev``).
         Returns the unit the following barrier waits on."""
         if leaf not in self.arch.biased:
             self._linear(emit, c, layer, leaf, fmt, tokens, mv, src, "x", first_wait=B_SYS, last_release=B_SYS,
                          accumulate=True)
             return B_MPE
-        self._linear(emit, c, layer, leaf, fmt, tokens, mv, src, "tmp", first_wait=B_SYS, last_release=B_SFU)
+        self._linear(emit, c, layer, leaf, fmt, tokens, mv, src, "tmp", first_wait=B_SYS, last_release=B_SFU,
+                     bias_wait=B_SFU if tmp_prev else 0)
         row0 = sum(linear_rows(self.sl, self.spec.head_dim, leaf, j) for j in range(c))
         rows = linear_rows(self.sl, self.spec.head_dim, leaf, c)
         self._misc(emit, f"residual_{leaf}", "add", tokens, rows, self._a("x", row0), self._a("x", row0),
-                   aux=self._a("tmp", row0), wait=B_MPE, release=B_SYS)
+                   aux=self._a("tmp", row0), wait=B_MPE, release=B_SYS | (B_LD if tmp_next else 0))
         return B_SFU
 
     def head(self, sink: Sink, cores: range) -> None:
@@ -181,7 +222,7 @@ class Emitter:
 
     def _linear(self, emit, c: int, layer: int, leaf: str, fmt: LayerFormat, tokens: int, opcode: str,
                 src: str, dst: str, first_wait: int = 0, last_release: int = 0, fuse: str = "none",
-                accumulate: bool = False) -> None:
+                accumulate: bool = False, bias_wait: int = 0) -> None:
         """Weight tiles: one LD per channel (lockstep, same local range), then one MV/MM per tile."""
         rows = linear_rows(self.sl, self.spec.head_dim, leaf, c)
         tl = T.weight_tiling(fmt, rows, self.cpc, self.hw.weight_buf_bytes_per_core, leaf, align=self.dec_per_ch)
@@ -196,15 +237,15 @@ class Emitter:
         if leaf in self.arch.biased:     # y + b: the core's bias rows preloaded into the destination, accumulated
             br = self.regions[f"L{layer}.{leaf}.bias.c{c}"]
             bb, bo = self._a(dst, br.row0)
-            emit(LD(channel=br.channel0, dst_buffer=bb, kind="bias", src_addr_lines=br.addr // LINE_BYTES,
-                    length_lines=br.bytes_per_channel // LINE_BYTES, rows=tokens, src_row_stride_lines=0,
-                    dst_row_stride_lines=self.slab_lines, dst_offset_lines=bo, row_elems=br.rows), f"ld_{leaf}.bias")
+            emit(LD(wait=bias_wait, channel=br.channel0, dst_buffer=bb, kind="bias",
+                    src_addr_lines=br.addr // LINE_BYTES, length_lines=br.bytes_per_channel // LINE_BYTES,
+                    rows=tokens, src_row_stride_lines=0, dst_row_stride_lines=self.slab_lines, dst_offset_lines=bo, row_elems=br.rows), f"ld_{leaf}.bias")
             accumulate = True
         for t in range(tl.n_tiles):
             r0 = t * rpt_ch
             per_ch = [max(0, min(rpt_ch, rc - r0)) for rc in rows_of_ch]
             chans = [ch for ch in range(self.cpc) if per_ch[ch] > 0]
-            slot = (t % T.BUFFER_SLOTS) * self.w_slot_lines
+            slot = emit.ring.take(self.b.weight, self.w_slot_lines)
             for n_i, ch in enumerate(chans):
                 emit(LD(wait=B_MPE if n_i == 0 else 0, release=B_MPE if n_i == len(chans) - 1 else 0,
                         channel=region.channel0 + ch, dst_buffer=self.b.weight, kind="weight_codes", bits=fmt.bits,
@@ -231,9 +272,12 @@ class Emitter:
         a = region.addr + h * region.tokens_per_channel * region.row_bytes + r * region.row_bytes
         return a // LINE_BYTES, a % LINE_BYTES
 
-    def _store_kv(self, emit, c: int, layer: int, q0: int, tokens: int, wait: int) -> None:
+    def _store_kv(self, emit, c: int, layer: int, q0: int, tokens: int, wait: int) -> bool:
+        """The new K/V rows into HBM; the last ST releases LD (the K/V tile LDs read those rows back).
+        Returns whether there was a store (then ST -> LD holds its token)."""
         hd = self.spec.head_dim
         first = True
+        stores: list[tuple[ST, str]] = []
         for kv in ("k", "v"):
             region = self.regions[f"L{layer}.kv_{kv}.c{c}"]
             for h in range(self.sl.kv_heads[c]):
@@ -243,12 +287,22 @@ class Emitter:
                     if n == 0:
                         continue
                     line, off = self._kv_addr(region, h, r)
-                    emit(ST(wait=wait if first else 0, channel=region.channel0 + ch, src_buffer=sb, kind=self.kv_kind,
-                            dst_addr_lines=line, src_offset_lines=so, rows=n, row_elems=hd, dst_byte_offset=off,
-                            length_lines=-(-(off + n * region.row_bytes) // LINE_BYTES)), f"st_{kv}[h{h}].ch{ch}")
+                    stores.append((ST(wait=wait if first else 0, channel=region.channel0 + ch, src_buffer=sb,
+                                      kind=self.kv_kind, dst_addr_lines=line, src_offset_lines=so, rows=n,
+                                      row_elems=hd, dst_byte_offset=off,
+                                      length_lines=-(-(off + n * region.row_bytes) // LINE_BYTES)),
+                                   f"st_{kv}[h{h}].ch{ch}"))
                     first = False
+        for i, (ins, name) in enumerate(stores):
+            emit(dataclasses.replace(ins, release=B_LD) if i == len(stores) - 1 else ins, name)
+        return bool(stores)
 
-    def _attention(self, emit, c: int, layer: int, q0: int, ctx: int, tokens: int) -> None:
+    def _attention(self, emit, c: int, layer: int, q0: int, ctx: int, tokens: int, first_wait: int = 0,
+                   after_store: int = 0) -> None:
+        """QK^T, softmax, P.V per KV head; ``first_wait``: what the first QK^T tile waits on besides its
+        tile (the SFU where RoPE on q was a separate instruction). ``after_store`` (B_ST): the first K
+        tile LD waits for the K/V stores: the tiles read the new rows back from HBM (the runtime
+        position may put them in any tile), and every later LD is behind it on the LD unit."""
         s = self.spec
         hd, g = s.head_dim, s.gqa_group_size
         rk, rv = self.regions[f"L{layer}.kv_k.c{c}"], self.regions[f"L{layer}.kv_v.c{c}"]
@@ -265,12 +319,14 @@ class Emitter:
                 for j in range(n_tiles):
                     k0, k1 = j * self.kv_tile, min(ctx, (j + 1) * self.kv_tile)
                     n_tok = k1 - k0
-                    slot = (j % T.BUFFER_SLOTS) * self.kv_slot_lines
+                    slot = emit.ring.take(self.b.kv, self.kv_slot_lines)
                     parts = [(ch,) + self._kv_rows_in(ch, k0, k1) for ch in range(self.cpc)]
                     parts = [p for p in parts if p[2] > 0]
                     for n_i, (ch, r, n) in enumerate(parts):
                         line, off = self._kv_addr(region, h, r)
-                        emit(LD(wait=B_MPE if n_i == 0 else 0, release=B_MPE if n_i == len(parts) - 1 else 0,
+                        first = h == 0 and kv == "k" and j == 0
+                        emit(LD(wait=(B_MPE | (after_store if first else 0)) if n_i == 0 else 0,
+                                release=B_MPE if n_i == len(parts) - 1 else 0,
                                 channel=region.channel0 + ch, dst_buffer=self.b.kv, kind=self.kv_kind,
                                 src_addr_lines=line, src_byte_offset=off, rows=n, row_elems=hd,
                                 length_lines=-(-(off + n * region.row_bytes) // LINE_BYTES), dst_offset_lines=slot),
@@ -278,7 +334,8 @@ class Emitter:
                     last = j == n_tiles - 1
                     mm = {"m": q_rows, "qgroup": g} if op_mm is MM else {}
                     if kv == "k":   # scores = q . K^T: the K tile is the matrix (rows = keys), q the vectors
-                        emit(op_mm(wait=B_LD, release=B_LD | (B_SFU if last else 0), mode="qk", act_buffer=qb,
+                        emit(op_mm(wait=B_LD | (first_wait if h == 0 and j == 0 else 0),
+                                   release=B_LD | (B_SFU if last else 0), mode="qk", act_buffer=qb,
                                    act_offset_lines=qo, wt_buffer=self.b.kv, wt_offset_lines=slot,
                                    out_buffer=scores[0], out_offset_lines=scores[1], n=n_tok, k=hd, key0=k0, **mm),
                              f"qk[h{h},{j}]")
@@ -307,8 +364,19 @@ def _act_fuse(arch) -> str:
     return fused[arch.activation]
 
 
-def _core_sink(sink: Sink, core: int) -> Callable[[isa.Instr, str], None]:
-    return lambda ins, name: sink(core, ins, name)
+class CoreSink:
+    """One core's part of a program as it is emitted: instructions go to ``sink``; ``ring`` is the
+    core's tile-slot ring (one per core per program: a launch starts with every slot free)."""
+
+    def __init__(self, sink: Sink, core: int):
+        self.sink, self.core, self.ring = sink, core, SlotRing()
+
+    def __call__(self, ins: isa.Instr, name: str) -> None:
+        self.sink(self.core, ins, name)
+
+
+def _core_sink(sink: Sink, core: int) -> CoreSink:
+    return CoreSink(sink, core)
 
 
 def counting_sink() -> tuple[Sink, list[int]]:
@@ -324,5 +392,6 @@ def no_sink(core: int, ins: isa.Instr, name: str) -> None:
     return None
 
 
-__all__ = ["Emitter", "Sink", "counting_sink", "MISC_MAX_ROWS", "B_LD", "B_ST", "B_MPE", "B_SFU", "B_SYS",
+__all__ = ["CoreSink", "Emitter", "SlotRing", "Sink", "counting_sink", "MISC_MAX_ROWS", "B_LD", "B_ST", "B_MPE",
+           "B_SFU", "B_SYS",
            "Optional"]

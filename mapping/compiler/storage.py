@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmaccel.mapping.compiler.emit import counting_sink
+from llmaccel.mapping.compiler.emit import CoreSink, counting_sink
 
 
 def _words(emit_fn) -> int:
@@ -24,7 +24,7 @@ def _layer_words(comp: Any, q0: int, tokens: int, memo: dict) -> int:
 
     def var(sk) -> None:
         for c in cores:
-            emit = lambda ins, name, c=c: sk(c, ins, name)  # noqa: E731
+            emit = CoreSink(sk, c)
             em._attention(emit, c, 0, q0, ctx, tokens)
             em._store_kv(emit, c, 0, q0, tokens, 0)
     if ("fixed", tokens) not in memo:

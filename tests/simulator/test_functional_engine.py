@@ -298,7 +298,9 @@ def test_a_kv_store_to_another_position_is_an_error(w8_model):
 def test_a_dropped_kv_store_changes_the_logits(w8_model):
     cm, model, _ = w8_model
     base = _decode_logits(cm, model)
-    got = _decode_logits(cm, _edit(model, _drop(lambda c, ins, n: n.startswith("st_v"))))
+    # a K store (the last store, a V one, carries the ST -> LD token that orders the K/V tile LDs after
+    # the stores; dropping it would deadlock, which is not what this test is about)
+    got = _decode_logits(cm, _edit(model, _drop(lambda c, ins, n: n.startswith("st_k"))))
     assert not np.allclose(got, base, rtol=0, atol=1e-3)
 
 
