@@ -48,7 +48,7 @@ from llmaccel.simulator import isa
 from llmaccel.simulator.compiled import CompiledModel, CompiledProgram
 
 UNIT_INDEX = {u: i for i, u in enumerate(isa.UNITS)}
-TILE_KINDS = ("weight_codes", "kv_cache")
+TILE_KINDS = ("weight_codes",) + isa.KV_KINDS
 AUX_OPS = ("rmsnorm", "layernorm", "add", "mul")     # MISC ops that read their aux operand
 POSITION = -1        # pseudo buffer: the position register SYS set_position writes and ST reads
 HBM0 = -2            # pseudo buffers HBM0 - ch: HBM channel ch (lines of the placed regions)
@@ -170,8 +170,8 @@ def _vector_regions(cm: CompiledModel) -> dict[int, list[tuple[int, int]]]:
 
 
 def _tile_lines(ld: isa.LD) -> int:
-    if ld.kind == "kv_cache":
-        return ld.rows * (ld.row_elems + isa.KV_SCALE_BYTES)
+    if ld.kind in isa.KV_KINDS:
+        return ld.rows * isa.kv_row_bytes(ld.kind, ld.row_elems)
     return ld.rows * ld.dst_row_stride_lines * isa.LINE_BYTES
 
 

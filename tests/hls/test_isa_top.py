@@ -40,7 +40,11 @@ pytestmark = pytest.mark.gxx
 PROMPT = list(range(3, 36))          # 33 tokens: the decode step at position 33 reads two 32-token K/V tiles
 STEPS_PROMPT = PROMPT[:30]           # the multi-step test: positions 30..33 cross the 32-token bucket
 STEPS = 4
-LOGIT_REL = 1e-3
+LOGIT_REL = 1e-3       # what an edited word must move the logits by (the edit tests below)
+# The C-sim and the functional engine compute the same bits: the same unit order, and exp as libm's double
+# exp rounded once in both (docs/numerics.md section 4; measured max_abs_logit_diff 0.0 with
+# `python -m llmaccel.hls_kernels.flow.isa_top_measure --steps 4 --prompt 30`). Before exp was defined so,
+# libm's expf against numpy's FP32 exp moved the logits by 3.8e-6 and single INT8 KV codes by one step.
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +103,8 @@ def test_decode_step_equals_the_functional_engine(top):
          for u in isa.UNITS}
     assert run.status["executed"] == n                                    # every instruction ran, once
     logits = run.out[0]
-    assert int(np.argmax(logits)) == int(np.argmax(top["ref"]))
-    assert _close(logits, top["ref"]) <= LOGIT_REL
-    # bit for bit before the first exp: layer 0's new K and V rows (INT8 codes and FP32 scales)
+    assert np.array_equal(logits, top["ref"]), f"max difference {np.max(np.abs(logits - top['ref'])):.3e}"
+    # bit for bit: layer 0's new K and V rows (INT8 codes and FP32 scales), written by the ST
     img.data = run.image
     kv = img.kv_rows(cm)
     pos = top["pos"]
@@ -109,11 +112,10 @@ def test_decode_step_equals_the_functional_engine(top):
         np.testing.assert_array_equal(kv[name][0][:, pos], top["kv_after"][name][0][:, pos])
         np.testing.assert_array_equal(kv[name][1][:, pos], top["kv_after"][name][1][:, pos])
         assert np.any(kv[name][0][:, pos] != top["kv_before"][name][0][:, pos])      # the ST wrote it
-    # every layer's stored codes: equal, or one INT8 step apart where an exp ULP moved the value
+    # every layer's stored codes and scales: bit for bit
     for name, (k8, sk) in kv.items():
-        d = np.abs(k8.astype(int) - top["kv_after"][name][0])
-        assert d.max() <= 1 and np.count_nonzero(d) <= 4, name
-        np.testing.assert_allclose(sk, top["kv_after"][name][1], rtol=4 * 2.0 ** -23)
+        np.testing.assert_array_equal(k8, top["kv_after"][name][0], err_msg=name)
+        np.testing.assert_array_equal(sk, top["kv_after"][name][1], err_msg=name)
 
 
 def test_decode_steps_follow_the_engine(top, tmp_path):
@@ -128,12 +130,12 @@ def test_decode_steps_follow_the_engine(top, tmp_path):
         run = T.require_ok(T.decode_on_top(top["exe"], cm, img, w, tok, fm.length, tmp_path))
         ref = fm.decode(tok).logits
         img.data = run.image
-        worst = max(worst, _close(run.out[0], ref))
+        worst = max(worst, float(np.max(np.abs(run.out[0] - ref))))
         tokens_top.append(int(np.argmax(run.out[0])))
         tokens_ref.append(int(np.argmax(ref)))
         tok = tokens_top[-1]
     assert tokens_top == tokens_ref
-    assert worst <= LOGIT_REL
+    assert worst == 0.0, f"max logit difference {worst:.3e}"
     assert fm.length == len(STEPS_PROMPT) + STEPS
     assert cm.decode_bucket_of(len(STEPS_PROMPT) + 1) != cm.decode_bucket_of(fm.length)
 
@@ -149,16 +151,12 @@ def test_prefill_chunks_equal_the_functional_engine(top, tmp_path):
     logits, runs = T.prefill_on_top(top["exe"], cm, img, w, ids, tmp_path)
     ref = fm.prefill(ids).logits
     assert len(runs) == 3 and runs[0].status["executed"]["MPE"] > 0
-    assert int(np.argmax(logits)) == int(np.argmax(ref))
-    assert _close(logits, ref) <= LOGIT_REL
+    assert np.array_equal(logits, ref), f"max difference {np.max(np.abs(logits - ref)):.3e}"
     kv = img.kv_rows(cm)
-    for name, (k8, sk) in kv.items():       # the prompt's rows (padding rows are never attended)
-        d = np.abs(k8[:, :len(ids)].astype(int) - fm.engine.mem.kv[name][0][:, :len(ids)])
-        assert d.max() <= 1 and np.count_nonzero(d) <= 4, name
+    for name, (k8, sk) in kv.items():       # the prompt's rows (padding rows are never attended): bit for bit
         assert np.any(k8[:, :len(ids)] != 0)
-    for name in ("L0.kv_k.c0", "L0.kv_v.c0"):   # before the first exp: bit for bit
-        np.testing.assert_array_equal(kv[name][0][:, :len(ids)], fm.engine.mem.kv[name][0][:, :len(ids)])
-        np.testing.assert_array_equal(kv[name][1][:, :len(ids)], fm.engine.mem.kv[name][1][:, :len(ids)])
+        np.testing.assert_array_equal(k8[:, :len(ids)], fm.engine.mem.kv[name][0][:, :len(ids)], err_msg=name)
+        np.testing.assert_array_equal(sk[:, :len(ids)], fm.engine.mem.kv[name][1][:, :len(ids)], err_msg=name)
 
 
 def _editor(top, name: str, **fields):
