@@ -103,8 +103,8 @@ def test_code_tables_match_hand_written_tables():
 
 
 def test_unused_codes_are_refused_by_decode():
-    """nm codes 6 and 7, fuse code 7, mode code 3, MISC op codes 10..15, SYS op codes 4..7, LD kind 9..15 are
-    unused: decode names the field."""
+    """nm codes 6 and 7, fuse code 7, mode code 3, MISC op codes 10..15, SYS op codes 4..7, LD kind 10..15 are
+    unused (LD kind 9 is kv_cache_fp16): decode names the field."""
     from llmaccel.simulator.isa import IsaError
     mv = [0, 1 | 1 << 16, 0]
     for code in (6, 7):
@@ -120,6 +120,6 @@ def test_unused_codes_are_refused_by_decode():
     for code in (4, 7):
         with pytest.raises(IsaError, match="'op' holds code"):
             decode([6 | code << 14])
-    for code in (9, 15):
+    for code in (10, 15):
         with pytest.raises(IsaError, match="'kind' holds code"):
             decode([1 | code << 24, 0, 1, 1 << 16, 0, 0, 0])
