@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from llmaccel.mapping import portable_math as pm
+from llmaccel.mapping.recipe import GPTQ_BLOCK_SIZE, RecipeError, gptq_block_problem
 from llmaccel.sparse_dsp.packed_format import LayerFormat, PackedLinear, pack_linear
 
 
@@ -96,14 +97,20 @@ def quantize_rtn(weight: torch.Tensor, fmt: LayerFormat, keep: Optional[torch.Te
 
 
 def quantize_gptq(weight: torch.Tensor, hessian: torch.Tensor, fmt: LayerFormat,
-                  keep: Optional[torch.Tensor] = None, block_size: int = 128,
+                  keep: Optional[torch.Tensor] = None, block_size: int = GPTQ_BLOCK_SIZE,
                   damp_ratio: float = 0.01) -> PackedLinear:
     """GPTQ with group-wise parameters. ``hessian`` is X^T X / n over calibration inputs [K, K].
+
+    ``block_size`` columns are swept per lazy batch; it must divide ``fmt.group_size`` or be a
+    multiple of it (:func:`mapping.recipe.gptq_block_problem` says why), else RecipeError.
 
     ``damp_ratio`` (1% of the mean diagonal) is the GPTQ paper's default dampening. The sweep
     factor is the upper Cholesky factor of H^-1, as in the reference implementation, computed in
     float64 by mapping.portable_math and rounded once to float32.
     """
+    problem = gptq_block_problem(block_size, fmt.group_size)
+    if problem:
+        raise RecipeError(f"quantize_gptq: {problem}")
     w = weight.clone().to(torch.float32)
     o, k = w.shape
     keep = torch.ones_like(w, dtype=torch.bool) if keep is None else keep
