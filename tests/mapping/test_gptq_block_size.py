@@ -76,3 +76,31 @@ def test_gptq_group_sizes_that_fit_the_blocks_load(group_size):
 def test_rtn_has_no_blocks_so_any_group_size_loads():
     assert LayerRule(bits=4, group_size=96, method="rtn").group_size == 96
     assert LayerRule(bits=None, group_size=96, method="gptq").group_size == 96   # fp32: nothing is swept
+
+
+# ----------------------------------------------------------------------------- one factor per shared input
+def test_a_shared_factor_gives_the_same_codes_as_factoring_per_linear():
+    from llmaccel.mapping.quantize import gptq_factor
+    w, h = _layer(seed=3)
+    h[5, :] = 0.0
+    h[:, 5] = 0.0                                     # a dead input: the factor carries it too
+    fmt = LayerFormat(16, 256, 4, 128, False, None)
+    alone = quantize_gptq(w, h, fmt).arrays()
+    shared = quantize_gptq(w, None, fmt, factor=gptq_factor(h)).arrays()
+    assert alone.keys() == shared.keys()
+    for name in alone:
+        assert np.array_equal(alone[name], shared[name]), name
+
+
+def test_the_compressor_factors_each_shared_hessian_once(tiny_checkpoint, tmp_path, monkeypatch):
+    import llmaccel.mapping.compress as compress
+    real, calls = compress.gptq_factor, []
+
+    def counted(hessian, *a, **kw):                  # the real function, counted
+        calls.append(hessian.shape)
+        return real(hessian, *a, **kw)
+    monkeypatch.setattr(compress, "gptq_factor", counted)
+    ids = np.random.default_rng(0).integers(0, 256, 512).tolist()      # token ids: the checkpoint has no tokenizer
+    compress.compress_checkpoint(tiny_checkpoint, get_recipe("w4-g128-gptq"), tmp_path / "c", calibration=ids)
+    # 2 layers x 4 inputs (q/k/v, o, gate/up, down), not 2 x 7 linears
+    assert len(calls) == 8, calls
