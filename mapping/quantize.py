@@ -126,10 +126,8 @@ def quantize_gptq(weight: torch.Tensor, hessian: Optional[torch.Tensor], fmt: La
 
     ``block_size`` columns are swept per lazy batch; it must divide ``fmt.group_size`` or be a
     multiple of it (:func:`mapping.recipe.gptq_block_problem` says why), else RecipeError.
-
-    ``damp_ratio`` (1% of the mean diagonal) is the GPTQ paper's default dampening. The sweep
-    factor is the upper Cholesky factor of H^-1, as in the reference implementation, computed in
-    float64 by mapping.portable_math and rounded once to float32.
+    ``damp_ratio``: see :func:`gptq_factor` (the sweep factor is the upper Cholesky factor of
+    H^-1, as in the reference implementation).
     """
     problem = gptq_block_problem(block_size, fmt.group_size)
     if problem:
