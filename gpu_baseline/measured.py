@@ -27,7 +27,6 @@ Conventions:
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -37,6 +36,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from llmaccel import strict_json
 from llmaccel.errors import LlmaccelError
 
 SCHEMA_VERSION = 1
@@ -244,16 +244,7 @@ def _first_error(exc: ValidationError) -> str:
 def parse_measurement(path: str | Path) -> GpuMeasurement:
     """One measurement file, validated; a bad file raises one MeasurementError naming file and field."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MeasurementError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MeasurementError(f"{path}: cannot read file ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise MeasurementError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise MeasurementError(f"{path}: top level must be a JSON object, got {type(data).__name__}")
+    data = strict_json.read(path, MeasurementError, expect_object=True)  # no duplicate keys, NaN, Infinity
     data.pop("source_file", None)
     try:
         m = GpuMeasurement.model_validate(data)

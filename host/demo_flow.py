@@ -24,7 +24,8 @@ from llmaccel.mapping.compress import CompressedModel, load_compressed
 
 def run_accelerator_demo(compressed: Union[str, Path, CompressedModel], design: str = "flightllm-u280",
                          prompt_ids: Sequence[int] = (1,), max_new_tokens: int = 32,
-                         max_len: Optional[int] = None) -> dict[str, Any]:
+                         max_len: Optional[int] = None, reference: Any = None) -> dict[str, Any]:
+    """``reference``: the PyTorch reference of ``compressed`` when the caller has built it already."""
     t0 = time.perf_counter()
     cm = compressed if isinstance(compressed, CompressedModel) else load_compressed(compressed)
     need = len(prompt_ids) + max_new_tokens
@@ -39,7 +40,7 @@ def run_accelerator_demo(compressed: Union[str, Path, CompressedModel], design: 
 
     generated = list(sess.stream(ids, max_new_tokens, on_token=keep))
     stats = sess.last_stats
-    check = check_against_reference(cm, ids, generated, sess_logits)
+    check = check_against_reference(cm, ids, generated, sess_logits, reference)
     return {"design": art.design_name, "recipe": cm.recipe.name, "prompt_tokens": len(ids),
             "generated_token_ids": generated, **check,
             "ttft_s": stats.ttft_s, "decode_tokens_per_s": stats.decode_tokens_per_s,
@@ -49,19 +50,20 @@ def run_accelerator_demo(compressed: Union[str, Path, CompressedModel], design: 
 
 
 def check_against_reference(cm: CompressedModel, prompt_ids: Sequence[int], generated: Sequence[int],
-                            step_logits: Sequence[np.ndarray]) -> dict[str, Any]:
+                            step_logits: Sequence[np.ndarray], reference: Any = None) -> dict[str, Any]:
     """Greedy tokens and per-step logits of a run against the PyTorch reference of the same compressed model.
 
     ``step_logits[i]`` are the logits the run sampled its i-th generated token from. Returns
     ``reference_token_ids``, ``tokens_match_reference`` and the max absolute and relative
     (to the reference's max |logit| at that step) logit differences over the steps both have.
     The one implementation behind ``llmaccel demo`` and ``llmaccel run --check-reference``.
+    ``reference`` is ``ReferenceModel.from_compressed(cm)`` if the caller has it (the demo does).
     """
     import torch
 
     from llmaccel.gpu_baseline.reference import ReferenceModel
 
-    ref = ReferenceModel.from_compressed(cm)
+    ref = reference if reference is not None else ReferenceModel.from_compressed(cm)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)      # tiny matrices: one thread is faster than two contending ones
     try:

@@ -27,6 +27,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from llmaccel import strict_json
 from llmaccel.errors import LlmaccelError
 from llmaccel.sparse_dsp.safe_paths import check_output_dir, write_dir_atomically
 
@@ -104,17 +105,10 @@ def write_artifact(dest: str | os.PathLike, schema: str, version: int, meta: dic
         manifest = {"schema": schema, "schema_version": version, "files": files, **meta,
                     "timings": dict(timings or {})}
         manifest["content_hash"] = manifest_hash(manifest)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+        text = json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False)   # it is read back strictly
+        (tmp / MANIFEST).write_text(text, encoding="utf-8")
 
     return write_dir_atomically(dest, build, flag, force, is_artifact_of(schema), f"artifact ({schema})")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-    keys = [k for k, _ in pairs]
-    dup = sorted({k for k in keys if keys.count(k) > 1})
-    if dup:
-        raise ArtifactError(f"duplicate keys {dup}")
-    return dict(pairs)
 
 
 def _load_json(mpath: Path, src: Path) -> dict[str, Any]:
@@ -123,20 +117,12 @@ def _load_json(mpath: Path, src: Path) -> dict[str, Any]:
     if mpath.stat().st_size > MAX_MANIFEST_BYTES:
         raise ArtifactError(f"artifact '{src}': {MANIFEST} is {mpath.stat().st_size} bytes, more than "
                             f"{MAX_MANIFEST_BYTES} (not an llmaccel manifest)")
-    try:
-        text = mpath.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ArtifactError(f"artifact '{src}': {MANIFEST} is not UTF-8 text (byte {exc.start})") from None
-    try:
-        manifest = json.loads(text, object_pairs_hook=_no_duplicates)
-    except ArtifactError as exc:
-        raise ArtifactError(f"artifact '{src}': {MANIFEST} has {exc}") from None
-    except (ValueError, RecursionError) as exc:   # JSONDecodeError, an over-long integer, deep nesting
-        raise ArtifactError(f"artifact '{src}': {MANIFEST} is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise ArtifactError(f"artifact '{src}': {MANIFEST} holds a JSON {type(manifest).__name__}, "
-                            "expected an object")
-    return manifest
+    return strict_json.read(mpath, ArtifactError, expect_object=True, source=f"artifact '{src}': {MANIFEST}")
+
+
+def read_artifact_json(src: Path, name: str) -> Any:
+    """A JSON data file of an artifact (``compiled.json``), read strictly; one ArtifactError naming it."""
+    return strict_json.read(src / name, ArtifactError, source=f"artifact '{src}': {name}")
 
 
 def _plain_name(name: str) -> bool:

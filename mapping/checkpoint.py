@@ -36,12 +36,15 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
+from llmaccel import strict_json
 from llmaccel.errors import LlmaccelError
 
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64,
            "I8": np.int8, "U8": np.uint8, "I16": np.int16, "I32": np.int32, "I64": np.int64}
 WEIGHT_DTYPES = ("BF16", "F16", "F32", "F64")     # a checkpoint's weights are floating point
 MAX_HEADER_BYTES = 100_000_000                    # safetensors' own limit on the JSON header
+# the JSON files of a tokenizer directory, read strictly before transformers reads them
+TOKENIZER_JSON = ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "added_tokens.json")
 _MAX_LISTED = 12                                   # per kind of problem, so a wholly wrong file stays readable
 # Buffers some transformers versions saved next to the weights; recomputed from config.json, never read:
 # Llama's RoPE inv_freq, GPT-2's causal-mask buffers.
@@ -60,16 +63,6 @@ class _Entry:
     shape: tuple[int, ...]
     begin: int   # absolute file offset
     end: int
-
-
-def _strict_json(raw: bytes, what: str) -> Any:
-    def pairs(items: list[tuple[str, Any]]) -> dict:
-        keys = [k for k, _ in items]
-        dup = sorted({k for k in keys if keys.count(k) > 1})
-        if dup:
-            raise ValueError(f"{what} has duplicate keys {dup}")
-        return dict(items)
-    return json.loads(raw.decode("utf-8"), object_pairs_hook=pairs)
 
 
 def _is_int(v: Any) -> bool:
@@ -92,13 +85,11 @@ def _read_header(path: Path, problems: list[str], named: set[str]) -> dict[str, 
                             f"'{path.name}': header length {hlen} exceeds safetensors' limit {MAX_HEADER_BYTES}")
             return {}
         try:
-            header = _strict_json(f.read(hlen), "its header")
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            problems.append(f"'{path.name}' has a malformed safetensors header ({type(exc).__name__}: {exc})")
+            header = strict_json.loads(f.read(hlen), f"'{path.name}' safetensors header", CheckpointError,
+                                       expect_object=True)
+        except CheckpointError as exc:
+            problems.append(str(exc))
             return {}
-    if not isinstance(header, dict):
-        problems.append(f"'{path.name}': the safetensors header is a JSON {type(header).__name__}, not an object")
-        return {}
     base, data_len = 8 + hlen, size - 8 - hlen
     meta = header.get("__metadata__")
     if meta is not None and not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
@@ -186,12 +177,7 @@ class SafetensorsCheckpoint:
         cfg = self.dir / "config.json"
         if not cfg.is_file():
             raise CheckpointError(f"checkpoint '{self.dir}' has no config.json")
-        try:
-            self.config: dict = _strict_json(cfg.read_bytes(), "config.json")
-        except UnicodeDecodeError as exc:
-            raise CheckpointError(f"'{cfg}' is not UTF-8 text (byte {exc.start})") from None
-        except (ValueError, RecursionError) as exc:
-            raise CheckpointError(f"'{cfg}' is not valid JSON: {exc}") from None
+        self.config: dict = strict_json.read(cfg, CheckpointError, expect_object=True)
         problems: list[str] = []
         files, weight_map = self._shard_files(problems)
         self._entries: dict[str, _Entry] = {}
@@ -221,12 +207,9 @@ class SafetensorsCheckpoint:
             if not files:
                 raise CheckpointError(f"checkpoint '{self.dir}' has no .safetensors weights")
             return files, None
-        try:
-            weight_map = _strict_json(index.read_bytes(), index.name).get("weight_map")
-        except (ValueError, UnicodeDecodeError, AttributeError, RecursionError) as exc:
-            raise CheckpointError(f"'{index}' is not a JSON object with a weight_map ({exc})") from None
+        weight_map = strict_json.read(index, CheckpointError, expect_object=True).get("weight_map")
         if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
-            raise CheckpointError(f"'{index}': weight_map must map tensor names to shard file names")
+            raise CheckpointError(f"{index}: field 'weight_map' must map tensor names to shard file names")
         files = []
         for shard in sorted(set(weight_map.values())):
             if shard in ("", ".", "..") or "/" in shard or "\\" in shard or os.path.isabs(shard):
@@ -450,6 +433,9 @@ def load_local_tokenizer(path: "str | os.PathLike", what: str = "tokenizer"):
     if not p.is_dir():
         raise CheckpointError(f"{what} '{path}' is not a local directory; llmaccel loads tokenizers only from "
                               "local checkpoint directories and never downloads one")
+    for name in TOKENIZER_JSON:     # transformers reads these with json.load: a key twice or NaN would pass
+        if (p / name).is_file():
+            strict_json.read(p / name, CheckpointError, expect_object=True)
     from transformers import AutoTokenizer
     try:
         return AutoTokenizer.from_pretrained(str(p), local_files_only=True, trust_remote_code=False)

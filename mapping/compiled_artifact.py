@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from llmaccel.mapping.artifact_io import ArtifactError, check_artifact_dest, write_artifact
+from llmaccel.mapping.artifact_io import ArtifactError, check_artifact_dest, read_artifact_json, write_artifact
 from llmaccel.simulator import isa
 from llmaccel.simulator.compiled import (ActRegion, BufferIds, CompiledModel, CompiledProgram, CoreSlices, CoreStream,
                                 HbmRegion)
@@ -103,12 +103,12 @@ def write_compiled_artifact(comp: Any, out: str | Path, meta: dict[str, Any], st
 
 def read_compiled_model(path: Path, spec: ModelSpec, hw: HwParams) -> CompiledModel:
     """The CompiledModel an artifact stores (``spec`` and ``hw``: the model and design it names)."""
-    try:
-        meta = json.loads((path / "compiled.json").read_text())
-        table = json.loads((path / "programs.json").read_text())
-        placement = json.loads((path / "placement.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"artifact '{path}': cannot read its compiled model ({exc}); recompile it") from None
+    meta = read_artifact_json(path, "compiled.json")
+    table = read_artifact_json(path, "programs.json")
+    placement = read_artifact_json(path, "placement.json")
+    if not all(isinstance(d, dict) for d in (meta, table, placement)):
+        raise ArtifactError(f"artifact '{path}': compiled.json, programs.json and placement.json must each hold "
+                            "a JSON object; recompile it")
     if placement.get("n_channels") != hw.hbm_channels or placement.get("n_cores") != hw.n_cores:
         raise ArtifactError(f"artifact '{path}' was placed for {placement.get('n_cores')} cores / "
                             f"{placement.get('n_channels')} channels; the design has {hw.n_cores} / {hw.hbm_channels}")

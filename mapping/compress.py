@@ -39,7 +39,7 @@ from llmaccel.mapping.calibration import InputStats, LayerCapture, calibration_t
 from llmaccel.mapping.checkpoint import SafetensorsCheckpoint, layer_tensors, model_tensors
 from llmaccel.mapping.mixed_precision import allocate_bits, layer_sensitivity
 from llmaccel.mapping.prune import nm_mask, prune_scores
-from llmaccel.mapping.quantize import quantize_gptq, quantize_rtn
+from llmaccel.mapping.quantize import GptqFactor, gptq_factor, quantize_gptq, quantize_rtn
 from llmaccel.mapping.recipe import LayerRule, Recipe
 from llmaccel.simulator.specs.model import ModelSpec
 from llmaccel.errors import LlmaccelError
@@ -89,9 +89,10 @@ def _validate_recipe_for_shape(recipe: Recipe, shape: ModelSpec) -> None:
 
 
 def compress_linear(weight: torch.Tensor, rule: LayerRule, bits: Optional[int],
-                    stats: Optional[InputStats], dense_dtype: type = np.float32) -> LinearWeight:
+                    stats: Optional[InputStats], dense_dtype: type = np.float32,
+                    factor: Optional[GptqFactor] = None) -> LinearWeight:
     """One linear: prune, then quantize. Returns the stored weight (packed, or ``dense_dtype`` (FP32 or
-    FP16) if bits is None)."""
+    FP16) if bits is None). ``factor``: GPTQ's factor of ``stats.hessian``, when the caller shares one."""
     keep = None
     if rule.nm is not None:
         n, m = rule.nm
@@ -103,7 +104,7 @@ def compress_linear(weight: torch.Tensor, rule: LayerRule, bits: Optional[int],
     if rule.method == "gptq":
         if stats is None:
             raise LlmaccelError("method='gptq' needs calibration activations")
-        return quantize_gptq(weight, stats.hessian, fmt, keep)
+        return quantize_gptq(weight, stats.hessian, fmt, keep, factor=factor)
     return quantize_rtn(weight, fmt, keep)
 
 
@@ -212,9 +213,12 @@ def _compress_layer(i: int, w: dict[str, torch.Tensor], spec: ModelSpec, recipe:
 
     def compress_group(group: str, leaves: tuple[str, ...], inp: Optional[torch.Tensor]) -> dict[str, torch.Tensor]:
         st = None if inp is None else InputStats.of(inp)
+        gptq = [leaf for leaf in leaves if recipe.rule_for(leaf).method == "gptq"
+                and recipe.bits_for(_layer_key(spec, i, leaf)) is not None]
+        factor = gptq_factor(st.hessian) if st is not None and gptq else None   # one per shared input
         for leaf in leaves:
             stored[leaf] = compress_linear(w[leaf], recipe.rule_for(leaf), recipe.bits_for(_layer_key(spec, i, leaf)), st,
-                                           np.float16 if recipe.fp16_weights else np.float32)
+                                           np.float16 if recipe.fp16_weights else np.float32, factor)
         return {leaf: torch.from_numpy(dense_weight(stored[leaf])) for leaf in leaves}
 
     nxt = None

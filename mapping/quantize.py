@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from llmaccel.mapping import portable_math as pm
+from llmaccel.mapping.recipe import GPTQ_BLOCK_SIZE, RecipeError, gptq_block_problem
 from llmaccel.sparse_dsp.packed_format import LayerFormat, PackedLinear, pack_linear
 
 
@@ -95,25 +96,49 @@ def quantize_rtn(weight: torch.Tensor, fmt: LayerFormat, keep: Optional[torch.Te
     return _to_packed(codes, keep, p.scale.reshape(o, ng), p.zero.reshape(o, ng), fmt)
 
 
-def quantize_gptq(weight: torch.Tensor, hessian: torch.Tensor, fmt: LayerFormat,
-                  keep: Optional[torch.Tensor] = None, block_size: int = 128,
-                  damp_ratio: float = 0.01) -> PackedLinear:
-    """GPTQ with group-wise parameters. ``hessian`` is X^T X / n over calibration inputs [K, K].
+@dataclass(frozen=True)
+class GptqFactor:
+    """What GPTQ needs of a Hessian: its dead inputs and the sweep factor. Linears that share an
+    input (q/k/v, gate/up) share one Hessian, so the compressor factors it once for all of them."""
 
-    ``damp_ratio`` (1% of the mean diagonal) is the GPTQ paper's default dampening. The sweep
-    factor is the upper Cholesky factor of H^-1, as in the reference implementation, computed in
-    float64 by mapping.portable_math and rounded once to float32.
-    """
-    w = weight.clone().to(torch.float32)
-    o, k = w.shape
-    keep = torch.ones_like(w, dtype=torch.bool) if keep is None else keep
+    dead: torch.Tensor    # bool [K]: inputs that never fire (zero diagonal)
+    hinv: torch.Tensor    # float32 [K, K]: upper Cholesky factor of the dampened H^-1
+
+
+def gptq_factor(hessian: torch.Tensor, damp_ratio: float = 0.01) -> GptqFactor:
+    """Dead inputs set to 1 on the diagonal, ``damp_ratio`` of the mean diagonal added (the GPTQ
+    paper's dampening, 1 % by default), then the upper Cholesky factor of the inverse, computed in
+    float64 by mapping.portable_math and rounded once to float32."""
+    k = hessian.shape[0]
     h = hessian.to(torch.float64).clone()
     dead = torch.diag(h) == 0
     h[dead, dead] = 1.0
-    w[:, dead] = 0.0
     mean_diag = pm.sum_last(torch.diag(h), "Hessian") / k
     h = h + torch.eye(k, dtype=torch.float64) * (damp_ratio * mean_diag)
-    hinv = pm.upper_cholesky_of_inverse(h).to(torch.float32)
+    return GptqFactor(dead, pm.upper_cholesky_of_inverse(h).to(torch.float32))
+
+
+def quantize_gptq(weight: torch.Tensor, hessian: Optional[torch.Tensor], fmt: LayerFormat,
+                  keep: Optional[torch.Tensor] = None, block_size: int = GPTQ_BLOCK_SIZE,
+                  damp_ratio: float = 0.01, factor: Optional[GptqFactor] = None) -> PackedLinear:
+    """GPTQ with group-wise parameters. ``hessian`` is X^T X / n over calibration inputs [K, K];
+    ``factor`` (:func:`gptq_factor` of it, made once for linears sharing the input) replaces it.
+
+    ``block_size`` columns are swept per lazy batch; it must divide ``fmt.group_size`` or be a
+    multiple of it (:func:`mapping.recipe.gptq_block_problem` says why), else RecipeError.
+    ``damp_ratio``: see :func:`gptq_factor` (the sweep factor is the upper Cholesky factor of
+    H^-1, as in the reference implementation).
+    """
+    problem = gptq_block_problem(block_size, fmt.group_size)
+    if problem:
+        raise RecipeError(f"quantize_gptq: {problem}")
+    if factor is None:
+        factor = gptq_factor(hessian, damp_ratio)
+    w = weight.clone().to(torch.float32)
+    o, k = w.shape
+    keep = torch.ones_like(w, dtype=torch.bool) if keep is None else keep
+    w[:, factor.dead] = 0.0
+    hinv = factor.hinv
 
     g = fmt.group_size
     codes = torch.zeros_like(w)

@@ -23,6 +23,30 @@ ACT_BITS = (8, 16)                   # 8: INT8 per-token activations; 16: FP16 a
 KV_BITS = (8, 16)                    # 8: INT8 KV cache (per token and head scales); 16: FP16 KV cache
 PRUNE_METHODS = ("magnitude", "wanda")
 MIXED_CHOICES = (2, 3, 4, 8)
+GPTQ_BLOCK_SIZE = 128                # columns per lazy-batch block of the compressor's GPTQ sweep (the paper's B)
+
+
+def gptq_block_problem(block_size: Any, group_size: int) -> Optional[str]:
+    """Why GPTQ cannot sweep groups of ``group_size`` columns in blocks of ``block_size``, or None.
+
+    The sweep (mapping.quantize.quantize_gptq) picks a group's scale/zero at the group's first
+    column from the weights updated so far, but applies a block's errors to the columns after the
+    block only when the block ends. A group that starts inside a block and ends after it would get
+    its scale from partly updated weights (tests/mutation_oracles/test_gptq_edges_oracle.py measures
+    the difference), so every group must start at a block start (block_size divides group_size) or
+    end inside its block (block_size is a multiple of group_size).
+    """
+    if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size <= 0:
+        return f"block_size={block_size!r} must be a positive integer"
+    if group_size % block_size == 0 or block_size % group_size == 0:
+        return None
+    return (f"block_size={block_size} with group_size={group_size} would let a quantization group straddle "
+            f"two GPTQ blocks; allowed: a divisor of {group_size} ({_divisors(group_size)}) "
+            f"or a multiple of {group_size}")
+
+
+def _divisors(n: int) -> str:
+    return ", ".join(str(d) for d in range(1, n + 1) if n % d == 0)
 
 
 class RecipeError(SpecError):
@@ -51,6 +75,10 @@ class LayerRule:
             raise RecipeError(f"prune_method='{self.prune_method}' is not supported; allowed: {list(PRUNE_METHODS)}")
         if self.group_size <= 0:
             raise RecipeError(f"group_size={self.group_size} must be a positive integer")
+        if self.method == "gptq" and self.bits is not None and gptq_block_problem(GPTQ_BLOCK_SIZE, self.group_size):
+            raise RecipeError(f"group_size={self.group_size} with method='gptq': GPTQ sweeps columns in blocks of "
+                              f"{GPTQ_BLOCK_SIZE} and a group may not straddle two blocks; allowed: a divisor of "
+                              f"{GPTQ_BLOCK_SIZE} ({_divisors(GPTQ_BLOCK_SIZE)}) or a multiple of {GPTQ_BLOCK_SIZE}")
         if self.nm is not None:
             object.__setattr__(self, "nm", tuple(int(v) for v in self.nm))
             if self.nm not in SUPPORTED_NM:

@@ -1,7 +1,6 @@
 """Run an emitted project: Vitis HLS where installed, g++ C-simulation of the testbench everywhere."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -10,6 +9,7 @@ from typing import Optional, Sequence
 
 from llmaccel.hls_kernels.build import HlsToolError, find_ap_types, find_cxx
 from llmaccel.hls_kernels.flow.writer import testbench_compile_command
+from llmaccel import strict_json
 from llmaccel.errors import LlmaccelError
 
 STEPS = ("csim", "csynth", "cosim", "export")
@@ -31,7 +31,7 @@ def _project(path: Path) -> dict:
     meta = Path(path) / "project.json"
     if not meta.is_file():
         raise LlmaccelError(f"{path} is not an emitted HLS project (no project.json); run 'llmaccel hls emit'")
-    return json.loads(meta.read_text())
+    return strict_json.read(meta, LlmaccelError, expect_object=True)
 
 
 def check_steps(steps: Sequence[str]) -> list[str]:

@@ -18,12 +18,13 @@ does here; :mod:`tests.simulator.test_spec_schema` checks each rule.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
+
+from llmaccel import strict_json
 
 
 @dataclass(frozen=True)
@@ -108,26 +109,9 @@ def quoted_hint(value: Any, wanted: str) -> str:
     return ""
 
 
-class DuplicateJsonKey(ValueError):
-    """A JSON object names one key twice (json.loads would keep the last silently)."""
-
-
-def _no_duplicate_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in seen:
-            raise DuplicateJsonKey(f"duplicate key '{k}'")
-        seen[k] = v
-    return seen
-
-
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON allows (finite values only)")
-
-
-def loads_strict_json(text: str) -> Any:
-    """``json.loads`` that refuses duplicate keys and NaN/Infinity (Python's json accepts both)."""
-    return json.loads(text, object_pairs_hook=_no_duplicate_pairs, parse_constant=_refuse_constant)
+def loads_strict_json(text: str | bytes, source: str = "JSON text") -> Any:
+    """``json.loads`` that refuses duplicate keys and NaN/Infinity: :func:`llmaccel.strict_json.loads`."""
+    return strict_json.loads(text, source)
 
 
 def read_utf8_text(path: Path, error: type[Exception], kind: str) -> str:
@@ -141,11 +125,6 @@ def read_utf8_text(path: Path, error: type[Exception], kind: str) -> str:
 
 
 def read_strict_json(path: Path, error: type[Exception]) -> Any:
-    """Read a JSON file strictly; every failure is one ``error`` naming the file (and line for syntax)."""
-    text = read_utf8_text(path, error, "JSON")
-    try:
-        return loads_strict_json(text)
-    except json.JSONDecodeError as exc:
-        raise error(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except ValueError as exc:  # duplicate key, NaN/Infinity
-        raise error(f"{path}: {exc}") from None
+    """Read a JSON file strictly; every failure is one ``error`` naming the file (and the field or line);
+    the top level must be an object."""
+    return strict_json.read(path, error, expect_object=True)

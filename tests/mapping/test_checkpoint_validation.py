@@ -144,7 +144,7 @@ def test_duplicate_keys_in_the_header_are_refused(tiny_checkpoint, tmp_path):
     text = text.replace("{", '{"model.norm.weight": ' + entry + ", ", 1)
     blob = text.encode() + b" " * (-len(text) % 8)
     st.write_bytes(struct.pack("<Q", len(blob)) + blob + raw[8 + n:])
-    _refused(d, "duplicate keys ['model.norm.weight']")
+    _refused(d, "duplicate key 'model.norm.weight'")
 
 
 def test_an_index_naming_a_file_outside_the_directory_is_refused(tiny_checkpoint, tmp_path):
