@@ -50,20 +50,28 @@ def run_accelerator_demo(compressed: Union[str, Path, CompressedModel], design: 
 
 
 def check_against_reference(cm: CompressedModel, prompt_ids: Sequence[int], generated: Sequence[int],
-                            step_logits: Sequence[np.ndarray], reference: Any = None) -> dict[str, Any]:
+                            step_logits: Sequence[np.ndarray], reference: Any = None,
+                            reductions: str = "sequential") -> dict[str, Any]:
     """Greedy tokens and per-step logits of a run against the PyTorch reference of the same compressed model.
 
     ``step_logits[i]`` are the logits the run sampled its i-th generated token from. Returns
-    ``reference_token_ids``, ``tokens_match_reference`` and the max absolute and relative
-    (to the reference's max |logit| at that step) logit differences over the steps both have.
-    The one implementation behind ``llmaccel demo`` and ``llmaccel run --check-reference``.
-    ``reference`` is ``ReferenceModel.from_compressed(cm)`` if the caller has it (the demo does).
+    ``reference_token_ids``, ``tokens_match_reference``, the max absolute and relative
+    (to the reference's max |logit| at that step) logit differences over the steps both have, and
+    ``reference_reductions``. The one implementation behind ``llmaccel demo`` and
+    ``llmaccel run --check-reference``. ``reference`` is ``ReferenceModel.from_compressed(cm)`` if the
+    caller has it (the demo does). The reference runs in the units' reduction order by default, where
+    the simulator's logits are its bits (difference 0.0; docs/numerics.md section 4): any difference
+    then is a finding, not rounding.
     """
+    import dataclasses
+
     import torch
 
     from llmaccel.gpu_baseline.reference import ReferenceModel
 
-    ref = reference if reference is not None else ReferenceModel.from_compressed(cm)
+    ref = reference if reference is not None else ReferenceModel.from_compressed(cm, reductions=reductions)
+    if ref.reductions != reductions:
+        ref = dataclasses.replace(ref, reductions=reductions)        # the same tensors, the other order
     threads = torch.get_num_threads()
     torch.set_num_threads(1)      # tiny matrices: one thread is faster than two contending ones
     try:
@@ -74,7 +82,8 @@ def check_against_reference(cm: CompressedModel, prompt_ids: Sequence[int], gene
     diffs = [float(np.max(np.abs(np.asarray(step_logits[i], np.float32) - ref_logits[i]))) for i in range(n)]
     rel = [d / max(float(np.max(np.abs(ref_logits[i]))), 1e-30) for i, d in enumerate(diffs)]
     return {"reference_token_ids": ref_tokens, "tokens_match_reference": list(generated) == ref_tokens,
-            "max_abs_logit_diff": max(diffs) if diffs else 0.0, "max_rel_logit_diff": max(rel) if rel else 0.0}
+            "max_abs_logit_diff": max(diffs) if diffs else 0.0, "max_rel_logit_diff": max(rel) if rel else 0.0,
+            "reference_reductions": reductions}
 
 
 def _reference(ref: Any, ids: list[int], max_new_tokens: int) -> tuple[list[int], list[np.ndarray]]:

@@ -9,7 +9,6 @@ Llama2-7B figures of the same design and recipe (timing only, no weights).
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -32,21 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project-model", default="llama2-7b", help="model preset for the projected figures")
 
 
-def _idle_threads_sleep() -> None:
-    """OpenMP threads that sleep, not spin, between torch's parallel regions (set before torch loads).
-
-    The tour's tensors are small, so torch runs thousands of short parallel regions; with GNU
-    OpenMP's default (active waiting) each idle worker spins on its core, and whenever anything
-    else runs on the machine the regions wait for descheduled workers. Measured on this project's
-    shared 2-core machine (load average ~8), compressing the bundled model with the default recipe:
-    2 threads spinning 340 s wall / 153 s CPU; 2 threads sleeping 67-80 s / 30-33 s CPU; 1 thread
-    72 s / 30 s CPU. A user's own OMP_WAIT_POLICY is kept.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def run(args) -> dict:
-    _idle_threads_sleep()
     from llmaccel.gpu_baseline.evaluate import perplexity
     from llmaccel.gpu_baseline.reference import ReferenceModel
     from llmaccel.assets import calibration_text_path, heldout_text_path
@@ -101,6 +86,7 @@ def run(args) -> dict:
         "prompt": args.prompt, "generated_text": text, "generated_token_ids": new_ids,
         "tokens_match_reference": accel["tokens_match_reference"],
         "max_rel_logit_diff": accel["max_rel_logit_diff"],
+        "reference_reductions": accel["reference_reductions"],
         "simulated": {k: accel[k] for k in ("ttft_s", "decode_tokens_per_s", "tokens_per_J", "energy_J")},
         "projected": {"model": args.project_model, "prefill": 512, "decode": 512,
                       **{k: getattr(proj, k) for k in ("ttft_s", "decode_ms_per_token", "decode_tokens_per_s",
@@ -115,7 +101,7 @@ def run(args) -> dict:
               f"({100 * (ppl_c / ppl_fp32 - 1):+.1f}%)")
         print(f"prompt: {args.prompt!r}\ncontinuation (greedy, simulated {args.design}): {text!r}")
         sim = result["simulated"]
-        print(f"functional check vs PyTorch reference: tokens "
+        print(f"functional check vs PyTorch reference ({result['reference_reductions']} reductions): tokens "
               f"{'identical' if result['tokens_match_reference'] else 'DIFFER'}, "
               f"max logit diff {result['max_rel_logit_diff']:.2e} of max |logit|")
         print(f"simulated on {args.design}: ttft {sim['ttft_s'] * 1e3:.3f} ms, "

@@ -85,11 +85,10 @@ def test_demo_runs_end_to_end(bundled):
     assert res["perplexity_fp32"] == pytest.approx(hf_perplexity(model_dir, text, 512), rel=1e-4)
     assert res["perplexity_compressed"] > 0 and len(res["generated_token_ids"]) == 8
     assert res["recipe"] == "flightllm" and res["avg_bits"] <= 3.5 + 1e-9 and res["sparsity"] > 0
-    # the simulated accelerator generated the reference's tokens. The demo's logit diff spans prefill
-    # and decode steps, so it is held to the contract's decode bound (docs/numerics.md section 5:
-    # 2e-2 of max |logit|), not the prefill bound: on an AVX2 host it measured 9.2e-3 (a flipped
-    # INT8 KV code persists over later steps, as that section explains), on AVX-512 below 1e-3.
-    assert res["tokens_match_reference"] is True and res["max_rel_logit_diff"] < 2e-2
+    # the simulated accelerator generated the reference's tokens, and against the reference in the units'
+    # reduction order its logits are the same bits over prefill and every decode step (docs/numerics.md
+    # section 5; with torch's vectorized order the demo measured 9.2e-3 of max |logit| on an AVX2 host)
+    assert res["tokens_match_reference"] is True and res["max_rel_logit_diff"] == 0.0
     sim, proj = res["simulated"], res["projected"]
     assert sim["decode_tokens_per_s"] > 0 and sim["tokens_per_J"] > 0
     assert proj["model"] == "llama2-7b"
