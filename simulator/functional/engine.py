@@ -119,8 +119,9 @@ class FunctionalEngine:
                 if heads:
                     q8, s = U.quantize_heads(x, heads)
                     hit = (q8.reshape(-1, heads), s.reshape(-1))
-                else:
-                    hit = U.quantize_activation(x)
+                else:                      # INT8 codes held as exact FP32 values, the group matmul's operand
+                    q8, s = U.quantize_activation(x)
+                    hit = (q8.astype(F32), s)
                 self._memo[mk] = hit
             core.aq[key] = hit
         return hit
@@ -378,7 +379,10 @@ class FunctionalEngine:
                                   f"and the program runs {self._T} tokens")
         src, a0, out, o0 = pre
         y = U.linear_tile(w8, sc, fmt.group_size, self._quantized(core, src, a0, ins.k, 0, name))
-        cols = o0 + r.row0 + rows
+        ckey = ("cols", key, o0)
+        cols = self._ops.get(ckey)
+        if cols is None:
+            cols = self._ops[ckey] = o0 + r.row0 + rows
         if cols[-1] >= out.elems:
             raise FunctionalError(f"{name}: output rows reach element {int(cols[-1])} of '{out.name}' ({out.elems})")
         old = None
@@ -389,7 +393,9 @@ class FunctionalEngine:
                 raise FunctionalError(f"{name}: {'accumulates onto' if ins.accumulate else 'gates with'} "
                                       f"'{out.name}' elements that were never written")
         self._write(core, out, cols, U.epilogue(y, old, ins.accumulate, ins.fuse))
-        done = core.done.setdefault(r.tensor, np.zeros(r.rows, bool))
+        done = core.done.get(r.tensor)
+        if done is None:
+            done = core.done[r.tensor] = np.zeros(r.rows, bool)
         done[rows] = True
         if ins.fuse == "rope":
             p = core.pending.setdefault(out.name, np.zeros(out.elems, bool))

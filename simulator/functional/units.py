@@ -34,7 +34,7 @@ def _group_sums_f32(wg: np.ndarray, q: np.ndarray, group_size: int) -> np.ndarra
     if group_size > EXACT_F32_GROUP:
         raise FunctionalError(f"group_size={group_size} exceeds {EXACT_F32_GROUP}, the largest group whose INT8 "
                               "partial sums FP32 holds exactly")
-    xg = q.astype(F32).reshape(q.shape[0], ng, group_size).transpose(1, 2, 0)     # [NG, G, T]
+    xg = q.astype(F32, copy=False).reshape(q.shape[0], ng, group_size).transpose(1, 2, 0)     # [NG, G, T]
     return np.matmul(wg, xg)
 
 
