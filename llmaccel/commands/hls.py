@@ -88,7 +88,6 @@ def _emit_compressed(args) -> dict[str, Any]:
 
     from llmaccel.hls_kernels.flow.model_emit import DesignForEmit, ModelForEmit, ModelLayer, emit_model
     from llmaccel.mapping import llama_math as lm
-    from llmaccel.mapping.calibration import LINEAR_PATHS
     from llmaccel.mapping.compress import load_compressed
     from llmaccel.simulator.design import load_design
 
@@ -99,9 +98,10 @@ def _emit_compressed(args) -> dict[str, Any]:
     d = load_design(args.design or "flightllm-u280")
     model = load_compressed(args.compressed)
     shape = model.shape
+    _check_layer_top_block(shape.arch)
     layers = []
     for i in range(shape.num_layers):
-        projections = {leaf: model.linears[f"layers.{i}.{path}"] for leaf, path in LINEAR_PATHS.items()}
+        projections = {leaf: model.linears[f"layers.{i}.{path}"] for leaf, path in shape.arch.linear_keys.items()}
         dense = [leaf for leaf, w in projections.items() if getattr(w, "fmt", None) is None]
         if dense:
             raise LlmaccelError(f"layer {i}: projections {dense} are not packed (quantized); the HLS kernels need "
@@ -119,6 +119,20 @@ def _emit_compressed(args) -> dict[str, Any]:
     out = Path(args.out or f"hls_{name}")
     index = emit_model(emit, target, out, seed=args.seed, overwrite=args.force)
     return {"project": str(out), "inputs": f"embeddings of token ids 1..{args.steps}", **index}
+
+
+def _check_layer_top_block(arch) -> None:
+    """The decoder-layer top (kernels/decoder_layer.hpp) and its golden compute the Llama block: RMSNorm,
+    SiLU-gated MLP, RoPE, no biases. Any other block is refused by name, never emitted with vectors that
+    leave its biases, LayerNorm or activation out."""
+    differs = [f"{what}={got!r} (the top has {want!r})" for what, got, want in (
+        ("norm", arch.norm.kind, "rmsnorm"), ("activation", arch.activation, "silu"), ("gated", arch.gated, True),
+        ("positions", arch.positions, "rope"), ("biases", list(arch.biased), []))
+        if got != want]
+    if differs:
+        raise LlmaccelError(f"hls emit --compressed: model family '{arch.family}' has {', '.join(differs)}; the "
+                            "decoder-layer top implements the llama block only (families llama, llama3, mistral; the HLS "
+                            "units have no LayerNorm, GELU/ReLU or bias yet, the ISA top neither)")
 
 
 def _run(args) -> dict[str, Any]:

@@ -97,3 +97,22 @@ def test_emit_force_replaces_only_our_own_project(tmp_path, capsys):
     rc, _, err = _emit(capsys, ["hls", "emit", "--kernel", "sfu_n1024_u1", "--out", str(theirs), "--force"])
     assert rc == 2 and "not an llmaccel HLS project" in err
     assert (theirs / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("family,named", [("gpt2", ["norm='layernorm'", "activation='gelu_tanh'", "gated=False",
+                                                     "positions='learned'", "biases=["]),
+                                          ("qwen2", ["biases=['q_proj', 'k_proj', 'v_proj']"])])
+def test_a_block_the_layer_top_does_not_compute_is_refused_by_name(family, named, tmp_path, capsys):
+    """GPT-2 (LayerNorm, GELU, biases, learned positions) and Qwen2 (q/k/v biases) are not the Llama block the
+    layer top and its golden compute: one error naming what differs, nothing written (Qwen2 used to be
+    emitted with vectors that left its biases out; GPT-2 ended in a KeyError)."""
+    from llmaccel.mapping.compress import compress_checkpoint
+    from llmaccel.mapping.recipe import get_recipe
+    from llmaccel.testing.tiny_checkpoints import build_tiny_checkpoint
+    ckpt = build_tiny_checkpoint(family, tmp_path / "ckpt", seed=0)
+    compress_checkpoint(ckpt, get_recipe("w8"), tmp_path / "w8")
+    out = tmp_path / "hls"
+    rc, stdout, err = _emit(capsys, ["hls", "emit", "--compressed", str(tmp_path / "w8"), "--out", str(out), "--json"])
+    msg = json.loads(stdout)["error"]
+    assert rc == 2 and f"model family '{family}'" in msg and all(n in msg for n in named), msg
+    assert not out.exists()
