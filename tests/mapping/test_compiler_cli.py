@@ -63,3 +63,34 @@ def test_compile_writes_a_verified_artifact(capsys, tmp_path):
     (out / "programs.bin").write_bytes(b"\0" * 16)
     with pytest.raises(ArtifactError, match="content hash"):
         read_manifest(out, "llmaccel.compiled_program", SCHEMA_VERSION)
+
+
+def test_compile_verify_proves_every_program_race_free_and_refuses_a_racy_one(capsys, tmp_path, monkeypatch):
+    """--verify runs the hazard checker on every compiled program before anything is written; a program with
+    a dropped slot token (injected into the compiler's output) is refused with the hazard named, and no
+    artifact appears."""
+    import dataclasses
+
+    from llmaccel.mapping.compiler import Compiler
+    from llmaccel.simulator import isa
+    argv = ["compile", "--model", "tiny", "--design", TINY, "--recipe", "w4-g128-rtn", "--max-len", "256",
+            "--no-storage-report", "--verify", "--json"]
+    rc, o = _run(capsys, argv + ["--out", str(tmp_path / "ok")])
+    assert rc == 0 and o["verified_race_free_programs"] == o["programs"] > 10
+
+    real = Compiler.compile_model
+
+    def racy(self, *a, **k):                    # the v_proj tile LD without its slot token
+        cm = real(self, *a, **k)
+        key = next(k for k, p in cm.programs.items() if p.phase == "decode")
+        prog = cm.programs[key]
+        st = prog.stream(0)
+        ins = isa.decode(st.words)
+        i = list(st.names).index("ld_v_proj[0].ch0")
+        ins[i] = dataclasses.replace(ins[i], wait=0)
+        cores = (dataclasses.replace(st, words=isa.encode(ins)),) + prog.cores[1:]
+        return dataclasses.replace(cm, programs={**cm.programs, key: dataclasses.replace(prog, cores=cores)})
+    monkeypatch.setattr(Compiler, "compile_model", racy)
+    rc, o = _run(capsys, argv + ["--out", str(tmp_path / "bad")])
+    assert rc == 2 and "write-after-read" in o["error"] and "ld_v_proj[0].ch0" in o["error"]
+    assert not (tmp_path / "bad").exists()
