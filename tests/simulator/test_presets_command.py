@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from llmaccel.cli import main
 from llmaccel.simulator.design import list_designs
 from llmaccel.simulator.specs import list_devices, list_models
@@ -23,6 +25,13 @@ def test_presets_json_lists_everything(capsys):
     assert designs["flightllm-u280"]["fits"] is True
     assert designs["flightllm-vhk158"]["fits"] is None  # VHK158 resource counts not found: not claimed to fit
     assert designs["flightllm-u280"]["resources"]["DSP"] > 0
+    # the peak is in the engine's own datatype, from the design's counts: 4 cores x 56 chains x 16 DSPs x 2
+    # INT8 MACs per DSP (AMD WP486's packing: two products share one operand) x 2 ops at 225 MHz;
+    # DFX-style FP16: 4 cores x 16 chains x 32 FP16 MAC units x 2 ops at 200 MHz, and no INT8 figure
+    assert designs["flightllm-u280"]["peak_TOPS"] == pytest.approx(4 * 56 * 16 * 2 * 2 * 225e6 / 1e12)
+    assert designs["flightllm-u280"]["peak_int8_TOPS"] == designs["flightllm-u280"]["peak_TOPS"]
+    assert designs["dfx-u280"]["mac_dtype"] == "fp16" and designs["dfx-u280"]["peak_int8_TOPS"] is None
+    assert designs["dfx-u280"]["peak_TOPS"] == pytest.approx(4 * 16 * 32 * 2 * 200e6 / 1e12)
 
 
 def test_presets_show_device_and_unknown(capsys):
