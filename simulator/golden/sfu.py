@@ -159,8 +159,6 @@ def rope_tables(positions: np.ndarray, head_dim: int, theta: float = 10000.0, sc
     same bits on every CPU. transformers' own FP32 tables carry its float32 pow and angle rounding
     and differ from these by up to ~|angle| * 2^-24 (docs/numerics.md section 4).
     """
-    if head_dim % 2:
-        raise ValueError(f"head_dim={head_dim} must be even for RoPE")
     rope_ = Rope(int(head_dim), float(theta), tuple(sorted((scaling or {}).items())), int(max_position_embeddings))
     return rope_.tables_fp32(np.asarray(positions))
 

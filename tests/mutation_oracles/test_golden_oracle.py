@@ -160,3 +160,22 @@ def test_rope_tables_refuse_an_odd_head_dim():
     with pytest.raises(ValueError, match="even"):
         rope_tables(np.arange(4), 7)
     assert rope_tables(np.arange(2), 2)[0].shape == (2, 2)
+
+
+def test_a_zero_activation_row_has_codes_zero_and_scale_exactly_one():
+    """Contract section 2: s_x = 1 where amax == 0 (not 0, which would divide by zero, nor any other value:
+    the scale is stored with K/V rows and multiplies partial sums)."""
+    from llmaccel.simulator.golden.linear import quantize_activation
+    x = np.zeros((3, 64), F32)
+    x[1, 5] = -2.5
+    q, s = quantize_activation(x)
+    assert q.dtype == np.int8 and not q[0].any() and not q[2].any() and q[1, 5] == -127
+    assert s[0] == F32(1.0) and s[2] == F32(1.0) and s[1] == F32(F32(2.5) / F32(127))
+
+
+def test_rope_tables_refuse_an_odd_head_dim():
+    from llmaccel.simulator.golden.sfu import rope_tables
+    with pytest.raises(ValueError, match="head_dim=5 must be even"):
+        rope_tables(np.arange(4), 5)
+    cos, sin = rope_tables(np.arange(4), 6)
+    assert cos.shape == sin.shape == (4, 6)

@@ -15,6 +15,7 @@ from llmaccel.mapping.compress import compress_checkpoint, load_compressed
 from llmaccel.mapping.recipe import Recipe, get_recipe, LayerRule
 from llmaccel.mapping.sim_api import build_compiler
 from llmaccel.mapping.sim_api import simulate_with
+from llmaccel.simulator import isa
 from llmaccel.simulator.functional import FunctionalError, ModelWeights
 from llmaccel.simulator.golden.attention import weighted_value_sum
 from llmaccel.simulator.functional_model import FunctionalModel
@@ -236,6 +237,31 @@ def _set(pred, **fields):
     def edit(core, pairs):
         return [(dataclasses.replace(ins, **fields) if pred(core, ins, name) else ins, name) for ins, name in pairs]
     return edit
+
+
+def test_an_ld_outside_every_placed_tensor_is_refused_by_name(w8_model):
+    """q_proj's first weight LD moved past every placed tensor, then to just before the end of its own
+    region so that the tile runs out of it: each is refused with what it addressed."""
+    cm, model, _ = w8_model
+    first = lambda c, ins, n: c == 0 and n.startswith("ld_q_proj[0]")
+    with pytest.raises(FunctionalError, match=r"HBM channel \d+ address \d+ is in no placed tensor"):
+        _decode_logits(cm, _edit(model, _set(first, src_addr_lines=(1 << 32) - 1)))
+    ld = next(ins for ins, n in zip(isa.decode(model.program("decode", 48, 1).stream(0).words),
+                                    model.program("decode", 48, 1).stream(0).names) if first(0, ins, n))
+    region = next(r for r in model.regions if r.channel0 <= ld.channel < r.channel0 + r.n_channels
+                  and r.addr <= ld.src_addr_lines * isa.LINE_BYTES < r.end)
+    last_line = region.end // isa.LINE_BYTES - 1
+    with pytest.raises(FunctionalError, match=r"leaves tensor '.*' \[\d+, \d+\) in channel"):
+        _decode_logits(cm, _edit(model, _set(first, src_addr_lines=last_line)))
+
+
+def test_a_step_reports_the_programs_it_launched(w8_model):
+    """One layer program per layer and the head, per decode step; a prompt in one prefill chunk likewise."""
+    cm, model, _ = w8_model
+    fm = FunctionalModel(model, ModelWeights.from_compressed(cm))
+    layers = cm.shape.num_layers
+    assert fm.prefill(PROMPT).programs == layers + 1 and fm.length == len(PROMPT)
+    assert fm.decode(11).programs == layers + 1 and fm.length == len(PROMPT) + 1    # the next position
 
 
 def test_unchanged_program_gives_the_same_logits(w8_model):
