@@ -259,6 +259,20 @@ class ReferenceModel:
         cache = self.new_cache(max_len)
         return self.forward(torch.as_tensor(ids, dtype=torch.long), cache), cache
 
+    def greedy_with_logits(self, prompt: list[int], max_new_tokens: int) -> tuple[list[int], list[np.ndarray]]:
+        """Greedy tokens and the FP32 logits each was taken from (ties to the lowest id, as argmax): what a
+        run's tokens and per-step logits are checked against."""
+        toks: list[int] = []
+        rows: list[np.ndarray] = []
+        with torch.no_grad():
+            logits, cache = self.prefill([int(t) for t in prompt], len(prompt) + max_new_tokens)
+            for i in range(max_new_tokens):
+                rows.append(logits[-1].float().cpu().numpy().copy())
+                toks.append(int(np.argmax(rows[-1])))
+                if i < max_new_tokens - 1:
+                    logits = self.forward(torch.tensor([toks[-1]]), cache)
+        return toks, rows
+
     def generate_greedy(self, prompt: list[int], max_new_tokens: int) -> Iterator[int]:
         """Stream greedy tokens (ties go to the lowest id, as torch.argmax does)."""
         logits, cache = self.prefill(prompt, len(prompt) + max_new_tokens)

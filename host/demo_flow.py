@@ -75,7 +75,7 @@ def check_against_reference(cm: CompressedModel, prompt_ids: Sequence[int], gene
     threads = torch.get_num_threads()
     torch.set_num_threads(1)      # tiny matrices: one thread is faster than two contending ones
     try:
-        ref_tokens, ref_logits = _reference(ref, [int(t) for t in prompt_ids], len(generated))
+        ref_tokens, ref_logits = ref.greedy_with_logits([int(t) for t in prompt_ids], len(generated))
     finally:
         torch.set_num_threads(threads)
     n = min(len(step_logits), len(ref_logits))
@@ -84,17 +84,3 @@ def check_against_reference(cm: CompressedModel, prompt_ids: Sequence[int], gene
     return {"reference_token_ids": ref_tokens, "tokens_match_reference": list(generated) == ref_tokens,
             "max_abs_logit_diff": max(diffs) if diffs else 0.0, "max_rel_logit_diff": max(rel) if rel else 0.0,
             "reference_reductions": reductions}
-
-
-def _reference(ref: Any, ids: list[int], max_new_tokens: int) -> tuple[list[int], list[np.ndarray]]:
-    """Greedy tokens and per-step logits of the PyTorch reference (ties to the lowest id, as argmax)."""
-    import torch
-    toks, rows = [], []
-    with torch.no_grad():
-        logits, cache = ref.prefill(ids, len(ids) + max_new_tokens)
-        for i in range(max_new_tokens):
-            rows.append(logits[-1].float().cpu().numpy())
-            toks.append(int(np.argmax(rows[-1])))
-            if i < max_new_tokens - 1:
-                logits = ref.forward(torch.tensor([toks[-1]]), cache)
-    return toks, rows

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from llmaccel.gpu_baseline.reference import ReferenceModel
 from llmaccel.host.artifact import compile_artifact
@@ -51,15 +50,7 @@ def compressed(tmp_path_factory):
 
 def _reference(cm, n):
     ref = ReferenceModel.from_compressed(cm, reductions="sequential")     # the units' reduction order
-    logits, cache = ref.prefill(PROMPT, len(PROMPT) + n)
-    rows, toks = [], []
-    with torch.no_grad():
-        for i in range(n):
-            rows.append(logits[-1].numpy().copy())
-            toks.append(int(np.argmax(rows[-1])))
-            if i < n - 1:
-                logits = ref.forward(torch.tensor([toks[-1]]), cache)
-    return toks, rows
+    return ref.greedy_with_logits(PROMPT, n)
 
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from llmaccel.gpu_baseline.reference import ReferenceModel
 from llmaccel.mapping.compress import compress_checkpoint, load_compressed
@@ -110,16 +109,7 @@ def test_weighted_value_sum_is_the_golden_attention_bit_for_bit():
 def _reference_greedy(cm, prompt, n, reductions="sequential"):
     """The reference's greedy rows; by default in the units' reduction order, where it equals the engine
     bit for bit (gpu_baseline.reference, docs/numerics.md section 5)."""
-    ref = ReferenceModel.from_compressed(cm, reductions=reductions)
-    logits, cache = ref.prefill(prompt, len(prompt) + n)
-    rows, toks = [], []
-    with torch.no_grad():
-        for i in range(n):
-            rows.append(logits[-1].numpy().copy())
-            toks.append(int(np.argmax(rows[-1])))
-            if i < n - 1:
-                logits = ref.forward(torch.tensor([toks[-1]]), cache)
-    return toks, rows
+    return ReferenceModel.from_compressed(cm, reductions=reductions).greedy_with_logits(prompt, n)
 
 
 def _engine_greedy(fm, prompt, n):
